@@ -1,0 +1,497 @@
+//! The built-in `LD_*` commands of the engine: tests, nested actions, sleeping,
+//! summaries, records and the built-in target server.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::{ActionError, Args, Command, Executor, read_json_file};
+use crate::engine::{Progress, TestPlan, WaitTime, run_test};
+use crate::stats::render_table;
+use crate::target::TargetServer;
+use crate::task::parse_tasks;
+
+/// Argument structs that can check themselves beyond their types.
+trait CheckArgs {
+    fn check(&self) -> Result<(), ActionError> {
+        Ok(())
+    }
+}
+
+/// A command whose arguments parse into `A`, with `params` naming positional ones.
+struct Typed<A, F> {
+    params: &'static [&'static str],
+    run: F,
+    _args: PhantomData<fn() -> A>,
+}
+
+impl<A, F> Command for Typed<A, F>
+where
+    A: DeserializeOwned + CheckArgs,
+    F: Fn(&mut Executor, A) -> Result<Value, ActionError> + Send + Sync,
+{
+    fn validate(&self, args: &Args) -> Result<(), ActionError> {
+        args.parse::<A>(self.params)?.check()
+    }
+
+    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
+        let args = args.parse::<A>(self.params)?;
+        args.check()?;
+        (self.run)(executor, args)
+    }
+}
+
+fn typed<A, F>(params: &'static [&'static str], run: F) -> Typed<A, F>
+where
+    A: DeserializeOwned + CheckArgs,
+    F: Fn(&mut Executor, A) -> Result<Value, ActionError> + Send + Sync,
+{
+    Typed {
+        params,
+        run,
+        _args: PhantomData,
+    }
+}
+
+/// No arguments at all.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+impl CheckArgs for NoArgs {}
+
+pub(super) fn register_builtins(executor: &mut Executor) {
+    executor.add_command("LD_start_test", StartTest);
+    executor.add_command(
+        "LD_execute_action",
+        typed(&["action_list"], |ex, a: ExecuteAction| {
+            ex.nested(|ex| {
+                let records = ex.execute_document(&a.action_list, "<LD_execute_action>");
+                records_value(&records)
+            })
+        }),
+    );
+    executor.add_command(
+        "LD_execute_files",
+        typed(&["execute_files_list"], |ex, a: ExecuteFiles| {
+            ex.nested(|ex| {
+                let results: Vec<Value> = a
+                    .execute_files_list
+                    .iter()
+                    .map(|path| records_value(&ex.execute_file(path)))
+                    .collect();
+                Value::Array(results)
+            })
+        }),
+    );
+    executor.add_command("LD_sleep", typed(&["seconds"], sleep));
+    executor.add_command(
+        "LD_summary",
+        typed(&[], |ex, _: NoArgs| {
+            serde_json::to_value(ex.summary()).map_err(|e| ActionError::Failed(e.to_string()))
+        }),
+    );
+    executor.add_command(
+        "LD_generate_summary_report",
+        typed(&["report_name"], generate_summary_report),
+    );
+    executor.add_command(
+        "LD_clear_records",
+        typed(&[], |ex, _: NoArgs| {
+            ex.stats().clear();
+            Ok(json!({"status": "cleared"}))
+        }),
+    );
+    executor.add_command(
+        "LD_start_target_server",
+        typed(&["addr"], start_target_server),
+    );
+    executor.add_command(
+        "LD_stop_target_server",
+        typed(&[], |ex, _: NoArgs| {
+            let stopped = match ex.target.take() {
+                Some(target) => {
+                    let addr = target.addr();
+                    ex.runtime.block_on(target.stop());
+                    Some(addr.to_string())
+                }
+                None => None,
+            };
+            Ok(json!({"stopped": stopped}))
+        }),
+    );
+}
+
+fn records_value(records: &[super::ActionRecord]) -> Value {
+    Value::Array(
+        records
+            .iter()
+            .map(|r| match &r.result {
+                Ok(value) => json!({"command": r.command, "result": value}),
+                Err(failure) => json!({"command": r.command, "error": failure.error.to_string()}),
+            })
+            .collect(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecuteAction {
+    action_list: Value,
+}
+impl CheckArgs for ExecuteAction {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecuteFiles {
+    execute_files_list: Vec<PathBuf>,
+}
+impl CheckArgs for ExecuteFiles {
+    fn check(&self) -> Result<(), ActionError> {
+        for (i, path) in self.execute_files_list.iter().enumerate() {
+            read_json_file(path).map_err(|e| {
+                ActionError::argument(format!("execute_files_list[{i}]"), e.to_string())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sleep {
+    seconds: f64,
+}
+impl CheckArgs for Sleep {
+    fn check(&self) -> Result<(), ActionError> {
+        if self.seconds >= 0.0 && self.seconds.is_finite() && self.seconds < 1e9 {
+            Ok(())
+        } else {
+            Err(ActionError::argument(
+                "seconds",
+                format!("expected a number of seconds >= 0, got {}", self.seconds),
+            ))
+        }
+    }
+}
+
+fn sleep(executor: &mut Executor, args: Sleep) -> Result<Value, ActionError> {
+    let interrupt = executor.interrupt_token();
+    if interrupt.is_cancelled() {
+        return Err(ActionError::Interrupted);
+    }
+    let slept = executor.runtime().block_on(async {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(args.seconds)) => true,
+            _ = interrupt.cancelled() => false,
+        }
+    });
+    if slept {
+        Ok(json!({"slept_s": args.seconds}))
+    } else {
+        Err(ActionError::Interrupted)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SummaryReport {
+    #[serde(default = "default_report_name")]
+    report_name: String,
+}
+impl CheckArgs for SummaryReport {}
+
+fn default_report_name() -> String {
+    "loaddensity-summary".into()
+}
+
+fn generate_summary_report(
+    executor: &mut Executor,
+    args: SummaryReport,
+) -> Result<Value, ActionError> {
+    let path = format!("{}.json", args.report_name);
+    let text = serde_json::to_string_pretty(&executor.summary())
+        .map_err(|e| ActionError::Failed(e.to_string()))?;
+    std::fs::write(&path, text + "\n")
+        .map_err(|e| ActionError::Failed(format!("cannot write {path}: {e}")))?;
+    Ok(Value::String(path))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartTarget {
+    #[serde(default = "default_target_addr")]
+    addr: String,
+}
+
+fn default_target_addr() -> String {
+    "127.0.0.1:8080".into()
+}
+
+impl StartTarget {
+    fn socket_addr(&self) -> Result<SocketAddr, ActionError> {
+        self.addr.parse().map_err(|_| {
+            ActionError::argument("addr", format!("`{}` is not an IP:PORT address", self.addr))
+        })
+    }
+}
+impl CheckArgs for StartTarget {
+    fn check(&self) -> Result<(), ActionError> {
+        self.socket_addr().map(|_| ())
+    }
+}
+
+fn start_target_server(executor: &mut Executor, args: StartTarget) -> Result<Value, ActionError> {
+    if let Some(running) = &executor.target {
+        return Ok(json!({"addr": running.addr().to_string(), "already_running": true}));
+    }
+    let addr = args.socket_addr()?;
+    let server = executor
+        .runtime()
+        .block_on(TargetServer::start(addr))
+        .map_err(|e| ActionError::Failed(format!("cannot bind {addr}: {e}")))?;
+    let bound = server.addr().to_string();
+    executor.target = Some(server);
+    Ok(json!({"addr": bound}))
+}
+
+/// `LD_start_test`, with LoadDensity's argument names.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartTestArgs {
+    #[serde(default)]
+    user_detail_dict: Option<UserDetail>,
+    #[serde(default = "default_user_count")]
+    user_count: u32,
+    #[serde(default = "default_spawn_rate")]
+    spawn_rate: f64,
+    #[serde(default = "default_test_time")]
+    test_time: Option<f64>,
+    tasks: Value,
+    #[serde(default)]
+    wait_time: Option<Value>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    web_ui_dict: Option<Value>,
+    #[serde(default)]
+    runner_mode: Option<String>,
+    #[serde(default)]
+    master_bind_host: Option<Value>,
+    #[serde(default)]
+    master_bind_port: Option<Value>,
+    #[serde(default)]
+    master_host: Option<Value>,
+    #[serde(default)]
+    master_port: Option<Value>,
+    #[serde(default)]
+    expected_workers: Option<Value>,
+    #[serde(default)]
+    variables: Option<Value>,
+    #[serde(default)]
+    csv_sources: Option<Value>,
+    #[serde(default)]
+    load_shape: Option<Value>,
+    #[serde(default)]
+    shape_config: Option<Value>,
+    #[serde(default)]
+    arrival_rate: Option<Value>,
+}
+
+const START_TEST_PARAMS: &[&str] = &[
+    "user_detail_dict",
+    "user_count",
+    "spawn_rate",
+    "test_time",
+    "web_ui_dict",
+    "runner_mode",
+    "master_bind_host",
+    "master_bind_port",
+    "master_host",
+    "master_port",
+    "expected_workers",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserDetail {
+    #[serde(default = "default_user")]
+    user: String,
+}
+
+fn default_user() -> String {
+    "fast_http_user".into()
+}
+fn default_user_count() -> u32 {
+    50
+}
+fn default_spawn_rate() -> f64 {
+    10.0
+}
+#[allow(clippy::unnecessary_wraps)]
+fn default_test_time() -> Option<f64> {
+    Some(60.0)
+}
+
+const UNSUPPORTED_USERS: &[&str] = &["websocket_user", "grpc_user", "mqtt_user", "socket_user"];
+
+impl StartTestArgs {
+    fn plan(&self) -> Result<TestPlan, ActionError> {
+        let user = self
+            .user_detail_dict
+            .as_ref()
+            .map_or("fast_http_user", |u| u.user.as_str());
+        match user {
+            "fast_http_user" | "http_user" => {}
+            u if UNSUPPORTED_USERS.contains(&u) => {
+                return Err(ActionError::NotSupported(format!(
+                    "user type `{u}` (user_detail_dict.user); use fast_http_user or http_user"
+                )));
+            }
+            other => {
+                return Err(ActionError::argument(
+                    "user_detail_dict.user",
+                    format!("unknown user type `{other}`; expected fast_http_user or http_user"),
+                ));
+            }
+        }
+        if self.web_ui_dict.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(ActionError::NotSupported(
+                "`web_ui_dict` (the Locust web UI); watch the run in Prometheus, InfluxDB or OpenTelemetry instead".into(),
+            ));
+        }
+        match self.runner_mode.as_deref() {
+            None | Some("local") => {}
+            Some(mode @ ("master" | "worker")) => {
+                return Err(ActionError::NotSupported(format!(
+                    "`runner_mode: {mode}`; run independent instances, each with its own share of the load, and aggregate in the metric backend"
+                )));
+            }
+            Some(other) => {
+                return Err(ActionError::argument(
+                    "runner_mode",
+                    format!("unknown mode `{other}`; expected local"),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("master_bind_host", &self.master_bind_host),
+            ("master_bind_port", &self.master_bind_port),
+            ("master_host", &self.master_host),
+            ("master_port", &self.master_port),
+            ("expected_workers", &self.expected_workers),
+        ] {
+            if value.is_some() {
+                return Err(ActionError::NotSupported(format!(
+                    "`{field}` (distributed master/worker mode)"
+                )));
+            }
+        }
+        for (field, value, issue) in [
+            ("variables", &self.variables, "the parameter resolver"),
+            ("csv_sources", &self.csv_sources, "the parameter resolver"),
+            ("load_shape", &self.load_shape, "load shapes"),
+            ("shape_config", &self.shape_config, "load shapes"),
+            ("arrival_rate", &self.arrival_rate, "the open model"),
+        ] {
+            if value.is_some() {
+                return Err(ActionError::NotSupported(format!(
+                    "`{field}` (it comes with {issue})"
+                )));
+            }
+        }
+        if self.user_count == 0 {
+            return Err(ActionError::argument(
+                "user_count",
+                "expected at least 1 user",
+            ));
+        }
+        if !(self.spawn_rate > 0.0 && self.spawn_rate.is_finite()) {
+            return Err(ActionError::argument(
+                "spawn_rate",
+                format!(
+                    "expected a positive number of users per second, got {}",
+                    self.spawn_rate
+                ),
+            ));
+        }
+        let test_time = match self.test_time {
+            None => None,
+            Some(t) if t > 0.0 && t.is_finite() && t < 1e9 => Some(Duration::from_secs_f64(t)),
+            Some(t) => {
+                return Err(ActionError::argument(
+                    "test_time",
+                    format!("expected a positive number of seconds or null, got {t}"),
+                ));
+            }
+        };
+        let wait = match &self.wait_time {
+            None | Some(Value::Null) => WaitTime::default(),
+            Some(value) => {
+                WaitTime::from_json(value).map_err(|m| ActionError::argument("wait_time", m))?
+            }
+        };
+        let host = match &self.host {
+            None => None,
+            Some(text) => Some(Url::parse(text).map_err(|e| {
+                ActionError::argument("host", format!("`{text}` is not a URL: {e}"))
+            })?),
+        };
+        let tasks = parse_tasks(&self.tasks, host.as_ref())?;
+        Ok(TestPlan {
+            users: self.user_count,
+            spawn_rate: self.spawn_rate,
+            test_time,
+            wait,
+            tasks,
+        })
+    }
+}
+
+struct StartTest;
+
+impl Command for StartTest {
+    fn validate(&self, args: &Args) -> Result<(), ActionError> {
+        args.parse::<StartTestArgs>(START_TEST_PARAMS)?
+            .plan()
+            .map(|_| ())
+    }
+
+    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
+        let plan = args.parse::<StartTestArgs>(START_TEST_PARAMS)?.plan()?;
+        let interrupt = executor.interrupt_token();
+        if interrupt.is_cancelled() {
+            return Err(ActionError::Interrupted);
+        }
+        let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
+        let progress = executor
+            .options
+            .progress
+            .then(|| Progress::new(executor.stats().clone()));
+        let listeners = executor.listeners().clone();
+        let (before, _) = executor.stats().counts();
+        let report = executor
+            .runtime()
+            .block_on(run_test(plan, listeners, interrupt, progress));
+        executor.stats().add_duration(report.duration);
+        let snapshot = executor.stats().snapshot();
+        let table = render_table(&snapshot);
+        executor.write_output(&table);
+        let (after, failures) = executor.stats().counts();
+        Ok(json!({
+            "user_count": users,
+            "spawn_rate": spawn_rate,
+            "test_time": test_time.map(|t| t.as_secs_f64()),
+            "users_started": report.users_started,
+            "duration_s": report.duration.as_secs_f64(),
+            "requests": after - before,
+            "failures_total": failures,
+            "interrupted": report.interrupted,
+        }))
+    }
+}

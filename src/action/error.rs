@@ -1,0 +1,103 @@
+//! Errors of action scripts: a whole document that cannot be read, or one action
+//! that failed (located by file, index and command).
+
+use crate::task::TaskError;
+
+/// A document that cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The text is not valid JSON.
+    #[error("{path}: line {line}, column {column}: malformed JSON: {message}")]
+    Json {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// Valid JSON, but not an action document.
+    #[error("{path}: {message}")]
+    Shape {
+        /// The file.
+        path: String,
+        /// What was expected.
+        message: String,
+    },
+}
+
+/// Why one action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The action is not `["NAME"]`, `["NAME", {kwargs}]` or `["NAME", [args]]`.
+    #[error("malformed action: {0}")]
+    Malformed(String),
+    /// No command has that name.
+    #[error("unknown command `{0}`")]
+    UnknownCommand(String),
+    /// An argument is missing, unknown or of the wrong type.
+    #[error("{}", argument_text(field, message))]
+    Argument {
+        /// The argument's path, e.g. `user_detail_dict.user` (empty for the whole set).
+        field: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A task in `tasks` is invalid.
+    #[error("{0}")]
+    Task(#[from] TaskError),
+    /// A LoadDensity feature this build does not implement.
+    #[error("{0} is not supported yet")]
+    NotSupported(String),
+    /// The action was skipped because the run was interrupted (Ctrl-C).
+    #[error("skipped: the run was interrupted")]
+    Interrupted,
+    /// The command ran and failed.
+    #[error("{0}")]
+    Failed(String),
+    /// Nested actions (`LD_execute_action`, `LD_execute_files`) nested too deep.
+    #[error("actions nested deeper than {0} levels")]
+    TooDeep(usize),
+}
+
+fn argument_text(field: &str, message: &str) -> String {
+    if field.is_empty() || field == "." {
+        message.to_string()
+    } else {
+        format!("field `{field}`: {message}")
+    }
+}
+
+impl ActionError {
+    /// An argument error for `field`.
+    pub fn argument(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ActionError::Argument {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A failed action, with where it stands.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: action[{index}] ({command}): {error}")]
+pub struct ActionFailure {
+    /// The file (or `<stdin>`, `<LD_execute_action>`).
+    pub source_name: String,
+    /// 0-based index in the document's action list.
+    pub index: usize,
+    /// The command name, or `?` when it could not be read.
+    pub command: String,
+    /// What went wrong.
+    pub error: ActionError,
+}

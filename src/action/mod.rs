@@ -1,0 +1,309 @@
+//! The action executor: runs LoadDensity action documents against an open registry
+//! of `LD_*` commands (library users add their own with [`Executor::add_command`]).
+
+mod args;
+mod commands;
+mod document;
+mod error;
+
+pub use args::Args;
+pub use document::{Action, actions, parse_json, read_json_file};
+pub use error::{ActionError, ActionFailure, DocumentError};
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::listener::{ListenerRegistry, request_event};
+use crate::stats::{StatsRecorder, Summary};
+use crate::target::TargetServer;
+
+/// How deep `LD_execute_action` / `LD_execute_files` may nest.
+pub const MAX_DEPTH: usize = 16;
+
+/// A command the executor can run.
+pub trait Command: Send + Sync {
+    /// Checks the arguments without side effects, for `loaddensity validate`.
+    fn validate(&self, args: &Args) -> Result<(), ActionError> {
+        let _ = args;
+        Ok(())
+    }
+
+    /// Runs the command and returns its result.
+    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError>;
+}
+
+impl<F> Command for F
+where
+    F: Fn(&mut Executor, Args) -> Result<Value, ActionError> + Send + Sync,
+{
+    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
+        self(executor, args)
+    }
+}
+
+/// Settings of an [`Executor`].
+#[derive(Debug, Clone, Default)]
+pub struct ExecutorOptions {
+    /// Worker threads of the runtime; `None` uses every core this process may run on.
+    pub threads: Option<usize>,
+    /// Print a status line every 2 s while a test runs.
+    pub progress: bool,
+}
+
+/// The result of one action.
+#[derive(Debug)]
+pub struct ActionRecord {
+    /// The command, or `?` when unreadable.
+    pub command: String,
+    /// What it returned, or why it failed.
+    pub result: Result<Value, ActionFailure>,
+}
+
+/// Runs action documents. Holds the runtime, the statistics and the state that
+/// actions share (the built-in target server, the sinks).
+pub struct Executor {
+    commands: BTreeMap<String, Arc<dyn Command>>,
+    runtime: tokio::runtime::Runtime,
+    listeners: Arc<ListenerRegistry>,
+    stats: Arc<StatsRecorder>,
+    interrupt: CancellationToken,
+    options: ExecutorOptions,
+    target: Option<TargetServer>,
+    sink_reports: BTreeMap<String, Box<dyn Fn() -> Value + Send + Sync>>,
+    output: Box<dyn Write + Send>,
+    failures: usize,
+    depth: usize,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("commands", &self.commands.keys().collect::<Vec<_>>())
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    /// An executor with the built-in commands, firing into the process-wide request
+    /// event ([`request_event`]), with statistics attached to it.
+    pub fn new(options: ExecutorOptions) -> std::io::Result<Self> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(threads) = options.threads {
+            builder.worker_threads(threads.max(1));
+        }
+        let runtime = builder.enable_all().build()?;
+        let listeners = request_event().clone();
+        let stats = Arc::new(StatsRecorder::default());
+        listeners.add(stats.clone());
+        let mut executor = Self {
+            commands: BTreeMap::new(),
+            runtime,
+            listeners,
+            stats,
+            interrupt: CancellationToken::new(),
+            options,
+            target: None,
+            sink_reports: BTreeMap::new(),
+            output: Box::new(std::io::stdout()),
+            failures: 0,
+            depth: 0,
+        };
+        commands::register_builtins(&mut executor);
+        Ok(executor)
+    }
+
+    /// Adds or replaces a command (LoadDensity's `add_command_to_executor`).
+    pub fn add_command(&mut self, name: impl Into<String>, command: impl Command + 'static) {
+        self.commands.insert(name.into(), Arc::new(command));
+    }
+
+    /// The registered command names.
+    pub fn command_names(&self) -> impl Iterator<Item = &str> {
+        self.commands.keys().map(String::as_str)
+    }
+
+    /// Where human-readable output (the statistics table) goes; stdout by default.
+    pub fn set_output(&mut self, output: Box<dyn Write + Send>) {
+        self.output = output;
+    }
+
+    /// Cancelling this token stops a running test gracefully and skips later long
+    /// actions (tests, sleeps); reports are still written. Wire it to Ctrl-C.
+    pub fn interrupt_token(&self) -> CancellationToken {
+        self.interrupt.clone()
+    }
+
+    /// The runtime the executor runs tests on.
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// The request event this executor's tests fire.
+    pub fn listeners(&self) -> &Arc<ListenerRegistry> {
+        &self.listeners
+    }
+
+    /// The statistics of every request since start or `LD_clear_records`.
+    pub fn stats(&self) -> &Arc<StatsRecorder> {
+        &self.stats
+    }
+
+    /// Registers a sink's counters for the summary's `sinks` section.
+    pub fn set_sink_report(
+        &mut self,
+        name: &str,
+        report: Option<Box<dyn Fn() -> Value + Send + Sync>>,
+    ) {
+        match report {
+            Some(report) => self.sink_reports.insert(name.to_string(), report),
+            None => self.sink_reports.remove(name),
+        };
+    }
+
+    /// The summary of every request recorded so far.
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::from_snapshot(&self.stats.snapshot());
+        for (name, report) in &self.sink_reports {
+            summary.sinks.insert(name.clone(), report());
+        }
+        summary
+    }
+
+    /// Number of actions that failed so far.
+    pub fn failures(&self) -> usize {
+        self.failures
+    }
+
+    /// Writes human-readable output; errors writing it are ignored.
+    pub fn write_output(&mut self, text: &str) {
+        let _ = self.output.write_all(text.as_bytes());
+        let _ = self.output.flush();
+    }
+
+    /// Runs every action of a document in order. A failing action is reported (on
+    /// stderr) and the next ones still run.
+    pub fn execute_document(&mut self, document: &Value, source_name: &str) -> Vec<ActionRecord> {
+        let actions = match actions(document, source_name) {
+            Ok(actions) => actions,
+            Err(error) => {
+                self.report_document_error(&error);
+                return Vec::new();
+            }
+        };
+        let mut records = Vec::with_capacity(actions.len());
+        for (index, action) in actions.into_iter().enumerate() {
+            let (command, result) = match action {
+                Ok(action) => {
+                    let result = self.run_action(&action);
+                    (action.command, result)
+                }
+                Err(error) => ("?".to_string(), Err(error)),
+            };
+            let result = result.map_err(|error| ActionFailure {
+                source_name: source_name.to_string(),
+                index,
+                command: command.clone(),
+                error,
+            });
+            if let Err(failure) = &result {
+                self.failures += 1;
+                eprintln_failure(failure);
+            }
+            records.push(ActionRecord { command, result });
+        }
+        records
+    }
+
+    /// Reads a file and runs it (see [`Executor::execute_document`]).
+    pub fn execute_file(&mut self, path: &Path) -> Vec<ActionRecord> {
+        match read_json_file(path) {
+            Ok(document) => self.execute_document(&document, &path.display().to_string()),
+            Err(error) => {
+                self.report_document_error(&error);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Checks a document without running anything: the document's shape, each
+    /// command's name and its arguments.
+    pub fn validate_document(
+        &self,
+        document: &Value,
+        source_name: &str,
+    ) -> Result<Vec<ActionFailure>, DocumentError> {
+        let mut failures = Vec::new();
+        for (index, action) in actions(document, source_name)?.into_iter().enumerate() {
+            let (command, result) = match action {
+                Ok(action) => {
+                    let result = match self.commands.get(&action.command) {
+                        Some(command) => command.validate(&action.args),
+                        None => Err(ActionError::UnknownCommand(action.command.clone())),
+                    };
+                    (action.command, result)
+                }
+                Err(error) => ("?".to_string(), Err(error)),
+            };
+            if let Err(error) = result {
+                failures.push(ActionFailure {
+                    source_name: source_name.to_string(),
+                    index,
+                    command,
+                    error,
+                });
+            }
+        }
+        Ok(failures)
+    }
+
+    fn report_document_error(&mut self, error: &DocumentError) {
+        self.failures += 1;
+        eprintln_text(&format!("error: {error}"));
+    }
+
+    fn run_action(&mut self, action: &Action) -> Result<Value, ActionError> {
+        let command = self
+            .commands
+            .get(&action.command)
+            .cloned()
+            .ok_or_else(|| ActionError::UnknownCommand(action.command.clone()))?;
+        command.run(self, action.args.clone())
+    }
+
+    /// Runs nested actions one level deeper (`LD_execute_action`, `LD_execute_files`).
+    pub(crate) fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Executor) -> T,
+    ) -> Result<T, ActionError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ActionError::TooDeep(MAX_DEPTH));
+        }
+        self.depth += 1;
+        let result = f(self);
+        self.depth -= 1;
+        Ok(result)
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        if let Some(target) = self.target.take() {
+            self.runtime.block_on(target.stop());
+        }
+    }
+}
+
+fn eprintln_failure(failure: &ActionFailure) {
+    eprintln_text(&format!("error: {failure}"));
+}
+
+fn eprintln_text(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{text}");
+}

@@ -1,0 +1,129 @@
+//! Command-line flags (clap).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  loaddensity run examples/quickstart.json          run an action script
+  loaddensity run scripts/ --summary-json out.json  run every .json of a directory
+  cat test.json | loaddensity run -                 read the script from stdin
+  loaddensity validate test.json                    check a script, send nothing
+  loaddensity bench http://127.0.0.1:8080/ -u 32 -d 10s
+  loaddensity target --addr 127.0.0.1:8080          serve the built-in target";
+
+/// A fast load tester driven by LoadDensity-compatible JSON action scripts.
+#[derive(Debug, Parser)]
+#[command(name = "loaddensity", version, after_help = EXAMPLES)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+    /// Worker threads (default: every core this process may use).
+    #[arg(long, global = true)]
+    pub(crate) threads: Option<usize>,
+    /// Print the status line even when stderr is not a terminal.
+    #[arg(long, global = true)]
+    pub(crate) progress: bool,
+    /// Never print the status line.
+    #[arg(long, short, global = true)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run an action script: a file, every .json of a directory (sorted), or - for stdin.
+    Run {
+        /// FILE, DIR or -.
+        path: String,
+        /// Write the summary (LoadDensity's schema) to this file at the end.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+    },
+    /// Check a script without sending any request.
+    Validate {
+        /// FILE, DIR or -.
+        path: String,
+    },
+    /// Ad-hoc test of one URL with no think time (like oha or wrk).
+    Bench(BenchArgs),
+    /// Serve the built-in target: /, /json, /bytes/N, /delay/MS, /status/CODE.
+    Target {
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+}
+
+/// Flags of `loaddensity bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// The URL to load.
+    pub(crate) url: String,
+    /// Concurrent users (connections).
+    #[arg(short = 'u', long, default_value_t = 32)]
+    pub(crate) users: u32,
+    /// Duration, e.g. 10s, 1m, 500ms.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) duration: Duration,
+    /// HTTP method.
+    #[arg(short = 'm', long, default_value = "GET")]
+    pub(crate) method: String,
+    /// A header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub(crate) headers: Vec<String>,
+    /// Request body.
+    #[arg(short = 'b', long)]
+    pub(crate) body: Option<String>,
+    /// Per-request timeout.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+    /// Write the summary to this file at the end.
+    #[arg(long)]
+    pub(crate) summary_json: Option<PathBuf>,
+}
+
+/// `10s`, `1m`, `500ms`, `1h` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a duration such as 10s, 1m or 500ms"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}`; use ms, s, m or h"
+            ));
+        }
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(format!("`{text}`: expected a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+}

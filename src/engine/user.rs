@@ -1,0 +1,73 @@
+//! One virtual user: a task that loops over the scenario with its own connection.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio_util::sync::CancellationToken;
+
+use super::RunShared;
+use crate::event::{Outcome, RequestEvent};
+use crate::http::Session;
+
+/// Runs one user until `stop` is cancelled. A request in flight when the stop comes
+/// is finished and reported.
+pub(super) async fn run_user(shared: Arc<RunShared>, stop: CancellationToken) {
+    shared.active_users.fetch_add(1, Ordering::Relaxed);
+    let mut session = Session::new(shared.tls.clone());
+    let mut rng = SmallRng::from_entropy();
+    'iterations: while !stop.is_cancelled() {
+        let iteration_start = Instant::now();
+        for task in &shared.plan.tasks {
+            if stop.is_cancelled() {
+                break 'iterations;
+            }
+            let start = Instant::now();
+            let result = session.execute(task).await;
+            let response_time = start.elapsed();
+            let start_time: SystemTime = shared.wall_clock_at(start);
+            let failure_text;
+            let (status, response_length, outcome) = match &result {
+                Ok(response) if response.status.as_u16() < 400 => (
+                    Some(response.status.as_u16()),
+                    response.body_len,
+                    Outcome::Success,
+                ),
+                Ok(response) => {
+                    failure_text = format!(
+                        "HTTP {} {}",
+                        response.status.as_u16(),
+                        response.status.canonical_reason().unwrap_or("")
+                    );
+                    (
+                        Some(response.status.as_u16()),
+                        response.body_len,
+                        Outcome::Failure(failure_text.trim_end()),
+                    )
+                }
+                Err(error) => {
+                    failure_text = error.to_string();
+                    (None, 0, Outcome::Failure(&failure_text))
+                }
+            };
+            shared.listeners.fire(&RequestEvent {
+                endpoint: &task.endpoint,
+                start_time,
+                response_time,
+                response_length,
+                status,
+                outcome,
+            });
+        }
+        let pause = shared.plan.wait.delay(&mut rng, iteration_start.elapsed());
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.cancelled() => break,
+            }
+        }
+    }
+    shared.active_users.fetch_sub(1, Ordering::Relaxed);
+}

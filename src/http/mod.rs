@@ -1,0 +1,76 @@
+//! The HTTP client of a virtual user: one keep-alive connection per origin, HTTP/1.1,
+//! or HTTP/2 when TLS negotiates it by ALPN, over rustls.
+//!
+//! Each user drives its own connection inside its own task (no spawned connection
+//! task, so no cross-task wake-up per request): see [`drive`].
+
+mod session;
+mod tls;
+
+pub use session::{RequestError, Response, Session};
+pub use tls::TlsConnectors;
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Uri};
+use url::Url;
+
+/// Scheme, host and port: what one connection can serve.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// True for `https`.
+    pub https: bool,
+    /// Host name or IP literal (without brackets).
+    pub host: Arc<str>,
+    /// Port.
+    pub port: u16,
+}
+
+/// Where a request goes, in the forms the client needs, computed once.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The connection it needs.
+    pub origin: Origin,
+    /// `/path?query`, for HTTP/1.1 request lines.
+    pub origin_form: Uri,
+    /// The absolute URI, for HTTP/2 pseudo-headers.
+    pub absolute: Uri,
+    /// The `Host` header value for HTTP/1.1.
+    pub host_header: HeaderValue,
+    /// The URL, to resolve redirects against.
+    pub url: Url,
+}
+
+impl Target {
+    /// Prepares a target from an `http` or `https` URL.
+    pub fn from_url(url: &Url) -> Result<Self, String> {
+        let https = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(format!("scheme `{other}` is not supported")),
+        };
+        let host = url.host_str().ok_or("the URL has no host")?;
+        let port = url.port_or_known_default().ok_or("the URL has no port")?;
+        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+        let mut origin_form = url.path().to_string();
+        if let Some(query) = url.query() {
+            origin_form.push('?');
+            origin_form.push_str(query);
+        }
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        Ok(Self {
+            origin: Origin {
+                https,
+                host: bare_host.into(),
+                port,
+            },
+            origin_form: origin_form.parse().map_err(|e| format!("{e}"))?,
+            absolute: url.as_str().parse().map_err(|e| format!("{e}"))?,
+            host_header: HeaderValue::from_str(&authority).map_err(|e| format!("{e}"))?,
+            url: url.clone(),
+        })
+    }
+}

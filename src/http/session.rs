@@ -1,0 +1,353 @@
+//! A virtual user's connections and the request/response exchange.
+
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HOST, LOCATION};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
+use super::{Origin, Target, TlsConnectors};
+use crate::task::Task;
+
+const MAX_REDIRECTS: usize = 10;
+
+/// What a completed exchange returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response {
+    /// Final status, after redirects.
+    pub status: StatusCode,
+    /// Bytes of response body received (final response).
+    pub body_len: u64,
+}
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// TCP connect failed.
+    #[error("connect to {host}:{port} failed: {source}")]
+    Connect {
+        /// Host.
+        host: Arc<str>,
+        /// Port.
+        port: u16,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed.
+    #[error("TLS handshake with {host} failed: {source}")]
+    Tls {
+        /// Host.
+        host: Arc<str>,
+        /// The TLS error.
+        source: std::io::Error,
+    },
+    /// The host is not a valid TLS server name.
+    #[error("`{0}` is not a valid TLS server name")]
+    ServerName(Arc<str>),
+    /// The HTTP exchange failed.
+    #[error("{0}")]
+    Http(String),
+    /// The whole request took longer than the task's timeout.
+    #[error("timeout after {0:?}")]
+    Timeout(Duration),
+    /// A redirect could not be followed.
+    #[error("redirect: {0}")]
+    Redirect(String),
+}
+
+fn http_error(error: hyper::Error) -> RequestError {
+    use std::error::Error;
+    match error.source() {
+        Some(source) => RequestError::Http(format!("{error}: {source}")),
+        None => RequestError::Http(error.to_string()),
+    }
+}
+
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+struct Connection {
+    origin: Origin,
+    verify: bool,
+    sender: Sender,
+    /// The connection future; `None` once the connection has ended.
+    driver: Option<Driver>,
+}
+
+impl Connection {
+    fn is_usable(&self) -> bool {
+        self.driver.is_some()
+            && match &self.sender {
+                Sender::H1(s) => !s.is_closed(),
+                Sender::H2(s) => !s.is_closed(),
+            }
+    }
+}
+
+/// Polls `fut` while also driving the connection, in the calling task.
+///
+/// The connection is polled first, so that a wake-up from the socket reads the
+/// response and completes `fut` in the same poll.
+async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if let Some(conn) = driver.as_mut() {
+            if conn.as_mut().poll(cx).is_ready() {
+                *driver = None;
+            }
+        }
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// One virtual user's HTTP client: a keep-alive connection per origin.
+pub struct Session {
+    tls: Arc<TlsConnectors>,
+    connections: Vec<Connection>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("connections", &self.connections.len())
+            .finish()
+    }
+}
+
+impl Session {
+    /// A session with no connection yet.
+    pub fn new(tls: Arc<TlsConnectors>) -> Self {
+        Self {
+            tls,
+            connections: Vec::new(),
+        }
+    }
+
+    /// Sends a task's request, following redirects if the task allows, and reads the
+    /// whole response body (counting it, not keeping it). Bounded by the task's timeout.
+    pub async fn execute(&mut self, task: &Task) -> Result<Response, RequestError> {
+        match tokio::time::timeout(task.timeout, self.exchange(task)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The connection is in an unknown state: drop it.
+                self.connections.retain(|c| c.origin != task.target.origin);
+                Err(RequestError::Timeout(task.timeout))
+            }
+        }
+    }
+
+    async fn exchange(&mut self, task: &Task) -> Result<Response, RequestError> {
+        let response = self
+            .send(&task.target, task.method.clone(), task.body.clone(), task)
+            .await?;
+        if !task.allow_redirects || !response.0.is_redirection() {
+            return Ok(Response {
+                status: response.0,
+                body_len: response.1,
+            });
+        }
+        self.follow_redirects(task, response).await
+    }
+
+    async fn follow_redirects(
+        &mut self,
+        task: &Task,
+        mut response: (StatusCode, u64, Option<String>),
+    ) -> Result<Response, RequestError> {
+        let mut url = task.target.url.clone();
+        let mut method = task.method.clone();
+        let mut body = task.body.clone();
+        for _ in 0..MAX_REDIRECTS {
+            let (status, body_len, location) = response;
+            let Some(location) = location.filter(|_| status.is_redirection()) else {
+                return Ok(Response { status, body_len });
+            };
+            url = url
+                .join(&location)
+                .map_err(|e| RequestError::Redirect(format!("bad Location `{location}`: {e}")))?;
+            let target = Target::from_url(&url).map_err(RequestError::Redirect)?;
+            if status == StatusCode::SEE_OTHER
+                || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                    && method == Method::POST)
+            {
+                method = Method::GET;
+                body = Bytes::new();
+            }
+            response = self
+                .send(&target, method.clone(), body.clone(), task)
+                .await?;
+        }
+        Err(RequestError::Redirect(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    /// One request/response on a pooled connection: (status, body length, Location).
+    async fn send(
+        &mut self,
+        target: &Target,
+        method: Method,
+        body: Bytes,
+        task: &Task,
+    ) -> Result<(StatusCode, u64, Option<String>), RequestError> {
+        let conn = self.connection(&target.origin, task.verify).await?;
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.headers_mut() = task.headers.clone();
+        let response = match &mut conn.sender {
+            Sender::H1(sender) => {
+                *request.uri_mut() = target.origin_form.clone();
+                request
+                    .headers_mut()
+                    .insert(HOST, target.host_header.clone());
+                drive(&mut conn.driver, sender.ready())
+                    .await
+                    .map_err(http_error)?;
+                drive(&mut conn.driver, sender.send_request(request)).await
+            }
+            Sender::H2(sender) => {
+                *request.uri_mut() = target.absolute.clone();
+                drive(&mut conn.driver, sender.ready())
+                    .await
+                    .map_err(http_error)?;
+                drive(&mut conn.driver, sender.send_request(request)).await
+            }
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                conn.driver = None;
+                return Err(http_error(error));
+            }
+        };
+        let status = response.status();
+        let location = if status.is_redirection() {
+            response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        } else {
+            None
+        };
+        let body_len = drive(&mut conn.driver, count_body(response.into_body()))
+            .await
+            .map_err(|e| {
+                conn.driver = None;
+                http_error(e)
+            })?;
+        Ok((status, body_len, location))
+    }
+
+    /// The pooled connection for an origin, (re)connecting when needed.
+    async fn connection(
+        &mut self,
+        origin: &Origin,
+        verify: bool,
+    ) -> Result<&mut Connection, RequestError> {
+        let found = self
+            .connections
+            .iter()
+            .position(|c| &c.origin == origin && (!origin.https || c.verify == verify));
+        if let Some(index) = found {
+            if self.connections[index].is_usable() {
+                return Ok(&mut self.connections[index]);
+            }
+            self.connections.swap_remove(index);
+        }
+        let tls = self.tls.clone();
+        let connection = connect(&tls, origin, verify).await?;
+        self.connections.push(connection);
+        let last = self.connections.len() - 1;
+        Ok(&mut self.connections[last])
+    }
+}
+
+/// Opens a connection: TCP, then TLS with ALPN for https, then the HTTP handshake.
+async fn connect(
+    tls: &TlsConnectors,
+    origin: &Origin,
+    verify: bool,
+) -> Result<Connection, RequestError> {
+    {
+        let tcp = TcpStream::connect((&*origin.host, origin.port))
+            .await
+            .map_err(|source| RequestError::Connect {
+                host: origin.host.clone(),
+                port: origin.port,
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        if !origin.https {
+            return handshake_h1(TokioIo::new(tcp), origin, verify).await;
+        }
+        let name = ServerName::try_from(origin.host.to_string())
+            .map_err(|_| RequestError::ServerName(origin.host.clone()))?;
+        let tls = tls
+            .get(verify)
+            .connect(name, tcp)
+            .await
+            .map_err(|source| RequestError::Tls {
+                host: origin.host.clone(),
+                source,
+            })?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = TokioIo::new(tls);
+        if h2 {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .handshake(io)
+                .await
+                .map_err(http_error)?;
+            Ok(Connection {
+                origin: origin.clone(),
+                verify,
+                sender: Sender::H2(sender),
+                driver: Some(Box::pin(async move {
+                    let _ = conn.await;
+                })),
+            })
+        } else {
+            handshake_h1(io, origin, verify).await
+        }
+    }
+}
+
+async fn handshake_h1<IO>(io: IO, origin: &Origin, verify: bool) -> Result<Connection, RequestError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(io).await.map_err(http_error)?;
+    Ok(Connection {
+        origin: origin.clone(),
+        verify,
+        sender: Sender::H1(sender),
+        driver: Some(Box::pin(async move {
+            let _ = conn.await;
+        })),
+    })
+}
+
+/// Reads a body to its end, counting its bytes and dropping them.
+async fn count_body(mut body: Incoming) -> Result<u64, hyper::Error> {
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Some(data) = frame?.data_ref() {
+            total += data.len() as u64;
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,148 @@
+//! Listeners of the request event, and the registry they attach to.
+//!
+//! The registry is read on every request without taking a lock: the listener list is
+//! an immutable snapshot behind an [`ArcSwap`], replaced whole when a listener is added
+//! or removed. Adding and removing is therefore safe while a test runs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use arc_swap::ArcSwap;
+
+use crate::event::RequestEvent;
+
+/// Something that consumes request events: statistics, a metric sink, a user's own hook.
+///
+/// `on_request` runs on the request path of whichever worker thread completed the
+/// request. It must not block; a sink that does I/O hands the event to a bounded buffer
+/// and returns.
+pub trait RequestListener: Send + Sync + 'static {
+    /// Called once for every completed request.
+    fn on_request(&self, event: &RequestEvent<'_>);
+}
+
+/// Identifies an attached listener, for [`ListenerRegistry::remove`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+
+type Snapshot = Vec<(ListenerId, Arc<dyn RequestListener>)>;
+
+/// The set of listeners attached to the request event.
+pub struct ListenerRegistry {
+    listeners: ArcSwap<Snapshot>,
+    next_id: AtomicU64,
+}
+
+impl Default for ListenerRegistry {
+    fn default() -> Self {
+        Self {
+            listeners: ArcSwap::from_pointee(Vec::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for ListenerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerRegistry")
+            .field("listeners", &self.len())
+            .finish()
+    }
+}
+
+impl ListenerRegistry {
+    /// Attaches a listener; it sees every request completed from now on.
+    pub fn add(&self, listener: Arc<dyn RequestListener>) -> ListenerId {
+        let id = ListenerId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        self.listeners.rcu(|current| {
+            let mut next = Snapshot::clone(current);
+            next.push((id, listener.clone()));
+            next
+        });
+        id
+    }
+
+    /// Detaches a listener. Returns false when it was not attached.
+    pub fn remove(&self, id: ListenerId) -> bool {
+        let mut found = false;
+        self.listeners.rcu(|current| {
+            found = current.iter().any(|(i, _)| *i == id);
+            current
+                .iter()
+                .filter(|(i, _)| *i != id)
+                .cloned()
+                .collect::<Snapshot>()
+        });
+        found
+    }
+
+    /// Number of attached listeners.
+    pub fn len(&self) -> usize {
+        self.listeners.load().len()
+    }
+
+    /// True when no listener is attached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Delivers one event to every attached listener. Lock-free.
+    #[inline]
+    pub fn fire(&self, event: &RequestEvent<'_>) {
+        let listeners = self.listeners.load();
+        for (_, listener) in listeners.iter() {
+            listener.on_request(event);
+        }
+    }
+}
+
+static REQUEST_EVENT: LazyLock<Arc<ListenerRegistry>> = LazyLock::new(Default::default);
+
+/// The process-wide request event, which the action executor's tests fire and the
+/// `start_*` sinks attach to (Locust's `events.request`).
+pub fn request_event() -> &'static Arc<ListenerRegistry> {
+    &REQUEST_EVENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EndpointInterner, Outcome};
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, SystemTime};
+
+    struct Counter(AtomicUsize);
+    impl RequestListener for Counter {
+        fn on_request(&self, _event: &RequestEvent<'_>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn add_fire_remove() {
+        let registry = ListenerRegistry::default();
+        let interner = EndpointInterner::default();
+        let endpoint = interner.intern("GET", "/");
+        let event = RequestEvent {
+            endpoint: &endpoint,
+            start_time: SystemTime::now(),
+            response_time: Duration::from_micros(10),
+            response_length: 3,
+            status: Some(200),
+            outcome: Outcome::Success,
+        };
+        let a = Arc::new(Counter(AtomicUsize::new(0)));
+        let b = Arc::new(Counter(AtomicUsize::new(0)));
+        let ida = registry.add(a.clone());
+        registry.fire(&event);
+        let idb = registry.add(b.clone());
+        registry.fire(&event);
+        assert!(registry.remove(ida));
+        assert!(!registry.remove(ida));
+        registry.fire(&event);
+        assert_eq!(a.0.load(Ordering::Relaxed), 2);
+        assert_eq!(b.0.load(Ordering::Relaxed), 2);
+        assert!(registry.remove(idb));
+        assert!(registry.is_empty());
+    }
+}

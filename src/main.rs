@@ -1,0 +1,242 @@
+//! The `loaddensity` command line: run action scripts, validate them, run an ad-hoc
+//! benchmark, or serve the built-in target.
+
+mod cli;
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use loaddensity::action::{DocumentError, parse_json};
+use loaddensity::{Executor, ExecutorOptions};
+use serde_json::json;
+
+use cli::{BenchArgs, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOADDENSITY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let options = ExecutorOptions {
+        threads: cli.threads,
+        progress: !cli.quiet && (cli.progress || std::io::stderr().is_terminal()),
+    };
+    match cli.command {
+        Command::Run { path, summary_json } => {
+            let mut executor = executor(options)?;
+            for (name, document) in load_documents(&path)? {
+                match document {
+                    Ok(document) => {
+                        executor.execute_document(&document, &name);
+                    }
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return finish(&executor, summary_json.as_deref(), true);
+                    }
+                }
+            }
+            finish(&executor, summary_json.as_deref(), false)
+        }
+        Command::Validate { path } => validate(&path, options),
+        Command::Bench(args) => {
+            let mut executor = executor(options)?;
+            let document = bench_document(&args)?;
+            executor.execute_document(&document, "<bench>");
+            finish(&executor, args.summary_json.as_deref(), false)
+        }
+        Command::Target { addr } => serve_target(&addr, options),
+    }
+}
+
+/// An executor whose interrupt token is wired to Ctrl-C and SIGTERM. A second
+/// signal exits at once.
+fn executor(options: ExecutorOptions) -> Result<Executor> {
+    let executor = Executor::new(options).context("cannot start the runtime")?;
+    let interrupt = executor.interrupt_token();
+    executor.runtime().spawn(async move {
+        for attempt in 0.. {
+            wait_for_signal().await;
+            if attempt == 0 {
+                eprintln!("\nstopping: finishing in-flight requests (Ctrl-C again to quit now)");
+                interrupt.cancel();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(executor)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Writes `--summary-json` and picks the exit code.
+fn finish(executor: &Executor, summary_json: Option<&Path>, failed: bool) -> Result<ExitCode> {
+    if let Some(path) = summary_json {
+        let text = serde_json::to_string_pretty(&executor.summary())?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if failed || executor.failures() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+type Loaded = (String, Result<serde_json::Value, DocumentError>);
+
+/// The documents named by `path`: a file, every `.json` of a directory in sorted
+/// order, or standard input for `-`.
+fn load_documents(path: &str) -> Result<Vec<Loaded>> {
+    if path == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read standard input")?;
+        return Ok(vec![("<stdin>".into(), parse_json(&text, "<stdin>"))]);
+    }
+    let path = PathBuf::from(path);
+    let files = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+            .with_context(|| format!("cannot read directory {}", path.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("{}: no .json files in this directory", path.display());
+        }
+        files
+    } else {
+        vec![path]
+    };
+    Ok(files
+        .into_iter()
+        .map(|file| {
+            (
+                file.display().to_string(),
+                loaddensity::action::read_json_file(&file),
+            )
+        })
+        .collect())
+}
+
+fn validate(path: &str, options: ExecutorOptions) -> Result<ExitCode> {
+    let executor = Executor::new(ExecutorOptions {
+        threads: Some(1),
+        ..options
+    })?;
+    let mut problems = 0;
+    for (name, document) in load_documents(path)? {
+        let document = match document {
+            Ok(document) => document,
+            Err(error) => {
+                eprintln!("error: {error}");
+                problems += 1;
+                continue;
+            }
+        };
+        match executor.validate_document(&document, &name) {
+            Ok(failures) if failures.is_empty() => eprintln!("{name}: ok"),
+            Ok(failures) => {
+                for failure in &failures {
+                    eprintln!("error: {failure}");
+                }
+                problems += failures.len();
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                problems += 1;
+            }
+        }
+    }
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The action document equivalent to `loaddensity bench`.
+fn bench_document(args: &BenchArgs) -> Result<serde_json::Value> {
+    let mut headers = serde_json::Map::new();
+    for header in &args.headers {
+        let (name, value) = header
+            .split_once(':')
+            .with_context(|| format!("-H `{header}`: expected `Name: value`"))?;
+        headers.insert(name.trim().into(), value.trim().into());
+    }
+    let mut task = json!({
+        "method": args.method,
+        "url": args.url,
+        "headers": headers,
+        "timeout": args.timeout.as_secs_f64(),
+    });
+    if let Some(body) = &args.body {
+        task["data"] = body.clone().into();
+    }
+    Ok(json!([["LD_start_test", {
+        "user_detail_dict": {"user": "fast_http_user"},
+        "user_count": args.users,
+        "spawn_rate": f64::from(args.users) * 100.0,
+        "test_time": args.duration.as_secs_f64(),
+        "wait_time": {"constant": 0},
+        "tasks": [task],
+    }]]))
+}
+
+fn serve_target(addr: &str, options: ExecutorOptions) -> Result<ExitCode> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("--addr `{addr}`: expected IP:PORT"))?;
+    let executor = executor(options)?;
+    let interrupt = executor.interrupt_token();
+    executor.runtime().block_on(async {
+        let server = loaddensity::target::TargetServer::start(addr)
+            .await
+            .with_context(|| format!("cannot bind {addr}"))?;
+        eprintln!("target listening on http://{}", server.addr());
+        interrupt.cancelled().await;
+        server.stop().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

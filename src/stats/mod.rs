@@ -1,0 +1,10 @@
+//! Request statistics: a listener that records into per-thread HDR histograms
+//! ([`StatsRecorder`]), and the summary built from them ([`Summary`]).
+
+mod recorder;
+mod summary;
+mod table;
+
+pub use recorder::{EndpointStats, StatsRecorder, StatsSnapshot};
+pub use summary::{ErrorCount, LatencyOverall, NameStats, Summary, Totals};
+pub use table::render_table;
