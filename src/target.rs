@@ -1,14 +1,15 @@
 //! The built-in target server, for demos, tests and benchmarks.
 //!
 //! Routes: `/` (a short text), `/json` (a small JSON document), `/bytes/N` (N bytes),
-//! `/delay/MS` (answers after MS milliseconds) and `/status/CODE` (that status).
+//! `/delay/MS` (answers after MS milliseconds), `/status/CODE` (that status) and
+//! `/redirect/N` (N redirects, then 200).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -122,6 +123,18 @@ async fn route(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
                 text(StatusCode::OK, "ok")
             }
             _ => text(StatusCode::BAD_REQUEST, "delay: expected 0..=60000 ms"),
+        }
+    } else if let Some(hops) = path.strip_prefix("/redirect/") {
+        match hops.parse::<u32>() {
+            Ok(0) => text(StatusCode::OK, "ok"),
+            Ok(n) => {
+                let mut response = text(StatusCode::FOUND, "");
+                if let Ok(location) = HeaderValue::from_str(&format!("/redirect/{}", n - 1)) {
+                    response.headers_mut().insert(LOCATION, location);
+                }
+                response
+            }
+            Err(_) => text(StatusCode::BAD_REQUEST, "redirect: expected a hop count"),
         }
     } else if let Some(code) = path.strip_prefix("/status/") {
         match code

@@ -142,3 +142,22 @@ async fn spawn_and_supervise(shared: Arc<RunShared>, stop: CancellationToken) ->
     }
     spawned
 }
+#[cfg(test)]
+impl RunShared {
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            plan: TestPlan {
+                users: 1,
+                spawn_rate: 1.0,
+                test_time: None,
+                wait: WaitTime::default(),
+                tasks: vec![],
+            },
+            listeners: Default::default(),
+            tls: Default::default(),
+            active_users: AtomicUsize::new(0),
+            wall_base: SystemTime::now(),
+            instant_base: Instant::now(),
+        }
+    }
+}

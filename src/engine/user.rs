@@ -71,3 +71,17 @@ pub(super) async fn run_user(shared: Arc<RunShared>, stop: CancellationToken) {
     }
     shared.active_users.fetch_sub(1, Ordering::Relaxed);
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every user's task holds this future: keep it small (10,000 users must fit in
+    /// 20 KiB each; see bench/memory.sh). Rare, large futures (connect, redirects)
+    /// are boxed.
+    #[test]
+    fn user_future_stays_small() {
+        let shared = std::sync::Arc::new(super::RunShared::for_tests());
+        let fut = super::run_user(shared, tokio_util::sync::CancellationToken::new());
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 2048, "run_user future is {size} bytes");
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One-core throughput: wrk and loaddensity against the same nginx, side by side in one
+# run. nginx is pinned to core 0, the load generator to core 1. Prints a markdown table
+# of median requests/s over RUNS runs and the ratio to wrk.
+#
+#   bench/compare.sh            # RUNS=3 DURATION=10 CONNECTIONS=32 by default
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+PORT=${PORT:-18181}
+
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+start_nginx "$PORT"
+trap stop_nginx EXIT
+URL="http://127.0.0.1:$PORT/"
+WORK=$(mktemp -d)
+
+declare -A RESULTS
+# Each row is "label|command producing one rps figure".
+ROWS=(
+    "wrk|wrk_rps $URL $CONNECTIONS $DURATION"
+    "loaddensity bench|ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s"
+)
+if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then
+    source "$EXTRA_ROWS_FILE"
+fi
+
+# Interleave the rows run by run, so drift affects every row alike.
+for run in $(seq 1 "$RUNS"); do
+    for row in "${ROWS[@]}"; do
+        label=${row%%|*}
+        rps=$(eval "${row#*|}")
+        RESULTS[$label]="${RESULTS[$label]:-} $rps"
+        echo "run $run: $label: $rps req/s" >&2
+    done
+done
+
+wrk_median=$(echo "${RESULTS[wrk]}" | tr ' ' '\n' | grep . | median)
+echo
+echo "| tool | median req/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to wrk |"
+echo "|---|---:|---:|"
+for row in "${ROWS[@]}"; do
+    label=${row%%|*}
+    m=$(echo "${RESULTS[$label]}" | tr ' ' '\n' | grep . | median)
+    ratio=$(awk -v a="$m" -v b="$wrk_median" 'BEGIN {printf "%.3f", a/b}')
+    printf '| %s | %.0f | %s |\n' "$label" "$m" "$ratio"
+done
+rm -rf "$WORK"

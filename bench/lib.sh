@@ -1,0 +1,47 @@
+# Shared helpers for bench/*.sh: start nginx pinned to one core, run a command pinned
+# to the other, and take medians.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+TARGET_CPU=${TARGET_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+# start_nginx PORT: starts nginx on 127.0.0.1:PORT pinned to TARGET_CPU; sets NGINX_DIR.
+start_nginx() {
+    local port=$1
+    NGINX_DIR=$(mktemp -d)
+    sed -e "s|@DIR@|$NGINX_DIR|g" -e "s|@PORT@|$port|g" "$BENCH_DIR/nginx.conf.in" > "$NGINX_DIR/nginx.conf"
+    taskset -c "$TARGET_CPU" nginx -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/error.log" &
+    NGINX_PID=$!
+    for _ in $(seq 1 50); do
+        curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "nginx did not start" >&2
+    cat "$NGINX_DIR/error.log" >&2
+    return 1
+}
+
+stop_nginx() {
+    [ -n "${NGINX_PID:-}" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+    [ -n "${NGINX_DIR:-}" ] && rm -rf "$NGINX_DIR"
+    NGINX_PID=
+}
+
+# median: the median of the numbers on stdin, one a line.
+median() {
+    sort -g | awk '{a[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'
+}
+
+# wrk_rps URL CONNECTIONS SECONDS: wrk's requests/s, one thread on LOAD_CPU.
+wrk_rps() {
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$2" -d"$3"s "$1" | awk '/Requests\/sec/ {print $2}'
+}
+
+# ld_rps SUMMARY_FILE ARGS...: runs loaddensity on LOAD_CPU with one worker thread and
+# prints the summary's requests/s.
+ld_rps() {
+    local summary=$1; shift
+    taskset -c "$LOAD_CPU" "$ROOT/target/release/loaddensity" --threads 1 --quiet "$@" --summary-json "$summary" >/dev/null
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["totals"]["rps"])' "$summary"
+}
