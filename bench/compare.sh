@@ -17,11 +17,28 @@ trap stop_nginx EXIT
 URL="http://127.0.0.1:$PORT/"
 WORK=$(mktemp -d)
 
+PROM_PORT=${PROM_PORT:-19646}
+
+# ld_rps_scraped SUMMARY_FILE ARGS...: ld_rps while a curl loop pinned to TARGET_CPU
+# scrapes the Prometheus exporter on PROM_PORT every 100 ms.
+ld_rps_scraped() {
+    taskset -c "$TARGET_CPU" bash -c \
+        "while :; do curl -s -o /dev/null http://127.0.0.1:$PROM_PORT/metrics; sleep 0.1; done" >/dev/null 2>&1 &
+    local scraper=$!
+    local rps
+    rps=$(ld_rps "$@") || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null; return 1; }
+    kill "$scraper" 2>/dev/null
+    wait "$scraper" 2>/dev/null || true
+    echo "$rps"
+}
+
 declare -A RESULTS
 # Each row is "label|command producing one rps figure".
 ROWS=(
     "wrk|wrk_rps $URL $CONNECTIONS $DURATION"
     "loaddensity bench|ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s"
+    "loaddensity + prometheus|LOADDENSITY_LOG=warn ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:0"
+    "loaddensity + prometheus, scraped every 100 ms|LOADDENSITY_LOG=warn ld_rps_scraped $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT"
 )
 if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then
     source "$EXTRA_ROWS_FILE"

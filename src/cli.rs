@@ -40,6 +40,9 @@ pub(crate) enum Command {
         /// Write the summary (LoadDensity's schema) to this file at the end.
         #[arg(long)]
         summary_json: Option<PathBuf>,
+        /// Serve Prometheus metrics on [ADDR:]PORT while the script runs (port 0 picks a free one).
+        #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
+        prometheus: Option<PrometheusFlag>,
     },
     /// Check a script without sending any request.
     Validate {
@@ -82,6 +85,40 @@ pub(crate) struct BenchArgs {
     /// Write the summary to this file at the end.
     #[arg(long)]
     pub(crate) summary_json: Option<PathBuf>,
+    /// Serve Prometheus metrics on [ADDR:]PORT during the test (port 0 picks a free one).
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
+    pub(crate) prometheus: Option<PrometheusFlag>,
+}
+
+/// `--prometheus [ADDR:]PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PrometheusFlag {
+    /// IP address to bind (default 127.0.0.1).
+    pub(crate) addr: String,
+    /// Port to bind; 0 picks a free one.
+    pub(crate) port: u16,
+}
+
+/// `9646`, `127.0.0.1:9646`, `0.0.0.0:0` or `[::1]:9646`.
+fn parse_prometheus(text: &str) -> Result<PrometheusFlag, String> {
+    let text = text.trim();
+    let (addr, port) = match text.rsplit_once(':') {
+        Some((addr, port)) => (addr, port),
+        None => (loaddensity::sinks::prometheus::DEFAULT_ADDR, text),
+    };
+    if addr.contains(':') && !addr.starts_with('[') {
+        return Err(format!(
+            "`{text}`: write an IPv6 address in brackets, e.g. [::1]:9646"
+        ));
+    }
+    let port: u16 = port.parse().map_err(|_| {
+        format!("`{text}`: expected [ADDR:]PORT with a port 0..=65535 (0 picks a free one)")
+    })?;
+    loaddensity::sinks::prometheus::parse_addr(addr).map_err(|e| format!("`{text}`: {e}"))?;
+    Ok(PrometheusFlag {
+        addr: addr.to_string(),
+        port,
+    })
 }
 
 /// `10s`, `1m`, `500ms`, `1h` or a plain number of seconds.
@@ -113,8 +150,24 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{PrometheusFlag, parse_duration, parse_prometheus};
     use std::time::Duration;
+
+    #[test]
+    fn prometheus_flags() {
+        let flag = |addr: &str, port| {
+            Ok(PrometheusFlag {
+                addr: addr.into(),
+                port,
+            })
+        };
+        assert_eq!(parse_prometheus("9646"), flag("127.0.0.1", 9646));
+        assert_eq!(parse_prometheus("0.0.0.0:0"), flag("0.0.0.0", 0));
+        assert_eq!(parse_prometheus("[::1]:9000"), flag("[::1]", 9000));
+        assert!(parse_prometheus("70000").is_err());
+        assert!(parse_prometheus("nohost:80").is_err());
+        assert!(parse_prometheus("::1:80").is_err());
+    }
 
     #[test]
     fn durations() {

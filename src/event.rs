@@ -71,19 +71,22 @@ impl RequestEvent<'_> {
     }
 }
 
+/// (request type, name).
+type EndpointKey = (Arc<str>, Arc<str>);
+
 /// Interns (request type, name) pairs into [`Endpoint`]s with dense ids.
 ///
 /// Interning happens when a test is prepared, never on the request path.
 #[derive(Debug, Default)]
 pub struct EndpointInterner {
-    by_key: Mutex<HashMap<(Arc<str>, Arc<str>), Arc<Endpoint>>>,
+    by_key: Mutex<HashMap<EndpointKey, Arc<Endpoint>>>,
 }
 
 impl EndpointInterner {
     /// Returns the endpoint for this pair, creating it on first use.
     pub fn intern(&self, request_type: &str, name: &str) -> Arc<Endpoint> {
         let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
-        let key: (Arc<str>, Arc<str>) = (request_type.into(), name.into());
+        let key: EndpointKey = (request_type.into(), name.into());
         if let Some(found) = map.get(&key) {
             return found.clone();
         }

@@ -13,7 +13,8 @@ use loaddensity::action::{DocumentError, parse_json};
 use loaddensity::{Executor, ExecutorOptions};
 use serde_json::json;
 
-use cli::{BenchArgs, Cli, Command};
+use cli::{BenchArgs, Cli, Command, PrometheusFlag};
+use loaddensity::sinks::prometheus::{PrometheusOptions, start_prometheus_exporter};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,8 +41,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         progress: !cli.quiet && (cli.progress || std::io::stderr().is_terminal()),
     };
     match cli.command {
-        Command::Run { path, summary_json } => {
+        Command::Run {
+            path,
+            summary_json,
+            prometheus,
+        } => {
             let mut executor = executor(options)?;
+            start_prometheus(prometheus.as_ref())?;
             for (name, document) in load_documents(&path)? {
                 match document {
                     Ok(document) => {
@@ -58,12 +64,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate { path } => validate(&path, options),
         Command::Bench(args) => {
             let mut executor = executor(options)?;
+            start_prometheus(args.prometheus.as_ref())?;
             let document = bench_document(&args)?;
             executor.execute_document(&document, "<bench>");
             finish(&executor, args.summary_json.as_deref(), false)
         }
         Command::Target { addr } => serve_target(&addr, options),
     }
+}
+
+/// Starts the Prometheus exporter for `--prometheus`; it serves until the process
+/// exits (or a script's `LD_stop_prometheus_exporter`).
+fn start_prometheus(flag: Option<&PrometheusFlag>) -> Result<()> {
+    let Some(flag) = flag else {
+        return Ok(());
+    };
+    start_prometheus_exporter(PrometheusOptions {
+        port: flag.port,
+        addr: flag.addr.clone(),
+        ..PrometheusOptions::default()
+    })
+    .with_context(|| format!("--prometheus {}:{}", flag.addr, flag.port))?;
+    Ok(())
 }
 
 /// An executor whose interrupt token is wired to Ctrl-C and SIGTERM. A second

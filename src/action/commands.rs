@@ -18,14 +18,14 @@ use crate::target::TargetServer;
 use crate::task::parse_tasks;
 
 /// Argument structs that can check themselves beyond their types.
-trait CheckArgs {
+pub(super) trait CheckArgs {
     fn check(&self) -> Result<(), ActionError> {
         Ok(())
     }
 }
 
 /// A command whose arguments parse into `A`, with `params` naming positional ones.
-struct Typed<A, F> {
+pub(super) struct Typed<A, F> {
     params: &'static [&'static str],
     run: F,
     _args: PhantomData<fn() -> A>,
@@ -47,7 +47,7 @@ where
     }
 }
 
-fn typed<A, F>(params: &'static [&'static str], run: F) -> Typed<A, F>
+pub(super) fn typed<A, F>(params: &'static [&'static str], run: F) -> Typed<A, F>
 where
     A: DeserializeOwned + CheckArgs,
     F: Fn(&mut Executor, A) -> Result<Value, ActionError> + Send + Sync,
@@ -62,7 +62,7 @@ where
 /// No arguments at all.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoArgs {}
+pub(super) struct NoArgs {}
 impl CheckArgs for NoArgs {}
 
 pub(super) fn register_builtins(executor: &mut Executor) {
@@ -125,6 +125,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
             Ok(json!({"stopped": stopped}))
         }),
     );
+    super::sink_commands::register_sink_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {
@@ -349,9 +350,10 @@ impl StartTestArgs {
         match user {
             "fast_http_user" | "http_user" => {}
             u if UNSUPPORTED_USERS.contains(&u) => {
-                return Err(ActionError::NotSupported(format!(
-                    "user type `{u}` (user_detail_dict.user); use fast_http_user or http_user"
-                )));
+                return Err(ActionError::not_supported(
+                    format!("user type `{u}` (user_detail_dict.user)"),
+                    "use fast_http_user or http_user",
+                ));
             }
             other => {
                 return Err(ActionError::argument(
@@ -361,16 +363,18 @@ impl StartTestArgs {
             }
         }
         if self.web_ui_dict.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(ActionError::NotSupported(
-                "`web_ui_dict` (the Locust web UI); watch the run in Prometheus, InfluxDB or OpenTelemetry instead".into(),
+            return Err(ActionError::not_supported(
+                "`web_ui_dict` (the Locust web UI)",
+                "watch the run in Prometheus, InfluxDB or OpenTelemetry instead",
             ));
         }
         match self.runner_mode.as_deref() {
             None | Some("local") => {}
             Some(mode @ ("master" | "worker")) => {
-                return Err(ActionError::NotSupported(format!(
-                    "`runner_mode: {mode}`; run independent instances, each with its own share of the load, and aggregate in the metric backend"
-                )));
+                return Err(ActionError::not_supported(
+                    format!("`runner_mode: {mode}`"),
+                    "run independent instances, each with its own share of the load, and aggregate in the metric backend",
+                ));
             }
             Some(other) => {
                 return Err(ActionError::argument(
@@ -387,9 +391,10 @@ impl StartTestArgs {
             ("expected_workers", &self.expected_workers),
         ] {
             if value.is_some() {
-                return Err(ActionError::NotSupported(format!(
-                    "`{field}` (distributed master/worker mode)"
-                )));
+                return Err(ActionError::not_supported(
+                    format!("`{field}` (distributed master/worker mode)"),
+                    "run independent instances instead",
+                ));
             }
         }
         for (field, value, issue) in [
@@ -400,9 +405,10 @@ impl StartTestArgs {
             ("arrival_rate", &self.arrival_rate, "the open model"),
         ] {
             if value.is_some() {
-                return Err(ActionError::NotSupported(format!(
-                    "`{field}` (it comes with {issue})"
-                )));
+                return Err(ActionError::not_supported(
+                    format!("`{field}`"),
+                    format!("it comes with {issue}"),
+                ));
             }
         }
         if self.user_count == 0 {

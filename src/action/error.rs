@@ -57,8 +57,13 @@ pub enum ActionError {
     #[error("{0}")]
     Task(#[from] TaskError),
     /// A LoadDensity feature this build does not implement.
-    #[error("{0} is not supported yet")]
-    NotSupported(String),
+    #[error("{what} is not supported yet{}", hint_text(hint))]
+    NotSupported {
+        /// The feature, e.g. the argument that asks for it.
+        what: String,
+        /// What to do instead (may be empty).
+        hint: String,
+    },
     /// The action was skipped because the run was interrupted (Ctrl-C).
     #[error("skipped: the run was interrupted")]
     Interrupted,
@@ -70,6 +75,14 @@ pub enum ActionError {
     TooDeep(usize),
 }
 
+fn hint_text(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!("; {hint}")
+    }
+}
+
 fn argument_text(field: &str, message: &str) -> String {
     if field.is_empty() || field == "." {
         message.to_string()
@@ -79,6 +92,14 @@ fn argument_text(field: &str, message: &str) -> String {
 }
 
 impl ActionError {
+    /// A LoadDensity feature that is not implemented, and what to do instead.
+    pub fn not_supported(what: impl Into<String>, hint: impl Into<String>) -> Self {
+        ActionError::NotSupported {
+            what: what.into(),
+            hint: hint.into(),
+        }
+    }
+
     /// An argument error for `field`.
     pub fn argument(field: impl Into<String>, message: impl Into<String>) -> Self {
         ActionError::Argument {

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod document;
 mod error;
+mod sink_commands;
 
 pub use args::Args;
 pub use document::{Action, actions, parse_json, read_json_file};

@@ -109,10 +109,10 @@ impl Connection {
 async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
     let mut fut = pin!(fut);
     poll_fn(|cx| {
-        if let Some(conn) = driver.as_mut() {
-            if conn.as_mut().poll(cx).is_ready() {
-                *driver = None;
-            }
+        if let Some(conn) = driver.as_mut()
+            && conn.as_mut().poll(cx).is_ready()
+        {
+            *driver = None;
         }
         fut.as_mut().poll(cx)
     })

@@ -170,7 +170,7 @@ impl Summary {
                 })
             })
             .collect();
-        errors.sort_by(|a, b| b.occurrences.cmp(&a.occurrences));
+        errors.sort_by_key(|e| std::cmp::Reverse(e.occurrences));
 
         Summary {
             totals: Totals {

@@ -83,7 +83,7 @@ pub fn render_table(snapshot: &StatsSnapshot) -> String {
         .flat_map(|e| e.errors.iter().map(move |(t, n)| (e, &**t, *n)))
         .collect();
     if !errors.is_empty() {
-        errors.sort_by(|a, b| b.2.cmp(&a.2));
+        errors.sort_by_key(|e| std::cmp::Reverse(e.2));
         let _ = writeln!(out, "\nError report\n{:>9}  Error", "# occur");
         for (endpoint, text, n) in errors {
             let _ = writeln!(

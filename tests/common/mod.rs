@@ -1,0 +1,128 @@
+//! Helpers shared by the integration tests: the built binary, a built-in target
+//! server on a free loopback port, and temporary scripts.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use loaddensity::target::TargetServer;
+use serde_json::Value;
+
+/// The `loaddensity` binary under test.
+pub fn bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loaddensity"));
+    command.env("LOADDENSITY_LOG", "warn");
+    command
+}
+
+/// Runs the binary with `args` (and optional stdin) and returns its output.
+pub fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn loaddensity");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("wait loaddensity")
+}
+
+/// Text of stderr.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Text of stdout.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A built-in target server on a free loopback port, with its own runtime.
+pub struct Target {
+    runtime: tokio::runtime::Runtime,
+    server: Option<TargetServer>,
+}
+
+impl Target {
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let server = runtime.block_on(TargetServer::start(addr)).expect("target");
+        Self {
+            runtime,
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.server.as_ref().expect("running").addr()
+        )
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.stop());
+        }
+    }
+}
+
+/// A temporary directory holding scripts and reports.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+
+    pub fn read_json(&self, name: &str) -> Value {
+        read_json(&self.path(name))
+    }
+}
+
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// A port on which nothing listens (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
