@@ -85,6 +85,10 @@ pub(crate) struct BenchArgs {
     /// Write the summary to this file at the end.
     #[arg(long)]
     pub(crate) summary_json: Option<PathBuf>,
+    /// An SLA gate, e.g. `p95<800`, `failure_rate<0.01`, `requests>=1000`
+    /// (repeatable). Exit code 99 when a gate fails.
+    #[arg(long)]
+    pub(crate) sla: Vec<String>,
     /// Serve Prometheus metrics on [ADDR:]PORT during the test (port 0 picks a free one).
     #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
     pub(crate) prometheus: Option<PrometheusFlag>,

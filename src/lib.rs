@@ -11,6 +11,7 @@ pub mod engine;
 pub mod event;
 pub mod http;
 pub mod listener;
+pub mod sla;
 pub mod sinks;
 pub mod stats;
 pub mod target;

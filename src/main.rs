@@ -136,10 +136,10 @@ fn finish(executor: &Executor, summary_json: Option<&Path>, failed: bool) -> Res
         std::fs::write(path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(if failed || executor.failures() > 0 {
+    Ok(if failed {
         ExitCode::FAILURE
     } else {
-        ExitCode::SUCCESS
+        ExitCode::from(executor.exit_code())
     })
 }
 
@@ -235,14 +235,26 @@ fn bench_document(args: &BenchArgs) -> Result<serde_json::Value> {
     if let Some(body) = &args.body {
         task["data"] = body.clone().into();
     }
-    Ok(json!([["LD_start_test", {
+    let mut actions = json!([["LD_start_test", {
         "user_detail_dict": {"user": "fast_http_user"},
         "user_count": args.users,
         "spawn_rate": f64::from(args.users) * 100.0,
         "test_time": args.duration.as_secs_f64(),
         "wait_time": {"constant": 0},
         "tasks": [task],
-    }]]))
+    }]]);
+    if !args.sla.is_empty() {
+        let rules = args
+            .sla
+            .iter()
+            .map(|gate| loaddensity::sla::parse_flag(gate, &args.url).map(|rule| rule.to_json()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("--sla {e}"))?;
+        if let Some(list) = actions.as_array_mut() {
+            list.push(json!(["LD_assert_sla", {"rules": rules}]));
+        }
+    }
+    Ok(actions)
 }
 
 fn serve_target(addr: &str, options: ExecutorOptions) -> Result<ExitCode> {

@@ -126,6 +126,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
         }),
     );
     super::sink_commands::register_sink_commands(executor);
+    super::sla_commands::register_sla_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {

@@ -70,6 +70,9 @@ pub enum ActionError {
     /// The command ran and failed.
     #[error("{0}")]
     Failed(String),
+    /// `LD_assert_sla`: at least one gate failed (each named with its actual value).
+    #[error("SLA failed: {0}")]
+    SlaFailed(String),
     /// Nested actions (`LD_execute_action`, `LD_execute_files`) nested too deep.
     #[error("actions nested deeper than {0} levels")]
     TooDeep(usize),

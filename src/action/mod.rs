@@ -6,6 +6,7 @@ mod commands;
 mod document;
 mod error;
 mod sink_commands;
+mod sla_commands;
 
 pub use args::Args;
 pub use document::{Action, actions, parse_json, read_json_file};
@@ -78,6 +79,7 @@ pub struct Executor {
     sink_reports: BTreeMap<String, Box<dyn Fn() -> Value + Send + Sync>>,
     output: Box<dyn Write + Send>,
     failures: usize,
+    sla_failures: usize,
     depth: usize,
 }
 
@@ -113,6 +115,7 @@ impl Executor {
             sink_reports: BTreeMap::new(),
             output: Box::new(std::io::stdout()),
             failures: 0,
+            sla_failures: 0,
             depth: 0,
         };
         commands::register_builtins(&mut executor);
@@ -181,6 +184,21 @@ impl Executor {
         self.failures
     }
 
+    /// Of those, the failed SLA gates (`LD_assert_sla`).
+    pub fn sla_failures(&self) -> usize {
+        self.sla_failures
+    }
+
+    /// The process exit code: 0 when every action passed, 99 when the only failures
+    /// were SLA gates (k6's convention), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match (self.failures, self.sla_failures) {
+            (0, _) => 0,
+            (all, sla) if all == sla => 99,
+            _ => 1,
+        }
+    }
+
     /// Writes human-readable output; errors writing it are ignored.
     pub fn write_output(&mut self, text: &str) {
         let _ = self.output.write_all(text.as_bytes());
@@ -214,6 +232,9 @@ impl Executor {
             });
             if let Err(failure) = &result {
                 self.failures += 1;
+                if matches!(failure.error, ActionError::SlaFailed(_)) {
+                    self.sla_failures += 1;
+                }
                 eprintln_failure(failure);
             }
             records.push(ActionRecord { command, result });

@@ -1,0 +1,68 @@
+//! `LD_evaluate_sla` and `LD_assert_sla`: SLA gates against the summary of the
+//! recorded requests.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::commands::{CheckArgs, typed};
+use super::{ActionError, Executor};
+use crate::sla::{Rule, RuleResult, evaluate, parse_rules};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlaArgs {
+    rules: Value,
+}
+
+impl SlaArgs {
+    fn rules(&self) -> Result<Vec<Rule>, ActionError> {
+        parse_rules(&self.rules).map_err(|e| ActionError::argument(e.path, e.message))
+    }
+}
+
+impl CheckArgs for SlaArgs {
+    fn check(&self) -> Result<(), ActionError> {
+        self.rules().map(|_| ())
+    }
+}
+
+/// Evaluates the rules, prints one line per rule, and returns the results.
+fn evaluate_and_print(
+    executor: &mut Executor,
+    args: &SlaArgs,
+) -> Result<(Vec<RuleResult>, Value), ActionError> {
+    let results = evaluate(&args.rules()?, &executor.summary());
+    let mut text = String::from("SLA gates:\n");
+    for result in &results {
+        let mark = if result.passed { "PASS" } else { "FAIL" };
+        text.push_str(&format!("  {mark}  {}\n", result.reason));
+    }
+    executor.write_output(&text);
+    let value = serde_json::to_value(&results).map_err(|e| ActionError::Failed(e.to_string()))?;
+    Ok((results, value))
+}
+
+pub(super) fn register_sla_commands(executor: &mut Executor) {
+    executor.add_command(
+        "LD_evaluate_sla",
+        typed(&["rules"], |ex, args: SlaArgs| {
+            evaluate_and_print(ex, &args).map(|(_, value)| value)
+        }),
+    );
+    executor.add_command(
+        "LD_assert_sla",
+        typed(&["rules"], |ex, args: SlaArgs| {
+            let (results, value) = evaluate_and_print(ex, &args)?;
+            let failed: Vec<&str> = results
+                .iter()
+                .filter(|r| !r.passed)
+                .map(|r| r.reason.as_str())
+                .collect();
+            if failed.is_empty() {
+                Ok(value)
+            } else {
+                Err(ActionError::SlaFailed(failed.join("; ")))
+            }
+        }),
+    );
+}
