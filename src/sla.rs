@@ -428,6 +428,7 @@ mod tests {
             },
             per_name,
             errors: vec![],
+            timeline: vec![],
             sinks: BTreeMap::new(),
         }
     }

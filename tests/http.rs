@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use loaddensity::engine::{TestPlan, WaitTime, run_test};
+use loaddensity::engine::{RunObservers, TestPlan, WaitTime, run_test};
 use loaddensity::http::{Session, TlsConnectors};
 use loaddensity::task::parse_tasks;
 use loaddensity::{ListenerRegistry, RequestEvent, RequestListener, StatsRecorder};
@@ -104,6 +104,7 @@ fn listeners_attach_and_detach_while_a_test_runs() {
         spawn_rate: 100.0,
         test_time: Some(Duration::from_millis(1500)),
         wait: WaitTime::Constant(Duration::from_millis(2)),
+        shape: None,
         tasks,
     };
     let late = Arc::new(Counter(AtomicU64::new(0)));
@@ -111,7 +112,7 @@ fn listeners_attach_and_detach_while_a_test_runs() {
         plan,
         registry.clone(),
         CancellationToken::new(),
-        None,
+        RunObservers::default(),
     ));
     std::thread::sleep(Duration::from_millis(400));
     let id = registry.add(late.clone());

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{ActionError, Args, Command, Executor, read_json_file};
-use crate::engine::{Progress, TestPlan, WaitTime, run_test};
+use crate::engine::{LoadShape, Progress, RunObservers, SHAPES, TestPlan, WaitTime, run_test};
 use crate::stats::render_table;
 use crate::target::TargetServer;
 use crate::task::parse_tasks;
@@ -401,8 +401,6 @@ impl StartTestArgs {
         for (field, value, issue) in [
             ("variables", &self.variables, "the parameter resolver"),
             ("csv_sources", &self.csv_sources, "the parameter resolver"),
-            ("load_shape", &self.load_shape, "load shapes"),
-            ("shape_config", &self.shape_config, "load shapes"),
             ("arrival_rate", &self.arrival_rate, "the open model"),
         ] {
             if value.is_some() {
@@ -449,12 +447,32 @@ impl StartTestArgs {
                 ActionError::argument("host", format!("`{text}` is not a URL: {e}"))
             })?),
         };
+        let shape = match (&self.load_shape, &self.shape_config) {
+            (None | Some(Value::Null), None | Some(Value::Null)) => None,
+            (None | Some(Value::Null), Some(_)) => {
+                return Err(ActionError::argument(
+                    "shape_config",
+                    format!("given without `load_shape` (one of: {})", SHAPES.join(", ")),
+                ));
+            }
+            (Some(Value::String(name)), config) => Some(
+                LoadShape::from_json(name, config.as_ref().unwrap_or(&Value::Null))
+                    .map_err(|(field, message)| ActionError::argument(field, message))?,
+            ),
+            (Some(other), _) => {
+                return Err(ActionError::argument(
+                    "load_shape",
+                    format!("expected one of {}, got {other}", SHAPES.join(", ")),
+                ));
+            }
+        };
         let tasks = parse_tasks(&self.tasks, host.as_ref())?;
         Ok(TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,
             test_time,
             wait,
+            shape,
             tasks,
         })
     }
@@ -476,15 +494,18 @@ impl Command for StartTest {
             return Err(ActionError::Interrupted);
         }
         let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
-        let progress = executor
-            .options
-            .progress
-            .then(|| Progress::new(executor.stats().clone()));
+        let observers = RunObservers {
+            progress: executor
+                .options
+                .progress
+                .then(|| Progress::new(executor.stats().clone())),
+            timeline: Some(executor.stats().clone()),
+        };
         let listeners = executor.listeners().clone();
         let (before, _) = executor.stats().counts();
         let report = executor
             .runtime()
-            .block_on(run_test(plan, listeners, interrupt, progress));
+            .block_on(run_test(plan, listeners, interrupt, observers));
         executor.stats().add_duration(report.duration);
         let snapshot = executor.stats().snapshot();
         let table = render_table(&snapshot);

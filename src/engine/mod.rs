@@ -6,11 +6,14 @@
 
 mod plan;
 mod progress;
+mod shape;
+mod timeline;
 mod user;
 mod wait;
 
 pub use plan::TestPlan;
 pub use progress::Progress;
+pub use shape::{LoadShape, SHAPES, Stage};
 pub use wait::WaitTime;
 
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::TlsConnectors;
 use crate::listener::ListenerRegistry;
+use crate::stats::StatsRecorder;
 
 /// How long stopped users may take to finish their in-flight request.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -54,13 +58,22 @@ pub struct RunReport {
     pub interrupted: bool,
 }
 
-/// Runs a test plan to its end. `interrupt` (Ctrl-C) stops it early; `progress`
-/// prints a status line while it runs.
+/// What watches a run besides the listeners.
+#[derive(Debug, Clone, Default)]
+pub struct RunObservers {
+    /// Print a status line every 2 s.
+    pub progress: Option<Progress>,
+    /// Append one timeline entry per second to these statistics.
+    pub timeline: Option<Arc<StatsRecorder>>,
+}
+
+/// Runs a test plan to its end: its test time, the end of its load shape, or
+/// `interrupt` (Ctrl-C), whichever comes first.
 pub async fn run_test(
     plan: TestPlan,
     listeners: Arc<ListenerRegistry>,
     interrupt: CancellationToken,
-    progress: Option<Progress>,
+    observers: RunObservers,
 ) -> RunReport {
     let started = Instant::now();
     let shared = Arc::new(RunShared {
@@ -72,9 +85,23 @@ pub async fn run_test(
         instant_base: started,
     });
     let stop_users = CancellationToken::new();
-    let progress_task = progress.map(|p| tokio::spawn(p.run(shared.clone(), stop_users.clone())));
+    let shape_ended = CancellationToken::new();
+    let progress_task = observers
+        .progress
+        .map(|p| tokio::spawn(p.run(shared.clone(), stop_users.clone())));
+    let timeline_task = observers.timeline.map(|stats| {
+        tokio::spawn(timeline::sample_every_second(
+            stats,
+            shared.clone(),
+            stop_users.clone(),
+        ))
+    });
 
-    let supervisor = tokio::spawn(spawn_and_supervise(shared.clone(), stop_users.clone()));
+    let supervisor = tokio::spawn(spawn_and_supervise(
+        shared.clone(),
+        stop_users.clone(),
+        shape_ended.clone(),
+    ));
     let deadline = async {
         match shared.plan.test_time {
             Some(limit) => tokio::time::sleep(limit).await,
@@ -83,12 +110,16 @@ pub async fn run_test(
     };
     let interrupted = tokio::select! {
         _ = deadline => false,
+        _ = shape_ended.cancelled() => false,
         _ = interrupt.cancelled() => true,
     };
     stop_users.cancel();
     let users_started = supervisor.await.unwrap_or(0);
     let duration = started.elapsed();
     if let Some(task) = progress_task {
+        let _ = task.await;
+    }
+    if let Some(task) = timeline_task {
         let _ = task.await;
     }
     RunReport {
@@ -98,34 +129,54 @@ pub async fn run_test(
     }
 }
 
-/// Starts users at the spawn rate, then waits for the stop and for the users to end.
-async fn spawn_and_supervise(shared: Arc<RunShared>, stop: CancellationToken) -> u32 {
+/// How often the spawner looks at the shape.
+const SPAWN_TICK: Duration = Duration::from_millis(10);
+
+/// Keeps the number of running users on the shape's target, starting or stopping
+/// (most recent first) at most `spawn_rate` users per second. Then waits for the stop
+/// and for the users to end. Cancels `shape_ended` when the shape has no more stages.
+async fn spawn_and_supervise(
+    shared: Arc<RunShared>,
+    stop: CancellationToken,
+    shape_ended: CancellationToken,
+) -> u32 {
     let mut users = JoinSet::new();
-    let target = shared.plan.users;
-    let rate = shared.plan.spawn_rate;
-    let tick = if rate > 0.0 {
-        Duration::from_secs_f64((1.0 / rate).max(0.01))
-    } else {
-        Duration::from_millis(10)
-    };
-    let ramp_start = Instant::now();
+    let mut running: Vec<CancellationToken> = Vec::new();
+    let shape = shared.plan.shape();
+    let start = Instant::now();
+    let mut last = start;
+    // The first user starts at once, as in Locust.
+    let mut allowance = 1.0f64;
     let mut spawned: u32 = 0;
-    while spawned < target && !stop.is_cancelled() {
-        let due = if rate > 0.0 {
-            let by_now = (ramp_start.elapsed().as_secs_f64() * rate).floor() as u64 + 1;
-            by_now.min(u64::from(target)) as u32
-        } else {
-            target
+    while !stop.is_cancelled() {
+        let now = Instant::now();
+        let Some((target, rate)) = shape.at(now - start) else {
+            shape_ended.cancel();
+            break;
         };
-        while spawned < due {
-            users.spawn(user::run_user(shared.clone(), stop.clone()));
-            spawned += 1;
-        }
-        if spawned < target {
-            tokio::select! {
-                _ = tokio::time::sleep(tick) => {}
-                _ = stop.cancelled() => {}
+        allowance = (allowance + rate * (now - last).as_secs_f64()).min(rate.max(1.0));
+        last = now;
+        let current = running.len() as u32;
+        let changes = (current.abs_diff(target) as f64).min(allowance.floor()) as u32;
+        allowance -= f64::from(changes);
+        for _ in 0..changes {
+            if current < target {
+                let token = stop.child_token();
+                users.spawn(user::run_user(shared.clone(), token.clone()));
+                running.push(token);
+                spawned += 1;
+            } else if let Some(token) = running.pop() {
+                // Finishes its in-flight request, which is counted.
+                token.cancel();
             }
+        }
+        while users.try_join_next().is_some() {}
+        if shared.plan.shape.is_none() && spawned >= shared.plan.users {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SPAWN_TICK) => {}
+            _ = stop.cancelled() => {}
         }
     }
     stop.cancelled().await;
@@ -142,6 +193,7 @@ async fn spawn_and_supervise(shared: Arc<RunShared>, stop: CancellationToken) ->
     }
     spawned
 }
+
 #[cfg(test)]
 impl RunShared {
     pub(crate) fn for_tests() -> Self {
@@ -151,6 +203,7 @@ impl RunShared {
                 spawn_rate: 1.0,
                 test_time: None,
                 wait: WaitTime::default(),
+                shape: None,
                 tasks: vec![],
             },
             listeners: Default::default(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::WaitTime;
+use super::{LoadShape, WaitTime};
 use crate::task::Task;
 
 /// A closed-model test (Locust's): `users` users loop over `tasks`.
@@ -17,6 +17,19 @@ pub struct TestPlan {
     pub test_time: Option<Duration>,
     /// Pause after each pass over the tasks.
     pub wait: WaitTime,
+    /// A load shape (`load_shape`); when set it decides the user count over time
+    /// and ends the test, and `users` / `spawn_rate` are not used.
+    pub shape: Option<LoadShape>,
     /// The scenario every user runs, in order.
     pub tasks: Vec<Task>,
+}
+
+impl TestPlan {
+    /// The user count over time: the load shape, or `users` at `spawn_rate`.
+    pub fn shape(&self) -> LoadShape {
+        self.shape.clone().unwrap_or(LoadShape::Constant {
+            users: self.users,
+            spawn_rate: self.spawn_rate,
+        })
+    }
 }

@@ -4,7 +4,9 @@
 mod recorder;
 mod summary;
 mod table;
+mod timeline;
 
 pub use recorder::{EndpointStats, StatsRecorder, StatsSnapshot};
 pub use summary::{ErrorCount, LatencyOverall, NameStats, Summary, Totals};
 pub use table::render_table;
+pub use timeline::TimelineEntry;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::timeline::TimelineEntry;
 use crate::event::{Outcome, RequestEvent};
 use crate::listener::RequestListener;
 
@@ -106,6 +107,8 @@ pub struct StatsSnapshot {
     pub endpoints: Vec<EndpointStats>,
     /// Time the recorded tests ran, added up.
     pub duration: Duration,
+    /// One entry per second of the recorded tests.
+    pub timeline: Vec<TimelineEntry>,
 }
 
 impl StatsSnapshot {
@@ -124,6 +127,7 @@ impl StatsSnapshot {
 pub struct StatsRecorder {
     shards: Box<[Mutex<Shard>]>,
     duration: Mutex<Duration>,
+    timeline: Mutex<Vec<TimelineEntry>>,
 }
 
 impl Default for StatsRecorder {
@@ -131,6 +135,7 @@ impl Default for StatsRecorder {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             duration: Mutex::default(),
+            timeline: Mutex::default(),
         }
     }
 }
@@ -176,6 +181,30 @@ impl StatsRecorder {
             lock(shard).slots.clear();
         }
         *lock(&self.duration) = Duration::ZERO;
+        lock(&self.timeline).clear();
+    }
+
+    /// All latencies merged into one histogram, and the failure count.
+    pub fn aggregate_latency(&self) -> (Histogram<u64>, u64) {
+        let mut merged = new_histogram();
+        let mut failures = 0;
+        for shard in self.shards.iter() {
+            for stats in lock(shard).slots.iter().flatten() {
+                let _ = merged.add(&stats.latency_us);
+                failures += stats.failures;
+            }
+        }
+        (merged, failures)
+    }
+
+    /// Appends a timeline entry.
+    pub fn push_timeline(&self, entry: TimelineEntry) {
+        lock(&self.timeline).push(entry);
+    }
+
+    /// The `t` of the next timeline entry: tests run one after another on one axis.
+    pub fn timeline_next_second(&self) -> u64 {
+        lock(&self.timeline).last().map_or(0, |e| e.t + 1)
     }
 
     /// Merges all shards.
@@ -193,6 +222,7 @@ impl StatsRecorder {
         StatsSnapshot {
             endpoints: merged.into_values().collect(),
             duration: *lock(&self.duration),
+            timeline: lock(&self.timeline).clone(),
         }
     }
 

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::recorder::{EndpointStats, StatsSnapshot};
+use super::timeline::TimelineEntry;
 
 /// Whole-run counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +93,9 @@ pub struct Summary {
     /// Failures grouped by text.
     #[serde(default)]
     pub errors: Vec<ErrorCount>,
+    /// One entry per second of the recorded tests.
+    #[serde(default)]
+    pub timeline: Vec<TimelineEntry>,
     /// Counters reported by the metric sinks (drops, write errors), by sink name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sinks: BTreeMap<String, serde_json::Value>,
@@ -198,6 +202,7 @@ impl Summary {
                 .map(|(name, stats)| (name.clone(), NameStats::from_endpoint(stats, seconds)))
                 .collect(),
             errors,
+            timeline: snapshot.timeline.clone(),
             sinks: BTreeMap::new(),
         }
     }
