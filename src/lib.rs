@@ -11,11 +11,14 @@ pub mod engine;
 pub mod event;
 pub mod http;
 pub mod listener;
-pub mod sla;
 pub mod sinks;
+pub mod sla;
 pub mod stats;
 pub mod target;
 pub mod task;
+
+mod serve;
+mod shard;
 
 pub use action::{ActionError, Executor, ExecutorOptions};
 pub use event::{Endpoint, EndpointId, Outcome, RequestEvent};

@@ -13,11 +13,9 @@ use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+
+use crate::serve::serve_http1;
 use tokio_util::sync::CancellationToken;
 
 /// Largest body `/bytes/N` serves.
@@ -63,26 +61,17 @@ impl TargetServer {
 }
 
 async fn serve(listener: TcpListener, shutdown: CancellationToken) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let Ok((stream, _)) = accepted else {
-            // Out of file descriptors or similar: back off briefly.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        connections.spawn(async move {
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(route))
-                .await;
-        });
-    }
-    connections.shutdown().await;
+    serve_http1(
+        listener,
+        shutdown,
+        |request: Request<Incoming>| async move {
+            match route(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        },
+    )
+    .await;
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {

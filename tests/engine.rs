@@ -99,18 +99,7 @@ fn failures_connection_errors_timeouts_and_redirects() {
             ]
         }]])),
     );
-    let summary_path = work.path("s.json");
-    let output = run(
-        &[
-            "run",
-            file.to_str().expect("utf8"),
-            "--summary-json",
-            summary_path.to_str().expect("utf8"),
-        ],
-        None,
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let summary = common::read_json(&summary_path);
+    let (_, summary) = common::run_ok_with_summary(&file, &work);
     let per_name = &summary["per_name"];
     for name in ["refused", "slow"] {
         assert!(

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{Workdir, closed_port, run, stderr};
+use common::{Workdir, closed_port};
 use serde_json::json;
 
 fn nginx_binary() -> &'static str {
@@ -122,18 +122,7 @@ fn http_and_https_h2_against_nginx() {
         }]]})
         .to_string(),
     );
-    let summary = work.path("s.json");
-    let output = run(
-        &[
-            "run",
-            file.to_str().expect("utf8"),
-            "--summary-json",
-            summary.to_str().expect("utf8"),
-        ],
-        None,
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let summary = common::read_json(&summary);
+    let (_, summary) = common::run_ok_with_summary(&file, &work);
     let per_name = &summary["per_name"];
     assert!(per_name["plain"]["count"].as_u64() > Some(100));
     assert_eq!(per_name["plain"]["failures"], 0);

@@ -17,18 +17,7 @@ fn run_shape(target: &Target, path: &str, extra: Value) -> Value {
         args.extend(extra.clone());
     }
     let file = work.write("t.json", &json!([["LD_start_test", args]]).to_string());
-    let summary = work.path("s.json");
-    let output = run(
-        &[
-            "run",
-            file.to_str().expect("utf8"),
-            "--summary-json",
-            summary.to_str().expect("utf8"),
-        ],
-        None,
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    common::read_json(&summary)
+    common::run_ok_with_summary(&file, &work).1
 }
 
 fn users_at(summary: &Value, t: u64) -> u64 {

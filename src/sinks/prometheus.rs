@@ -19,23 +19,16 @@
 //! The HTTP server runs on a thread of its own with a current-thread runtime, so it
 //! works whether or not the caller runs in a runtime, and stopping it frees the port.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelValue, LabelValueEncoder, NoLabelSet,
@@ -43,11 +36,12 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Endpoint, RequestEvent};
 use crate::listener::{ListenerId, RequestListener, request_event};
+use crate::serve::serve_http1;
+use crate::shard::{Padded, SHARDS, shard_index};
 
 /// Default port, as in LoadDensity.
 pub const DEFAULT_PORT: u16 = 9646;
@@ -83,7 +77,6 @@ const LATENCY_HELP: &str =
     "Request latency in milliseconds, from start to end of the response body.";
 const BYTES_HELP: &str = "Response body size in bytes.";
 
-const SHARDS: usize = 64;
 const OUTCOMES: [&str; 2] = ["success", "failure"];
 
 /// Settings of [`start_prometheus_exporter`].
@@ -250,32 +243,11 @@ pub fn prometheus_exporter_addr() -> Option<SocketAddr> {
 }
 
 async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: CancellationToken) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let Ok((stream, _)) = accepted else {
-            // Out of file descriptors or similar: back off briefly.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let registry = registry.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let response = respond(&registry, &request);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-    drop(listener);
-    connections.shutdown().await;
+    serve_http1(listener, shutdown, move |request: Request<Incoming>| {
+        let response = respond(&registry, &request);
+        async move { response }
+    })
+    .await;
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -497,11 +469,6 @@ struct Shard {
     retired: Vec<Slot>,
 }
 
-/// Keeps shards on separate cache lines, so threads do not share one.
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded<T>(T);
-
 /// The names seen so far: the cardinality guard.
 struct Names {
     kept: HashSet<Arc<str>>,
@@ -514,23 +481,6 @@ struct Metrics {
     names: Mutex<Names>,
     max_series: usize,
     other: Arc<str>,
-}
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD_INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-fn shard_index() -> usize {
-    SHARD_INDEX.with(|slot| {
-        let mut index = slot.get();
-        if index == usize::MAX {
-            index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            slot.set(index);
-        }
-        index
-    })
 }
 
 impl Metrics {
@@ -699,7 +649,7 @@ impl Collector for MetricsCollector {
 mod tests {
     use super::*;
     use crate::event::{EndpointInterner, Outcome};
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     fn event<'a>(endpoint: &'a Endpoint, ms: u64, bytes: u64, ok: bool) -> RequestEvent<'a> {
         RequestEvent {

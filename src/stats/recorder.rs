@@ -5,9 +5,7 @@
 //! anywhere and no sample is kept: latencies go into HDR histograms (µs, 3 significant
 //! digits), which merge exactly.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,10 +14,10 @@ use hdrhistogram::Histogram;
 use super::timeline::TimelineEntry;
 use crate::event::{Outcome, RequestEvent};
 use crate::listener::RequestListener;
+use crate::shard::{Padded, SHARDS, shard_index};
 
 /// How many distinct error texts are kept per endpoint; further ones are counted as `other errors`.
 const MAX_ERROR_KINDS: usize = 100;
-const SHARDS: usize = 64;
 const OTHER_ERRORS: &str = "(other errors)";
 
 /// Statistics of one endpoint (request type, name).
@@ -125,7 +123,7 @@ impl StatsSnapshot {
 /// The statistics listener. Attach it to a [`crate::ListenerRegistry`]; read it with
 /// [`StatsRecorder::snapshot`].
 pub struct StatsRecorder {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
     duration: Mutex<Duration>,
     timeline: Mutex<Vec<TimelineEntry>>,
 }
@@ -133,7 +131,7 @@ pub struct StatsRecorder {
 impl Default for StatsRecorder {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
             duration: Mutex::default(),
             timeline: Mutex::default(),
         }
@@ -144,23 +142,6 @@ impl std::fmt::Debug for StatsRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StatsRecorder").finish_non_exhaustive()
     }
-}
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD_INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-fn shard_index() -> usize {
-    SHARD_INDEX.with(|slot| {
-        let mut index = slot.get();
-        if index == usize::MAX {
-            index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            slot.set(index);
-        }
-        index
-    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -178,7 +159,7 @@ impl StatsRecorder {
     /// Forgets everything recorded (`LD_clear_records`).
     pub fn clear(&self) {
         for shard in self.shards.iter() {
-            lock(shard).slots.clear();
+            lock(&shard.0).slots.clear();
         }
         *lock(&self.duration) = Duration::ZERO;
         lock(&self.timeline).clear();
@@ -189,7 +170,7 @@ impl StatsRecorder {
         let mut merged = new_histogram();
         let mut failures = 0;
         for shard in self.shards.iter() {
-            for stats in lock(shard).slots.iter().flatten() {
+            for stats in lock(&shard.0).slots.iter().flatten() {
                 let _ = merged.add(&stats.latency_us);
                 failures += stats.failures;
             }
@@ -211,7 +192,7 @@ impl StatsRecorder {
     pub fn snapshot(&self) -> StatsSnapshot {
         let mut merged: BTreeMap<(Arc<str>, Arc<str>), EndpointStats> = BTreeMap::new();
         for shard in self.shards.iter() {
-            let shard = lock(shard);
+            let shard = lock(&shard.0);
             for stats in shard.slots.iter().flatten() {
                 merged
                     .entry((stats.name.clone(), stats.request_type.clone()))
@@ -231,7 +212,7 @@ impl StatsRecorder {
         let mut requests = 0;
         let mut failures = 0;
         for shard in self.shards.iter() {
-            for stats in lock(shard).slots.iter().flatten() {
+            for stats in lock(&shard.0).slots.iter().flatten() {
                 requests += stats.count();
                 failures += stats.failures;
             }
@@ -244,7 +225,7 @@ impl RequestListener for StatsRecorder {
     #[inline]
     fn on_request(&self, event: &RequestEvent<'_>) {
         let slot = event.endpoint.id.0 as usize;
-        let mut shard = lock(&self.shards[shard_index()]);
+        let mut shard = lock(&self.shards[shard_index()].0);
         if shard.slots.len() <= slot {
             shard.slots.resize_with(slot + 1, || None);
         }

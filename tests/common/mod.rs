@@ -41,6 +41,23 @@ pub fn run(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("wait loaddensity")
 }
 
+/// Runs `loaddensity run FILE --summary-json <tmp>`, asserts it succeeded, and
+/// returns its output and the summary.
+pub fn run_ok_with_summary(file: &Path, work: &Workdir) -> (Output, Value) {
+    let summary = work.path("summary-out.json");
+    let output = run(
+        &[
+            "run",
+            file.to_str().expect("utf8 path"),
+            "--summary-json",
+            summary.to_str().expect("utf8 path"),
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    (output, read_json(&summary))
+}
+
 /// Text of stderr.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
