@@ -19,11 +19,10 @@ WORK=$(mktemp -d)
 
 PROM_PORT=${PROM_PORT:-19646}
 
-# ld_rps_scraped SUMMARY_FILE ARGS...: ld_rps while a curl loop pinned to TARGET_CPU
-# scrapes the Prometheus exporter on PROM_PORT every 100 ms.
+# ld_rps_scraped SUMMARY_FILE ARGS...: ld_rps while one keep-alive scraper process
+# pinned to TARGET_CPU pulls the Prometheus exporter on PROM_PORT every 100 ms.
 ld_rps_scraped() {
-    taskset -c "$TARGET_CPU" bash -c \
-        "while :; do curl -s -o /dev/null http://127.0.0.1:$PROM_PORT/metrics; sleep 0.1; done" >/dev/null 2>&1 &
+    taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/scrape.py" "$PROM_PORT" 0.1 >/dev/null 2>&1 &
     local scraper=$!
     local rps
     rps=$(ld_rps "$@") || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null; return 1; }
@@ -55,13 +54,15 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 wrk_median=$(echo "${RESULTS[wrk]}" | tr ' ' '\n' | grep . | median)
+base_median=$(echo "${RESULTS[loaddensity bench]}" | tr ' ' '\n' | grep . | median)
 echo
-echo "| tool | median req/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to wrk |"
-echo "|---|---:|---:|"
+echo "| tool | median req/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to wrk | ratio to loaddensity, no sink |"
+echo "|---|---:|---:|---:|"
 for row in "${ROWS[@]}"; do
     label=${row%%|*}
     m=$(echo "${RESULTS[$label]}" | tr ' ' '\n' | grep . | median)
     ratio=$(awk -v a="$m" -v b="$wrk_median" 'BEGIN {printf "%.3f", a/b}')
-    printf '| %s | %.0f | %s |\n' "$label" "$m" "$ratio"
+    base=$(awk -v a="$m" -v b="$base_median" 'BEGIN {printf "%.3f", a/b}')
+    printf '| %s | %.0f | %s | %s |\n' "$label" "$m" "$ratio" "$base"
 done
 rm -rf "$WORK"
