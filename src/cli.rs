@@ -64,9 +64,13 @@ pub(crate) enum Command {
 pub(crate) struct BenchArgs {
     /// The URL to load.
     pub(crate) url: String,
-    /// Concurrent users (connections).
+    /// Concurrent users (connections); with `-q`, the most iterations in flight.
     #[arg(short = 'u', long, default_value_t = 32)]
     pub(crate) users: u32,
+    /// Open model: start this many requests per second whatever the target's speed
+    /// (latency counts from each request's scheduled start).
+    #[arg(short = 'q', long)]
+    pub(crate) rate: Option<f64>,
     /// Duration, e.g. 10s, 1m, 500ms.
     #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) duration: Duration,

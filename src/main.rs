@@ -235,14 +235,18 @@ fn bench_document(args: &BenchArgs) -> Result<serde_json::Value> {
     if let Some(body) = &args.body {
         task["data"] = body.clone().into();
     }
-    let mut actions = json!([["LD_start_test", {
+    let mut start = json!({
         "user_detail_dict": {"user": "fast_http_user"},
         "user_count": args.users,
         "spawn_rate": f64::from(args.users) * 100.0,
         "test_time": args.duration.as_secs_f64(),
         "wait_time": {"constant": 0},
         "tasks": [task],
-    }]]);
+    });
+    if let Some(rate) = args.rate {
+        start["arrival_rate"] = json!({"rate": rate, "max_users": args.users});
+    }
+    let mut actions = json!([["LD_start_test", start]]);
     if !args.sla.is_empty() {
         let rules = args
             .sla

@@ -417,6 +417,7 @@ mod tests {
                 failure_rate: 0.025,
                 duration_s: 10.0,
                 rps: 20.0,
+                dropped_iterations: 0,
             },
             latency_overall: LatencyOverall {
                 count: 200,

@@ -105,6 +105,7 @@ fn listeners_attach_and_detach_while_a_test_runs() {
         test_time: Some(Duration::from_millis(1500)),
         wait: WaitTime::Constant(Duration::from_millis(2)),
         shape: None,
+        arrival: None,
         tasks,
     };
     let late = Arc::new(Counter(AtomicU64::new(0)));

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{ActionError, Args, Command, Executor, read_json_file};
-use crate::engine::{LoadShape, Progress, RunObservers, SHAPES, TestPlan, WaitTime, run_test};
+use crate::engine::{
+    ArrivalRate, LoadShape, Progress, RunObservers, SHAPES, TestPlan, WaitTime, run_test,
+};
 use crate::stats::render_table;
 use crate::target::TargetServer;
 use crate::task::parse_tasks;
@@ -401,7 +403,6 @@ impl StartTestArgs {
         for (field, value, issue) in [
             ("variables", &self.variables, "the parameter resolver"),
             ("csv_sources", &self.csv_sources, "the parameter resolver"),
-            ("arrival_rate", &self.arrival_rate, "the open model"),
         ] {
             if value.is_some() {
                 return Err(ActionError::not_supported(
@@ -466,6 +467,21 @@ impl StartTestArgs {
                 ));
             }
         };
+        let arrival = match &self.arrival_rate {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                if shape.is_some() {
+                    return Err(ActionError::argument(
+                        "arrival_rate",
+                        "give either `load_shape` (closed model) or `arrival_rate` (open model), not both",
+                    ));
+                }
+                Some(
+                    ArrivalRate::from_json(value)
+                        .map_err(|(field, message)| ActionError::argument(field, message))?,
+                )
+            }
+        };
         let tasks = parse_tasks(&self.tasks, host.as_ref())?;
         Ok(TestPlan {
             users: self.user_count,
@@ -473,6 +489,7 @@ impl StartTestArgs {
             test_time,
             wait,
             shape,
+            arrival,
             tasks,
         })
     }
@@ -507,6 +524,9 @@ impl Command for StartTest {
             .runtime()
             .block_on(run_test(plan, listeners, interrupt, observers));
         executor.stats().add_duration(report.duration);
+        executor
+            .stats()
+            .add_dropped_iterations(report.dropped_iterations);
         let snapshot = executor.stats().snapshot();
         let table = render_table(&snapshot);
         executor.write_output(&table);
@@ -520,6 +540,7 @@ impl Command for StartTest {
             "requests": after - before,
             "failures_total": failures,
             "interrupted": report.interrupted,
+            "dropped_iterations": report.dropped_iterations,
         }))
     }
 }

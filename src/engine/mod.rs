@@ -4,6 +4,7 @@
 //! The engine fires one [`crate::RequestEvent`] per request into the
 //! [`ListenerRegistry`] it is given; it does not know which listeners are attached.
 
+mod arrival;
 mod plan;
 mod progress;
 mod shape;
@@ -11,13 +12,14 @@ mod timeline;
 mod user;
 mod wait;
 
+pub use arrival::{ArrivalRate, RateStage};
 pub use plan::TestPlan;
 pub use progress::Progress;
 pub use shape::{LoadShape, SHAPES, Stage};
 pub use wait::WaitTime;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinSet;
@@ -36,6 +38,8 @@ pub(crate) struct RunShared {
     pub(crate) listeners: Arc<ListenerRegistry>,
     pub(crate) tls: Arc<TlsConnectors>,
     pub(crate) active_users: AtomicUsize,
+    /// Open model: iterations that found no free user.
+    pub(crate) dropped_iterations: AtomicU64,
     wall_base: SystemTime,
     instant_base: Instant,
 }
@@ -48,7 +52,7 @@ impl RunShared {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunReport {
     /// Wall time from the first user's start to the last user's end.
     pub duration: Duration,
@@ -56,6 +60,8 @@ pub struct RunReport {
     pub users_started: u32,
     /// True when the run was stopped by `interrupt` rather than by its test time.
     pub interrupted: bool,
+    /// Open model: iterations not started because `max_users` were all busy.
+    pub dropped_iterations: u64,
 }
 
 /// What watches a run besides the listeners.
@@ -81,6 +87,7 @@ pub async fn run_test(
         listeners,
         tls: Arc::new(TlsConnectors::default()),
         active_users: AtomicUsize::new(0),
+        dropped_iterations: AtomicU64::new(0),
         wall_base: SystemTime::now(),
         instant_base: started,
     });
@@ -97,11 +104,19 @@ pub async fn run_test(
         ))
     });
 
-    let supervisor = tokio::spawn(spawn_and_supervise(
-        shared.clone(),
-        stop_users.clone(),
-        shape_ended.clone(),
-    ));
+    let supervisor = match shared.plan.arrival.clone() {
+        Some(arrival) => tokio::spawn(arrival::run_open_model(
+            shared.clone(),
+            arrival,
+            stop_users.clone(),
+            shape_ended.clone(),
+        )),
+        None => tokio::spawn(spawn_and_supervise(
+            shared.clone(),
+            stop_users.clone(),
+            shape_ended.clone(),
+        )),
+    };
     let deadline = async {
         match shared.plan.test_time {
             Some(limit) => tokio::time::sleep(limit).await,
@@ -126,6 +141,7 @@ pub async fn run_test(
         duration,
         users_started,
         interrupted,
+        dropped_iterations: shared.dropped_iterations.load(Ordering::Relaxed),
     }
 }
 
@@ -204,11 +220,13 @@ impl RunShared {
                 test_time: None,
                 wait: WaitTime::default(),
                 shape: None,
+                arrival: None,
                 tasks: vec![],
             },
             listeners: Default::default(),
             tls: Default::default(),
             active_users: AtomicUsize::new(0),
+            dropped_iterations: AtomicU64::new(0),
             wall_base: SystemTime::now(),
             instant_base: Instant::now(),
         }

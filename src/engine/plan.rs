@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{LoadShape, WaitTime};
+use super::{ArrivalRate, LoadShape, WaitTime};
 use crate::task::Task;
 
 /// A closed-model test (Locust's): `users` users loop over `tasks`.
@@ -20,6 +20,9 @@ pub struct TestPlan {
     /// A load shape (`load_shape`); when set it decides the user count over time
     /// and ends the test, and `users` / `spawn_rate` are not used.
     pub shape: Option<LoadShape>,
+    /// The open model (`arrival_rate`); when set, iterations start on its schedule and
+    /// `users`, `spawn_rate`, `shape` and `wait` are not used.
+    pub arrival: Option<ArrivalRate>,
     /// The scenario every user runs, in order.
     pub tasks: Vec<Task>,
 }

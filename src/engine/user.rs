@@ -23,10 +23,7 @@ pub(super) async fn run_user(shared: Arc<RunShared>, stop: CancellationToken) {
         if !run_iteration(&shared, &mut session, None, &stop).await {
             break;
         }
-        let pause = shared
-            .plan
-            .wait
-            .delay(&mut rng, iteration_start.elapsed());
+        let pause = shared.plan.wait.delay(&mut rng, iteration_start.elapsed());
         if !pause.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}

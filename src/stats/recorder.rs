@@ -6,6 +6,7 @@
 //! digits), which merge exactly.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -107,6 +108,8 @@ pub struct StatsSnapshot {
     pub duration: Duration,
     /// One entry per second of the recorded tests.
     pub timeline: Vec<TimelineEntry>,
+    /// Open-model iterations that could not start.
+    pub dropped_iterations: u64,
 }
 
 impl StatsSnapshot {
@@ -126,6 +129,7 @@ pub struct StatsRecorder {
     shards: Box<[Padded<Mutex<Shard>>]>,
     duration: Mutex<Duration>,
     timeline: Mutex<Vec<TimelineEntry>>,
+    dropped_iterations: AtomicU64,
 }
 
 impl Default for StatsRecorder {
@@ -134,6 +138,7 @@ impl Default for StatsRecorder {
             shards: (0..SHARDS).map(|_| Padded::default()).collect(),
             duration: Mutex::default(),
             timeline: Mutex::default(),
+            dropped_iterations: AtomicU64::new(0),
         }
     }
 }
@@ -163,6 +168,13 @@ impl StatsRecorder {
         }
         *lock(&self.duration) = Duration::ZERO;
         lock(&self.timeline).clear();
+        self.dropped_iterations.store(0, Ordering::Relaxed);
+    }
+
+    /// Adds open-model iterations that could not start (`max_users` all busy).
+    pub fn add_dropped_iterations(&self, dropped: u64) {
+        self.dropped_iterations
+            .fetch_add(dropped, Ordering::Relaxed);
     }
 
     /// All latencies merged into one histogram, and the failure count.
@@ -204,6 +216,7 @@ impl StatsRecorder {
             endpoints: merged.into_values().collect(),
             duration: *lock(&self.duration),
             timeline: lock(&self.timeline).clone(),
+            dropped_iterations: self.dropped_iterations.load(Ordering::Relaxed),
         }
     }
 

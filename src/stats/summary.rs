@@ -24,6 +24,9 @@ pub struct Totals {
     pub duration_s: f64,
     /// Requests per second over `duration_s`.
     pub rps: f64,
+    /// Open model: iterations not started because every user was busy.
+    #[serde(default)]
+    pub dropped_iterations: u64,
 }
 
 /// Latency over all requests.
@@ -188,6 +191,7 @@ impl Summary {
                 },
                 duration_s: seconds,
                 rps: per_second(requests, seconds),
+                dropped_iterations: snapshot.dropped_iterations,
             },
             latency_overall: LatencyOverall {
                 count: requests,

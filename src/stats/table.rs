@@ -76,6 +76,13 @@ pub fn render_table(snapshot: &StatsSnapshot) -> String {
     }
     let _ = writeln!(out, "{rule}");
     row(&mut out, &snapshot.aggregated(), seconds);
+    if snapshot.dropped_iterations > 0 {
+        let _ = writeln!(
+            out,
+            "Dropped iterations: {} (the open model's max_users were all busy)",
+            snapshot.dropped_iterations
+        );
+    }
 
     let mut errors: Vec<(&EndpointStats, &str, u64)> = snapshot
         .endpoints
