@@ -2,15 +2,16 @@
 //! scripts.
 //!
 //! The data flow reads from the module names:
-//! [`action`] script → [`action::Executor`] → [`engine`] (users, [`task`]s over
-//! [`http`]) → one [`event::RequestEvent`] per request → [`listener`]s such as
-//! [`stats`].
+//! [`action`] script → [`action::Executor`] → [`engine`] (users running a
+//! [`scenario`] of [`task`]s over [`http`]) → one [`event::RequestEvent`] per
+//! request → [`listener`]s such as [`stats`].
 
 pub mod action;
 pub mod engine;
 pub mod event;
 pub mod http;
 pub mod listener;
+pub mod scenario;
 pub mod sinks;
 pub mod sla;
 pub mod stats;

@@ -1,26 +1,33 @@
-//! LoadDensity's task schema, parsed strictly into ready-to-send [`Task`]s.
+//! LoadDensity's task schema, parsed strictly into [`Task`]s.
 //!
-//! A task is parsed once when the test starts; everything the request path needs
-//! (method, URIs, headers, body bytes) is prepared here, so sending a request only
-//! clones cheap reference-counted parts.
+//! A task is parsed once when the test starts. A task without placeholders is
+//! prepared completely here, so sending it only clones cheap reference-counted parts.
+//! A task with placeholders keeps its static parts prepared and its `${...}` parts
+//! as parsed templates, rendered per request (see [`crate::scenario`]).
 
+use std::borrow::Cow;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method};
 use serde_json::{Map, Value};
 use url::Url;
 
 use crate::event::{Endpoint, intern_endpoint};
-use crate::http::Target;
+use crate::http::{Capture, PreparedRequest, Target};
+use crate::scenario::{
+    Assertion, Condition, CsvLookup, Extractor, RenderContext, Template, TemplateValue,
+};
 
 /// Default request timeout, as Locust's FastHttpUser (60 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The task fields this engine implements.
-const FIELDS: &[&str] = &[
+pub const FIELDS: &[&str] = &[
     "method",
     "request_url",
     "url",
@@ -32,18 +39,14 @@ const FIELDS: &[&str] = &[
     "timeout",
     "allow_redirects",
     "verify",
-];
-
-/// Task fields that belong to the scenario language, not implemented yet.
-const SCENARIO_FIELDS: &[&str] = &[
+    "auth",
+    "cookies",
+    "files",
     "assertions",
     "extract",
     "weight",
     "run_if",
     "skip_if",
-    "auth",
-    "cookies",
-    "files",
 ];
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete", "head", "options"];
@@ -58,32 +61,69 @@ pub struct TaskError {
     pub message: String,
 }
 
-fn err(path: impl Into<String>, message: impl Into<String>) -> TaskError {
+pub(crate) fn err(path: impl Into<String>, message: impl Into<String>) -> TaskError {
     TaskError {
         path: path.into(),
         message: message.into(),
     }
 }
 
-/// One request of a scenario, ready to send.
+/// One step of a scenario: a request, what to check in its response, what to
+/// extract from it, and when to run it.
 #[derive(Debug, Clone)]
 pub struct Task {
-    /// What the request is reported as.
+    /// What the request is reported as (for a templated `name`, the name as written;
+    /// each request is then reported under its rendered name).
     pub endpoint: Arc<Endpoint>,
-    /// HTTP method.
-    pub method: Method,
-    /// Where the request goes.
-    pub target: Target,
-    /// Request headers (without `Host`, which the client adds for HTTP/1.1).
-    pub headers: HeaderMap,
-    /// Request body; empty for none.
-    pub body: Bytes,
-    /// Limit on the whole request, redirects included.
-    pub timeout: Duration,
-    /// Follow 3xx responses (default true, as in Locust).
-    pub allow_redirects: bool,
-    /// Verify TLS certificates (default true).
-    pub verify: bool,
+    request: RequestSpec,
+    /// Checks on the response; when present they alone decide success.
+    pub assertions: Vec<Assertion>,
+    /// Variables set (for this user) from a successful response.
+    pub extract: Vec<Extractor>,
+    /// Relative weight in a `weighted` scenario (default 1).
+    pub weight: u32,
+    /// Run only when this holds.
+    pub run_if: Option<Condition>,
+    /// Skip when this holds.
+    pub skip_if: Option<Condition>,
+}
+
+#[derive(Debug, Clone)]
+enum RequestSpec {
+    Static(PreparedRequest),
+    Dynamic(Box<RequestTemplate>),
+}
+
+/// The parts of a request that hold placeholders, next to the prepared rest.
+#[derive(Debug, Clone)]
+struct RequestTemplate {
+    /// The request with every static part in place (its target is unused when the
+    /// URL is templated).
+    base: PreparedRequest,
+    url: Option<UrlTemplate>,
+    name: Option<Template>,
+    headers: Vec<(HeaderName, HeaderTemplate)>,
+    body: Option<BodyTemplate>,
+}
+
+#[derive(Debug, Clone)]
+struct UrlTemplate {
+    url: Template,
+    params: Vec<(Template, Template)>,
+    host: Option<Url>,
+}
+
+#[derive(Debug, Clone)]
+enum HeaderTemplate {
+    Text(Template),
+    Basic(Template, Template),
+}
+
+#[derive(Debug, Clone)]
+enum BodyTemplate {
+    Json(TemplateValue),
+    Raw(Template),
+    Form(Vec<(Template, Template)>),
 }
 
 /// The `User-Agent` sent unless a task sets its own.
@@ -91,99 +131,183 @@ pub fn user_agent() -> HeaderValue {
     HeaderValue::from_static(concat!("loaddensity/", env!("CARGO_PKG_VERSION")))
 }
 
-/// Parses LoadDensity's `tasks` argument: a list of tasks, the legacy map
-/// `{"get": {...}, "post": {...}}`, or `{"mode": "sequence", "tasks": [...]}`.
-///
-/// `host` is the base for relative URLs (LoadDensity's `host` argument).
-pub fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Vec<Task>, TaskError> {
-    let tasks = match value {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let path = format!("tasks[{i}]");
-                let object = item
-                    .as_object()
-                    .ok_or_else(|| err(&path, format!("expected a task object, got {item}")))?;
-                parse_task(object, None, &path, host)
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Value::Object(map) if map.contains_key("tasks") || map.contains_key("mode") => {
-            return parse_scenario(map, host);
+impl Task {
+    /// The request, when it has no placeholders.
+    pub fn prepared(&self) -> Option<&PreparedRequest> {
+        match &self.request {
+            RequestSpec::Static(request) => Some(request),
+            RequestSpec::Dynamic(_) => None,
         }
-        Value::Object(map) => map
-            .iter()
-            .map(|(method, item)| {
-                let path = format!("tasks.{method}");
-                let object = item
-                    .as_object()
-                    .ok_or_else(|| err(&path, format!("expected a task object, got {item}")))?;
-                parse_task(object, Some(method), &path, host)
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        other => {
-            return Err(err(
-                "tasks",
-                format!("expected a list of tasks or a map of method to task, got {other}"),
-            ));
-        }
-    };
-    if tasks.is_empty() {
-        return Err(err("tasks", "expected at least one task"));
     }
-    Ok(tasks)
+
+    /// True when the request has placeholders to render per request.
+    pub fn is_templated(&self) -> bool {
+        matches!(self.request, RequestSpec::Dynamic(_))
+    }
+
+    /// The CSV sources this task reads.
+    pub(crate) fn csv_sources(&self, into: &mut Vec<usize>) {
+        if let RequestSpec::Dynamic(t) = &self.request {
+            if let Some(url) = &t.url {
+                url.url.csv_sources(into);
+                for (k, v) in &url.params {
+                    k.csv_sources(into);
+                    v.csv_sources(into);
+                }
+            }
+            if let Some(name) = &t.name {
+                name.csv_sources(into);
+            }
+            for (_, header) in &t.headers {
+                match header {
+                    HeaderTemplate::Text(v) => v.csv_sources(into),
+                    HeaderTemplate::Basic(u, p) => {
+                        u.csv_sources(into);
+                        p.csv_sources(into);
+                    }
+                }
+            }
+            match &t.body {
+                Some(BodyTemplate::Json(v)) => v.csv_sources(into),
+                Some(BodyTemplate::Raw(v)) => v.csv_sources(into),
+                Some(BodyTemplate::Form(pairs)) => {
+                    for (k, v) in pairs {
+                        k.csv_sources(into);
+                        v.csv_sources(into);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// True when the task runs this time (`run_if` holds and `skip_if` does not).
+    pub(crate) fn should_run(&self, ctx: &mut RenderContext<'_>) -> bool {
+        self.run_if.as_ref().is_none_or(|c| c.holds(ctx))
+            && !self.skip_if.as_ref().is_some_and(|c| c.holds(ctx))
+    }
+
+    /// The request to send and the endpoint to report it under: the prepared one, or
+    /// the template rendered for this user.
+    pub(crate) fn render(
+        &self,
+        ctx: &mut RenderContext<'_>,
+    ) -> Result<(Rendered<'_>, Cow<'_, Arc<Endpoint>>), String> {
+        let template = match &self.request {
+            RequestSpec::Static(request) => {
+                return Ok((Rendered::Prepared(request), Cow::Borrowed(&self.endpoint)));
+            }
+            RequestSpec::Dynamic(template) => template,
+        };
+        let mut request = Box::new(template.base.clone());
+        if let Some(url) = &template.url {
+            let text = url.url.render(ctx);
+            let params: Vec<(String, String)> = url
+                .params
+                .iter()
+                .map(|(k, v)| (k.render(ctx), v.render(ctx)))
+                .collect();
+            let url = build_url(&text, &params, url.host.as_ref())?;
+            request.target = Target::from_url(&url).map_err(|m| format!("`{url}`: {m}"))?;
+        }
+        for (name, header) in &template.headers {
+            let text = match header {
+                HeaderTemplate::Text(value) => value.render(ctx),
+                HeaderTemplate::Basic(user, password) => {
+                    basic_auth(&user.render(ctx), &password.render(ctx))
+                }
+            };
+            let value = HeaderValue::from_str(&text)
+                .map_err(|_| format!("header `{name}`: `{text}` is not a valid header value"))?;
+            request.headers.insert(name.clone(), value);
+        }
+        match &template.body {
+            Some(BodyTemplate::Json(value)) => {
+                let bytes = serde_json::to_vec(&value.render(ctx)).map_err(|e| e.to_string())?;
+                request.body = Bytes::from(bytes);
+            }
+            Some(BodyTemplate::Raw(text)) => request.body = Bytes::from(text.render(ctx)),
+            Some(BodyTemplate::Form(pairs)) => {
+                let encoded = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs.iter().map(|(k, v)| (k.render(ctx), v.render(ctx))))
+                    .finish();
+                request.body = Bytes::from(encoded);
+            }
+            None => {}
+        }
+        let endpoint = match &template.name {
+            Some(name) => Cow::Owned(intern_endpoint(
+                &self.endpoint.request_type,
+                &name.render(ctx),
+            )),
+            None => Cow::Borrowed(&self.endpoint),
+        };
+        Ok((Rendered::Owned(request), endpoint))
+    }
 }
 
-fn parse_scenario(map: &Map<String, Value>, host: Option<&Url>) -> Result<Vec<Task>, TaskError> {
-    for key in map.keys() {
-        if key != "mode" && key != "tasks" {
-            return Err(err(
-                format!("tasks.{key}"),
-                "unknown field; a scenario has `mode` and `tasks`",
-            ));
-        }
-    }
-    let mode = match map.get("mode") {
-        None | Some(Value::Null) => "sequence".to_string(),
-        Some(Value::String(mode)) => mode.to_ascii_lowercase(),
-        Some(other) => {
-            return Err(err("tasks.mode", format!("expected a string, got {other}")));
-        }
-    };
-    match mode.as_str() {
-        "sequence" => {}
-        "weighted" | "conditional" => {
-            return Err(err(
-                "tasks.mode",
-                format!("scenario mode `{mode}` is not supported yet; use `sequence`"),
-            ));
-        }
-        _ => {
-            return Err(err(
-                "tasks.mode",
-                format!("unknown mode `{mode}`; expected sequence, weighted or conditional"),
-            ));
-        }
-    }
-    let inner = map
-        .get("tasks")
-        .ok_or_else(|| err("tasks.tasks", "missing field"))?;
-    parse_tasks(inner, host)
+/// A request to send: a task's prepared one, or one rendered from its templates
+/// (boxed, to keep every user's future small).
+pub(crate) enum Rendered<'t> {
+    Prepared(&'t PreparedRequest),
+    Owned(Box<PreparedRequest>),
 }
 
-fn parse_task(
+impl std::ops::Deref for Rendered<'_> {
+    type Target = PreparedRequest;
+
+    fn deref(&self) -> &PreparedRequest {
+        match self {
+            Self::Prepared(request) => request,
+            Self::Owned(request) => request,
+        }
+    }
+}
+
+fn basic_auth(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// An absolute URL from a task's URL text (relative ones joined to `host`) and its
+/// query parameters.
+fn build_url(text: &str, params: &[(String, String)], host: Option<&Url>) -> Result<Url, String> {
+    let mut url = match (Url::parse(text), host) {
+        (Ok(url), _) => url,
+        (Err(url::ParseError::RelativeUrlWithoutBase), Some(base)) => base
+            .join(text)
+            .map_err(|e| format!("`{text}` is not a valid URL: {e}"))?,
+        (Err(url::ParseError::RelativeUrlWithoutBase), None) => {
+            return Err(format!(
+                "`{text}` is relative; give an absolute URL or the `host` argument"
+            ));
+        }
+        (Err(e), _) => return Err(format!("`{text}` is not a valid URL: {e}")),
+    };
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!(
+            "scheme `{}` is not supported; use http or https",
+            url.scheme()
+        ));
+    }
+    if !params.is_empty() {
+        url.query_pairs_mut().extend_pairs(params);
+    }
+    Ok(url)
+}
+
+/// Parses one task object. `method_key` is the method given by the legacy map's key;
+/// `path` names the task in errors (`tasks[0]`); `host` is the base for relative URLs.
+pub(crate) fn parse_task(
     object: &Map<String, Value>,
     method_key: Option<&str>,
     path: &str,
     host: Option<&Url>,
+    csv: &dyn CsvLookup,
 ) -> Result<Task, TaskError> {
     for key in object.keys() {
-        if SCENARIO_FIELDS.contains(&key.as_str()) {
-            return Err(err(
-                format!("{path}.{key}"),
-                "is not supported yet (it comes with the scenario language)",
-            ));
-        }
         if !FIELDS.contains(&key.as_str()) {
             return Err(err(
                 format!("{path}.{key}"),
@@ -197,6 +321,9 @@ fn parse_task(
             ));
         }
     }
+    let template = |field: &str, text: &str| {
+        Template::parse(text, csv).map_err(|e| err(format!("{path}.{field}"), e))
+    };
 
     let method_text = match (method_key, object.get("method")) {
         (Some(key), _) => key.to_string(),
@@ -245,37 +372,60 @@ fn parse_task(
         (None, None) => return Err(err(format!("{path}.request_url"), "missing field")),
     };
     let url_path = format!("{path}.{url_field}");
-    let mut url = match (Url::parse(url_text), host) {
-        (Ok(url), _) => url,
-        (Err(url::ParseError::RelativeUrlWithoutBase), Some(base)) => base
-            .join(url_text)
-            .map_err(|e| err(&url_path, format!("`{url_text}` is not a valid URL: {e}")))?,
-        (Err(url::ParseError::RelativeUrlWithoutBase), None) => {
-            return Err(err(
-                &url_path,
-                format!("`{url_text}` is relative; give an absolute URL or the `host` argument"),
-            ));
-        }
-        (Err(e), _) => {
-            return Err(err(
-                &url_path,
-                format!("`{url_text}` is not a valid URL: {e}"),
-            ));
-        }
+    let url_template = template(url_field, url_text)?;
+    let params = match object.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(params) => pairs(params, &format!("{path}.params"))?
+            .into_iter()
+            .map(|(k, v)| Ok((template("params", &k)?, template("params", &v)?)))
+            .collect::<Result<Vec<_>, TaskError>>()?,
     };
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(err(
-            &url_path,
-            format!(
-                "scheme `{}` is not supported; use http or https",
-                url.scheme()
-            ),
-        ));
-    }
+    let url_is_static =
+        url_template.is_static() && params.iter().all(|(k, v)| k.is_static() && v.is_static());
+    let (target, url) = if url_is_static {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.static_text().unwrap_or_default(),
+                    v.static_text().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let url = build_url(url_text, &params, host).map_err(|m| err(&url_path, m))?;
+        let target = Target::from_url(&url)
+            .map_err(|message| err(&url_path, format!("`{url}`: {message}")))?;
+        (Some(target), None)
+    } else {
+        if let Some(scheme) = url_text.split_once("://").map(|(s, _)| s)
+            && !scheme.contains("${")
+            && scheme != "http"
+            && scheme != "https"
+        {
+            return Err(err(
+                &url_path,
+                format!("scheme `{scheme}` is not supported; use http or https"),
+            ));
+        }
+        (
+            None,
+            Some(UrlTemplate {
+                url: url_template,
+                params,
+                host: host.cloned(),
+            }),
+        )
+    };
 
-    let name = match object.get("name") {
-        None | Some(Value::Null) => url_text.clone(),
-        Some(Value::String(n)) => n.clone(),
+    let (name_text, name_template) = match object.get("name") {
+        None | Some(Value::Null) => (url_text.clone(), None),
+        Some(Value::String(n)) => {
+            let parsed = template("name", n)?;
+            match parsed.static_text() {
+                Some(text) => (text, None),
+                None => (n.clone(), Some(parsed)),
+            }
+        }
         Some(other) => {
             return Err(err(
                 format!("{path}.name"),
@@ -284,16 +434,34 @@ fn parse_task(
         }
     };
 
-    if let Some(params) = object.get("params") {
-        append_params(&mut url, params, &format!("{path}.params"))?;
-    }
-
     let mut headers = HeaderMap::new();
+    let mut dynamic_headers = Vec::new();
     headers.insert(USER_AGENT, user_agent());
-    let (body, content_type) = parse_body(object, path)?;
+    let (body, content_type, body_template) = parse_body(object, path, csv)?;
     if let Some(content_type) = content_type {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(CONTENT_TYPE, content_type);
     }
+    let mut add_header = |name: HeaderName, value: HeaderTemplate, field: &str| {
+        match &value {
+            HeaderTemplate::Text(t) if t.is_static() => {
+                let text = t.static_text().unwrap_or_default();
+                let value = HeaderValue::from_str(&text)
+                    .map_err(|_| err(field, "not a valid header value"))?;
+                headers.insert(name, value);
+            }
+            HeaderTemplate::Basic(u, p) if u.is_static() && p.is_static() => {
+                let text = basic_auth(
+                    &u.static_text().unwrap_or_default(),
+                    &p.static_text().unwrap_or_default(),
+                );
+                let value = HeaderValue::from_str(&text)
+                    .map_err(|_| err(field, "not a valid header value"))?;
+                headers.insert(name, value);
+            }
+            _ => dynamic_headers.push((name, value)),
+        }
+        Ok::<(), TaskError>(())
+    };
     match object.get("headers") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
@@ -301,17 +469,11 @@ fn parse_task(
                 let field = format!("{path}.headers.{key}");
                 let name = HeaderName::from_bytes(key.as_bytes())
                     .map_err(|_| err(&field, "not a valid header name"))?;
-                let text = match value {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    other => {
-                        return Err(err(&field, format!("expected a string, got {other}")));
-                    }
-                };
-                let value = HeaderValue::from_str(&text)
-                    .map_err(|_| err(&field, "not a valid header value"))?;
-                headers.insert(name, value);
+                let text = scalar_text(value)
+                    .filter(|_| !value.is_null())
+                    .ok_or_else(|| err(&field, format!("expected a string, got {value}")))?;
+                let value = Template::parse(&text, csv).map_err(|e| err(&field, e))?;
+                add_header(name, HeaderTemplate::Text(value), &field)?;
             }
         }
         Some(other) => {
@@ -319,6 +481,22 @@ fn parse_task(
                 format!("{path}.headers"),
                 format!("expected a map of header name to value, got {other}"),
             ));
+        }
+    }
+    if let Some(auth) = object.get("auth").filter(|v| !v.is_null()) {
+        let field = format!("{path}.auth");
+        add_header(AUTHORIZATION, parse_auth(auth, &field, csv)?, &field)?;
+    }
+    if let Some(cookies) = object.get("cookies").filter(|v| !v.is_null()) {
+        let field = format!("{path}.cookies");
+        let line = pairs(cookies, &field)?
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !line.is_empty() {
+            let value = Template::parse(&line, csv).map_err(|e| err(&field, e))?;
+            add_header(COOKIE, HeaderTemplate::Text(value), &field)?;
         }
     }
 
@@ -341,18 +519,315 @@ fn parse_task(
         }
     };
 
-    let target =
-        Target::from_url(&url).map_err(|message| err(&url_path, format!("`{url}`: {message}")))?;
-    Ok(Task {
-        endpoint: intern_endpoint(method.as_str(), &name),
-        method,
-        target,
+    let assertions = match object.get("assertions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                Assertion::parse(item, csv).map_err(|(field, message)| {
+                    err(
+                        field_path(&format!("{path}.assertions[{i}]"), &field),
+                        message,
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => {
+            return Err(err(
+                format!("{path}.assertions"),
+                format!("expected a list of assertions, got {other}"),
+            ));
+        }
+    };
+    let extract = match object.get("extract") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                Extractor::parse(item).map_err(|(field, message)| {
+                    err(field_path(&format!("{path}.extract[{i}]"), &field), message)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(item @ Value::Object(_)) => {
+            vec![Extractor::parse(item).map_err(|(field, message)| {
+                err(field_path(&format!("{path}.extract"), &field), message)
+            })?]
+        }
+        Some(other) => {
+            return Err(err(
+                format!("{path}.extract"),
+                format!("expected a list of extractors, got {other}"),
+            ));
+        }
+    };
+    let capture = Capture {
+        headers: assertions.iter().any(Assertion::needs_headers)
+            || extract.iter().any(Extractor::needs_headers),
+        body: assertions.iter().any(Assertion::needs_body)
+            || extract.iter().any(Extractor::needs_body),
+    };
+    let weight = match object.get("weight") {
+        None | Some(Value::Null) => 1,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|w| u32::try_from(w).ok())
+            .filter(|w| *w >= 1)
+            .ok_or_else(|| {
+                err(
+                    format!("{path}.weight"),
+                    format!("expected a positive integer, got {n}"),
+                )
+            })?,
+        Some(other) => {
+            return Err(err(
+                format!("{path}.weight"),
+                format!("expected a positive integer, got {other}"),
+            ));
+        }
+    };
+    let condition = |field: &str| -> Result<Option<Condition>, TaskError> {
+        object
+            .get(field)
+            .map(|v| Condition::parse(v, csv).map_err(|e| err(format!("{path}.{field}"), e)))
+            .transpose()
+    };
+
+    let base = PreparedRequest {
+        method: method.clone(),
+        target: match &target {
+            Some(target) => target.clone(),
+            None => placeholder_target(),
+        },
         headers,
         body,
         timeout,
         allow_redirects: parse_bool(object, "allow_redirects", path, true)?,
         verify: parse_bool(object, "verify", path, true)?,
+        capture,
+    };
+    let request = if url.is_none()
+        && name_template.is_none()
+        && dynamic_headers.is_empty()
+        && body_template.is_none()
+    {
+        RequestSpec::Static(base)
+    } else {
+        RequestSpec::Dynamic(Box::new(RequestTemplate {
+            base,
+            url,
+            name: name_template,
+            headers: dynamic_headers,
+            body: body_template,
+        }))
+    };
+    Ok(Task {
+        endpoint: intern_endpoint(method.as_str(), &name_text),
+        request,
+        assertions,
+        extract,
+        weight,
+        run_if: condition("run_if")?,
+        skip_if: condition("skip_if")?,
     })
+}
+
+fn field_path(prefix: &str, field: &str) -> String {
+    if field.is_empty() {
+        prefix.to_string()
+    } else {
+        format!("{prefix}.{field}")
+    }
+}
+
+/// The target of a request whose URL is rendered per request; never sent.
+fn placeholder_target() -> Target {
+    let url = Url::parse("http://127.0.0.1/").expect("a valid URL");
+    Target::from_url(&url).expect("a valid target")
+}
+
+fn parse_auth(auth: &Value, field: &str, csv: &dyn CsvLookup) -> Result<HeaderTemplate, TaskError> {
+    let object = auth.as_object().ok_or_else(|| {
+        err(
+            field,
+            format!("expected {{\"type\": \"basic\", \"username\", \"password\"}} or {{\"type\": \"bearer\", \"token\"}}, got {auth}"),
+        )
+    })?;
+    let text = |key: &str| -> Result<Template, TaskError> {
+        match object.get(key) {
+            Some(Value::String(s)) => {
+                Template::parse(s, csv).map_err(|e| err(format!("{field}.{key}"), e))
+            }
+            Some(other) => Err(err(
+                format!("{field}.{key}"),
+                format!("expected a string, got {other}"),
+            )),
+            None => Err(err(format!("{field}.{key}"), "missing field")),
+        }
+    };
+    let kind = match object.get("type") {
+        Some(Value::String(t)) => t.to_ascii_lowercase(),
+        _ => {
+            return Err(err(
+                format!("{field}.type"),
+                "expected \"basic\" or \"bearer\"",
+            ));
+        }
+    };
+    let allowed: &[&str] = match kind.as_str() {
+        "basic" => &["type", "username", "password"],
+        "bearer" => &["type", "token"],
+        other => {
+            return Err(err(
+                format!("{field}.type"),
+                format!("unknown auth type `{other}`; expected basic or bearer"),
+            ));
+        }
+    };
+    if let Some(key) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(err(
+            format!("{field}.{key}"),
+            format!("unknown field; expected one of: {}", allowed.join(", ")),
+        ));
+    }
+    if kind == "basic" {
+        Ok(HeaderTemplate::Basic(text("username")?, text("password")?))
+    } else {
+        let token = match object.get("token") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                return Err(err(
+                    format!("{field}.token"),
+                    format!("expected a string, got {other}"),
+                ));
+            }
+            None => return Err(err(format!("{field}.token"), "missing field")),
+        };
+        Template::parse(&format!("Bearer {token}"), csv)
+            .map(HeaderTemplate::Text)
+            .map_err(|e| err(format!("{field}.token"), e))
+    }
+}
+
+type ParsedBody = (Bytes, Option<HeaderValue>, Option<BodyTemplate>);
+
+fn parse_body(
+    object: &Map<String, Value>,
+    path: &str,
+    csv: &dyn CsvLookup,
+) -> Result<ParsedBody, TaskError> {
+    let json = object.get("json").filter(|v| !v.is_null());
+    let data = object.get("data").filter(|v| !v.is_null());
+    let files = object.get("files").filter(|v| !v.is_null());
+    if let Some(files) = files {
+        if json.is_some() {
+            return Err(err(
+                format!("{path}.json"),
+                "give either `json` or `files` (a multipart form), not both",
+            ));
+        }
+        let fields = match data {
+            None => Vec::new(),
+            Some(data @ (Value::Object(_) | Value::Array(_))) => {
+                pairs(data, &format!("{path}.data"))?
+            }
+            Some(other) => {
+                return Err(err(
+                    format!("{path}.data"),
+                    format!("with `files`, `data` must be a form dict, got {other}"),
+                ));
+            }
+        };
+        if fields
+            .iter()
+            .any(|(k, v)| k.contains("${") || v.contains("${"))
+        {
+            return Err(err(
+                format!("{path}.data"),
+                "placeholders in the form fields of a multipart upload are not supported",
+            ));
+        }
+        let (body, content_type) =
+            crate::scenario::multipart(&fields, files, &format!("{path}.files"))?;
+        return Ok((body, Some(content_type), None));
+    }
+    match (json, data) {
+        (Some(_), Some(_)) => Err(err(
+            format!("{path}.data"),
+            "give either `json` or `data`, not both",
+        )),
+        (Some(json), None) => {
+            let parsed =
+                TemplateValue::parse(json, csv).map_err(|e| err(format!("{path}.json"), e))?;
+            let content_type = Some(HeaderValue::from_static("application/json"));
+            match parsed {
+                TemplateValue::Static(value) => {
+                    let bytes = serde_json::to_vec(&value)
+                        .map_err(|e| err(format!("{path}.json"), e.to_string()))?;
+                    Ok((Bytes::from(bytes), content_type, None))
+                }
+                dynamic => Ok((
+                    Bytes::new(),
+                    content_type,
+                    Some(BodyTemplate::Json(dynamic)),
+                )),
+            }
+        }
+        (None, Some(Value::String(raw))) => {
+            let parsed = Template::parse(raw, csv).map_err(|e| err(format!("{path}.data"), e))?;
+            match parsed.static_text() {
+                Some(text) => Ok((Bytes::from(text), None, None)),
+                None => Ok((Bytes::new(), None, Some(BodyTemplate::Raw(parsed)))),
+            }
+        }
+        (None, Some(data @ (Value::Object(_) | Value::Array(_)))) => {
+            let field = format!("{path}.data");
+            let pairs = pairs(data, &field)?;
+            let content_type = Some(HeaderValue::from_static(
+                "application/x-www-form-urlencoded",
+            ));
+            if pairs
+                .iter()
+                .any(|(k, v)| k.contains("${") || v.contains("${"))
+            {
+                let templates = pairs
+                    .iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            Template::parse(k, csv).map_err(|e| err(&field, e))?,
+                            Template::parse(v, csv).map_err(|e| err(&field, e))?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, TaskError>>()?;
+                if templates
+                    .iter()
+                    .any(|(k, v)| !k.is_static() || !v.is_static())
+                {
+                    return Ok((
+                        Bytes::new(),
+                        content_type,
+                        Some(BodyTemplate::Form(templates)),
+                    ));
+                }
+            }
+            let encoded = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            Ok((Bytes::from(encoded), content_type, None))
+        }
+        (None, Some(other)) => Err(err(
+            format!("{path}.data"),
+            format!("expected a form dict or a raw string, got {other}"),
+        )),
+        (None, None) => Ok((Bytes::new(), None, None)),
+    }
+}
+
+/// Reads a file for a multipart upload, naming the task field on failure.
+pub(crate) fn read_upload(path: &Path, field: &str) -> Result<Vec<u8>, TaskError> {
+    std::fs::read(path).map_err(|e| err(field, format!("cannot read `{}`: {e}", path.display())))
 }
 
 fn parse_bool(
@@ -435,59 +910,21 @@ fn pairs(value: &Value, path: &str) -> Result<Vec<(String, String)>, TaskError> 
     Ok(out)
 }
 
-fn append_params(url: &mut Url, params: &Value, path: &str) -> Result<(), TaskError> {
-    if params.is_null() {
-        return Ok(());
-    }
-    let pairs = pairs(params, path)?;
-    if !pairs.is_empty() {
-        url.query_pairs_mut().extend_pairs(pairs);
-    }
-    Ok(())
-}
-
-fn parse_body(
-    object: &Map<String, Value>,
-    path: &str,
-) -> Result<(Bytes, Option<&'static str>), TaskError> {
-    let json = object.get("json").filter(|v| !v.is_null());
-    let data = object.get("data").filter(|v| !v.is_null());
-    match (json, data) {
-        (Some(_), Some(_)) => Err(err(
-            format!("{path}.data"),
-            "give either `json` or `data`, not both",
-        )),
-        (Some(json), None) => {
-            let bytes =
-                serde_json::to_vec(json).map_err(|e| err(format!("{path}.json"), e.to_string()))?;
-            Ok((Bytes::from(bytes), Some("application/json")))
-        }
-        (None, Some(Value::String(raw))) => Ok((Bytes::from(raw.clone()), None)),
-        (None, Some(data @ (Value::Object(_) | Value::Array(_)))) => {
-            let pairs = pairs(data, &format!("{path}.data"))?;
-            let encoded = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(pairs)
-                .finish();
-            Ok((
-                Bytes::from(encoded),
-                Some("application/x-www-form-urlencoded"),
-            ))
-        }
-        (None, Some(other)) => Err(err(
-            format!("{path}.data"),
-            format!("expected a form dict or a raw string, got {other}"),
-        )),
-        (None, None) => Ok((Bytes::new(), None)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Vec<Task>, TaskError> {
+        crate::scenario::parse_tasks(value, host).map(|s| s.tasks)
+    }
+
     fn one(task: Value) -> Result<Task, TaskError> {
         parse_tasks(&json!([task]), None).map(|mut v| v.remove(0))
+    }
+
+    fn prepared(task: &Task) -> &PreparedRequest {
+        task.prepared().expect("a task without placeholders")
     }
 
     #[test]
@@ -499,9 +936,11 @@ mod tests {
             "timeout": 2.5, "allow_redirects": false, "verify": false
         }))
         .expect("valid");
+        let endpoint = task.endpoint.clone();
+        let task = prepared(&task);
         assert_eq!(task.method, Method::POST);
-        assert_eq!(&*task.endpoint.name, "create");
-        assert_eq!(&*task.endpoint.request_type, "POST");
+        assert_eq!(&*endpoint.name, "create");
+        assert_eq!(&*endpoint.request_type, "POST");
         assert_eq!(task.target.origin_form.to_string(), "/a?x=1&b=2&c=3&c=4");
         assert_eq!(task.headers["x-test"], "yes");
         assert_eq!(task.headers[CONTENT_TYPE], "application/json");
@@ -519,8 +958,8 @@ mod tests {
         .expect("valid");
         assert_eq!(tasks.len(), 2);
         assert_eq!(&*tasks[0].endpoint.name, "http://h/x");
-        assert_eq!(tasks[1].method, Method::POST);
-        assert_eq!(&tasks[1].body[..], b"a=b+c");
+        assert_eq!(prepared(&tasks[1]).method, Method::POST);
+        assert_eq!(&prepared(&tasks[1]).body[..], b"a=b+c");
     }
 
     #[test]
@@ -528,7 +967,7 @@ mod tests {
         let host = Url::parse("http://127.0.0.1:9000").ok();
         let tasks =
             parse_tasks(&json!([{"method": "get", "url": "/p"}]), host.as_ref()).expect("valid");
-        assert_eq!(tasks[0].target.origin.port, 9000);
+        assert_eq!(prepared(&tasks[0]).target.origin.port, 9000);
         assert_eq!(&*tasks[0].endpoint.name, "/p");
         let e = one(json!({"method": "get", "url": "/p"})).expect_err("relative");
         assert_eq!(e.path, "tasks[0].url");
@@ -544,9 +983,19 @@ mod tests {
                 "unknown field",
             ),
             (
-                json!({"method": "get", "url": "http://h/", "assertions": []}),
+                json!({"method": "get", "url": "http://h/", "assertions": {}}),
                 "tasks[0].assertions",
-                "not supported yet",
+                "expected a list",
+            ),
+            (
+                json!({"method": "get", "url": "http://h/", "auth": {"type": "digest"}}),
+                "tasks[0].auth.type",
+                "unknown auth type",
+            ),
+            (
+                json!({"method": "get", "url": "http://h/", "files": {"f": "/nonexistent/f"}}),
+                "tasks[0].files.f",
+                "cannot read",
             ),
             (
                 json!({"method": "fetch", "url": "http://h/"}),
@@ -586,20 +1035,51 @@ mod tests {
             assert!(e.message.contains(needle), "{task}: {}", e.message);
         }
         assert!(parse_tasks(&json!([]), None).is_err());
-        let e = parse_tasks(
-            &json!({"mode": "weighted", "tasks": [{"method": "get", "url": "http://h/"}]}),
-            None,
-        )
-        .expect_err("weighted not yet");
-        assert!(e.message.contains("not supported yet"));
     }
 
     #[test]
     fn params_as_pairs_and_raw_data() {
         let task = one(json!({"method": "put", "url": "http://h/p", "params": [["a", 1], ["a", 2]], "data": "raw body"}))
             .expect("valid");
+        let task = prepared(&task);
         assert_eq!(task.target.origin_form.to_string(), "/p?a=1&a=2");
         assert_eq!(&task.body[..], b"raw body");
         assert!(!task.headers.contains_key(CONTENT_TYPE));
+    }
+
+    #[test]
+    fn placeholders_make_a_task_templated_and_render_per_user() {
+        use crate::scenario::{RenderContext, SharedVariables};
+        use rand::SeedableRng;
+        let task = one(json!({
+            "method": "post", "url": "http://h/items/${var.id}", "params": {"q": "${var.q}"},
+            "headers": {"X-Static": "s", "X-User": "${var.id}"},
+            "auth": {"type": "bearer", "token": "${var.token}"},
+            "cookies": {"sid": "abc"},
+            "json": {"id": "${var.id}", "n": 1}
+        }))
+        .expect("valid");
+        assert!(task.is_templated());
+        assert_eq!(&*task.endpoint.name, "http://h/items/${var.id}");
+        let user = std::collections::HashMap::from([
+            ("id".to_string(), "7".to_string()),
+            ("q".to_string(), "a b".to_string()),
+            ("token".to_string(), "t-1".to_string()),
+        ]);
+        let shared = SharedVariables::new();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let mut ctx = RenderContext::new(&user, &shared, &mut rng);
+        let (request, endpoint) = task.render(&mut ctx).expect("renders");
+        assert_eq!(&*endpoint.name, "http://h/items/${var.id}");
+        assert_eq!(request.target.origin_form.to_string(), "/items/7?q=a+b");
+        assert_eq!(request.headers["x-static"], "s");
+        assert_eq!(request.headers["x-user"], "7");
+        assert_eq!(request.headers[AUTHORIZATION], "Bearer t-1");
+        assert_eq!(request.headers[COOKIE], "sid=abc");
+        assert_eq!(&request.body[..], br#"{"id":"7","n":1}"#);
+
+        let basic = one(json!({"method": "get", "url": "http://h/", "auth": {"type": "basic", "username": "u", "password": "p"}}))
+            .expect("valid");
+        assert_eq!(prepared(&basic).headers[AUTHORIZATION], "Basic dTpw");
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use loaddensity::engine::{RunObservers, TestPlan, WaitTime, run_test};
 use loaddensity::http::{Session, TlsConnectors};
-use loaddensity::task::parse_tasks;
+use loaddensity::scenario::parse_tasks;
 use loaddensity::{ListenerRegistry, RequestEvent, RequestListener, StatsRecorder};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -63,7 +63,10 @@ async fn task_fields_reach_the_wire() {
     )
     .expect("task");
     let mut session = Session::new(Arc::new(TlsConnectors::default()));
-    let response = session.execute(&tasks[0]).await.expect("response");
+    let response = session
+        .execute(tasks.tasks[0].prepared().expect("static"))
+        .await
+        .expect("response");
     assert_eq!(response.status.as_u16(), 201);
     assert_eq!(response.body_len, 5);
     let raw = server.await.expect("server");
@@ -106,7 +109,7 @@ fn listeners_attach_and_detach_while_a_test_runs() {
         wait: WaitTime::Constant(Duration::from_millis(2)),
         shape: None,
         arrival: None,
-        tasks,
+        scenario: Arc::new(tasks),
     };
     let late = Arc::new(Counter(AtomicU64::new(0)));
     let run = runtime.spawn(run_test(

@@ -148,7 +148,7 @@ fn http_and_https_h2_against_nginx() {
 fn https_negotiates_http2() {
     let nginx = Nginx::start();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let tasks = loaddensity::task::parse_tasks(
+    let tasks = loaddensity::scenario::parse_tasks(
         &json!([{"method": "get", "url": format!("https://localhost:{}/", nginx.https_port), "verify": false}]),
         None,
     )
@@ -156,7 +156,7 @@ fn https_negotiates_http2() {
     let mut session = loaddensity::http::Session::new(Default::default());
     // nginx answers "ok h2" over HTTP/2 and "ok " over HTTP/1.1.
     let response = runtime
-        .block_on(session.execute(&tasks[0]))
+        .block_on(session.execute(tasks.tasks[0].prepared().expect("static")))
         .expect("response");
     assert_eq!(response.status.as_u16(), 200);
     assert_eq!(response.body_len, "ok h2".len() as u64);

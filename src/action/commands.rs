@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,13 +12,16 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use url::Url;
 
+use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunObservers, SHAPES, TestPlan, WaitTime, run_test,
 };
+use crate::scenario::{
+    ResolverSnapshot, Scenario, register_csv_source, register_variable, value_text,
+};
 use crate::stats::render_table;
 use crate::target::TargetServer;
-use crate::task::parse_tasks;
 
 /// Argument structs that can check themselves beyond their types.
 pub(super) trait CheckArgs {
@@ -129,6 +133,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     );
     super::sink_commands::register_sink_commands(executor);
     super::sla_commands::register_sla_commands(executor);
+    super::resolver_commands::register_resolver_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {
@@ -296,9 +301,9 @@ struct StartTestArgs {
     #[serde(default)]
     expected_workers: Option<Value>,
     #[serde(default)]
-    variables: Option<Value>,
+    variables: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
-    csv_sources: Option<Value>,
+    csv_sources: Option<Vec<CsvSource>>,
     #[serde(default)]
     load_shape: Option<Value>,
     #[serde(default)]
@@ -400,17 +405,6 @@ impl StartTestArgs {
                 ));
             }
         }
-        for (field, value, issue) in [
-            ("variables", &self.variables, "the parameter resolver"),
-            ("csv_sources", &self.csv_sources, "the parameter resolver"),
-        ] {
-            if value.is_some() {
-                return Err(ActionError::not_supported(
-                    format!("`{field}`"),
-                    format!("it comes with {issue}"),
-                ));
-            }
-        }
         if self.user_count == 0 {
             return Err(ActionError::argument(
                 "user_count",
@@ -482,7 +476,15 @@ impl StartTestArgs {
                 )
             }
         };
-        let tasks = parse_tasks(&self.tasks, host.as_ref())?;
+        let mut resolver = ResolverSnapshot::take();
+        for (name, value) in self.variables.iter().flatten() {
+            resolver.variables.insert(name.clone(), value_text(value));
+        }
+        for (i, source) in self.csv_sources.iter().flatten().enumerate() {
+            let data = source.read(&format!("csv_sources[{i}]."))?;
+            resolver.tables.insert(&source.name, data);
+        }
+        let scenario = Arc::new(Scenario::parse(&self.tasks, host.as_ref(), resolver)?);
         Ok(TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,
@@ -490,7 +492,7 @@ impl StartTestArgs {
             wait,
             shape,
             arrival,
-            tasks,
+            scenario,
         })
     }
 }
@@ -505,7 +507,17 @@ impl Command for StartTest {
     }
 
     fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
-        let plan = args.parse::<StartTestArgs>(START_TEST_PARAMS)?.plan()?;
+        let args = args.parse::<StartTestArgs>(START_TEST_PARAMS)?;
+        let plan = args.plan()?;
+        // As in LoadDensity, `variables` and `csv_sources` stay registered for later tests.
+        for (name, value) in args.variables.iter().flatten() {
+            register_variable(name, value);
+        }
+        for (i, source) in args.csv_sources.iter().flatten().enumerate() {
+            register_csv_source(&source.name, &source.file_path, source.cycle).map_err(|e| {
+                ActionError::argument(format!("csv_sources[{i}].file_path"), e.to_string())
+            })?;
+        }
         let interrupt = executor.interrupt_token();
         if interrupt.is_cancelled() {
             return Err(ActionError::Interrupted);

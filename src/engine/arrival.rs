@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{RunShared, STOP_GRACE, user::run_iteration};
-use crate::http::Session;
+use super::user::{VirtualUser, run_iteration};
+use super::{RunShared, STOP_GRACE};
 
 /// One stage of a ramping arrival rate: the rate moves linearly to `target` over
 /// `duration`.
@@ -213,7 +213,7 @@ pub(super) async fn run_open_model(
     stop: CancellationToken,
     ended: CancellationToken,
 ) -> u32 {
-    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<Session>();
+    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<VirtualUser>();
     let mut in_flight = JoinSet::new();
     let mut created: u32 = 0;
     let start = Instant::now();
@@ -222,7 +222,7 @@ pub(super) async fn run_open_model(
     let (mut previous_t, mut previous_n) = (Duration::ZERO, 0.0f64);
     while !stop.is_cancelled() {
         let t = start.elapsed();
-        if end.is_some_and(|end| t >= end) {
+        if end.is_some_and(|end| t >= end) || shared.out_of_data.is_cancelled() {
             ended.cancel();
             break;
         }
@@ -238,11 +238,11 @@ pub(super) async fn run_open_model(
             };
             let scheduled = start + previous_t + (t - previous_t).mul_f64(fraction);
             launched += 1;
-            let session = match idle_rx.try_recv() {
-                Ok(session) => session,
+            let user = match idle_rx.try_recv() {
+                Ok(user) => user,
                 Err(_) if created < arrival.max_users => {
                     created += 1;
-                    Session::new(shared.tls.clone())
+                    VirtualUser::new(&shared)
                 }
                 Err(_) => {
                     shared.dropped_iterations.fetch_add(1, Ordering::Relaxed);
@@ -251,11 +251,11 @@ pub(super) async fn run_open_model(
             };
             let (shared, idle_tx, stop) = (shared.clone(), idle_tx.clone(), stop.clone());
             in_flight.spawn(async move {
-                let mut session = session;
+                let mut user = user;
                 shared.active_users.fetch_add(1, Ordering::Relaxed);
-                run_iteration(&shared, &mut session, Some(scheduled), &stop).await;
+                run_iteration(&shared, &mut user, Some(scheduled), &stop).await;
                 shared.active_users.fetch_sub(1, Ordering::Relaxed);
-                let _ = idle_tx.send(session);
+                let _ = idle_tx.send(user);
             });
         }
         (previous_t, previous_n) = (t, n);

@@ -40,6 +40,9 @@ pub(crate) struct RunShared {
     pub(crate) active_users: AtomicUsize,
     /// Open model: iterations that found no free user.
     pub(crate) dropped_iterations: AtomicU64,
+    /// Cancelled when a CSV source that does not cycle runs out of rows: no user
+    /// starts another iteration, and the test ends once they have all stopped.
+    pub(crate) out_of_data: CancellationToken,
     wall_base: SystemTime,
     instant_base: Instant,
 }
@@ -88,6 +91,7 @@ pub async fn run_test(
         tls: Arc::new(TlsConnectors::default()),
         active_users: AtomicUsize::new(0),
         dropped_iterations: AtomicU64::new(0),
+        out_of_data: CancellationToken::new(),
         wall_base: SystemTime::now(),
         instant_base: started,
     });
@@ -164,7 +168,7 @@ async fn spawn_and_supervise(
     // The first user starts at once, as in Locust.
     let mut allowance = 1.0f64;
     let mut spawned: u32 = 0;
-    while !stop.is_cancelled() {
+    while !stop.is_cancelled() && !shared.out_of_data.is_cancelled() {
         let now = Instant::now();
         let Some((target, rate)) = shape.at(now - start) else {
             shape_ended.cancel();
@@ -193,7 +197,14 @@ async fn spawn_and_supervise(
         tokio::select! {
             _ = tokio::time::sleep(SPAWN_TICK) => {}
             _ = stop.cancelled() => {}
+            _ = shared.out_of_data.cancelled() => {}
         }
+    }
+    // Users only end on their own when their data runs out: then the test ends
+    // when the last one has.
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = async { while users.join_next().await.is_some() {} } => shape_ended.cancel(),
     }
     stop.cancelled().await;
     let drained = tokio::time::timeout(STOP_GRACE, async {
@@ -221,12 +232,19 @@ impl RunShared {
                 wait: WaitTime::default(),
                 shape: None,
                 arrival: None,
-                tasks: vec![],
+                scenario: Arc::new(
+                    crate::scenario::parse_tasks(
+                        &serde_json::json!([{"method": "get", "url": "http://127.0.0.1:1/"}]),
+                        None,
+                    )
+                    .expect("a valid task"),
+                ),
             },
             listeners: Default::default(),
             tls: Default::default(),
             active_users: AtomicUsize::new(0),
             dropped_iterations: AtomicU64::new(0),
+            out_of_data: CancellationToken::new(),
             wall_base: SystemTime::now(),
             instant_base: Instant::now(),
         }

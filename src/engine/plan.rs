@@ -1,10 +1,11 @@
 //! What a test run does: how many users, how fast they start, for how long, and
 //! which tasks each runs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ArrivalRate, LoadShape, WaitTime};
-use crate::task::Task;
+use crate::scenario::Scenario;
 
 /// A closed-model test (Locust's): `users` users loop over `tasks`.
 #[derive(Debug, Clone)]
@@ -23,8 +24,8 @@ pub struct TestPlan {
     /// The open model (`arrival_rate`); when set, iterations start on its schedule and
     /// `users`, `spawn_rate`, `shape` and `wait` are not used.
     pub arrival: Option<ArrivalRate>,
-    /// The scenario every user runs, in order.
-    pub tasks: Vec<Task>,
+    /// The scenario every user runs.
+    pub scenario: Arc<Scenario>,
 }
 
 impl TestPlan {

@@ -1,5 +1,7 @@
-//! One virtual user: a task that loops over the scenario with its own connection.
+//! One virtual user: a task that loops over the scenario with its own connection,
+//! cookie jar and variables.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
@@ -10,20 +12,57 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
 use crate::event::{Outcome, RequestEvent};
-use crate::http::Session;
+use crate::http::{Response, Session};
+use crate::scenario::{RenderContext, ResponseView};
+use crate::task::Task;
 
-/// Runs one user (closed model) until `stop` is cancelled. A request in flight when
-/// the stop comes is finished and reported.
+/// What one virtual user keeps between iterations.
+pub(crate) struct VirtualUser {
+    /// Its connections and cookie jar.
+    pub(crate) session: Session,
+    /// Variables it extracted from responses (looked up before the registered ones).
+    variables: HashMap<String, String>,
+    /// This iteration's row of each CSV source (`usize::MAX`: none).
+    csv_rows: Vec<usize>,
+    rng: SmallRng,
+}
+
+impl VirtualUser {
+    pub(crate) fn new(shared: &RunShared) -> Self {
+        Self {
+            session: Session::new(shared.tls.clone()),
+            variables: HashMap::new(),
+            csv_rows: Vec::new(),
+            rng: SmallRng::from_entropy(),
+        }
+    }
+}
+
+/// How an iteration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum IterationEnd {
+    /// Every picked task ran (or was skipped by its condition).
+    Completed,
+    /// The user was stopped midway.
+    Stopped,
+    /// A CSV source that does not cycle has no rows left; the user stops.
+    OutOfData,
+}
+
+/// Runs one user (closed model) until `stop` is cancelled or its data runs out. A
+/// request in flight when the stop comes is finished and reported.
 pub(super) async fn run_user(shared: Arc<RunShared>, stop: CancellationToken) {
     shared.active_users.fetch_add(1, Ordering::Relaxed);
-    let mut session = Session::new(shared.tls.clone());
-    let mut rng = SmallRng::from_entropy();
+    let mut user = VirtualUser::new(&shared);
     while !stop.is_cancelled() {
         let iteration_start = Instant::now();
-        if !run_iteration(&shared, &mut session, None, &stop).await {
+        if run_iteration(&shared, &mut user, None, &stop).await != IterationEnd::Completed {
             break;
         }
-        let pause = shared.plan.wait.delay(&mut rng, iteration_start.elapsed());
+        let pause = shared
+            .plan
+            .wait
+            .delay(&mut user.rng, iteration_start.elapsed());
         if !pause.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
@@ -36,56 +75,156 @@ pub(super) async fn run_user(shared: Arc<RunShared>, stop: CancellationToken) {
 
 /// Runs the scenario once and fires one event per request. The first request's
 /// latency counts from `scheduled` when given (the open model's scheduled start), so
-/// a stalled target shows in the percentiles. Returns false when stopped midway.
+/// a stalled target shows in the percentiles.
 pub(super) async fn run_iteration(
     shared: &RunShared,
-    session: &mut Session,
+    user: &mut VirtualUser,
     scheduled: Option<Instant>,
     stop: &CancellationToken,
-) -> bool {
+) -> IterationEnd {
+    let scenario = &*shared.plan.scenario;
+    if !scenario.csv_sources.is_empty() {
+        user.csv_rows
+            .resize(scenario.resolver.tables.len(), usize::MAX);
+        for &source in &scenario.csv_sources {
+            match scenario.resolver.tables.next_row(source) {
+                Some(row) => user.csv_rows[source] = row,
+                None => {
+                    shared.out_of_data.cancel();
+                    return IterationEnd::OutOfData;
+                }
+            }
+        }
+    }
     let mut scheduled = scheduled;
-    for task in &shared.plan.tasks {
+    let tasks = scenario.pick(&mut user.rng);
+    for task in tasks {
         if stop.is_cancelled() {
-            return false;
+            return IterationEnd::Stopped;
+        }
+        let mut ctx =
+            RenderContext::new(&user.variables, &scenario.resolver.variables, &mut user.rng)
+                .with_csv(&scenario.resolver.tables, &user.csv_rows);
+        if !task.should_run(&mut ctx) {
+            continue;
         }
         let start = scheduled.take().unwrap_or_else(Instant::now);
-        let result = session.execute(task).await;
+        let (request, endpoint) = match task.render(&mut ctx) {
+            Ok(rendered) => rendered,
+            Err(message) => {
+                let failure = format!("template: {message}");
+                let response_time = start.elapsed();
+                let outcome = Outcome::Failure(&failure);
+                fire(
+                    shared,
+                    &task.endpoint,
+                    start,
+                    response_time,
+                    None,
+                    0,
+                    outcome,
+                );
+                continue;
+            }
+        };
+        let result = user.session.execute(&request).await;
         let response_time = start.elapsed();
-        let start_time: SystemTime = shared.wall_clock_at(start);
+        drop(request);
+        let endpoint = endpoint.into_owned();
         let failure_text;
         let (status, response_length, outcome) = match &result {
-            Ok(response) if response.status.as_u16() < 400 => (
-                Some(response.status.as_u16()),
-                response.body_len,
-                Outcome::Success,
-            ),
             Ok(response) => {
-                failure_text = format!(
-                    "HTTP {} {}",
-                    response.status.as_u16(),
-                    response.status.canonical_reason().unwrap_or("")
-                );
-                (
-                    Some(response.status.as_u16()),
-                    response.body_len,
-                    Outcome::Failure(failure_text.trim_end()),
-                )
+                let verdict = judge(task, response, user, scenario);
+                let status = Some(response.status.as_u16());
+                match verdict {
+                    Ok(()) => (status, response.body_len, Outcome::Success),
+                    Err(message) => {
+                        failure_text = message;
+                        (status, response.body_len, Outcome::Failure(&failure_text))
+                    }
+                }
             }
             Err(error) => {
                 failure_text = error.to_string();
                 (None, 0, Outcome::Failure(&failure_text))
             }
         };
-        shared.listeners.fire(&RequestEvent {
-            endpoint: &task.endpoint,
-            start_time,
+        fire(
+            shared,
+            &endpoint,
+            start,
             response_time,
-            response_length,
             status,
+            response_length,
             outcome,
-        });
+        );
     }
-    true
+    IterationEnd::Completed
+}
+
+/// Success or the failure text of a response: by the task's assertions when it has
+/// any, else by status (>= 400 fails). A success runs the task's extractors.
+fn judge(
+    task: &Task,
+    response: &Response,
+    user: &mut VirtualUser,
+    scenario: &crate::scenario::Scenario,
+) -> Result<(), String> {
+    let status = response.status.as_u16();
+    if task.assertions.is_empty() && task.extract.is_empty() {
+        return status_verdict(response);
+    }
+    let view = ResponseView::new(status, &response.headers, &response.body);
+    if task.assertions.is_empty() {
+        status_verdict(response)?;
+    } else {
+        let mut ctx =
+            RenderContext::new(&user.variables, &scenario.resolver.variables, &mut user.rng)
+                .with_csv(&scenario.resolver.tables, &user.csv_rows);
+        for assertion in &task.assertions {
+            assertion.check(&view, &mut ctx)?;
+        }
+    }
+    for extractor in &task.extract {
+        if let Some(value) = extractor.extract(&view) {
+            user.variables.insert(extractor.var.clone(), value);
+        }
+    }
+    Ok(())
+}
+
+fn status_verdict(response: &Response) -> Result<(), String> {
+    if response.status.as_u16() < 400 {
+        Ok(())
+    } else {
+        Err(format!(
+            "HTTP {} {}",
+            response.status.as_u16(),
+            response.status.canonical_reason().unwrap_or("")
+        )
+        .trim_end()
+        .to_string())
+    }
+}
+
+fn fire(
+    shared: &RunShared,
+    endpoint: &Arc<crate::event::Endpoint>,
+    start: Instant,
+    response_time: std::time::Duration,
+    status: Option<u16>,
+    response_length: u64,
+    outcome: Outcome<'_>,
+) {
+    let start_time: SystemTime = shared.wall_clock_at(start);
+    shared.listeners.fire(&RequestEvent {
+        endpoint,
+        start_time,
+        response_time,
+        response_length,
+        status,
+        outcome,
+    });
 }
 
 #[cfg(test)]

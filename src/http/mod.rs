@@ -11,9 +11,42 @@ pub use session::{RequestError, Response, Session};
 pub use tls::TlsConnectors;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use http::{HeaderValue, Uri};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use url::Url;
+
+/// What of a response to keep for assertions and extractors. By default only the
+/// status and the body's length are kept; the body itself is dropped as it arrives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capture {
+    /// Keep the final response's headers.
+    pub headers: bool,
+    /// Keep the final response's body, up to [`crate::scenario::MAX_CAPTURED_BODY`].
+    pub body: bool,
+}
+
+/// A request ready to send: everything computed, nothing left to parse.
+#[derive(Debug, Clone)]
+pub struct PreparedRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// Where the request goes.
+    pub target: Target,
+    /// Request headers (without `Host`, which the client adds for HTTP/1.1).
+    pub headers: HeaderMap,
+    /// Request body; empty for none.
+    pub body: Bytes,
+    /// Limit on the whole request, redirects included.
+    pub timeout: Duration,
+    /// Follow 3xx responses (default true, as in Locust).
+    pub allow_redirects: bool,
+    /// Verify TLS certificates (default true).
+    pub verify: bool,
+    /// What of the response to keep.
+    pub capture: Capture,
+}
 
 /// Scheme, host and port: what one connection can serve.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

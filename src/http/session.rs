@@ -5,9 +5,10 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HOST, LOCATION};
-use http::{Method, Request, StatusCode};
+use bytes::{Bytes, BytesMut};
+use cookie_store::CookieStore;
+use http::header::{COOKIE, HOST, LOCATION, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -15,8 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
-use super::{Origin, Target, TlsConnectors};
-use crate::task::Task;
+use super::{Origin, PreparedRequest, Target, TlsConnectors};
+use crate::scenario::MAX_CAPTURED_BODY;
 
 const MAX_REDIRECTS: usize = 10;
 /// HTTP/1.1 read buffer per connection. hyper's adaptive default starts at 8 KiB and
@@ -26,12 +27,36 @@ const MAX_REDIRECTS: usize = 10;
 const READ_BUFFER: usize = 4096;
 
 /// What a completed exchange returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// Final status, after redirects.
     pub status: StatusCode,
     /// Bytes of response body received (final response).
     pub body_len: u64,
+    /// The final response's headers, when the request asked to capture them.
+    pub headers: HeaderMap,
+    /// The final response's body (up to its limit), when the request asked for it.
+    pub body: Bytes,
+}
+
+/// One response as read off the connection, before redirects are followed.
+struct Exchanged {
+    status: StatusCode,
+    body_len: u64,
+    location: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Exchanged {
+    fn into_response(self) -> Response {
+        Response {
+            status: self.status,
+            body_len: self.body_len,
+            headers: self.headers,
+            body: self.body,
+        }
+    }
 }
 
 /// Why a request got no response.
@@ -119,10 +144,13 @@ async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
     .await
 }
 
-/// One virtual user's HTTP client: a keep-alive connection per origin.
+/// One virtual user's HTTP client: a keep-alive connection per origin, and a cookie
+/// jar kept across its requests, as a browser session keeps one.
 pub struct Session {
     tls: Arc<TlsConnectors>,
     connections: Vec<Connection>,
+    /// Created on the first `Set-Cookie`.
+    cookies: Option<Box<CookieStore>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -139,48 +167,63 @@ impl Session {
         Self {
             tls,
             connections: Vec::new(),
+            cookies: None,
         }
     }
 
-    /// Sends a task's request, following redirects if the task allows, and reads the
-    /// whole response body (counting it, not keeping it). Bounded by the task's timeout.
-    pub async fn execute(&mut self, task: &Task) -> Result<Response, RequestError> {
-        match tokio::time::timeout(task.timeout, self.exchange(task)).await {
+    /// The `name=value` pairs the jar would send to `url`.
+    pub fn cookies_for(&self, url: &url::Url) -> Vec<(String, String)> {
+        self.cookies.as_ref().map_or_else(Vec::new, |jar| {
+            jar.get_request_values(url)
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        })
+    }
+
+    /// Sends a request, following redirects if it allows, and reads the whole
+    /// response body (counting it; keeping it only when the request captures it).
+    /// Bounded by the request's timeout.
+    pub async fn execute(&mut self, request: &PreparedRequest) -> Result<Response, RequestError> {
+        match tokio::time::timeout(request.timeout, self.exchange(request)).await {
             Ok(result) => result,
             Err(_) => {
                 // The connection is in an unknown state: drop it.
-                self.connections.retain(|c| c.origin != task.target.origin);
-                Err(RequestError::Timeout(task.timeout))
+                self.connections
+                    .retain(|c| c.origin != request.target.origin);
+                Err(RequestError::Timeout(request.timeout))
             }
         }
     }
 
-    async fn exchange(&mut self, task: &Task) -> Result<Response, RequestError> {
+    async fn exchange(&mut self, request: &PreparedRequest) -> Result<Response, RequestError> {
         let response = self
-            .send(&task.target, task.method.clone(), task.body.clone(), task)
+            .send(
+                &request.target,
+                request.method.clone(),
+                request.body.clone(),
+                request,
+            )
             .await?;
-        if !task.allow_redirects || !response.0.is_redirection() {
-            return Ok(Response {
-                status: response.0,
-                body_len: response.1,
-            });
+        if !request.allow_redirects || !response.status.is_redirection() {
+            return Ok(response.into_response());
         }
         // Boxed: rare, and it would double the size of every user's task.
-        Box::pin(self.follow_redirects(task, response)).await
+        Box::pin(self.follow_redirects(request, response)).await
     }
 
     async fn follow_redirects(
         &mut self,
-        task: &Task,
-        mut response: (StatusCode, u64, Option<String>),
+        request: &PreparedRequest,
+        mut response: Exchanged,
     ) -> Result<Response, RequestError> {
-        let mut url = task.target.url.clone();
-        let mut method = task.method.clone();
-        let mut body = task.body.clone();
+        let mut url = request.target.url.clone();
+        let mut method = request.method.clone();
+        let mut body = request.body.clone();
         for _ in 0..MAX_REDIRECTS {
-            let (status, body_len, location) = response;
-            let Some(location) = location.filter(|_| status.is_redirection()) else {
-                return Ok(Response { status, body_len });
+            let status = response.status;
+            let Some(location) = response.location.take().filter(|_| status.is_redirection())
+            else {
+                return Ok(response.into_response());
             };
             url = url
                 .join(&location)
@@ -194,7 +237,7 @@ impl Session {
                 body = Bytes::new();
             }
             response = self
-                .send(&target, method.clone(), body.clone(), task)
+                .send(&target, method.clone(), body.clone(), request)
                 .await?;
         }
         Err(RequestError::Redirect(format!(
@@ -202,18 +245,22 @@ impl Session {
         )))
     }
 
-    /// One request/response on a pooled connection: (status, body length, Location).
+    /// One request/response on a pooled connection.
     async fn send(
         &mut self,
         target: &Target,
         method: Method,
         body: Bytes,
-        task: &Task,
-    ) -> Result<(StatusCode, u64, Option<String>), RequestError> {
-        let conn = self.connection(&target.origin, task.verify).await?;
+        prepared: &PreparedRequest,
+    ) -> Result<Exchanged, RequestError> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
-        *request.headers_mut() = task.headers.clone();
+        *request.headers_mut() = prepared.headers.clone();
+        if let Some(jar) = &self.cookies {
+            add_cookies(request.headers_mut(), jar, &target.url);
+        }
+        let capture = prepared.capture;
+        let conn = self.connection(&target.origin, prepared.verify).await?;
         let response = match &mut conn.sender {
             Sender::H1(sender) => {
                 *request.uri_mut() = target.origin_form.clone();
@@ -250,13 +297,38 @@ impl Session {
         } else {
             None
         };
-        let body_len = drive(&mut conn.driver, count_body(response.into_body()))
+        let (parts, body) = response.into_parts();
+        let (body_len, body) = drive(&mut conn.driver, read_body(body, capture.body))
             .await
             .map_err(|e| {
                 conn.driver = None;
                 http_error(e)
             })?;
-        Ok((status, body_len, location))
+        if parts.headers.contains_key(SET_COOKIE) {
+            self.store_cookies(&parts.headers, &target.url);
+        }
+        Ok(Exchanged {
+            status,
+            body_len,
+            location,
+            headers: if capture.headers {
+                parts.headers
+            } else {
+                HeaderMap::new()
+            },
+            body,
+        })
+    }
+
+    fn store_cookies(&mut self, headers: &HeaderMap, url: &url::Url) {
+        let jar = self.cookies.get_or_insert_with(Default::default);
+        for value in headers.get_all(SET_COOKIE) {
+            if let Ok(text) = value.to_str() {
+                // A cookie the jar refuses (bad domain, bad syntax) is skipped, as a
+                // browser would.
+                let _ = jar.parse(text, url);
+            }
+        }
     }
 
     /// The pooled connection for an origin, (re)connecting when needed.
@@ -353,13 +425,42 @@ where
     })
 }
 
-/// Reads a body to its end, counting its bytes and dropping them.
-async fn count_body(mut body: Incoming) -> Result<u64, hyper::Error> {
+/// Adds the jar's cookies for `url` to the `Cookie` header (after the task's own).
+fn add_cookies(headers: &mut HeaderMap, jar: &CookieStore, url: &url::Url) {
+    let mut line = headers
+        .get(COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_default();
+    let before = line.len();
+    for (name, value) in jar.get_request_values(url) {
+        if !line.is_empty() {
+            line.push_str("; ");
+        }
+        line.push_str(name);
+        line.push('=');
+        line.push_str(value);
+    }
+    if line.len() != before
+        && let Ok(value) = HeaderValue::from_str(&line)
+    {
+        headers.insert(COOKIE, value);
+    }
+}
+
+/// Reads a body to its end, counting its bytes; keeps up to [`MAX_CAPTURED_BODY`]
+/// of them when `keep`, and drops them otherwise.
+async fn read_body(mut body: Incoming, keep: bool) -> Result<(u64, Bytes), hyper::Error> {
     let mut total = 0u64;
+    let mut kept = BytesMut::new();
     while let Some(frame) = body.frame().await {
         if let Some(data) = frame?.data_ref() {
             total += data.len() as u64;
+            if keep && kept.len() < MAX_CAPTURED_BODY {
+                let room = MAX_CAPTURED_BODY - kept.len();
+                kept.extend_from_slice(&data[..data.len().min(room)]);
+            }
         }
     }
-    Ok(total)
+    Ok((total, kept.freeze()))
 }

@@ -1,0 +1,264 @@
+//! The scenario language: which tasks a virtual user runs each iteration (in
+//! sequence, or one picked by weight), the conditions that skip them, the checks on
+//! their responses, and the `${...}` placeholders resolved in them.
+//!
+//! Everything is parsed when the test starts; a user's iteration only renders
+//! templates and evaluates parsed checks.
+
+mod check;
+mod condition;
+mod fake;
+mod multipart;
+mod resolver;
+mod template;
+
+pub use check::{
+    ASSERTION_TYPES, Assertion, EXTRACT_SOURCES, ExtractFrom, Extractor, JsonPath,
+    MAX_CAPTURED_BODY, ResponseView,
+};
+pub use condition::{Condition, PREDICATES, loose_eq, truthy};
+pub use fake::FakeKind;
+pub(crate) use multipart::multipart;
+pub(crate) use resolver::RenderContext;
+pub use resolver::{
+    CsvData, CsvError, CsvTables, ResolverSnapshot, SharedVariables, clear_resolver,
+    register_csv_source, register_variable, value_text,
+};
+pub(crate) use template::CsvLookup;
+pub use template::{Template, TemplateValue};
+
+use rand::Rng;
+use rand::distributions::WeightedIndex;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::task::{Task, TaskError, err, parse_task};
+
+/// How a scenario's tasks are run each iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every task, in order (conditions may skip some).
+    Sequence,
+    /// One task per iteration, picked in proportion to its `weight`.
+    Weighted,
+    /// Every task in order, each run only when its conditions hold (the same as
+    /// `sequence`, which honours conditions too; LoadDensity has both names).
+    Conditional,
+}
+
+/// The scenario modes, as written in scripts.
+pub const MODES: &[&str] = &["sequence", "weighted", "conditional"];
+
+/// What every user of a test runs: the tasks, how they are picked, and what their
+/// placeholders resolve against.
+#[derive(Debug)]
+pub struct Scenario {
+    /// How tasks are picked.
+    pub mode: Mode,
+    /// The tasks, in the order written.
+    pub tasks: Vec<Task>,
+    weights: Option<WeightedIndex<u32>>,
+    /// Registered variables and CSV sources, as they were when the test started.
+    pub resolver: ResolverSnapshot,
+    /// The CSV sources any task reads: one row of each is taken per iteration.
+    pub csv_sources: Vec<usize>,
+}
+
+impl Scenario {
+    /// Parses LoadDensity's `tasks` argument: a list of tasks, the legacy map
+    /// `{"get": {...}, "post": {...}}`, or `{"mode": ..., "tasks": [...]}`.
+    ///
+    /// `host` is the base for relative URLs (LoadDensity's `host` argument);
+    /// `resolver` is what placeholders resolve against.
+    pub fn parse(
+        value: &Value,
+        host: Option<&Url>,
+        resolver: ResolverSnapshot,
+    ) -> Result<Self, TaskError> {
+        let (mode, tasks) = match value {
+            Value::Object(map) if map.contains_key("tasks") || map.contains_key("mode") => {
+                let mode = parse_mode(map)?;
+                let inner = map
+                    .get("tasks")
+                    .ok_or_else(|| err("tasks.tasks", "missing field"))?;
+                (mode, parse_list(inner, "tasks.tasks", host, &resolver)?)
+            }
+            other => (Mode::Sequence, parse_list(other, "tasks", host, &resolver)?),
+        };
+        let weights = match mode {
+            Mode::Weighted => Some(
+                WeightedIndex::new(tasks.iter().map(|t| t.weight))
+                    .map_err(|e| err("tasks.tasks", format!("weights: {e}")))?,
+            ),
+            Mode::Sequence | Mode::Conditional => None,
+        };
+        let mut csv_sources = Vec::new();
+        for task in &tasks {
+            task.csv_sources(&mut csv_sources);
+        }
+        Ok(Self {
+            mode,
+            tasks,
+            weights,
+            resolver,
+            csv_sources,
+        })
+    }
+
+    /// The tasks one iteration runs, in order.
+    pub(crate) fn pick(&self, rng: &mut impl Rng) -> &[Task] {
+        match &self.weights {
+            Some(weights) => std::slice::from_ref(&self.tasks[rng.sample(weights)]),
+            None => &self.tasks,
+        }
+    }
+}
+
+fn parse_mode(map: &Map<String, Value>) -> Result<Mode, TaskError> {
+    for key in map.keys() {
+        if key != "mode" && key != "tasks" {
+            return Err(err(
+                format!("tasks.{key}"),
+                "unknown field; a scenario has `mode` and `tasks`",
+            ));
+        }
+    }
+    match map.get("mode") {
+        None | Some(Value::Null) => Ok(Mode::Sequence),
+        Some(Value::String(mode)) => match mode.to_ascii_lowercase().as_str() {
+            "sequence" => Ok(Mode::Sequence),
+            "weighted" => Ok(Mode::Weighted),
+            "conditional" => Ok(Mode::Conditional),
+            _ => Err(err(
+                "tasks.mode",
+                format!(
+                    "unknown mode `{mode}`; expected one of: {}",
+                    MODES.join(", ")
+                ),
+            )),
+        },
+        Some(other) => Err(err("tasks.mode", format!("expected a string, got {other}"))),
+    }
+}
+
+/// A list of tasks or the legacy map of method to task.
+fn parse_list(
+    value: &Value,
+    path: &str,
+    host: Option<&Url>,
+    resolver: &ResolverSnapshot,
+) -> Result<Vec<Task>, TaskError> {
+    let csv: &dyn CsvLookup = &resolver.tables;
+    let tasks = match value {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let path = format!("{path}[{i}]");
+                let object = item
+                    .as_object()
+                    .ok_or_else(|| err(&path, format!("expected a task object, got {item}")))?;
+                parse_task(object, None, &path, host, csv)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Value::Object(map) => map
+            .iter()
+            .map(|(method, item)| {
+                let path = format!("{path}.{method}");
+                let object = item
+                    .as_object()
+                    .ok_or_else(|| err(&path, format!("expected a task object, got {item}")))?;
+                parse_task(object, Some(method), &path, host, csv)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        other => {
+            return Err(err(
+                path,
+                format!("expected a list of tasks or a map of method to task, got {other}"),
+            ));
+        }
+    };
+    if tasks.is_empty() {
+        return Err(err(path, "expected at least one task"));
+    }
+    Ok(tasks)
+}
+
+/// Parses `tasks` with no registered variables or CSV sources (for tests and simple
+/// library use).
+pub fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Scenario, TaskError> {
+    Scenario::parse(value, host, ResolverSnapshot::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+    use serde_json::json;
+
+    #[test]
+    fn modes_and_weights() {
+        let tasks = json!([
+            {"method": "get", "url": "http://h/a", "weight": 3},
+            {"method": "get", "url": "http://h/b"}
+        ]);
+        let weighted =
+            parse_tasks(&json!({"mode": "weighted", "tasks": tasks}), None).expect("valid");
+        assert_eq!(weighted.mode, Mode::Weighted);
+        let mut rng = SmallRng::seed_from_u64(7);
+        let picks_a = (0..4000)
+            .filter(|_| {
+                let picked = weighted.pick(&mut rng);
+                picked.len() == 1 && &*picked[0].endpoint.name == "http://h/a"
+            })
+            .count();
+        assert!((2800..3200).contains(&picks_a), "{picks_a} of 4000");
+        let sequence = parse_tasks(&tasks, None).expect("valid");
+        assert_eq!(sequence.pick(&mut rng).len(), 2);
+        let conditional =
+            parse_tasks(&json!({"mode": "Conditional", "tasks": tasks}), None).expect("valid");
+        assert_eq!(conditional.mode, Mode::Conditional);
+    }
+
+    #[test]
+    fn scenario_errors_name_the_field() {
+        let cases = [
+            (
+                json!({"mode": "random", "tasks": [{"method": "get", "url": "http://h/"}]}),
+                "tasks.mode",
+                "unknown mode",
+            ),
+            (
+                json!({"mode": "weighted", "tasks": [{"method": "get", "url": "http://h/", "weight": 0}]}),
+                "tasks.tasks[0].weight",
+                "positive integer",
+            ),
+            (
+                json!([{"method": "get", "url": "http://h/", "run_if": {"matches": [1, 2]}}]),
+                "tasks[0].run_if",
+                "unknown predicate",
+            ),
+            (
+                json!([{"method": "get", "url": "http://h/", "extract": [{"var": "t", "from": "regex", "pattern": "("}]}]),
+                "tasks[0].extract[0].pattern",
+                "not a valid regex",
+            ),
+            (
+                json!([{"method": "get", "url": "http://h/${csv.users.name}"}]),
+                "tasks[0].url",
+                "not registered",
+            ),
+            (
+                json!({"mode": "sequence", "tasks": [], "extra": 1}),
+                "tasks.extra",
+                "unknown field",
+            ),
+        ];
+        for (tasks, path, needle) in cases {
+            let e = parse_tasks(&tasks, None).expect_err("must fail");
+            assert_eq!(e.path, path, "{tasks}");
+            assert!(e.message.contains(needle), "{tasks}: {}", e.message);
+        }
+    }
+}

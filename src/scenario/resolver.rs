@@ -1,0 +1,359 @@
+//! The parameter resolver: registered variables and CSV sources, shared by every
+//! test of the process (LoadDensity's `parameter_resolver`), and the per-request
+//! context placeholders are rendered in.
+//!
+//! Registered variables are shared defaults. Variables a user extracts from a
+//! response belong to that user alone and are looked up first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::rngs::SmallRng;
+use serde_json::Value;
+
+/// Variables shared by every user of a test: the registered ones.
+pub type SharedVariables = HashMap<String, String>;
+
+/// Why a CSV source cannot be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    /// The file could not be read.
+    #[error("cannot read CSV file `{path}`: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The file has no header row.
+    #[error("CSV file `{0}` has no header row")]
+    NoHeader(PathBuf),
+}
+
+/// The rows of one CSV file, read when it is registered.
+#[derive(Debug)]
+pub struct CsvData {
+    path: PathBuf,
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+    cycle: bool,
+}
+
+impl CsvData {
+    /// Reads `path`, which needs a header row. With `cycle: false` each row is used
+    /// once per test.
+    pub fn read(path: &Path, cycle: bool) -> Result<Self, CsvError> {
+        let read_error = |message: String| CsvError::Read {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_path(path)
+            .map_err(|e| read_error(e.to_string()))?;
+        let columns: Vec<String> = reader
+            .headers()
+            .map_err(|e| read_error(e.to_string()))?
+            .iter()
+            .map(|c| c.trim().to_string())
+            .collect();
+        if columns.iter().all(String::is_empty) {
+            return Err(CsvError::NoHeader(path.to_path_buf()));
+        }
+        let rows = reader
+            .records()
+            .map(|r| {
+                r.map(|r| r.iter().map(str::to_string).collect())
+                    .map_err(|e| read_error(e.to_string()))
+            })
+            .collect::<Result<Vec<Vec<String>>, _>>()?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            columns,
+            rows,
+            cycle,
+        })
+    }
+
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when the file has a header and no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    variables: BTreeMap<String, String>,
+    sources: BTreeMap<String, Arc<CsvData>>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    variables: BTreeMap::new(),
+    sources: BTreeMap::new(),
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The text a registered value renders as: strings as they are, other JSON as JSON.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Registers (or replaces) a shared variable (`LD_register_variable`).
+pub fn register_variable(name: &str, value: &Value) {
+    registry()
+        .variables
+        .insert(name.to_string(), value_text(value));
+}
+
+/// Registers (or replaces) a CSV source (`LD_register_csv_source`), reading the file now.
+pub fn register_csv_source(name: &str, path: &Path, cycle: bool) -> Result<usize, CsvError> {
+    let data = CsvData::read(path, cycle)?;
+    let rows = data.len();
+    registry().sources.insert(name.to_string(), Arc::new(data));
+    Ok(rows)
+}
+
+/// Forgets every registered variable and CSV source (`LD_clear_resolver`).
+pub fn clear_resolver() {
+    let mut registry = registry();
+    registry.variables.clear();
+    registry.sources.clear();
+}
+
+/// What a test resolves against: a snapshot of the registry when it starts.
+#[derive(Debug, Default)]
+pub struct ResolverSnapshot {
+    /// The registered variables.
+    pub variables: SharedVariables,
+    /// The registered CSV sources, each with its own cursor for this test.
+    pub tables: CsvTables,
+}
+
+impl ResolverSnapshot {
+    /// Takes the registry as it is now.
+    pub fn take() -> Self {
+        let registry = registry();
+        Self {
+            variables: registry
+                .variables
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            tables: CsvTables {
+                tables: registry
+                    .sources
+                    .iter()
+                    .map(|(name, data)| CsvTable {
+                        name: name.clone(),
+                        data: data.clone(),
+                        cursor: AtomicUsize::new(0),
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CsvTable {
+    name: String,
+    data: Arc<CsvData>,
+    cursor: AtomicUsize,
+}
+
+/// The CSV sources of one test. Rows are handed out in order across all users.
+#[derive(Debug, Default)]
+pub struct CsvTables {
+    tables: Vec<CsvTable>,
+}
+
+impl CsvTables {
+    /// Number of sources.
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// True when no source is registered.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// Adds a source for this test only, replacing a registered one of the same name.
+    pub fn insert(&mut self, name: &str, data: CsvData) {
+        let table = CsvTable {
+            name: name.to_string(),
+            data: Arc::new(data),
+            cursor: AtomicUsize::new(0),
+        };
+        match self.tables.iter_mut().find(|t| t.name == name) {
+            Some(existing) => *existing = table,
+            None => self.tables.push(table),
+        }
+    }
+
+    /// `(source index, column index)` for `${csv.SOURCE.COLUMN}`.
+    pub(crate) fn lookup(&self, source: &str, column: &str) -> Result<(usize, usize), String> {
+        let Some(index) = self.tables.iter().position(|t| t.name == source) else {
+            let known: Vec<&str> = self.tables.iter().map(|t| t.name.as_str()).collect();
+            return Err(format!(
+                "CSV source `{source}` is not registered (registered: {}); use LD_register_csv_source or `csv_sources`",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        let data = &self.tables[index].data;
+        let column_index = data
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .ok_or_else(|| {
+                format!(
+                    "CSV file `{}` (source `{source}`) has no column `{column}`; its columns: {}",
+                    data.path.display(),
+                    data.columns.join(", ")
+                )
+            })?;
+        Ok((index, column_index))
+    }
+
+    /// The next row of a source for one iteration; `None` when a source that does
+    /// not cycle has run out.
+    pub(crate) fn next_row(&self, source: usize) -> Option<usize> {
+        let table = &self.tables[source];
+        let len = table.data.rows.len();
+        if len == 0 {
+            return None;
+        }
+        let i = table.cursor.fetch_add(1, Ordering::Relaxed);
+        if table.data.cycle {
+            Some(i % len)
+        } else {
+            (i < len).then_some(i)
+        }
+    }
+
+    fn cell(&self, source: usize, row: usize, column: usize) -> &str {
+        self.tables[source]
+            .data
+            .rows
+            .get(row)
+            .and_then(|r| r.get(column))
+            .map_or("", String::as_str)
+    }
+}
+
+/// Everything a placeholder may read while one request is prepared.
+pub(crate) struct RenderContext<'a> {
+    user: &'a HashMap<String, String>,
+    shared: &'a SharedVariables,
+    /// The CSV tables and this iteration's row of each (`usize::MAX`: none taken).
+    csv: Option<(&'a CsvTables, &'a [usize])>,
+    pub(crate) rng: &'a mut SmallRng,
+}
+
+impl<'a> RenderContext<'a> {
+    /// A context with no CSV rows.
+    pub(crate) fn new(
+        user: &'a HashMap<String, String>,
+        shared: &'a SharedVariables,
+        rng: &'a mut SmallRng,
+    ) -> Self {
+        Self {
+            user,
+            shared,
+            csv: None,
+            rng,
+        }
+    }
+
+    /// A context reading this iteration's CSV rows.
+    pub(crate) fn with_csv(mut self, tables: &'a CsvTables, rows: &'a [usize]) -> Self {
+        self.csv = Some((tables, rows));
+        self
+    }
+
+    /// A variable: the user's own first, then the shared ones.
+    pub(crate) fn variable(&self, name: &str) -> Option<&'a str> {
+        self.user
+            .get(name)
+            .or_else(|| self.shared.get(name))
+            .map(String::as_str)
+    }
+
+    /// A cell of this iteration's row of a source.
+    pub(crate) fn csv(&self, source: usize, column: usize) -> &'a str {
+        match self.csv {
+            Some((tables, rows)) => match rows.get(source) {
+                Some(&row) if row != usize::MAX => tables.cell(source, row, column),
+                _ => "",
+            },
+            None => "",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn csv_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(text.as_bytes()).expect("write");
+        file
+    }
+
+    fn tables(data: CsvData) -> CsvTables {
+        CsvTables {
+            tables: vec![CsvTable {
+                name: "users".into(),
+                data: Arc::new(data),
+                cursor: AtomicUsize::new(0),
+            }],
+        }
+    }
+
+    #[test]
+    fn rows_cycle_or_run_out() {
+        let file = csv_file("name,pass\nann,1\nbob,2\n");
+        let cycling = tables(CsvData::read(file.path(), true).expect("reads"));
+        let picks: Vec<_> = (0..5).map(|_| cycling.next_row(0)).collect();
+        assert_eq!(picks, [Some(0), Some(1), Some(0), Some(1), Some(0)]);
+        assert_eq!(cycling.cell(0, 1, 0), "bob");
+        let once = tables(CsvData::read(file.path(), false).expect("reads"));
+        let picks: Vec<_> = (0..3).map(|_| once.next_row(0)).collect();
+        assert_eq!(picks, [Some(0), Some(1), None]);
+    }
+
+    #[test]
+    fn lookups_name_the_file_and_column() {
+        let file = csv_file("name,pass\nann,1\n");
+        let t = tables(CsvData::read(file.path(), true).expect("reads"));
+        assert_eq!(t.lookup("users", "pass"), Ok((0, 1)));
+        let e = t.lookup("users", "email").expect_err("no column");
+        assert!(e.contains("no column `email`") && e.contains(&file.path().display().to_string()));
+        assert!(
+            t.lookup("other", "x")
+                .expect_err("no source")
+                .contains("not registered")
+        );
+        let e = CsvData::read(Path::new("/nonexistent/users.csv"), true).expect_err("missing");
+        assert!(e.to_string().contains("/nonexistent/users.csv"));
+    }
+}
