@@ -16,6 +16,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// The client address of the connection a request came on (a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PeerAddr(pub(crate) std::net::SocketAddr);
+
 /// Serves `handler` on `listener` until `shutdown` is cancelled.
 pub(crate) async fn serve_http1<H, F>(
     listener: TcpListener,
@@ -32,7 +36,7 @@ pub(crate) async fn serve_http1<H, F>(
             _ = shutdown.cancelled() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             // Out of file descriptors or similar: back off briefly.
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
@@ -40,7 +44,8 @@ pub(crate) async fn serve_http1<H, F>(
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         connections.spawn(async move {
-            let service = service_fn(move |request| {
+            let service = service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
                 let response = handler(request);
                 async move { Ok::<_, Infallible>(response.await) }
             });

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::commands::{CheckArgs, NoArgs, typed};
-use super::{ActionError, Executor};
+use super::{ActionError, Args, Command, Executor};
 use crate::scenario::{CsvData, clear_resolver, register_csv_source, register_variable};
 
 pub(super) fn register_resolver_commands(executor: &mut Executor) {
@@ -28,24 +28,8 @@ pub(super) fn register_resolver_commands(executor: &mut Executor) {
             Ok(json!({"registered": a.variables.keys().collect::<Vec<_>>()}))
         }),
     );
-    executor.add_command(
-        "LD_register_csv_source",
-        typed(
-            &["name", "file_path", "cycle"],
-            |_: &mut Executor, a: CsvSource| a.register(""),
-        ),
-    );
-    executor.add_command(
-        "LD_register_csv_sources",
-        typed(&["sources"], |_: &mut Executor, a: CsvSources| {
-            let mut rows = serde_json::Map::new();
-            for (i, source) in a.sources.iter().enumerate() {
-                let registered = source.register(&format!("sources[{i}]."))?;
-                rows.insert(source.name.clone(), registered["rows"].clone());
-            }
-            Ok(json!({"rows": rows}))
-        }),
-    );
+    executor.add_command("LD_register_csv_source", RegisterCsv { many: false });
+    executor.add_command("LD_register_csv_sources", RegisterCsv { many: true });
     executor.add_command(
         "LD_clear_resolver",
         typed(&[], |_: &mut Executor, _: NoArgs| {
@@ -100,12 +84,6 @@ impl CsvSource {
     }
 }
 
-impl CheckArgs for CsvSource {
-    fn check(&self) -> Result<(), ActionError> {
-        self.read("").map(|_| ())
-    }
-}
-
 /// `LD_register_csv_sources {"sources": [...]}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,11 +91,36 @@ struct CsvSources {
     sources: Vec<CsvSource>,
 }
 
-impl CheckArgs for CsvSources {
-    fn check(&self) -> Result<(), ActionError> {
-        for (i, source) in self.sources.iter().enumerate() {
-            source.read(&format!("sources[{i}]."))?;
+/// `LD_register_csv_source` (one) and `LD_register_csv_sources` (many). Validating
+/// registers too, so that the later actions of the same script are validated against
+/// the sources' columns.
+struct RegisterCsv {
+    many: bool,
+}
+
+impl RegisterCsv {
+    fn register(&self, args: &Args) -> Result<Value, ActionError> {
+        if !self.many {
+            return args
+                .parse::<CsvSource>(&["name", "file_path", "cycle"])?
+                .register("");
         }
-        Ok(())
+        let sources = args.parse::<CsvSources>(&["sources"])?.sources;
+        let mut rows = serde_json::Map::new();
+        for (i, source) in sources.iter().enumerate() {
+            let registered = source.register(&format!("sources[{i}]."))?;
+            rows.insert(source.name.clone(), registered["rows"].clone());
+        }
+        Ok(json!({"rows": rows}))
+    }
+}
+
+impl Command for RegisterCsv {
+    fn validate(&self, args: &Args) -> Result<(), ActionError> {
+        self.register(args).map(|_| ())
+    }
+
+    fn run(&self, _: &mut Executor, args: Args) -> Result<Value, ActionError> {
+        self.register(&args)
     }
 }
