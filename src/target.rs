@@ -2,7 +2,7 @@
 //!
 //! Routes: `/` (a short text), `/json` (a small JSON document), `/bytes/N` (N bytes),
 //! `/delay/MS` (answers after MS milliseconds), `/status/CODE` (that status),
-//! `/redirect/N` (N redirects, then 200), `/echo` (what the request carried, as
+//! `/redirect/N` (N redirects, then 200), `/items/N` (one item as JSON), `/echo` (what the request carried, as
 //! JSON), `/login` (a fresh token, bound to the connection that asked for it, and a
 //! session cookie) and `/whoami` (200 for a bearer token issued on this same
 //! connection, 403 for another connection's, 401 for none).
@@ -166,7 +166,10 @@ fn whoami(request: &Request<Incoming>, sessions: &Sessions) -> Response<Full<Byt
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let Some(token) = token else {
-        return json_response(StatusCode::UNAUTHORIZED, &json!({"error": "no bearer token"}));
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "no bearer token"}),
+        );
     };
     let issued_to = sessions
         .tokens
@@ -180,10 +183,9 @@ fn whoami(request: &Request<Incoming>, sessions: &Sessions) -> Response<Full<Byt
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     match issued_to {
-        Some(owner) if Some(owner) == peer => json_response(
-            StatusCode::OK,
-            &json!({"token": token, "cookie": cookie}),
-        ),
+        Some(owner) if Some(owner) == peer => {
+            json_response(StatusCode::OK, &json!({"token": token, "cookie": cookie}))
+        }
         Some(_) => json_response(
             StatusCode::FORBIDDEN,
             &json!({"error": "token issued to another connection", "token": token}),
@@ -234,6 +236,14 @@ async fn route(
                 Bytes::from(vec![b'x'; n]),
             ),
             _ => text(StatusCode::BAD_REQUEST, "bytes: expected 0..=16777216"),
+        }
+    } else if let Some(id) = path.strip_prefix("/items/") {
+        match id.parse::<u64>() {
+            Ok(id) => json_response(
+                StatusCode::OK,
+                &json!({"id": id, "name": format!("item-{id}"), "price": id * 3}),
+            ),
+            Err(_) => text(StatusCode::NOT_FOUND, "items: expected a numeric id"),
         }
     } else if let Some(ms) = path.strip_prefix("/delay/") {
         match ms.parse::<u64>().map(Duration::from_millis) {

@@ -88,6 +88,8 @@ pub struct Task {
     pub skip_if: Option<Condition>,
 }
 
+// The prepared request is read on every request: kept inline, one per task.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum RequestSpec {
     Static(PreparedRequest),

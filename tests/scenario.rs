@@ -46,18 +46,78 @@ fn each_assertion_type_passes_and_fails_with_what_was_seen() {
     let target = Target::start();
     let work = Workdir::new();
     let cases = [
-        ("status pass", "/status/404", json!({"type": "status_code", "value": 404}), true),
-        ("status fail", "/json", json!({"type": "status_code", "value": 201}), false),
-        ("contains pass", "/json", json!({"type": "contains", "value": "alpha"}), true),
-        ("contains fail", "/json", json!({"type": "contains", "value": "omega"}), false),
-        ("not_contains pass", "/json", json!({"type": "not_contains", "value": "omega"}), true),
-        ("not_contains fail", "/json", json!({"type": "not_contains", "value": "alpha"}), false),
-        ("json_path pass", "/json", json!({"type": "json_path", "path": "items.1.name", "value": "beta"}), true),
-        ("json_path fail", "/json", json!({"type": "json_path", "path": "items.0.id", "value": 5}), false),
-        ("header pass", "/json", json!({"type": "header", "name": "Content-Type", "value": "application/json"}), true),
-        ("header fail", "/json", json!({"type": "header", "name": "X-Missing", "value": "x"}), false),
-        ("regex pass", "/json", json!({"type": "regex", "pattern": "\"id\":\\s*2"}), true),
-        ("regex fail", "/json", json!({"type": "regex", "pattern": "^nope$"}), false),
+        (
+            "status pass",
+            "/status/404",
+            json!({"type": "status_code", "value": 404}),
+            true,
+        ),
+        (
+            "status fail",
+            "/json",
+            json!({"type": "status_code", "value": 201}),
+            false,
+        ),
+        (
+            "contains pass",
+            "/json",
+            json!({"type": "contains", "value": "alpha"}),
+            true,
+        ),
+        (
+            "contains fail",
+            "/json",
+            json!({"type": "contains", "value": "omega"}),
+            false,
+        ),
+        (
+            "not_contains pass",
+            "/json",
+            json!({"type": "not_contains", "value": "omega"}),
+            true,
+        ),
+        (
+            "not_contains fail",
+            "/json",
+            json!({"type": "not_contains", "value": "alpha"}),
+            false,
+        ),
+        (
+            "json_path pass",
+            "/json",
+            json!({"type": "json_path", "path": "items.1.name", "value": "beta"}),
+            true,
+        ),
+        (
+            "json_path fail",
+            "/json",
+            json!({"type": "json_path", "path": "items.0.id", "value": 5}),
+            false,
+        ),
+        (
+            "header pass",
+            "/json",
+            json!({"type": "header", "name": "Content-Type", "value": "application/json"}),
+            true,
+        ),
+        (
+            "header fail",
+            "/json",
+            json!({"type": "header", "name": "X-Missing", "value": "x"}),
+            false,
+        ),
+        (
+            "regex pass",
+            "/json",
+            json!({"type": "regex", "pattern": "\"id\":\\s*2"}),
+            true,
+        ),
+        (
+            "regex fail",
+            "/json",
+            json!({"type": "regex", "pattern": "^nope$"}),
+            false,
+        ),
     ];
     let tasks: Vec<Value> = cases
         .iter()
@@ -74,10 +134,16 @@ fn each_assertion_type_passes_and_fails_with_what_was_seen() {
         assert_eq!(failures(&summary, name), expected_failures, "{name}");
     }
     let seen = |name: &str| errors_of(&summary, name).join(" | ");
-    assert_eq!(seen("status fail"), "assertion status_code: expected 201, got 200");
+    assert_eq!(
+        seen("status fail"),
+        "assertion status_code: expected 201, got 200"
+    );
     assert!(seen("contains fail").contains("body does not contain \"omega\""));
     assert!(seen("not_contains fail").contains("body contains \"alpha\""));
-    assert_eq!(seen("json_path fail"), "assertion json_path `items.0.id`: expected 5, got 1");
+    assert_eq!(
+        seen("json_path fail"),
+        "assertion json_path `items.0.id`: expected 5, got 1"
+    );
     assert!(seen("header fail").contains("`x-missing`: expected \"x\", got no such header"));
     assert!(seen("regex fail").contains("does not match /^nope$/"));
 }
@@ -104,7 +170,12 @@ fn extractors_feed_later_requests_of_the_same_user() {
     let file = work.write("e.json", &script(json!([start_test(2, 1.0, tasks)])));
     let (_, summary) = run_ok_with_summary(&file, &work);
     assert!(count(&summary, "echo") > 10, "{summary}");
-    assert_eq!(failures(&summary, "echo"), 0, "{:?}", errors_of(&summary, "echo"));
+    assert_eq!(
+        failures(&summary, "echo"),
+        0,
+        "{:?}",
+        errors_of(&summary, "echo")
+    );
 }
 
 #[test]
@@ -130,7 +201,12 @@ fn each_user_logs_in_with_its_own_token_and_cookie() {
     let (_, summary) = run_ok_with_summary(&file, &work);
     let whoami = count(&summary, "whoami");
     assert!(whoami >= 40, "only {whoami} whoami requests");
-    assert_eq!(failures(&summary, "whoami"), 0, "{:?}", errors_of(&summary, "whoami"));
+    assert_eq!(
+        failures(&summary, "whoami"),
+        0,
+        "{:?}",
+        errors_of(&summary, "whoami")
+    );
     assert_eq!(summary["totals"]["failures"], 0);
 }
 
@@ -163,9 +239,7 @@ fn conditions_skip_or_run_tasks() {
     let target = Target::start();
     let work = Workdir::new();
     let url = target.url("/");
-    let task = |name: &str, field: &str, condition: Value| {
-        json!({"method": "get", "url": url, "name": name, field: condition})
-    };
+    let task = |name: &str, field: &str, condition: Value| json!({"method": "get", "url": url, "name": name, field: condition});
     for mode in ["sequence", "conditional"] {
         let tasks = json!({"mode": mode, "tasks": [
             task("always", "run_if", json!(true)),
@@ -247,7 +321,12 @@ fn every_placeholder_kind_is_expanded() {
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = common::read_json(&summary_path);
     assert!(count(&summary, "echo") > 5, "{summary}");
-    assert_eq!(failures(&summary, "echo"), 0, "{:?}", errors_of(&summary, "echo"));
+    assert_eq!(
+        failures(&summary, "echo"),
+        0,
+        "{:?}",
+        errors_of(&summary, "echo")
+    );
 }
 
 #[test]
@@ -267,7 +346,10 @@ fn csv_rows_cycle_or_run_out() {
     );
     let started = std::time::Instant::now();
     let (_, summary) = run_ok_with_summary(&file, &work);
-    assert!(started.elapsed().as_secs() < 10, "the test did not end with its data");
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "the test did not end with its data"
+    );
     assert_eq!(summary["totals"]["requests"], 3, "{summary}");
     for name in ["ann", "bob", "cy"] {
         assert_eq!(count(&summary, name), 1, "{name}");
@@ -281,7 +363,10 @@ fn csv_rows_cycle_or_run_out() {
         ])),
     );
     let (_, summary) = run_ok_with_summary(&file, &work);
-    let counts: Vec<u64> = ["ann", "bob", "cy"].iter().map(|n| count(&summary, n)).collect();
+    let counts: Vec<u64> = ["ann", "bob", "cy"]
+        .iter()
+        .map(|n| count(&summary, n))
+        .collect();
     assert!(counts.iter().all(|&c| c >= 5), "{counts:?}");
     let spread = counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0);
     assert!(spread <= 2, "rows not handed out in turn: {counts:?}");
@@ -313,7 +398,12 @@ fn auth_cookies_and_file_uploads_reach_the_server() {
     let (_, summary) = run_ok_with_summary(&file, &work);
     for name in ["basic", "upload"] {
         assert!(count(&summary, name) > 0, "{name}");
-        assert_eq!(failures(&summary, name), 0, "{name}: {:?}", errors_of(&summary, name));
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(&summary, name)
+        );
     }
 }
 
@@ -367,7 +457,8 @@ fn bad_scenarios_are_clear_errors_and_other_actions_still_run() {
             "min <= max",
         ),
     ];
-    let mut actions = vec![json!(["LD_register_csv_source", {"name": "users", "file_path": csv_path}])];
+    let mut actions =
+        vec![json!(["LD_register_csv_source", {"name": "users", "file_path": csv_path}])];
     actions.extend(cases.iter().map(|(action, _, _)| action.clone()));
     actions.push(json!(["LD_register_variable", {"name": "still", "value": "runs"}]));
     let file = work.write("bad.json", &script(json!(actions)));
@@ -387,6 +478,51 @@ fn bad_scenarios_are_clear_errors_and_other_actions_still_run() {
             assert!(line.contains(field), "{line}");
             assert!(line.contains(needle), "{line}");
         }
-        assert!(!text.contains(&format!("action[{}]", cases.len() + 1)), "{text}");
+        assert!(
+            !text.contains(&format!("action[{}]", cases.len() + 1)),
+            "{text}"
+        );
     }
+}
+
+#[test]
+fn the_example_scenario_runs_clean() {
+    // examples/scenario.json as shipped, on a free port and for 2 s instead of 10.
+    let port = common::closed_port();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/scenario.json"
+    ))
+    .expect("example")
+    .replace("18080", &port.to_string())
+    .replace("\"test_time\": 10", "\"test_time\": 2")
+    .replace("scenario-summary", "summary-report");
+    let work = Workdir::new();
+    let file = work.write("scenario.json", &text);
+    let summary_path = work.path("summary.json");
+    let output = common::bin()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            file.to_str().expect("utf8"),
+            "--summary-json",
+            summary_path.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = common::read_json(&summary_path);
+    // Login once per user (it skips itself once the token is set), then browsing.
+    assert_eq!(count(&summary, "login"), 20, "{summary}");
+    let (items, cart, profile) = (
+        count(&summary, "/items/[id]"),
+        count(&summary, "/cart"),
+        count(&summary, "profile"),
+    );
+    assert!(
+        items > cart && cart > profile && profile > 0,
+        "{items} {cart} {profile}"
+    );
+    assert_eq!(summary["totals"]["failures"], 0, "{:?}", summary["errors"]);
+    let _ = std::fs::remove_file(concat!(env!("CARGO_MANIFEST_DIR"), "/summary-report.json"));
 }

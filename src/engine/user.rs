@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -15,6 +15,9 @@ use crate::event::{Outcome, RequestEvent};
 use crate::http::{Response, Session};
 use crate::scenario::{RenderContext, ResponseView};
 use crate::task::Task;
+
+/// How long a user pauses after an iteration in which no task was eligible.
+const IDLE_PAUSE: Duration = Duration::from_millis(10);
 
 /// What one virtual user keeps between iterations.
 pub(crate) struct VirtualUser {
@@ -43,6 +46,8 @@ impl VirtualUser {
 pub(super) enum IterationEnd {
     /// Every picked task ran (or was skipped by its condition).
     Completed,
+    /// No task was eligible to run.
+    Idle,
     /// The user was stopped midway.
     Stopped,
     /// A CSV source that does not cycle has no rows left; the user stops.
@@ -56,13 +61,17 @@ pub(super) async fn run_user(shared: Arc<RunShared>, stop: CancellationToken) {
     let mut user = VirtualUser::new(&shared);
     while !stop.is_cancelled() {
         let iteration_start = Instant::now();
-        if run_iteration(&shared, &mut user, None, &stop).await != IterationEnd::Completed {
-            break;
-        }
+        let floor = match run_iteration(&shared, &mut user, None, &stop).await {
+            IterationEnd::Completed => Duration::ZERO,
+            // Nothing was eligible to run: do not spin.
+            IterationEnd::Idle => IDLE_PAUSE,
+            IterationEnd::Stopped | IterationEnd::OutOfData => break,
+        };
         let pause = shared
             .plan
             .wait
-            .delay(&mut user.rng, iteration_start.elapsed());
+            .delay(&mut user.rng, iteration_start.elapsed())
+            .max(floor);
         if !pause.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
@@ -97,7 +106,22 @@ pub(super) async fn run_iteration(
         }
     }
     let mut scheduled = scheduled;
-    let tasks = scenario.pick(&mut user.rng);
+    let tasks = if scenario.conditional_weights {
+        let eligible: Vec<bool> = {
+            let mut ctx =
+                RenderContext::new(&user.variables, &scenario.resolver.variables, &mut user.rng)
+                    .with_csv(&scenario.resolver.tables, &user.csv_rows);
+            scenario
+                .tasks
+                .iter()
+                .map(|t| t.should_run(&mut ctx))
+                .collect()
+        };
+        scenario.pick_eligible(&eligible, &mut user.rng)
+    } else {
+        scenario.pick(&mut user.rng)
+    };
+    let mut ran = false;
     for task in tasks {
         if stop.is_cancelled() {
             return IterationEnd::Stopped;
@@ -108,6 +132,7 @@ pub(super) async fn run_iteration(
         if !task.should_run(&mut ctx) {
             continue;
         }
+        ran = true;
         let start = scheduled.take().unwrap_or_else(Instant::now);
         let (request, endpoint) = match task.render(&mut ctx) {
             Ok(rendered) => rendered,
@@ -159,7 +184,11 @@ pub(super) async fn run_iteration(
             outcome,
         );
     }
-    IterationEnd::Completed
+    if ran {
+        IterationEnd::Completed
+    } else {
+        IterationEnd::Idle
+    }
 }
 
 /// Success or the failure text of a response: by the task's assertions when it has

@@ -39,7 +39,9 @@ use crate::task::{Task, TaskError, err, parse_task};
 pub enum Mode {
     /// Every task, in order (conditions may skip some).
     Sequence,
-    /// One task per iteration, picked in proportion to its `weight`.
+    /// One task per iteration, picked in proportion to its `weight` among the tasks
+    /// whose `run_if`/`skip_if` allow them (so a login task that skips once a token
+    /// is set runs first, then never again).
     Weighted,
     /// Every task in order, each run only when its conditions hold (the same as
     /// `sequence`, which honours conditions too; LoadDensity has both names).
@@ -62,6 +64,9 @@ pub struct Scenario {
     pub resolver: ResolverSnapshot,
     /// The CSV sources any task reads: one row of each is taken per iteration.
     pub csv_sources: Vec<usize>,
+    /// Weighted mode with `run_if`/`skip_if` on some task: the pick is made among
+    /// the tasks whose conditions hold.
+    pub(crate) conditional_weights: bool,
 }
 
 impl Scenario {
@@ -96,12 +101,17 @@ impl Scenario {
         for task in &tasks {
             task.csv_sources(&mut csv_sources);
         }
+        let conditional_weights = mode == Mode::Weighted
+            && tasks
+                .iter()
+                .any(|t| t.run_if.is_some() || t.skip_if.is_some());
         Ok(Self {
             mode,
             tasks,
             weights,
             resolver,
             csv_sources,
+            conditional_weights,
         })
     }
 
@@ -111,6 +121,29 @@ impl Scenario {
             Some(weights) => std::slice::from_ref(&self.tasks[rng.sample(weights)]),
             None => &self.tasks,
         }
+    }
+
+    /// Weighted mode with conditions: one task picked by weight among the `eligible`
+    /// ones (none when no task is eligible).
+    pub(crate) fn pick_eligible(&self, eligible: &[bool], rng: &mut impl Rng) -> &[Task] {
+        let total: u64 = self
+            .tasks
+            .iter()
+            .zip(eligible)
+            .filter(|(_, ok)| **ok)
+            .map(|(t, _)| u64::from(t.weight))
+            .sum();
+        if total == 0 {
+            return &[];
+        }
+        let mut ticket = rng.gen_range(0..total);
+        for (task, _) in self.tasks.iter().zip(eligible).filter(|(_, ok)| **ok) {
+            match ticket.checked_sub(u64::from(task.weight)) {
+                Some(rest) => ticket = rest,
+                None => return std::slice::from_ref(task),
+            }
+        }
+        &[]
     }
 }
 
