@@ -113,6 +113,65 @@ struct UrlTemplate {
     url: Template,
     params: Vec<(Template, Template)>,
     host: Option<Url>,
+    /// When the literal start of the URL fixes the origin: that origin, its text
+    /// (empty for a path relative to `host`), and the template of the rest (from the
+    /// path on). Only the path is then rendered and checked per request.
+    fast: Option<(Target, String, Template)>,
+}
+
+impl UrlTemplate {
+    fn new(url: Template, params: Vec<(Template, Template)>, host: Option<&Url>) -> Self {
+        let prefix = url.literal_prefix();
+        let fast = if prefix.starts_with('/') {
+            host.and_then(|h| Target::from_url(h).ok())
+                .map(|origin| (origin, String::new(), url.clone()))
+        } else if let Some(scheme_end) = prefix.find("://") {
+            prefix[scheme_end + 3..].find('/').and_then(|slash| {
+                let end = scheme_end + 3 + slash;
+                let origin = Url::parse(&prefix[..end]).ok()?;
+                let origin = Target::from_url(&origin).ok()?;
+                Some((origin, prefix[..end].to_string(), url.without_prefix(end)))
+            })
+        } else {
+            None
+        };
+        Self {
+            url,
+            params,
+            host: host.cloned(),
+            fast,
+        }
+    }
+
+    fn render(&self, ctx: &mut RenderContext<'_>) -> Result<Target, String> {
+        let params: Vec<(String, String)> = self
+            .params
+            .iter()
+            .map(|(k, v)| (k.render(ctx), v.render(ctx)))
+            .collect();
+        let text = match &self.fast {
+            Some((origin, origin_text, rest)) => {
+                let mut path = rest.render(ctx);
+                let plain = path.len();
+                if !params.is_empty() {
+                    path.push(if path.contains('?') { '&' } else { '?' });
+                    let start = path.len();
+                    let mut query = form_urlencoded::Serializer::for_suffix(path, start);
+                    query.extend_pairs(&params);
+                    path = query.finish();
+                }
+                if let Some(target) = origin.with_path(&path) {
+                    return Ok(target);
+                }
+                // Characters that need escaping: take the general path.
+                path.truncate(plain);
+                format!("{origin_text}{path}")
+            }
+            None => self.url.render(ctx),
+        };
+        let url = build_url(&text, &params, self.host.as_ref())?;
+        Target::from_url(&url).map_err(|m| format!("`{url}`: {m}"))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -203,14 +262,7 @@ impl Task {
         };
         let mut request = Box::new(template.base.clone());
         if let Some(url) = &template.url {
-            let text = url.url.render(ctx);
-            let params: Vec<(String, String)> = url
-                .params
-                .iter()
-                .map(|(k, v)| (k.render(ctx), v.render(ctx)))
-                .collect();
-            let url = build_url(&text, &params, url.host.as_ref())?;
-            request.target = Target::from_url(&url).map_err(|m| format!("`{url}`: {m}"))?;
+            request.target = url.render(ctx)?;
         }
         for (name, header) in &template.headers {
             let text = match header {
@@ -409,14 +461,7 @@ pub(crate) fn parse_task(
                 format!("scheme `{scheme}` is not supported; use http or https"),
             ));
         }
-        (
-            None,
-            Some(UrlTemplate {
-                url: url_template,
-                params,
-                host: host.cloned(),
-            }),
-        )
+        (None, Some(UrlTemplate::new(url_template, params, host)))
     };
 
     let (name_text, name_template) = match object.get("name") {

@@ -66,12 +66,11 @@ pub struct Target {
     pub origin: Origin,
     /// `/path?query`, for HTTP/1.1 request lines.
     pub origin_form: Uri,
-    /// The absolute URI, for HTTP/2 pseudo-headers.
+    /// The absolute URI, for HTTP/2 pseudo-headers (for plain-http targets made by
+    /// [`Target::with_path`], the same as `origin_form`: HTTP/2 runs over TLS only).
     pub absolute: Uri,
     /// The `Host` header value for HTTP/1.1.
     pub host_header: HeaderValue,
-    /// The URL, to resolve redirects against.
-    pub url: Url,
 }
 
 impl Target {
@@ -103,7 +102,37 @@ impl Target {
             origin_form: origin_form.parse().map_err(|e| format!("{e}"))?,
             absolute: url.as_str().parse().map_err(|e| format!("{e}"))?,
             host_header: HeaderValue::from_str(&authority).map_err(|e| format!("{e}"))?,
-            url: url.clone(),
         })
+    }
+
+    /// The same origin with another `/path?query` (already percent-encoded); `None`
+    /// when it is not a valid request target. Cheaper than parsing a whole URL.
+    pub fn with_path(&self, path_and_query: &str) -> Option<Self> {
+        if !path_and_query.starts_with('/') {
+            return None;
+        }
+        let origin_form: Uri = path_and_query.parse().ok()?;
+        // Only HTTP/2 (over TLS) sends the absolute form.
+        let absolute = if self.origin.https {
+            let host = self.host_header.to_str().ok()?;
+            format!("https://{host}{path_and_query}").parse().ok()?
+        } else {
+            origin_form.clone()
+        };
+        Some(Self {
+            origin: self.origin.clone(),
+            origin_form,
+            absolute,
+            host_header: self.host_header.clone(),
+        })
+    }
+
+    /// The URL, to resolve redirects and match cookies against (parsed on demand:
+    /// most requests never need it).
+    pub fn url(&self) -> Result<Url, String> {
+        let scheme = if self.origin.https { "https" } else { "http" };
+        let host = self.host_header.to_str().map_err(|e| e.to_string())?;
+        let text = format!("{scheme}://{host}{}", self.origin_form);
+        Url::parse(&text).map_err(|e| format!("`{text}`: {e}"))
     }
 }

@@ -216,7 +216,7 @@ impl Session {
         request: &PreparedRequest,
         mut response: Exchanged,
     ) -> Result<Response, RequestError> {
-        let mut url = request.target.url.clone();
+        let mut url = request.target.url().map_err(RequestError::Redirect)?;
         let mut method = request.method.clone();
         let mut body = request.body.clone();
         for _ in 0..MAX_REDIRECTS {
@@ -256,8 +256,10 @@ impl Session {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
         *request.headers_mut() = prepared.headers.clone();
-        if let Some(jar) = &self.cookies {
-            add_cookies(request.headers_mut(), jar, &target.url);
+        if let Some(jar) = &self.cookies
+            && let Ok(url) = target.url()
+        {
+            add_cookies(request.headers_mut(), jar, &url);
         }
         let capture = prepared.capture;
         let conn = self.connection(&target.origin, prepared.verify).await?;
@@ -304,8 +306,10 @@ impl Session {
                 conn.driver = None;
                 http_error(e)
             })?;
-        if parts.headers.contains_key(SET_COOKIE) {
-            self.store_cookies(&parts.headers, &target.url);
+        if parts.headers.contains_key(SET_COOKIE)
+            && let Ok(url) = target.url()
+        {
+            self.store_cookies(&parts.headers, &url);
         }
         Ok(Exchanged {
             status,

@@ -104,6 +104,29 @@ impl Template {
         })
     }
 
+    /// The literal text before the first placeholder.
+    pub fn literal_prefix(&self) -> &str {
+        match self.segments.first() {
+            Some(Segment::Literal(text)) => text,
+            _ => "",
+        }
+    }
+
+    /// The template without the first `len` bytes of its literal prefix.
+    pub(crate) fn without_prefix(&self, len: usize) -> Self {
+        let mut segments = self.segments.clone();
+        if let Some(Segment::Literal(text)) = segments.first_mut()
+            && let Some(rest) = text.get(len..)
+        {
+            if rest.is_empty() {
+                segments.remove(0);
+            } else {
+                *text = rest.into();
+            }
+        }
+        Self { segments }
+    }
+
     /// Expands the placeholders into `out`.
     pub(crate) fn render_into(&self, out: &mut String, ctx: &mut RenderContext<'_>) {
         for segment in &self.segments {

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The cost of the scenario language, on one core against nginx (pinned to the other):
+# a plain GET, the same GET with 2 placeholders and a status assertion, and a
+# realistic weighted script (login + extract, browse, cart with CSV data, assertions).
+# Prints median requests/s over RUNS runs and the ratio to the plain GET.
+#
+#   bench/scenario.sh            # RUNS=3 DURATION=10 USERS=32 by default
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10}
+USERS=${USERS:-32}
+PORT=${PORT:-18182}
+
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+start_nginx "$PORT"
+trap stop_nginx EXIT
+BASE="http://127.0.0.1:$PORT"
+WORK=$(mktemp -d)
+printf 'sku,qty\nSKU-1,1\nSKU-2,2\nSKU-3,3\n' > "$WORK/products.csv"
+
+# write_script NAME TASKS_JSON: an LD_start_test of USERS users for DURATION seconds.
+write_script() {
+    cat > "$WORK/$1.json" <<JSON
+{"load_density": [
+  ["LD_register_csv_source", {"name": "products", "file_path": "$WORK/products.csv"}],
+  ["LD_start_test", {"user_count": $USERS, "spawn_rate": 1000, "test_time": $DURATION,
+    "wait_time": {"constant": 0}, "host": "$BASE", "tasks": $2}]
+]}
+JSON
+}
+write_script plain '[{"method": "get", "url": "/"}]'
+write_script templated '[{"method": "get", "url": "/?id=${randint(1, 1000)}", "name": "/",
+  "headers": {"X-Request": "${uuid()}"},
+  "assertions": [{"type": "status_code", "value": 200}]}]'
+write_script realistic '{"mode": "weighted", "tasks": [
+  {"method": "post", "url": "/login", "name": "login", "skip_if": "${var.token}",
+   "json": {"user": "${faker.user_name}"},
+   "extract": [{"var": "token", "path": "data.token"}],
+   "assertions": [{"type": "status_code", "value": 200}]},
+  {"method": "get", "url": "/whoami", "name": "profile", "run_if": "${var.token}",
+   "auth": {"type": "bearer", "token": "${var.token}"},
+   "assertions": [{"type": "json_path", "path": "token", "value": "${var.token}"}]},
+  {"method": "get", "url": "/items/${randint(1, 100)}", "name": "/items/[id]", "run_if": "${var.token}", "weight": 6,
+   "assertions": [{"type": "status_code", "value": 200}, {"type": "contains", "value": "price"}]},
+  {"method": "post", "url": "/cart", "name": "/cart", "run_if": "${var.token}", "weight": 2,
+   "auth": {"type": "bearer", "token": "${var.token}"},
+   "json": {"sku": "${csv.products.sku}", "qty": "${csv.products.qty}"},
+   "assertions": [{"type": "status_code", "value": 200}]}
+]}'
+
+declare -A RESULTS
+ROWS=(
+    "wrk, plain GET|wrk_rps $BASE/ $USERS $DURATION"
+    "loaddensity, plain GET|ld_rps $WORK/s.json run $WORK/plain.json"
+    "loaddensity, 2 placeholders + status assertion|ld_rps $WORK/s.json run $WORK/templated.json"
+    "loaddensity, realistic weighted script|ld_rps $WORK/s.json run $WORK/realistic.json"
+)
+for run in $(seq 1 "$RUNS"); do
+    for row in "${ROWS[@]}"; do
+        label=${row%%|*}
+        rps=$(eval "${row#*|}")
+        RESULTS[$label]="${RESULTS[$label]:-} $rps"
+        echo "run $run: $label: $rps req/s" >&2
+    done
+done
+
+base=$(echo "${RESULTS[loaddensity, plain GET]}" | tr ' ' '\n' | grep . | median)
+echo
+echo "| scenario | median req/s (${RUNS} runs, ${USERS} users, ${DURATION}s, 1 core) | ratio to plain GET |"
+echo "|---|---:|---:|"
+for row in "${ROWS[@]}"; do
+    label=${row%%|*}
+    m=$(echo "${RESULTS[$label]}" | tr ' ' '\n' | grep . | median)
+    printf '| %s | %.0f | %s |\n' "$label" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.3f", a/b}')"
+done
+rm -rf "$WORK"
