@@ -71,8 +71,9 @@ fn spike_and_soak_shapes() {
         json!({"load_shape": "soak", "shape_config": {
             "users": 6, "spawn_rate": 100, "ramp_seconds": 2, "hold_seconds": 1.5, "cooldown_seconds": 2}}),
     );
-    // Ramp: 3 users at 1 s, all 6 while holding, back down during the cooldown.
-    assert_eq!(users_at(&soak, 0), 3);
+    // Ramp: 3 users at 1 s (4 if the sample comes late on a busy machine), all 6
+    // while holding, back down during the cooldown.
+    assert!((3..=4).contains(&users_at(&soak, 0)), "{}", users_at(&soak, 0));
     assert_eq!(users_at(&soak, 2), 6);
     assert!(users_at(&soak, 4) < 6);
     let duration = soak["totals"]["duration_s"].as_f64().expect("duration");
