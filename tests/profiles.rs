@@ -73,7 +73,11 @@ fn spike_and_soak_shapes() {
     );
     // Ramp: 3 users at 1 s (4 if the sample comes late on a busy machine), all 6
     // while holding, back down during the cooldown.
-    assert!((3..=4).contains(&users_at(&soak, 0)), "{}", users_at(&soak, 0));
+    assert!(
+        (3..=4).contains(&users_at(&soak, 0)),
+        "{}",
+        users_at(&soak, 0)
+    );
     assert_eq!(users_at(&soak, 2), 6);
     assert!(users_at(&soak, 4) < 6);
     let duration = soak["totals"]["duration_s"].as_f64().expect("duration");

@@ -27,6 +27,33 @@ fn failures(summary: &Value, name: &str) -> u64 {
     summary["per_name"][name]["failures"].as_u64().unwrap_or(0)
 }
 
+/// Runs `command` (the binary, with its environment) on `file`; returns the summary.
+fn run_command(
+    mut command: std::process::Command,
+    file: &std::path::Path,
+    work: &Workdir,
+) -> Value {
+    let summary = work.path("summary.json");
+    let output = command
+        .arg("run")
+        .arg(file)
+        .arg("--summary-json")
+        .arg(&summary)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    common::read_json(&summary)
+}
+
+fn assert_no_failures(summary: &Value, name: &str) {
+    assert_eq!(
+        failures(summary, name),
+        0,
+        "{name}: {:?}",
+        errors_of(summary, name)
+    );
+}
+
 /// The failure texts recorded for `name`.
 fn errors_of(summary: &Value, name: &str) -> Vec<String> {
     summary["errors"]
@@ -170,12 +197,7 @@ fn extractors_feed_later_requests_of_the_same_user() {
     let file = work.write("e.json", &script(json!([start_test(2, 1.0, tasks)])));
     let (_, summary) = run_ok_with_summary(&file, &work);
     assert!(count(&summary, "echo") > 10, "{summary}");
-    assert_eq!(
-        failures(&summary, "echo"),
-        0,
-        "{:?}",
-        errors_of(&summary, "echo")
-    );
+    assert_no_failures(&summary, "echo");
 }
 
 #[test]
@@ -201,12 +223,7 @@ fn each_user_logs_in_with_its_own_token_and_cookie() {
     let (_, summary) = run_ok_with_summary(&file, &work);
     let whoami = count(&summary, "whoami");
     assert!(whoami >= 40, "only {whoami} whoami requests");
-    assert_eq!(
-        failures(&summary, "whoami"),
-        0,
-        "{:?}",
-        errors_of(&summary, "whoami")
-    );
+    assert_no_failures(&summary, "whoami");
     assert_eq!(summary["totals"]["failures"], 0);
 }
 
@@ -307,26 +324,11 @@ fn every_placeholder_kind_is_expanded() {
             }]
         ])),
     );
-    let summary_path = work.path("summary.json");
-    let output = common::bin()
-        .env("LD_TEST_SECRET_PATH", "/from/env")
-        .args([
-            "run",
-            file.to_str().expect("utf8"),
-            "--summary-json",
-            summary_path.to_str().expect("utf8"),
-        ])
-        .output()
-        .expect("run");
-    assert!(output.status.success(), "{}", stderr(&output));
-    let summary = common::read_json(&summary_path);
+    let mut command = common::bin();
+    command.env("LD_TEST_SECRET_PATH", "/from/env");
+    let summary = run_command(command, &file, &work);
     assert!(count(&summary, "echo") > 5, "{summary}");
-    assert_eq!(
-        failures(&summary, "echo"),
-        0,
-        "{:?}",
-        errors_of(&summary, "echo")
-    );
+    assert_no_failures(&summary, "echo");
 }
 
 #[test]
@@ -499,19 +501,9 @@ fn the_example_scenario_runs_clean() {
     .replace("scenario-summary", "summary-report");
     let work = Workdir::new();
     let file = work.write("scenario.json", &text);
-    let summary_path = work.path("summary.json");
-    let output = common::bin()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "run",
-            file.to_str().expect("utf8"),
-            "--summary-json",
-            summary_path.to_str().expect("utf8"),
-        ])
-        .output()
-        .expect("run");
-    assert!(output.status.success(), "{}", stderr(&output));
-    let summary = common::read_json(&summary_path);
+    let mut command = common::bin();
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    let summary = run_command(command, &file, &work);
     // Login once per user (it skips itself once the token is set), then browsing.
     assert_eq!(count(&summary, "login"), 20, "{summary}");
     let (items, cart, profile) = (
