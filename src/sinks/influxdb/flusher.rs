@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::line_protocol::{PointFields, SeriesPrefix, encode_line};
 use super::queue::{Counters, NewEndpoint, Queue, Record, lock};
-use super::transport::{HttpTransport, UdpTransport, WriteError};
+use super::transport::{Datagrams, HttpTransport, UdpTransport, WriteError};
 
 /// The least time between two warnings about drops and errors.
 pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -118,6 +118,7 @@ impl Flusher {
                 _ = tokio::time::sleep(tick) => {}
             }
             self.drain();
+            self.send_full_datagrams();
             if last_flush.elapsed() >= self.settings.flush_interval {
                 self.seal();
                 last_flush = Instant::now();
@@ -210,6 +211,34 @@ impl Flusher {
         }
     }
 
+    /// UDP: sends the full datagrams of the batch being filled at once, keeping only
+    /// the last, partial one for the flush. A receiver's socket buffer then sees a
+    /// steady stream instead of bursts of `batch_size` lines, which it would drop.
+    fn send_full_datagrams(&mut self) {
+        let Sender::Udp(udp) = &self.sender else {
+            return;
+        };
+        let payload = udp.payload();
+        if self.current.len() < payload || !self.ready.is_empty() {
+            return;
+        }
+        let mut cut = 0;
+        for chunk in Datagrams::new(&self.current, payload) {
+            if cut + chunk.len() == self.current.len() && chunk.len() < payload {
+                break;
+            }
+            cut += chunk.len();
+        }
+        if cut == 0 {
+            return;
+        }
+        let lines = self.current[..cut].iter().filter(|b| **b == b'\n').count();
+        send_udp(udp, &self.current[..cut], &self.counters);
+        self.queue.release(lines);
+        self.current.drain(..cut);
+        self.current_lines -= lines;
+    }
+
     /// Closes the batch being filled, if it has lines.
     fn seal(&mut self) {
         if self.current_lines == 0 {
@@ -233,7 +262,7 @@ impl Flusher {
             }
             let result = match &mut self.sender {
                 Sender::Udp(udp) => {
-                    send_udp(udp, batch, &self.counters);
+                    send_udp(udp, &batch.body, &self.counters);
                     None
                 }
                 Sender::Http(http) => tokio::select! {
@@ -267,7 +296,7 @@ impl Flusher {
             }
             let result = match &mut self.sender {
                 Sender::Udp(udp) => {
-                    send_udp(udp, batch, &self.counters);
+                    send_udp(udp, &batch.body, &self.counters);
                     None
                 }
                 Sender::Http(http) => Some(http.send(&batch.body, deadline - now).await),
@@ -394,14 +423,14 @@ impl Flusher {
     }
 }
 
-/// Sends a batch as datagrams and counts what went out or was lost.
-fn send_udp(udp: &UdpTransport, batch: &Batch, counters: &Counters) {
-    let (sent, lost, error) = udp.send(&batch.body);
+/// Sends lines as datagrams and counts what went out or was lost.
+fn send_udp(udp: &UdpTransport, body: &[u8], counters: &Counters) {
+    let (sent, lost, error) = udp.send(body);
     Counters::add(&counters.points_sent, sent);
     Counters::add(&counters.points_dropped, lost);
     if sent > 0 {
         Counters::add(&counters.batches_sent, 1);
-        Counters::add(&counters.bytes_sent, batch.body.len());
+        Counters::add(&counters.bytes_sent, body.len());
     }
     if let Some(error) = error {
         Counters::add(&counters.write_errors, 1);

@@ -112,6 +112,11 @@ impl UdpTransport {
         })
     }
 
+    /// The largest datagram payload.
+    pub(crate) fn payload(&self) -> usize {
+        self.payload
+    }
+
     /// Sends `body` (whole lines, each ending with a newline) in datagrams. Returns the
     /// lines sent and the lines lost (a send error, or a line longer than a datagram
     /// can be), and the first error.
