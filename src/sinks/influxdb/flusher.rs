@@ -34,7 +34,7 @@ const SAME_TIME_NS: i64 = 1_000;
 #[derive(Debug)]
 pub(crate) enum Sender {
     Udp(UdpTransport),
-    Http(HttpTransport),
+    Http(Box<HttpTransport>),
 }
 
 /// Settings the flusher needs.

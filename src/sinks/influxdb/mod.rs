@@ -381,9 +381,9 @@ pub fn start_influxdb_sink(options: InfluxOptions) -> Result<bool, InfluxError> 
         Destination::Udp(addr) => Sender::Udp(
             UdpTransport::connect(addr, options.udp_payload_bytes).map_err(InfluxError::Start)?,
         ),
-        Destination::Http(target) => {
-            Sender::Http(HttpTransport::new(target).map_err(InfluxError::InvalidUrl)?)
-        }
+        Destination::Http(target) => Sender::Http(Box::new(
+            HttpTransport::new(target).map_err(InfluxError::InvalidUrl)?,
+        )),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
