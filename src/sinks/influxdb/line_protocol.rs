@@ -223,7 +223,9 @@ mod tests {
         // escape the separator that follows.
         assert_eq!(tag(r"a\"), r"a\\");
         assert_eq!(tag(r"a\ b"), r"a\\\ b");
-        assert_eq!(tag(r"a\\b"), r"a\\\\b");
+        // Two contiguous backslashes read as one, so the first of a pair is doubled
+        // and the second, before `b`, stays literal: `a\\\b` reads back as `a\\b`.
+        assert_eq!(tag(r"a\\b"), r"a\\\b");
     }
 
     #[test]
