@@ -265,11 +265,19 @@ impl Flusher {
                     send_udp(udp, &batch.body, &self.counters);
                     None
                 }
-                Sender::Http(http) => tokio::select! {
-                    result = http.send(&batch.body, self.settings.timeout) => Some(result),
-                    // Stopping: the final flush sends this batch again.
-                    _ = shutdown.cancelled() => return,
-                },
+                Sender::Http(http) => {
+                    let result = tokio::select! {
+                        result = http.send(&batch.body, self.settings.timeout) => Some(result),
+                        _ = shutdown.cancelled() => None,
+                    };
+                    if result.is_none() {
+                        // Stopping: the final flush sends this batch again, on a
+                        // fresh connection (this one may still await its answer).
+                        http.reset();
+                        return;
+                    }
+                    result
+                }
             };
             match result {
                 None => self.finish_front(),

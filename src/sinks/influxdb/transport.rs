@@ -277,6 +277,11 @@ impl HttpTransport {
         })
     }
 
+    /// Drops the connection; the next send opens a new one.
+    pub(crate) fn reset(&mut self) {
+        self.sender = None;
+    }
+
     /// POSTs one batch and waits at most `timeout` for the whole exchange.
     pub(crate) async fn send(&mut self, body: &[u8], timeout: Duration) -> Result<(), WriteError> {
         let result = tokio::time::timeout(timeout, self.exchange(body)).await;
