@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::line_protocol::{PointFields, SeriesPrefix, encode_line};
 use super::queue::{Counters, NewEndpoint, Queue, Record, lock};
-use super::transport::{Datagrams, HttpTransport, UdpTransport, WriteError};
+use super::transport::{HttpTransport, UdpSent, UdpTransport, WriteError};
 
 /// The least time between two warnings about drops and errors.
 pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -218,24 +218,13 @@ impl Flusher {
         let Sender::Udp(udp) = &self.sender else {
             return;
         };
-        let payload = udp.payload();
-        if self.current.len() < payload || !self.ready.is_empty() {
+        if self.current.len() < udp.payload() || !self.ready.is_empty() {
             return;
         }
-        let mut cut = 0;
-        for chunk in Datagrams::new(&self.current, payload) {
-            if cut + chunk.len() == self.current.len() && chunk.len() < payload {
-                break;
-            }
-            cut += chunk.len();
-        }
-        if cut == 0 {
-            return;
-        }
-        let lines = self.current[..cut].iter().filter(|b| **b == b'\n').count();
-        send_udp(udp, &self.current[..cut], &self.counters);
+        let done = send_udp(udp, &self.current, true, &self.counters);
+        let lines = done.sent + done.lost;
         self.queue.release(lines);
-        self.current.drain(..cut);
+        self.current.drain(..done.consumed);
         self.current_lines -= lines;
     }
 
@@ -262,7 +251,7 @@ impl Flusher {
             }
             let result = match &mut self.sender {
                 Sender::Udp(udp) => {
-                    send_udp(udp, &batch.body, &self.counters);
+                    send_udp(udp, &batch.body, false, &self.counters);
                     None
                 }
                 Sender::Http(http) => {
@@ -304,7 +293,7 @@ impl Flusher {
             }
             let result = match &mut self.sender {
                 Sender::Udp(udp) => {
-                    send_udp(udp, &batch.body, &self.counters);
+                    send_udp(udp, &batch.body, false, &self.counters);
                     None
                 }
                 Sender::Http(http) => Some(http.send(&batch.body, deadline - now).await),
@@ -432,19 +421,20 @@ impl Flusher {
 }
 
 /// Sends lines as datagrams and counts what went out or was lost.
-fn send_udp(udp: &UdpTransport, body: &[u8], counters: &Counters) {
-    let (sent, lost, error) = udp.send(body);
-    Counters::add(&counters.points_sent, sent);
-    Counters::add(&counters.points_dropped, lost);
-    if sent > 0 {
+fn send_udp(udp: &UdpTransport, body: &[u8], keep_partial: bool, counters: &Counters) -> UdpSent {
+    let done = udp.send(body, keep_partial);
+    Counters::add(&counters.points_sent, done.sent);
+    Counters::add(&counters.points_dropped, done.lost);
+    if done.sent > 0 {
         Counters::add(&counters.batches_sent, 1);
-        Counters::add(&counters.bytes_sent, body.len());
+        Counters::add(&counters.bytes_sent, done.consumed);
     }
-    if let Some(error) = error {
+    if let Some(error) = &done.error {
         Counters::add(&counters.write_errors, 1);
         counters.set_last_error(format!("UDP send: {error}"));
-    } else if lost > 0 {
+    } else if done.oversized {
         Counters::add(&counters.write_errors, 1);
         counters.set_last_error("a line longer than a UDP datagram can carry".into());
     }
+    done
 }

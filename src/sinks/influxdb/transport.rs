@@ -117,27 +117,50 @@ impl UdpTransport {
         self.payload
     }
 
-    /// Sends `body` (whole lines, each ending with a newline) in datagrams. Returns the
-    /// lines sent and the lines lost (a send error, or a line longer than a datagram
-    /// can be), and the first error.
-    pub(crate) fn send(&self, body: &[u8]) -> (usize, usize, Option<std::io::Error>) {
-        let (mut sent, mut lost, mut first_error) = (0, 0, None);
+    /// Sends `body` (whole lines, each ending with a newline) in datagrams; with
+    /// `keep_partial`, a last datagram that is not full stays unsent. Returns what was
+    /// done with it.
+    pub(crate) fn send(&self, body: &[u8], keep_partial: bool) -> UdpSent {
+        let mut done = UdpSent::default();
         for datagram in Datagrams::new(body, self.payload) {
+            if keep_partial
+                && done.consumed + datagram.len() == body.len()
+                && datagram.len() < self.payload
+            {
+                break;
+            }
+            done.consumed += datagram.len();
             let lines = datagram.iter().filter(|b| **b == b'\n').count();
             if datagram.len() > MAX_DATAGRAM {
-                lost += lines;
+                done.lost += lines;
+                done.oversized = true;
                 continue;
             }
             match self.socket.send(datagram) {
-                Ok(_) => sent += lines,
+                Ok(_) => done.sent += lines,
                 Err(error) => {
-                    lost += lines;
-                    first_error.get_or_insert(error);
+                    done.lost += lines;
+                    done.error.get_or_insert(error);
                 }
             }
         }
-        (sent, lost, first_error)
+        done
     }
+}
+
+/// What [`UdpTransport::send`] did.
+#[derive(Debug, Default)]
+pub(crate) struct UdpSent {
+    /// Bytes of the body sent or given up.
+    pub(crate) consumed: usize,
+    /// Lines sent.
+    pub(crate) sent: usize,
+    /// Lines lost: a send error, or a line longer than a datagram can be.
+    pub(crate) lost: usize,
+    /// A line was longer than a datagram can be.
+    pub(crate) oversized: bool,
+    /// The first send error.
+    pub(crate) error: Option<std::io::Error>,
 }
 
 /// Splits whole lines into chunks of at most `limit` bytes. A line longer than `limit`
@@ -445,6 +468,30 @@ mod tests {
                 assert!(chunk.len() <= limit || chunk.matches('\n').count() == 1);
             }
         }
+    }
+
+    #[test]
+    fn udp_sends_whole_lines_and_keeps_the_partial_datagram() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let udp = UdpTransport::connect(receiver.local_addr().expect("addr"), 64).expect("udp");
+        let line = "m,name=a\\ b latency_ms=1.5,response_bytes=3i,success=true 1\n";
+        assert!(line.len() < 64 && 2 * line.len() > 64);
+        let body = line.repeat(5);
+        let done = udp.send(body.as_bytes(), true);
+        // Five lines of more than 32 bytes: one a datagram; the last stays.
+        assert_eq!((done.sent, done.lost, done.consumed), (4, 0, 4 * line.len()));
+        let mut buffer = [0u8; 2048];
+        for _ in 0..4 {
+            let n = receiver.recv(&mut buffer).expect("datagram");
+            assert_eq!(&buffer[..n], line.as_bytes());
+        }
+        let done = udp.send(&body.as_bytes()[done.consumed..], false);
+        assert_eq!((done.sent, done.consumed), (1, line.len()));
+        let n = receiver.recv(&mut buffer).expect("datagram");
+        assert_eq!(&buffer[..n], line.as_bytes());
     }
 
     #[test]
