@@ -482,7 +482,10 @@ mod tests {
         let body = line.repeat(5);
         let done = udp.send(body.as_bytes(), true);
         // Five lines of more than 32 bytes: one a datagram; the last stays.
-        assert_eq!((done.sent, done.lost, done.consumed), (4, 0, 4 * line.len()));
+        assert_eq!(
+            (done.sent, done.lost, done.consumed),
+            (4, 0, 4 * line.len())
+        );
         let mut buffer = [0u8; 2048];
         for _ in 0..4 {
             let n = receiver.recv(&mut buffer).expect("datagram");
