@@ -473,6 +473,9 @@ fn victoria_metrics_receives_points_through_api_v2_write_with_a_token() {
             "url": format!("http://{}/api/v2/write?org=ld&bucket=ld", vm.addr),
             "token": TOKEN,
             "flush_interval_ms": 200,
+            // A write that times out is sent again, and VictoriaMetrics keeps
+            // duplicates: leave a slow first write on a busy machine time to answer.
+            "timeout": 15.0,
         }],
         load(1.0, json!([
             {"method": "GET", "url": target.url("/"), "name": "home page"},
@@ -657,9 +660,9 @@ struct Captured {
     body: Vec<u8>,
 }
 
-/// Serves HTTP/1.1 on a free port, answering 204 to every request and keeping what
-/// it received; stops after `limit` of time.
-fn capture_server(limit: Duration) -> (SocketAddr, Arc<Mutex<Vec<Captured>>>) {
+/// Serves HTTP/1.1 on a free port, answering 503 to the first `failures` requests and
+/// 204 to the others, keeping what it received; stops after `limit` of time.
+fn capture_server(limit: Duration, failures: usize) -> (SocketAddr, Arc<Mutex<Vec<Captured>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -677,13 +680,13 @@ fn capture_server(limit: Duration) -> (SocketAddr, Arc<Mutex<Vec<Captured>>>) {
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .expect("timeout");
             let store = store.clone();
-            std::thread::spawn(move || serve_capture(stream, &store));
+            std::thread::spawn(move || serve_capture(stream, &store, failures));
         }
     });
     (addr, seen)
 }
 
-fn serve_capture(stream: TcpStream, store: &Mutex<Vec<Captured>>) {
+fn serve_capture(stream: TcpStream, store: &Mutex<Vec<Captured>>, failures: usize) {
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
     for _ in 0..1000 {
@@ -711,11 +714,16 @@ fn serve_capture(stream: TcpStream, store: &Mutex<Vec<Captured>>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        store.lock().expect("lock").push(Captured { head, body });
-        if writer
-            .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-            .is_err()
-        {
+        let answer: &[u8] = {
+            let mut seen = store.lock().expect("lock");
+            seen.push(Captured { head, body });
+            if seen.len() <= failures {
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
+            } else {
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+            }
+        };
+        if writer.write_all(answer).is_err() {
             return;
         }
     }
@@ -725,7 +733,7 @@ fn serve_capture(stream: TcpStream, store: &Mutex<Vec<Captured>>) {
 fn http_request_carries_token_content_type_and_gzip() {
     let target = Target::start();
     let work = Workdir::new();
-    let (addr, seen) = capture_server(Duration::from_secs(60));
+    let (addr, seen) = capture_server(Duration::from_secs(60), 0);
     let script = json!([
         ["LD_start_influxdb_sink", ["http", "127.0.0.1", 8089,
             format!("http://{addr}/api/v2/write?org=o&bucket=b&precision=ns"), TOKEN]],
@@ -872,4 +880,88 @@ fn bad_arguments_are_rejected_before_anything_is_sent() {
     );
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("HOST:PORT"), "{}", stderr(&bad));
+}
+
+#[test]
+fn server_errors_are_retried_until_every_point_is_written() {
+    let target = Target::start();
+    let work = Workdir::new();
+    let (addr, seen) = capture_server(Duration::from_secs(60), 3);
+    let script = json!([
+        ["LD_start_influxdb_sink", {
+            "transport": "http", "url": format!("http://{addr}/write?db=r"),
+            "flush_interval_ms": 100, "timeout": 5.0,
+        }],
+        load(1.0, json!([{"method": "GET", "url": target.url("/")}])),
+        ["LD_stop_influxdb_sink", {}],
+    ]);
+    let (output, summary) = run_script(&work, "retried", &script, &[]);
+    let report = sink(&summary);
+    assert_eq!(
+        report["points_sent"], summary["totals"]["requests"],
+        "{summary}"
+    );
+    assert_eq!(report["points_dropped"], 0, "{summary}");
+    assert_eq!(report["write_errors"], 3, "{summary}");
+    assert_eq!(report["retries"], 3, "{summary}");
+    assert!(
+        report["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503") && e.contains("busy")),
+        "{summary}"
+    );
+    // The same batch was sent again: the 4th request repeats the first body.
+    let captured = seen.lock().expect("lock");
+    assert!(captured.len() >= 4);
+    assert_eq!(captured[0].body, captured[3].body);
+    assert!(!stderr(&output).contains("rejected"), "{}", stderr(&output));
+}
+
+#[test]
+fn cli_influxdb_url_takes_the_token_from_the_environment() {
+    let target = Target::start();
+    let (addr, seen) = capture_server(Duration::from_secs(60), 0);
+    let work = Workdir::new();
+    let summary = work.path("cli-summary.json");
+    let output = bin()
+        .env("INFLUX_TOKEN", TOKEN)
+        .env("LOADDENSITY_LOG", "debug")
+        .args([
+            "--threads",
+            "1",
+            "bench",
+            &target.url("/"),
+            "-u",
+            "2",
+            "-d",
+            "1s",
+        ])
+        .args([
+            "--influxdb-url",
+            &format!("http://{addr}/api/v2/write?org=o&bucket=b"),
+        ])
+        .arg("--summary-json")
+        .arg(&summary)
+        .output()
+        .expect("bench");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = common::read_json(&summary);
+    assert_no_token(&output, &summary);
+    let captured = seen.lock().expect("lock");
+    assert!(!captured.is_empty());
+    let lines: usize = captured
+        .iter()
+        .map(|c| {
+            assert!(
+                c.head
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(&format!("authorization: Token {TOKEN}"))),
+                "{:?}",
+                c.head
+            );
+            c.body.iter().filter(|b| **b == b'\n').count()
+        })
+        .sum();
+    assert_eq!(lines as u64, requests(&summary));
+    assert_eq!(sink(&summary)["points_sent"], requests(&summary));
 }
