@@ -31,6 +31,21 @@ ld_rps_scraped() {
     echo "$rps"
 }
 
+UDP_PORT=${UDP_PORT:-18089}
+
+# ld_rps_udp SUMMARY_FILE ARGS...: ld_rps while a UDP sink pinned to TARGET_CPU
+# receives and discards the InfluxDB points on UDP_PORT.
+ld_rps_udp() {
+    taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/udp_discard.py" "$UDP_PORT" 2>/dev/null &
+    local sink=$!
+    sleep 0.2
+    local rps
+    rps=$(ld_rps "$@") || { kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null; return 1; }
+    kill "$sink" 2>/dev/null
+    wait "$sink" 2>/dev/null || true
+    echo "$rps"
+}
+
 declare -A RESULTS
 # Each row is "label|command producing one rps figure".
 ROWS=(
@@ -38,6 +53,7 @@ ROWS=(
     "loaddensity bench|ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s"
     "loaddensity + prometheus|LOADDENSITY_LOG=warn ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:0"
     "loaddensity + prometheus, scraped every 100 ms|LOADDENSITY_LOG=warn ld_rps_scraped $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT"
+    "loaddensity + influxdb sink (UDP)|LOADDENSITY_LOG=warn ld_rps_udp $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --influxdb-udp 127.0.0.1:$UDP_PORT"
 )
 if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then
     source "$EXTRA_ROWS_FILE"

@@ -43,6 +43,8 @@ pub(crate) enum Command {
         /// Serve Prometheus metrics on [ADDR:]PORT while the script runs (port 0 picks a free one).
         #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
         prometheus: Option<PrometheusFlag>,
+        #[command(flatten)]
+        influxdb: InfluxFlags,
     },
     /// Check a script without sending any request.
     Validate {
@@ -96,6 +98,41 @@ pub(crate) struct BenchArgs {
     /// Serve Prometheus metrics on [ADDR:]PORT during the test (port 0 picks a free one).
     #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
     pub(crate) prometheus: Option<PrometheusFlag>,
+    #[command(flatten)]
+    pub(crate) influxdb: InfluxFlags,
+}
+
+/// `--influxdb-udp` and `--influxdb-url`: the InfluxDB sink for the whole run.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct InfluxFlags {
+    /// Send every request as a line-protocol point over UDP to HOST:PORT
+    /// (InfluxDB's UDP listener, Telegraf's socket_listener...).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port, conflicts_with = "influxdb_url")]
+    pub(crate) influxdb_udp: Option<(String, u16)>,
+    /// Send every request as a line-protocol point by HTTP(S) POST to URL, e.g.
+    /// http://127.0.0.1:8086/write?db=loaddensity or .../api/v2/write?org=O&bucket=B.
+    /// The token, if any, comes from the INFLUX_TOKEN environment variable.
+    #[arg(long, value_name = "URL")]
+    pub(crate) influxdb_url: Option<String>,
+}
+
+/// `HOST:PORT`, `127.0.0.1:8089` or `[::1]:8089`.
+fn parse_host_port(text: &str) -> Result<(String, u16), String> {
+    let text = text.trim();
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{text}`: expected HOST:PORT, e.g. 127.0.0.1:8089"))?;
+    if host.is_empty() || (host.contains(':') && !host.starts_with('[')) {
+        return Err(format!(
+            "`{text}`: expected HOST:PORT (an IPv6 address in brackets, e.g. [::1]:8089)"
+        ));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("`{text}`: expected a port 1..=65535"))?;
+    Ok((host.to_string(), port))
 }
 
 /// `--prometheus [ADDR:]PORT`.
@@ -158,7 +195,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{PrometheusFlag, parse_duration, parse_prometheus};
+    use super::{PrometheusFlag, parse_duration, parse_host_port, parse_prometheus};
     use std::time::Duration;
 
     #[test]
@@ -175,6 +212,19 @@ mod tests {
         assert!(parse_prometheus("70000").is_err());
         assert!(parse_prometheus("nohost:80").is_err());
         assert!(parse_prometheus("::1:80").is_err());
+    }
+
+    #[test]
+    fn influxdb_udp_flags() {
+        assert_eq!(
+            parse_host_port("127.0.0.1:8089"),
+            Ok(("127.0.0.1".into(), 8089))
+        );
+        assert_eq!(parse_host_port("[::1]:9"), Ok(("[::1]".into(), 9)));
+        assert_eq!(parse_host_port("influx:8089"), Ok(("influx".into(), 8089)));
+        assert!(parse_host_port("8089").is_err());
+        assert!(parse_host_port("h:0").is_err());
+        assert!(parse_host_port("::1:80").is_err());
     }
 
     #[test]

@@ -13,7 +13,10 @@ use loaddensity::action::{DocumentError, parse_json};
 use loaddensity::{Executor, ExecutorOptions};
 use serde_json::json;
 
-use cli::{BenchArgs, Cli, Command, PrometheusFlag};
+use cli::{BenchArgs, Cli, Command, InfluxFlags, PrometheusFlag};
+use loaddensity::sinks::influxdb::{
+    InfluxOptions, Token, Transport, influxdb_sink_report, start_influxdb_sink, stop_influxdb_sink,
+};
 use loaddensity::sinks::prometheus::{PrometheusOptions, start_prometheus_exporter};
 
 fn main() -> ExitCode {
@@ -45,9 +48,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             path,
             summary_json,
             prometheus,
+            influxdb,
         } => {
             let mut executor = executor(options)?;
             start_prometheus(prometheus.as_ref())?;
+            start_influxdb(&mut executor, &influxdb)?;
             for (name, document) in load_documents(&path)? {
                 match document {
                     Ok(document) => {
@@ -55,18 +60,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     Err(error) => {
                         eprintln!("error: {error}");
+                        stop_influxdb_sink();
                         return finish(&executor, summary_json.as_deref(), true);
                     }
                 }
             }
+            // Sends what a sink still holds (bounded by its timeout) before the
+            // summary reports its counters.
+            stop_influxdb_sink();
             finish(&executor, summary_json.as_deref(), false)
         }
         Command::Validate { path } => validate(&path, options),
         Command::Bench(args) => {
             let mut executor = executor(options)?;
             start_prometheus(args.prometheus.as_ref())?;
+            start_influxdb(&mut executor, &args.influxdb)?;
             let document = bench_document(&args)?;
             executor.execute_document(&document, "<bench>");
+            stop_influxdb_sink();
             finish(&executor, args.summary_json.as_deref(), false)
         }
         Command::Target { addr } => serve_target(&addr, options),
@@ -85,6 +96,37 @@ fn start_prometheus(flag: Option<&PrometheusFlag>) -> Result<()> {
         ..PrometheusOptions::default()
     })
     .with_context(|| format!("--prometheus {}:{}", flag.addr, flag.port))?;
+    Ok(())
+}
+
+/// Starts the InfluxDB sink for `--influxdb-udp` or `--influxdb-url` (token from
+/// `INFLUX_TOKEN`), with its counters in the summary.
+fn start_influxdb(executor: &mut Executor, flags: &InfluxFlags) -> Result<()> {
+    let options = match (&flags.influxdb_udp, &flags.influxdb_url) {
+        (Some((host, port)), _) => InfluxOptions {
+            transport: Transport::Udp,
+            host: host.clone(),
+            port: *port,
+            ..InfluxOptions::default()
+        },
+        (None, Some(url)) => InfluxOptions {
+            transport: Transport::Http,
+            url: Some(url.clone()),
+            token: std::env::var("INFLUX_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(Token::new),
+            ..InfluxOptions::default()
+        },
+        (None, None) => return Ok(()),
+    };
+    let flag = if flags.influxdb_udp.is_some() {
+        "--influxdb-udp"
+    } else {
+        "--influxdb-url"
+    };
+    start_influxdb_sink(options).with_context(|| flag.to_string())?;
+    executor.set_sink_report("influxdb", Some(Box::new(influxdb_sink_report)));
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod document;
 mod error;
+mod influxdb_commands;
 mod resolver_commands;
 mod sink_commands;
 mod sla_commands;

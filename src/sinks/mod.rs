@@ -4,4 +4,5 @@
 //! Each sink is started and stopped by a pair of functions (and the matching `LD_*`
 //! actions) and keeps process-wide state, as LoadDensity's `start_*` helpers do.
 
+pub mod influxdb;
 pub mod prometheus;

@@ -1,0 +1,220 @@
+//! The hot path: the listener that copies each request into a bounded, sharded queue.
+//!
+//! `on_request` reserves a slot in the shared budget of `max_pending_points` (one
+//! atomic add), then pushes a small fixed-size record into its thread's shard (one
+//! uncontended lock). When the budget is spent the point is dropped and counted; the
+//! request loop never waits. A slot is given back when its point has been sent or
+//! given up, so the budget bounds everything the sink holds, encoded batches waiting
+//! for a retry included.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::UNIX_EPOCH;
+
+use serde_json::{Value, json};
+
+use super::line_protocol::truncate_error;
+use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent};
+use crate::listener::RequestListener;
+use crate::shard::{Padded, SHARDS, shard_index};
+
+/// One request, as queued: what its line needs, without its endpoint's strings.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) timestamp_ns: i64,
+    pub(crate) latency_ns: u64,
+    pub(crate) response_bytes: u64,
+    pub(crate) endpoint: EndpointId,
+    pub(crate) success: bool,
+    /// The failure text (at most 512 characters), on failure only.
+    pub(crate) error: Option<Box<str>>,
+}
+
+/// An endpoint a shard saw for the first time: the flusher builds its line prefix.
+#[derive(Debug)]
+pub(crate) struct NewEndpoint {
+    pub(crate) id: EndpointId,
+    pub(crate) request_type: Arc<str>,
+    pub(crate) name: Arc<str>,
+}
+
+/// One thread's queue.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    pub(crate) records: Vec<Record>,
+    pub(crate) new_endpoints: Vec<NewEndpoint>,
+    seen: Vec<bool>,
+}
+
+impl Shard {
+    #[inline]
+    fn push(&mut self, endpoint: &Endpoint, record: Record) {
+        let index = endpoint.id.0 as usize;
+        if !self.seen.get(index).copied().unwrap_or(false) {
+            if self.seen.len() <= index {
+                self.seen.resize(index + 1, false);
+            }
+            self.seen[index] = true;
+            self.new_endpoints.push(NewEndpoint {
+                id: endpoint.id,
+                request_type: endpoint.request_type.clone(),
+                name: endpoint.name.clone(),
+            });
+        }
+        self.records.push(record);
+    }
+}
+
+/// What the sink counts; reported in the summary's `sinks` section.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Points taken off the queue and encoded (counted by the flusher).
+    pub(crate) points_queued: AtomicU64,
+    pub(crate) points_sent: AtomicU64,
+    pub(crate) points_dropped: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) batches_sent: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) running: AtomicBool,
+    pub(crate) last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_last_error(&self, text: String) {
+        *lock(&self.last_error) = Some(text);
+    }
+
+    /// The counters as the summary shows them. `transport` and `target` name where
+    /// the points go (never with the URL's query, which may hold credentials).
+    pub(crate) fn report(&self, transport: &str, target: &str) -> Value {
+        let get = Self::get;
+        json!({
+            "transport": transport,
+            "target": target,
+            "running": self.running.load(Ordering::Relaxed),
+            "points_queued": get(&self.points_queued),
+            "points_sent": get(&self.points_sent),
+            "points_dropped": get(&self.points_dropped),
+            "dropped_queue_full": get(&self.dropped_queue_full),
+            "write_errors": get(&self.write_errors),
+            "retries": get(&self.retries),
+            "batches_sent": get(&self.batches_sent),
+            "bytes_sent": get(&self.bytes_sent),
+            "last_error": *lock(&self.last_error),
+        })
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The listener attached to the request event.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    pub(crate) shards: Box<[Padded<Mutex<Shard>>]>,
+    /// Points accepted and not yet sent or given up.
+    pending: AtomicUsize,
+    max_pending: usize,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Queue {
+    pub(crate) fn new(max_pending: usize, counters: Arc<Counters>) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+            pending: AtomicUsize::new(0),
+            max_pending,
+            counters,
+        }
+    }
+
+    /// Gives `n` slots back: their points were sent or given up.
+    pub(crate) fn release(&self, n: usize) {
+        self.pending.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// True when no slot is left.
+    pub(crate) fn is_full(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) >= self.max_pending
+    }
+}
+
+impl RequestListener for Queue {
+    #[inline]
+    fn on_request(&self, event: &RequestEvent<'_>) {
+        if self.pending.fetch_add(1, Ordering::Relaxed) >= self.max_pending {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            self.counters
+                .dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            self.counters.points_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let record = Record {
+            timestamp_ns: event
+                .start_time
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            latency_ns: u64::try_from(event.response_time.as_nanos()).unwrap_or(u64::MAX),
+            response_bytes: event.response_length,
+            endpoint: event.endpoint.id,
+            success: event.outcome.is_success(),
+            error: match event.outcome {
+                Outcome::Success => None,
+                Outcome::Failure(text) => Some(truncate_error(text).into()),
+            },
+        };
+        lock(&self.shards[shard_index()].0).push(event.endpoint, record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EndpointInterner;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn bounded_and_counted() {
+        let interner = EndpointInterner::default();
+        let endpoint = interner.intern("GET", "/x");
+        let counters = Arc::new(Counters::default());
+        let queue = Queue::new(3, counters.clone());
+        for i in 0..5 {
+            queue.on_request(&RequestEvent {
+                endpoint: &endpoint,
+                start_time: SystemTime::now(),
+                response_time: Duration::from_millis(1),
+                response_length: 10,
+                status: Some(500),
+                outcome: if i % 2 == 0 {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure("boom")
+                },
+            });
+        }
+        assert_eq!(Counters::get(&counters.dropped_queue_full), 2);
+        assert!(queue.is_full());
+        let shard = lock(&queue.shards[shard_index()].0);
+        assert_eq!(shard.records.len(), 3);
+        assert_eq!(shard.new_endpoints.len(), 1);
+        assert_eq!(shard.records[1].error.as_deref(), Some("boom"));
+        drop(shard);
+        queue.release(3);
+        assert!(!queue.is_full());
+    }
+}

@@ -1,0 +1,524 @@
+//! How batches of lines leave the process: UDP datagrams, or HTTP(S) POSTs.
+//!
+//! UDP packs whole lines into datagrams of at most `udp_payload_bytes` and never
+//! splits a line. HTTP keeps one keep-alive HTTP/1.1 connection (rustls for https),
+//! posts `text/plain; charset=utf-8`, optionally gzip-compressed, with
+//! `Authorization: Token <token>` when a token is given. The token is a [`Token`],
+//! whose `Debug` and `Display` print `<redacted>`, and its header is marked sensitive.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT};
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// The largest UDP payload IPv4 can carry.
+const MAX_DATAGRAM: usize = 65_507;
+/// How much of an error response's body is kept for the log.
+const BODY_EXCERPT: usize = 256;
+
+/// An API token. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself, for the `Authorization` header only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    /// The server refused the batch (4xx): sending it again would not help.
+    #[error("HTTP {status}: {body}")]
+    Rejected {
+        /// The status.
+        status: StatusCode,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The server failed (5xx): worth retrying.
+    #[error("HTTP {status}: {body}")]
+    ServerError {
+        /// The status.
+        status: StatusCode,
+        /// The start of the response body.
+        body: String,
+    },
+    /// No answer in time: worth retrying.
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    /// Connecting, TLS, or the exchange failed: worth retrying.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl WriteError {
+    /// True when sending the same batch again may succeed.
+    pub(crate) fn retryable(&self) -> bool {
+        !matches!(self, WriteError::Rejected { .. })
+    }
+}
+
+/// Sends the lines of a batch as UDP datagrams.
+#[derive(Debug)]
+pub(crate) struct UdpTransport {
+    socket: UdpSocket,
+    payload: usize,
+}
+
+impl UdpTransport {
+    /// A socket bound to an ephemeral port of the right family, connected to `target`.
+    pub(crate) fn connect(target: SocketAddr, payload: usize) -> std::io::Result<Self> {
+        let bind: SocketAddr = if target.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(bind)?;
+        socket.connect(target)?;
+        Ok(Self {
+            socket,
+            payload: payload.clamp(1, MAX_DATAGRAM),
+        })
+    }
+
+    /// The largest datagram payload.
+    pub(crate) fn payload(&self) -> usize {
+        self.payload
+    }
+
+    /// Sends `body` (whole lines, each ending with a newline) in datagrams; with
+    /// `keep_partial`, a last datagram that is not full stays unsent. Returns what was
+    /// done with it.
+    pub(crate) fn send(&self, body: &[u8], keep_partial: bool) -> UdpSent {
+        let mut done = UdpSent::default();
+        for datagram in Datagrams::new(body, self.payload) {
+            if keep_partial
+                && done.consumed + datagram.len() == body.len()
+                && datagram.len() < self.payload
+            {
+                break;
+            }
+            done.consumed += datagram.len();
+            let lines = datagram.iter().filter(|b| **b == b'\n').count();
+            if datagram.len() > MAX_DATAGRAM {
+                done.lost += lines;
+                done.oversized = true;
+                continue;
+            }
+            match self.socket.send(datagram) {
+                Ok(_) => done.sent += lines,
+                Err(error) => {
+                    done.lost += lines;
+                    done.error.get_or_insert(error);
+                }
+            }
+        }
+        done
+    }
+}
+
+/// What [`UdpTransport::send`] did.
+#[derive(Debug, Default)]
+pub(crate) struct UdpSent {
+    /// Bytes of the body sent or given up.
+    pub(crate) consumed: usize,
+    /// Lines sent.
+    pub(crate) sent: usize,
+    /// Lines lost: a send error, or a line longer than a datagram can be.
+    pub(crate) lost: usize,
+    /// A line was longer than a datagram can be.
+    pub(crate) oversized: bool,
+    /// The first send error.
+    pub(crate) error: Option<std::io::Error>,
+}
+
+/// Splits whole lines into chunks of at most `limit` bytes. A line longer than `limit`
+/// is a chunk of its own.
+#[derive(Debug)]
+pub(crate) struct Datagrams<'a> {
+    rest: &'a [u8],
+    limit: usize,
+}
+
+impl<'a> Datagrams<'a> {
+    /// The datagrams of `body`.
+    pub(crate) fn new(body: &'a [u8], limit: usize) -> Self {
+        Self {
+            rest: body,
+            limit: limit.max(1),
+        }
+    }
+}
+
+impl<'a> Iterator for Datagrams<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let end = if self.rest.len() <= self.limit {
+            self.rest.len()
+        } else {
+            match self.rest[..self.limit].iter().rposition(|b| *b == b'\n') {
+                Some(newline) => newline + 1,
+                // One line longer than a datagram: on its own.
+                None => self.rest[self.limit..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(self.rest.len(), |i| self.limit + i + 1),
+            }
+        };
+        let (chunk, rest) = self.rest.split_at(end);
+        self.rest = rest;
+        Some(chunk)
+    }
+}
+
+/// Where and how to POST batches.
+#[derive(Clone)]
+pub(crate) struct HttpTarget {
+    /// The full URL (the `Debug` of the sink never prints it: it may carry a password).
+    pub(crate) uri: Uri,
+    /// Host name or IP literal, without brackets.
+    pub(crate) host: String,
+    /// Port.
+    pub(crate) port: u16,
+    /// https.
+    pub(crate) https: bool,
+    /// The token, if any.
+    pub(crate) token: Option<Token>,
+    /// Compress bodies with gzip.
+    pub(crate) gzip: bool,
+}
+
+impl std::fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTarget")
+            .field("url", &self.display())
+            .field("token", &self.token)
+            .field("gzip", &self.gzip)
+            .finish()
+    }
+}
+
+impl HttpTarget {
+    /// Scheme, host, port and path, without the query (which may hold credentials).
+    pub(crate) fn display(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{}{}", self.port, self.uri.path())
+    }
+}
+
+/// A keep-alive HTTP/1.1 client for one [`HttpTarget`].
+pub(crate) struct HttpTransport {
+    target: HttpTarget,
+    host_header: HeaderValue,
+    authorization: Option<HeaderValue>,
+    tls: Option<TlsConnector>,
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("target", &self.target.display())
+            .field("token", &self.target.token.as_ref().map(|_| "<redacted>"))
+            .field("gzip", &self.target.gzip)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpTransport {
+    /// A client for `target`; connects on the first send.
+    pub(crate) fn new(target: HttpTarget) -> Result<Self, String> {
+        let host_header = if target.port == if target.https { 443 } else { 80 } {
+            target.uri.host().unwrap_or(&target.host).to_string()
+        } else {
+            format!(
+                "{}:{}",
+                target.uri.host().unwrap_or(&target.host),
+                target.port
+            )
+        };
+        let host_header = HeaderValue::from_str(&host_header)
+            .map_err(|_| "the URL's host is not a valid Host header".to_string())?;
+        let authorization = match &target.token {
+            Some(token) => {
+                let mut value = HeaderValue::from_str(&format!("Token {}", token.expose()))
+                    .map_err(|_| {
+                        "the token holds characters an HTTP header cannot carry".to_string()
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        let tls = target.https.then(tls_connector);
+        Ok(Self {
+            target,
+            host_header,
+            authorization,
+            tls,
+            sender: None,
+        })
+    }
+
+    /// Drops the connection; the next send opens a new one.
+    pub(crate) fn reset(&mut self) {
+        self.sender = None;
+    }
+
+    /// POSTs one batch and waits at most `timeout` for the whole exchange.
+    pub(crate) async fn send(&mut self, body: &[u8], timeout: Duration) -> Result<(), WriteError> {
+        let result = tokio::time::timeout(timeout, self.exchange(body)).await;
+        let result = result.unwrap_or(Err(WriteError::Timeout(timeout)));
+        if result.as_ref().is_err_and(WriteError::retryable) {
+            // The connection may be in any state: start afresh.
+            self.sender = None;
+        }
+        result
+    }
+
+    async fn exchange(&mut self, body: &[u8]) -> Result<(), WriteError> {
+        let body = if self.target.gzip {
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4 + 64),
+                flate2::Compression::fast(),
+            );
+            encoder
+                .write_all(body)
+                .map_err(|e| WriteError::Io(format!("gzip: {e}")))?;
+            let compressed = encoder
+                .finish()
+                .map_err(|e| WriteError::Io(format!("gzip: {e}")))?;
+            Bytes::from(compressed)
+        } else {
+            Bytes::copy_from_slice(body)
+        };
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.target.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .body(Full::new(body))
+            .map_err(|e| WriteError::Io(e.to_string()))?;
+        let headers = request.headers_mut();
+        headers.insert(HOST, self.host_header.clone());
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(USER_AGENT, HeaderValue::from_static("loaddensity"));
+        if self.target.gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if let Some(authorization) = &self.authorization {
+            headers.insert(AUTHORIZATION, authorization.clone());
+        }
+
+        let sender = match self.sender.as_mut() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.sender.insert(self.connect().await?),
+        };
+        sender
+            .ready()
+            .await
+            .map_err(|e| WriteError::Io(format!("connection: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| WriteError::Io(format!("request: {e}")))?;
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut excerpt = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| WriteError::Io(format!("response: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                let room = BODY_EXCERPT.saturating_sub(excerpt.len());
+                excerpt.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        }
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = String::from_utf8_lossy(&excerpt).trim().to_string();
+        if status.is_client_error() {
+            Err(WriteError::Rejected { status, body })
+        } else {
+            Err(WriteError::ServerError { status, body })
+        }
+    }
+
+    async fn connect(&self) -> Result<http1::SendRequest<Full<Bytes>>, WriteError> {
+        let host = self.target.host.as_str();
+        let tcp = TcpStream::connect((host, self.target.port))
+            .await
+            .map_err(|e| WriteError::Io(format!("connect {}: {e}", self.target.display())))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => handshake(TokioIo::new(tcp)).await,
+            Some(connector) => {
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|_| WriteError::Io(format!("`{host}` is not a valid TLS name")))?;
+                let tls = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| WriteError::Io(format!("TLS with {host}: {e}")))?;
+                handshake(TokioIo::new(tls)).await
+            }
+        }
+    }
+}
+
+async fn handshake<IO>(io: IO) -> Result<http1::SendRequest<Full<Bytes>>, WriteError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(io)
+        .await
+        .map_err(|e| WriteError::Io(format!("HTTP handshake: {e}")))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// A rustls connector verifying against the system's roots, offering HTTP/1.1 only.
+fn tls_connector() -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.with_root_certificates(roots.clone())
+                .with_no_client_auth()
+        })
+        .unwrap_or_else(|_| {
+            ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        });
+    let mut config = config;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(body: &str, limit: usize) -> Vec<&str> {
+        Datagrams::new(body.as_bytes(), limit)
+            .map(|c| std::str::from_utf8(c).expect("utf8"))
+            .collect()
+    }
+
+    #[test]
+    fn datagrams_never_split_a_line() {
+        let body = "aaaa\nbbbb\ncc\nddddddddddddd\ne\n";
+        assert_eq!(
+            chunks(body, 10),
+            ["aaaa\nbbbb\n", "cc\n", "ddddddddddddd\n", "e\n"]
+        );
+        assert_eq!(chunks(body, 1000), [body]);
+        assert_eq!(chunks("", 10), Vec::<&str>::new());
+        for limit in 1..40 {
+            let all: Vec<&str> = chunks(body, limit);
+            assert_eq!(all.concat(), body);
+            for chunk in all {
+                assert!(chunk.ends_with('\n'));
+                assert!(chunk.len() <= limit || chunk.matches('\n').count() == 1);
+            }
+        }
+    }
+
+    #[test]
+    fn udp_sends_whole_lines_and_keeps_the_partial_datagram() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let udp = UdpTransport::connect(receiver.local_addr().expect("addr"), 64).expect("udp");
+        let line = "m,name=a\\ b latency_ms=1.5,response_bytes=3i,success=true 1\n";
+        assert!(line.len() < 64 && 2 * line.len() > 64);
+        let body = line.repeat(5);
+        let done = udp.send(body.as_bytes(), true);
+        // Five lines of more than 32 bytes: one a datagram; the last stays.
+        assert_eq!(
+            (done.sent, done.lost, done.consumed),
+            (4, 0, 4 * line.len())
+        );
+        let mut buffer = [0u8; 2048];
+        for _ in 0..4 {
+            let n = receiver.recv(&mut buffer).expect("datagram");
+            assert_eq!(&buffer[..n], line.as_bytes());
+        }
+        let done = udp.send(&body.as_bytes()[done.consumed..], false);
+        assert_eq!((done.sent, done.consumed), (1, line.len()));
+        let n = receiver.recv(&mut buffer).expect("datagram");
+        assert_eq!(&buffer[..n], line.as_bytes());
+    }
+
+    #[test]
+    fn token_is_redacted() {
+        let token = Token::new("s3cr3t");
+        assert_eq!(format!("{token:?} {token}"), "<redacted> <redacted>");
+        let target = HttpTarget {
+            uri: "http://127.0.0.1:8086/write?db=x&p=pw"
+                .parse()
+                .expect("uri"),
+            host: "127.0.0.1".into(),
+            port: 8086,
+            https: false,
+            token: Some(token),
+            gzip: false,
+        };
+        assert_eq!(target.display(), "http://127.0.0.1:8086/write");
+        let debug = format!("{target:?}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        let transport = HttpTransport::new(target).expect("transport");
+        let debug = format!("{transport:?}");
+        assert!(
+            !debug.contains("s3cr3t") && !debug.contains("pw"),
+            "{debug}"
+        );
+    }
+}
