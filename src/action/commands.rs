@@ -128,6 +128,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
         }),
     );
     super::sink_commands::register_sink_commands(executor);
+    super::otel_commands::register_otel_commands(executor);
     super::sla_commands::register_sla_commands(executor);
 }
 

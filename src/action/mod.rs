@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod document;
 mod error;
+mod otel_commands;
 mod sink_commands;
 mod sla_commands;
 

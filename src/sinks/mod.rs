@@ -5,3 +5,5 @@
 //! actions) and keeps process-wide state, as LoadDensity's `start_*` helpers do.
 
 pub mod prometheus;
+#[cfg(feature = "opentelemetry")]
+pub mod opentelemetry;
