@@ -179,9 +179,70 @@ impl RequestListener for Recorder {
 mod tests {
     use super::*;
     use crate::event::{EndpointInterner, Outcome};
-    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader};
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+    use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+    use opentelemetry_sdk::metrics::{PeriodicReader, Temporality};
     use std::time::{Duration, SystemTime};
+
+    /// What an export held: (name, outcome, count) of the counter, the latency
+    /// histogram's total count and bounds, and the units.
+    #[derive(Debug, Default, Clone)]
+    struct Seen {
+        requests: Vec<(String, String, u64)>,
+        latency_count: u64,
+        latency_bounds: Vec<f64>,
+        units: Vec<(String, String)>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Seen>>>);
+
+    impl PushMetricExporter for Capture {
+        async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+            let mut seen = Seen::default();
+            for scope in metrics.scope_metrics() {
+                for metric in scope.metrics() {
+                    seen.units
+                        .push((metric.name().to_string(), metric.unit().to_string()));
+                    match metric.data() {
+                        AggregatedMetrics::U64(MetricData::Sum(sum)) => {
+                            for p in sum.data_points() {
+                                let get = |key: &str| {
+                                    p.attributes()
+                                        .find(|kv| kv.key.as_str() == key)
+                                        .map(|kv| kv.value.to_string())
+                                        .unwrap_or_default()
+                                };
+                                seen.requests.push((get("name"), get("outcome"), p.value()));
+                            }
+                        }
+                        AggregatedMetrics::F64(MetricData::Histogram(h)) => {
+                            for p in h.data_points() {
+                                seen.latency_count += p.count();
+                                seen.latency_bounds = p.bounds().collect();
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(seen);
+            Ok(())
+        }
+
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+
+        fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+
+        fn temporality(&self) -> Temporality {
+            Temporality::Cumulative
+        }
+    }
 
     fn event(endpoint: &Endpoint, ok: bool) -> RequestEvent<'_> {
         RequestEvent {
@@ -200,9 +261,9 @@ mod tests {
 
     #[test]
     fn records_per_endpoint_and_outcome() {
-        let exporter = InMemoryMetricExporter::default();
+        let capture = Capture::default();
         let provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .with_reader(PeriodicReader::builder(capture.clone()).build())
             .build();
         let recorder = Arc::new(Recorder::new(&provider));
         let interner = EndpointInterner::default();
@@ -224,32 +285,16 @@ mod tests {
         assert_eq!(other.id, a.id);
         recorder.on_request(&event(&other, true));
         provider.force_flush().expect("flush");
-        let exported = exporter.get_finished_metrics().expect("metrics");
-        let last = exported.last().expect("one export");
-        let scope = last.scope_metrics().next().expect("scope");
-        let requests = scope
-            .metrics()
-            .find(|m| m.name() == REQUESTS)
-            .expect("requests");
-        assert_eq!(requests.unit(), "1");
-        let AggregatedMetrics::U64(MetricData::Sum(sum)) = requests.data() else {
-            panic!("requests is not a u64 sum");
-        };
-        let mut points: Vec<(String, String, u64)> = sum
-            .data_points()
-            .map(|p| {
-                let get = |key: &str| {
-                    p.attributes()
-                        .find(|kv| kv.key.as_str() == key)
-                        .map(|kv| kv.value.to_string())
-                        .unwrap_or_default()
-                };
-                (get("name"), get("outcome"), p.value())
-            })
-            .collect();
-        points.sort();
+        let mut seen = capture
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .cloned()
+            .expect("one export");
+        seen.requests.sort();
         assert_eq!(
-            points,
+            seen.requests,
             vec![
                 ("/a".into(), "success".into(), 400),
                 ("/b".into(), "failure".into(), 100),
@@ -257,18 +302,14 @@ mod tests {
                 ("/reused".into(), "success".into(), 1),
             ]
         );
-        let latency = scope
-            .metrics()
-            .find(|m| m.name() == LATENCY)
-            .expect("latency");
-        assert_eq!(latency.unit(), "ms");
-        let AggregatedMetrics::F64(MetricData::Histogram(histogram)) = latency.data() else {
-            panic!("latency is not an f64 histogram");
-        };
-        let total: u64 = histogram.data_points().map(|p| p.count()).sum();
-        assert_eq!(total, 801);
-        let point = histogram.data_points().next().expect("point");
-        assert_eq!(point.bounds().collect::<Vec<_>>(), LATENCY_BUCKETS_MS);
+        assert_eq!(seen.latency_count, 801);
+        assert_eq!(seen.latency_bounds, LATENCY_BUCKETS_MS);
+        seen.units.sort();
+        assert_eq!(
+            seen.units,
+            [(LATENCY, "ms"), (REQUESTS, "1"), (RESPONSE_SIZE, "By")]
+                .map(|(n, u)| (n.to_string(), u.to_string()))
+        );
         provider.shutdown().expect("shutdown");
     }
 }
