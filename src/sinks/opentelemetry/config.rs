@@ -358,7 +358,7 @@ fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Ot
         }
     })?;
     let mut header_value =
-        HeaderValue::from_str(value.trim()).map_err(|_| OtelConfigError::Header {
+        HeaderValue::from_str(value).map_err(|_| OtelConfigError::Header {
             name: name.to_string(),
             reason: "the value holds characters not allowed in an HTTP header",
         })?;
