@@ -166,7 +166,9 @@ impl Receiver {
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let sink = sink.clone();
-                        async move { Ok::<_, std::convert::Infallible>(http_export(request, &sink).await) }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http_export(request, &sink).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -199,7 +201,10 @@ impl Drop for Receiver {
     }
 }
 
-async fn http_export(request: hyper::Request<Incoming>, inbox: &Inbox) -> hyper::Response<Full<Bytes>> {
+async fn http_export(
+    request: hyper::Request<Incoming>,
+    inbox: &Inbox,
+) -> hyper::Response<Full<Bytes>> {
     let respond = |status: u16, body: Vec<u8>| {
         hyper::Response::builder()
             .status(status)
@@ -221,7 +226,12 @@ async fn http_export(request: hyper::Request<Incoming>, inbox: &Inbox) -> hyper:
     let headers = request
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let Ok(body) = request.into_body().collect().await else {
         return respond(400, Vec::new());
@@ -293,11 +303,7 @@ fn clean_bin() -> Command {
 }
 
 /// Runs `loaddensity run` on `script`; returns its output, the summary and the wall time.
-fn run_script(
-    work: &Workdir,
-    script: &Value,
-    env: &[(&str, &str)],
-) -> (Output, Value, Duration) {
+fn run_script(work: &Workdir, script: &Value, env: &[(&str, &str)]) -> (Output, Value, Duration) {
     let path = work.write("run.json", &script.to_string());
     let summary = work.path("summary.json");
     let _ = std::fs::remove_file(&summary);
@@ -305,7 +311,12 @@ fn run_script(
     let output = clean_bin()
         .env("LOADDENSITY_LOG", "info")
         .envs(env.iter().copied())
-        .args(["--quiet", "run", path.to_str().expect("path"), "--summary-json"])
+        .args([
+            "--quiet",
+            "run",
+            path.to_str().expect("path"),
+            "--summary-json",
+        ])
         .arg(&summary)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -365,7 +376,9 @@ struct Totals {
 fn totals(request: &ExportMetricsServiceRequest, exponential: bool) -> Totals {
     let metrics = metrics(request);
     let mut totals = Totals::default();
-    if let Some(Some(metric::Data::Sum(sum))) = metrics.get("loaddensity.requests").map(|m| m.data.clone()) {
+    if let Some(Some(metric::Data::Sum(sum))) =
+        metrics.get("loaddensity.requests").map(|m| m.data.clone())
+    {
         for point in &sum.data_points {
             let value = match point.value {
                 Some(number_data_point::Value::AsInt(v)) => u64::try_from(v).expect("count"),
@@ -399,7 +412,10 @@ fn totals(request: &ExportMetricsServiceRequest, exponential: bool) -> Totals {
 fn summary_counts(summary: &Value) -> (u64, u64) {
     let requests = summary["totals"]["requests"].as_u64().expect("requests");
     let failures = summary["totals"]["failures"].as_u64().expect("failures");
-    assert!(requests > failures && failures > 0, "both outcomes: {summary}");
+    assert!(
+        requests > failures && failures > 0,
+        "both outcomes: {summary}"
+    );
     (requests, failures)
 }
 
@@ -422,7 +438,10 @@ fn grpc_receiver_gets_names_units_attributes_and_every_request() {
     let (output, summary, _) = run_script(
         &work,
         &script,
-        &[("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci,team=perf")],
+        &[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=ci,team=perf",
+        )],
     );
     let (requests, failures) = summary_counts(&summary);
     let received = receiver.received();
@@ -439,17 +458,37 @@ fn grpc_receiver_gets_names_units_attributes_and_every_request() {
             size_count: requests,
         }
     );
-    let resource = last.resource_metrics[0].resource.as_ref().expect("resource");
-    assert_eq!(attr(&resource.attributes, "service.name"), Some("ld-under-test"));
-    assert_eq!(attr(&resource.attributes, "deployment.environment"), Some("ci"));
+    let resource = last.resource_metrics[0]
+        .resource
+        .as_ref()
+        .expect("resource");
+    assert_eq!(
+        attr(&resource.attributes, "service.name"),
+        Some("ld-under-test")
+    );
+    assert_eq!(
+        attr(&resource.attributes, "deployment.environment"),
+        Some("ci")
+    );
     assert_eq!(attr(&resource.attributes, "team"), Some("perf"));
-    assert_eq!(last.resource_metrics[0].scope_metrics[0].scope.as_ref().expect("scope").name, "loaddensity");
+    assert_eq!(
+        last.resource_metrics[0].scope_metrics[0]
+            .scope
+            .as_ref()
+            .expect("scope")
+            .name,
+        "loaddensity"
+    );
 
     let metrics = metrics(last);
     let names: Vec<&str> = metrics.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["loaddensity.request.latency", "loaddensity.requests", "loaddensity.response.size"]
+        [
+            "loaddensity.request.latency",
+            "loaddensity.requests",
+            "loaddensity.response.size"
+        ]
     );
     assert_eq!(metrics["loaddensity.requests"].unit, "1");
     assert_eq!(metrics["loaddensity.request.latency"].unit, "ms");
@@ -463,9 +502,14 @@ fn grpc_receiver_gets_names_units_attributes_and_every_request() {
         .data_points
         .iter()
         .map(|p| {
-            assert_eq!(attribute_keys(&p.attributes), ["name", "outcome", "request_type"]);
+            assert_eq!(
+                attribute_keys(&p.attributes),
+                ["name", "outcome", "request_type"]
+            );
             (
-                attr(&p.attributes, "request_type").unwrap_or("?").to_string(),
+                attr(&p.attributes, "request_type")
+                    .unwrap_or("?")
+                    .to_string(),
                 attr(&p.attributes, "name").unwrap_or("?").to_string(),
                 attr(&p.attributes, "outcome").unwrap_or("?").to_string(),
             )
@@ -485,7 +529,10 @@ fn grpc_receiver_gets_names_units_attributes_and_every_request() {
     };
     for point in &latency.data_points {
         assert_eq!(point.explicit_bounds, LATENCY_BUCKETS_MS);
-        assert_eq!(attribute_keys(&point.attributes), ["name", "outcome", "request_type"]);
+        assert_eq!(
+            attribute_keys(&point.attributes),
+            ["name", "outcome", "request_type"]
+        );
     }
     let Some(metric::Data::Histogram(size)) = &metrics["loaddensity.response.size"].data else {
         panic!("size is not an explicit histogram");
@@ -497,11 +544,18 @@ fn grpc_receiver_gets_names_units_attributes_and_every_request() {
         .expect("bytes series");
     assert_eq!(bytes_point.explicit_bounds, BYTES_BUCKETS);
     // Every /bytes/300 response is 300 bytes: in the (256, 1024] bucket.
-    assert_eq!(bytes_point.bucket_counts[2], bytes_point.count, "{bytes_point:?}");
+    assert_eq!(
+        bytes_point.bucket_counts[2], bytes_point.count,
+        "{bytes_point:?}"
+    );
     assert_eq!(bytes_point.sum, Some(300.0 * bytes_point.count as f64));
 
     // The header reached the collector, and was never shown.
-    assert!(received.iter().all(|r| r.headers.get("x-api-key").map(String::as_str) == Some(secret)));
+    assert!(
+        received
+            .iter()
+            .all(|r| r.headers.get("x-api-key").map(String::as_str) == Some(secret))
+    );
     let report = &summary["sinks"]["opentelemetry"];
     assert_eq!(report["export_errors"], 0, "{report}");
     assert!(report["exports"].as_u64().unwrap_or(0) >= 2, "{report}");
@@ -542,9 +596,18 @@ fn http_receiver_from_environment_delta_exponential() {
     let mut sum = Totals::default();
     for export in &received {
         assert_eq!(export.path, "/v1/metrics");
-        assert_eq!(export.headers.get("x-env-key").map(String::as_str), Some(secret));
-        let resource = export.request.resource_metrics[0].resource.as_ref().expect("resource");
-        assert_eq!(attr(&resource.attributes, "service.name"), Some("loaddensity"));
+        assert_eq!(
+            export.headers.get("x-env-key").map(String::as_str),
+            Some(secret)
+        );
+        let resource = export.request.resource_metrics[0]
+            .resource
+            .as_ref()
+            .expect("resource");
+        assert_eq!(
+            attr(&resource.attributes, "service.name"),
+            Some("loaddensity")
+        );
         let t = totals(&export.request, true);
         sum.success += t.success;
         sum.failure += t.failure;
@@ -578,14 +641,30 @@ fn http_receiver_from_environment_delta_exponential() {
 
 /// `loaddensity bench` requests/s against the built-in target, with extra flags and
 /// environment; returns (rps, wall time, summary).
-fn bench_rps(target: &Target, work: &Workdir, flags: &[&str], env: &[(&str, &str)]) -> (f64, Duration, Value) {
+fn bench_rps(
+    target: &Target,
+    work: &Workdir,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (f64, Duration, Value) {
     let summary = work.path("bench.json");
     let _ = std::fs::remove_file(&summary);
     let url = target.url("/");
     let started = Instant::now();
     let output = clean_bin()
         .envs(env.iter().copied())
-        .args(["--quiet", "--threads", "1", "bench", &url, "-u", "4", "-d", "2s", "--summary-json"])
+        .args([
+            "--quiet",
+            "--threads",
+            "1",
+            "bench",
+            &url,
+            "-u",
+            "4",
+            "-d",
+            "2s",
+            "--summary-json",
+        ])
         .arg(&summary)
         .args(flags)
         .stdout(Stdio::null())
@@ -595,7 +674,11 @@ fn bench_rps(target: &Target, work: &Workdir, flags: &[&str], env: &[(&str, &str
     let elapsed = started.elapsed();
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = common::read_json(&summary);
-    (summary["totals"]["rps"].as_f64().expect("rps"), elapsed, summary)
+    (
+        summary["totals"]["rps"].as_f64().expect("rps"),
+        elapsed,
+        summary,
+    )
 }
 
 #[test]
@@ -626,15 +709,26 @@ fn collectors_that_are_down_or_silent_do_not_slow_the_load() {
             );
             let report = &summary["sinks"]["opentelemetry"];
             if slot == 1 {
-                assert!(report["export_errors"].as_u64().unwrap_or(0) >= 1, "{report}");
+                assert!(
+                    report["export_errors"].as_u64().unwrap_or(0) >= 1,
+                    "{report}"
+                );
             }
             assert_eq!(report["exports"], 0, "{report}");
         }
     }
     let [base, down_rps, hung_rps] = best;
-    eprintln!("no sink {base:.0} req/s, collector down {down_rps:.0}, collector silent {hung_rps:.0}");
-    assert!(down_rps >= 0.90 * base, "collector down: {down_rps:.0} vs {base:.0} req/s");
-    assert!(hung_rps >= 0.90 * base, "collector silent: {hung_rps:.0} vs {base:.0} req/s");
+    eprintln!(
+        "no sink {base:.0} req/s, collector down {down_rps:.0}, collector silent {hung_rps:.0}"
+    );
+    assert!(
+        down_rps >= 0.90 * base,
+        "collector down: {down_rps:.0} vs {base:.0} req/s"
+    );
+    assert!(
+        hung_rps >= 0.90 * base,
+        "collector silent: {hung_rps:.0} vs {base:.0} req/s"
+    );
 }
 
 fn executor() -> Executor {
@@ -681,9 +775,15 @@ fn bad_arguments_give_clear_errors_and_start_is_idempotent() {
         ["LD_stop_opentelemetry_exporter", {}],
         ["LD_stop_opentelemetry_exporter", {}],
     ]);
-    let failures = executor.validate_document(&actions, "<test>").expect("document");
+    let failures = executor
+        .validate_document(&actions, "<test>")
+        .expect("document");
     let invalid: Vec<usize> = failures.iter().map(|f| f.index).collect();
-    assert_eq!(invalid, [0, 1, 2, 3, 4, 5, 6, 7, 8], "validate: {failures:?}");
+    assert_eq!(
+        invalid,
+        [0, 1, 2, 3, 4, 5, 6, 7, 8],
+        "validate: {failures:?}"
+    );
 
     let records = executor.execute_document(&actions, "<test>");
     let text = |i: usize| error(&records[i]).to_string();
@@ -692,7 +792,11 @@ fn bad_arguments_give_clear_errors_and_start_is_idempotent() {
         other => panic!("not an argument error: {other}"),
     };
     assert_eq!(field(0), "endpoint");
-    assert!(text(0).contains("`not a url` is not an http:// or https:// URL"), "{}", text(0));
+    assert!(
+        text(0).contains("`not a url` is not an http:// or https:// URL"),
+        "{}",
+        text(0)
+    );
     assert!(text(1).contains("scheme `collector`"), "{}", text(1));
     assert_eq!(field(2), "export_interval_ms");
     assert!(text(2).contains("got 0"), "{}", text(2));
@@ -701,9 +805,17 @@ fn bad_arguments_give_clear_errors_and_start_is_idempotent() {
     assert_eq!(field(4), "temporality");
     assert!(text(4).contains("`cumulative` or `delta`"), "{}", text(4));
     assert_eq!(field(5), "histogram");
-    assert!(text(5).contains("`explicit` or `exponential`"), "{}", text(5));
+    assert!(
+        text(5).contains("`explicit` or `exponential`"),
+        "{}",
+        text(5)
+    );
     assert_eq!(field(6), "headers");
-    assert!(text(6).contains("x-api-key") && !text(6).contains("SECRET"), "{}", text(6));
+    assert!(
+        text(6).contains("x-api-key") && !text(6).contains("SECRET"),
+        "{}",
+        text(6)
+    );
     assert_eq!(field(7), "timeout_ms");
     assert!(text(8).contains("unknown field `endpont`"), "{}", text(8));
 
@@ -728,7 +840,14 @@ fn bad_arguments_give_clear_errors_and_start_is_idempotent() {
 fn cli_otlp_flag_checks_its_endpoint() {
     let target = Target::start();
     let output = clean_bin()
-        .args(["bench", &target.url("/"), "-d", "1s", "--otlp", "localhost:4317"])
+        .args([
+            "bench",
+            &target.url("/"),
+            "-d",
+            "1s",
+            "--otlp",
+            "localhost:4317",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
@@ -760,6 +879,9 @@ fn stop_with_a_silent_collector_is_bounded_in_process() {
         assert!(stop_opentelemetry_exporter());
         let took = started.elapsed();
         eprintln!("{protocol:?}: stop with a silent collector took {took:?}");
-        assert!(took < Duration::from_millis(800 + 500), "{protocol:?}: stop took {took:?}");
+        assert!(
+            took < Duration::from_millis(800 + 500),
+            "{protocol:?}: stop took {took:?}"
+        );
     }
 }

@@ -4,6 +4,6 @@
 //! Each sink is started and stopped by a pair of functions (and the matching `LD_*`
 //! actions) and keeps process-wide state, as LoadDensity's `start_*` helpers do.
 
-pub mod prometheus;
 #[cfg(feature = "opentelemetry")]
 pub mod opentelemetry;
+pub mod prometheus;

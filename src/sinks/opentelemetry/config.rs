@@ -312,8 +312,9 @@ impl OtelOptions {
         let endpoint = resolve_endpoint(self.endpoint.as_deref(), protocol)?;
         let interval_ms = match self.export_interval_ms {
             Some(ms) => ms,
-            None => env_millis(&["OTEL_METRIC_EXPORT_INTERVAL"])?
-                .unwrap_or(DEFAULT_EXPORT_INTERVAL_MS),
+            None => {
+                env_millis(&["OTEL_METRIC_EXPORT_INTERVAL"])?.unwrap_or(DEFAULT_EXPORT_INTERVAL_MS)
+            }
         };
         if interval_ms == 0 {
             return Err(OtelConfigError::Interval(0));
@@ -351,17 +352,15 @@ impl OtelOptions {
 }
 
 fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), OtelConfigError> {
-    let header_name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-        OtelConfigError::Header {
+    let header_name =
+        HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| OtelConfigError::Header {
             name: name.to_string(),
             reason: "not a valid HTTP header name",
-        }
-    })?;
-    let mut header_value =
-        HeaderValue::from_str(value).map_err(|_| OtelConfigError::Header {
-            name: name.to_string(),
-            reason: "the value holds characters not allowed in an HTTP header",
         })?;
+    let mut header_value = HeaderValue::from_str(value).map_err(|_| OtelConfigError::Header {
+        name: name.to_string(),
+        reason: "the value holds characters not allowed in an HTTP header",
+    })?;
     header_value.set_sensitive(true);
     Ok((header_name, header_value))
 }

@@ -23,9 +23,9 @@ mod export;
 mod recorder;
 
 pub use config::{
-    DEFAULT_EXPORT_INTERVAL_MS, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT,
-    DEFAULT_SERVICE_NAME, DEFAULT_TIMEOUT_MS, HistogramKind, OtelConfigError, OtelOptions,
-    OtelTemporality, OtlpProtocol, ResolvedOptions, check_url, resolve_endpoint,
+    DEFAULT_EXPORT_INTERVAL_MS, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_SERVICE_NAME,
+    DEFAULT_TIMEOUT_MS, HistogramKind, OtelConfigError, OtelOptions, OtelTemporality, OtlpProtocol,
+    ResolvedOptions, check_url, resolve_endpoint,
 };
 pub use recorder::{LATENCY, REQUESTS, RESPONSE_SIZE, SCOPE};
 
@@ -35,7 +35,9 @@ use std::time::Duration;
 use http::HeaderMap;
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::tonic_types::transport::ClientTlsConfig;
-use opentelemetry_otlp::{MetricExporter, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::{
+    MetricExporter, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{
     Aggregation, Instrument, InstrumentKind, PeriodicReader, SdkMeterProvider, Stream, Temporality,
