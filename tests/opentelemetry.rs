@@ -856,6 +856,29 @@ fn cli_otlp_flag_checks_its_endpoint() {
     let text = stderr(&output);
     assert!(text.contains("--otlp localhost:4317"), "{text}");
     assert!(text.contains("is not an http:// or https:// URL"), "{text}");
+
+    // A bad endpoint from the environment is named with its variable.
+    let work = Workdir::new();
+    let path = work.write(
+        "env.json",
+        &json!([["LD_start_opentelemetry_exporter", {}]]).to_string(),
+    );
+    let output = clean_bin()
+        .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4317")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+        .args(["run", path.to_str().expect("path")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains(
+            "`collector:4317` (from OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) is not an http://"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
