@@ -18,6 +18,14 @@ URL="http://127.0.0.1:$PORT/"
 WORK=$(mktemp -d)
 
 PROM_PORT=${PROM_PORT:-19646}
+OTLP_PORT=${OTLP_PORT:-14317}
+
+# The OTLP receiver the OpenTelemetry row exports to (examples/otlp_receiver.rs),
+# pinned to TARGET_CPU like the target.
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --example otlp_receiver
+taskset -c "$TARGET_CPU" "$ROOT/target/release/examples/otlp_receiver" "127.0.0.1:$OTLP_PORT" 2>/dev/null &
+OTLP_RECEIVER=$!
+trap 'stop_nginx; kill "$OTLP_RECEIVER" 2>/dev/null' EXIT
 
 # ld_rps_scraped SUMMARY_FILE ARGS...: ld_rps while one keep-alive scraper process
 # pinned to TARGET_CPU pulls the Prometheus exporter on PROM_PORT every 100 ms.
@@ -46,6 +54,19 @@ ld_rps_udp() {
     echo "$rps"
 }
 
+# ld_rps_all SUMMARY_FILE ARGS...: ld_rps with the Prometheus scraper and the UDP
+# receiver both running (for the row with all three sinks attached).
+ld_rps_all() {
+    taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/scrape.py" "$PROM_PORT" 0.1 >/dev/null 2>&1 &
+    local scraper=$!
+    local rps status=0
+    rps=$(ld_rps_udp "$@") || status=1
+    kill "$scraper" 2>/dev/null
+    wait "$scraper" 2>/dev/null || true
+    [ "$status" -eq 0 ] && echo "$rps"
+    return "$status"
+}
+
 declare -A RESULTS
 # Each row is "label|command producing one rps figure".
 ROWS=(
@@ -54,6 +75,8 @@ ROWS=(
     "loaddensity + prometheus|LOADDENSITY_LOG=warn ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:0"
     "loaddensity + prometheus, scraped every 100 ms|LOADDENSITY_LOG=warn ld_rps_scraped $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT"
     "loaddensity + influxdb sink (UDP)|LOADDENSITY_LOG=warn ld_rps_udp $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --influxdb-udp 127.0.0.1:$UDP_PORT"
+    "loaddensity + opentelemetry, exported every 1 s|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --otlp http://127.0.0.1:$OTLP_PORT"
+    "loaddensity + all three sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps_all $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT"
 )
 if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then
     source "$EXTRA_ROWS_FILE"

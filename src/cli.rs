@@ -45,6 +45,10 @@ pub(crate) enum Command {
         prometheus: Option<PrometheusFlag>,
         #[command(flatten)]
         influxdb: InfluxFlags,
+        /// Export metrics over OTLP to this collector URL while the script runs (gRPC,
+        /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
+        #[arg(long, value_name = "ENDPOINT")]
+        otlp: Option<String>,
     },
     /// Check a script without sending any request.
     Validate {
@@ -98,6 +102,10 @@ pub(crate) struct BenchArgs {
     /// Serve Prometheus metrics on [ADDR:]PORT during the test (port 0 picks a free one).
     #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
     pub(crate) prometheus: Option<PrometheusFlag>,
+    /// Export metrics over OTLP to this collector URL during the test (gRPC, or the
+    /// protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub(crate) otlp: Option<String>,
     #[command(flatten)]
     pub(crate) influxdb: InfluxFlags,
 }

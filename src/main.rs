@@ -49,10 +49,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             summary_json,
             prometheus,
             influxdb,
+            otlp,
         } => {
             let mut executor = executor(options)?;
             start_prometheus(prometheus.as_ref())?;
             start_influxdb(&mut executor, &influxdb)?;
+            otel::start(&mut executor, otlp.as_deref())?;
             for (name, document) in load_documents(&path)? {
                 match document {
                     Ok(document) => {
@@ -75,6 +77,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut executor = executor(options)?;
             start_prometheus(args.prometheus.as_ref())?;
             start_influxdb(&mut executor, &args.influxdb)?;
+            otel::start(&mut executor, args.otlp.as_deref())?;
             let document = bench_document(&args)?;
             executor.execute_document(&document, "<bench>");
             stop_influxdb_sink();
@@ -130,6 +133,55 @@ fn start_influxdb(executor: &mut Executor, flags: &InfluxFlags) -> Result<()> {
     Ok(())
 }
 
+/// `--otlp ENDPOINT`: the OpenTelemetry exporter, started like its action.
+#[cfg(feature = "opentelemetry")]
+mod otel {
+    use anyhow::{Context, Result};
+    use loaddensity::Executor;
+    use loaddensity::sinks::opentelemetry::{
+        OtelOptions, opentelemetry_report, start_opentelemetry_exporter,
+        stop_opentelemetry_exporter,
+    };
+
+    pub(crate) fn start(executor: &mut Executor, endpoint: Option<&str>) -> Result<()> {
+        let Some(endpoint) = endpoint else {
+            return Ok(());
+        };
+        let options = OtelOptions {
+            endpoint: Some(endpoint.to_string()),
+            ..OtelOptions::default()
+        };
+        start_opentelemetry_exporter(&options).with_context(|| format!("--otlp {endpoint}"))?;
+        executor.set_sink_report(
+            "opentelemetry",
+            Some(Box::new(|| {
+                opentelemetry_report().unwrap_or(serde_json::Value::Null)
+            })),
+        );
+        Ok(())
+    }
+
+    pub(crate) fn stop() {
+        stop_opentelemetry_exporter();
+    }
+}
+
+/// `--otlp` in a build without the `opentelemetry` feature.
+#[cfg(not(feature = "opentelemetry"))]
+mod otel {
+    use anyhow::{Result, bail};
+    use loaddensity::Executor;
+
+    pub(crate) fn start(_: &mut Executor, endpoint: Option<&str>) -> Result<()> {
+        if endpoint.is_some() {
+            bail!("--otlp: this loaddensity was built without the opentelemetry feature");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn stop() {}
+}
+
 /// An executor whose interrupt token is wired to Ctrl-C and SIGTERM. A second
 /// signal exits at once.
 fn executor(options: ExecutorOptions) -> Result<Executor> {
@@ -171,8 +223,10 @@ async fn wait_for_signal() {
     }
 }
 
-/// Writes `--summary-json` and picks the exit code.
+/// Writes `--summary-json` and picks the exit code. A running OpenTelemetry exporter
+/// is stopped first, so that its final export happens and is counted.
 fn finish(executor: &Executor, summary_json: Option<&Path>, failed: bool) -> Result<ExitCode> {
+    otel::stop();
     if let Some(path) = summary_json {
         let text = serde_json::to_string_pretty(&executor.summary())?;
         std::fs::write(path, text + "\n")

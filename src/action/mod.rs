@@ -6,6 +6,7 @@ mod commands;
 mod document;
 mod error;
 mod influxdb_commands;
+mod otel_commands;
 mod resolver_commands;
 mod sink_commands;
 mod sla_commands;

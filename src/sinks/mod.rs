@@ -5,4 +5,6 @@
 //! actions) and keeps process-wide state, as LoadDensity's `start_*` helpers do.
 
 pub mod influxdb;
+#[cfg(feature = "opentelemetry")]
+pub mod opentelemetry;
 pub mod prometheus;
