@@ -71,6 +71,8 @@ pub(crate) struct Flusher {
     logged_rejection: bool,
     last_warning: Option<Instant>,
     warned: (u64, u64),
+    /// Set when the stop comes: the time by which every write must be done.
+    stop_deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -100,6 +102,7 @@ impl Flusher {
             logged_rejection: false,
             last_warning: None,
             warned: (0, 0),
+            stop_deadline: None,
             settings,
         }
     }
@@ -126,7 +129,9 @@ impl Flusher {
             self.send_ready(&shutdown).await;
             self.warn_if_due();
         }
-        let deadline = Instant::now() + self.settings.timeout;
+        let deadline = self
+            .stop_deadline
+            .unwrap_or_else(|| Instant::now() + self.settings.timeout);
         self.drain();
         self.seal();
         self.send_remaining(deadline).await;
@@ -255,13 +260,24 @@ impl Flusher {
                     None
                 }
                 Sender::Http(http) => {
-                    let result = tokio::select! {
-                        result = http.send(&batch.body, self.settings.timeout) => Some(result),
-                        _ = shutdown.cancelled() => None,
+                    let result = {
+                        let send = http.send(&batch.body, self.settings.timeout);
+                        tokio::pin!(send);
+                        tokio::select! {
+                            result = &mut send => Some(result),
+                            _ = shutdown.cancelled() => {
+                                // Stopping: let the write in flight finish within the stop's
+                                // time (sending it again could store its points twice).
+                                let deadline = *self
+                                    .stop_deadline
+                                    .get_or_insert_with(|| Instant::now() + self.settings.timeout);
+                                tokio::time::timeout_at(deadline.into(), &mut send).await.ok()
+                            }
+                        }
                     };
                     if result.is_none() {
-                        // Stopping: the final flush sends this batch again, on a
-                        // fresh connection (this one may still await its answer).
+                        // No answer in time: the final flush (if time is left) sends
+                        // it again, on a fresh connection.
                         http.reset();
                         return;
                     }
