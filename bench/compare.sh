@@ -82,24 +82,16 @@ if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then
     source "$EXTRA_ROWS_FILE"
 fi
 
-# Interleave the rows run by run, so drift affects every row alike.
-for run in $(seq 1 "$RUNS"); do
-    for row in "${ROWS[@]}"; do
-        label=${row%%|*}
-        rps=$(eval "${row#*|}")
-        RESULTS[$label]="${RESULTS[$label]:-} $rps"
-        echo "run $run: $label: $rps req/s" >&2
-    done
-done
+run_rows "$RUNS"
 
-wrk_median=$(echo "${RESULTS[wrk]}" | tr ' ' '\n' | grep . | median)
-base_median=$(echo "${RESULTS[loaddensity bench]}" | tr ' ' '\n' | grep . | median)
+wrk_median=$(row_median wrk)
+base_median=$(row_median "loaddensity bench")
 echo
 echo "| tool | median req/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to wrk | ratio to loaddensity, no sink |"
 echo "|---|---:|---:|---:|"
 for row in "${ROWS[@]}"; do
     label=${row%%|*}
-    m=$(echo "${RESULTS[$label]}" | tr ' ' '\n' | grep . | median)
+    m=$(row_median "$label")
     ratio=$(awk -v a="$m" -v b="$wrk_median" 'BEGIN {printf "%.3f", a/b}')
     base=$(awk -v a="$m" -v b="$base_median" 'BEGIN {printf "%.3f", a/b}')
     printf '| %s | %.0f | %s | %s |\n' "$label" "$m" "$ratio" "$base"

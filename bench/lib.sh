@@ -45,3 +45,24 @@ ld_rps() {
     taskset -c "$LOAD_CPU" "$ROOT/target/release/loaddensity" --threads 1 --quiet "$@" --summary-json "$summary" >/dev/null
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["totals"]["rps"])' "$summary"
 }
+
+# run_rows RUNS: runs the "label|command" entries of the ROWS array RUNS times,
+# interleaved run by run so that drift affects every row alike; each command prints
+# one requests/s figure, appended to RESULTS[label] (an associative array the caller
+# declares).
+run_rows() {
+    local run row label rps
+    for run in $(seq 1 "$1"); do
+        for row in "${ROWS[@]}"; do
+            label=${row%%|*}
+            rps=$(eval "${row#*|}")
+            RESULTS[$label]="${RESULTS[$label]:-} $rps"
+            echo "run $run: $label: $rps req/s" >&2
+        done
+    done
+}
+
+# row_median LABEL: the median of RESULTS[LABEL].
+row_median() {
+    echo "${RESULTS[$1]}" | tr ' ' '\n' | grep . | median
+}

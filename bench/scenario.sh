@@ -56,22 +56,15 @@ ROWS=(
     "loaddensity, 2 placeholders + status assertion|ld_rps $WORK/s.json run $WORK/templated.json"
     "loaddensity, realistic weighted script|ld_rps $WORK/s.json run $WORK/realistic.json"
 )
-for run in $(seq 1 "$RUNS"); do
-    for row in "${ROWS[@]}"; do
-        label=${row%%|*}
-        rps=$(eval "${row#*|}")
-        RESULTS[$label]="${RESULTS[$label]:-} $rps"
-        echo "run $run: $label: $rps req/s" >&2
-    done
-done
+run_rows "$RUNS"
 
-base=$(echo "${RESULTS[loaddensity, plain GET]}" | tr ' ' '\n' | grep . | median)
+base=$(row_median "loaddensity, plain GET")
 echo
 echo "| scenario | median req/s (${RUNS} runs, ${USERS} users, ${DURATION}s, 1 core) | ratio to plain GET |"
 echo "|---|---:|---:|"
 for row in "${ROWS[@]}"; do
     label=${row%%|*}
-    m=$(echo "${RESULTS[$label]}" | tr ' ' '\n' | grep . | median)
+    m=$(row_median "$label")
     printf '| %s | %.0f | %s |\n' "$label" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.3f", a/b}')"
 done
 rm -rf "$WORK"
