@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Target, Workdir, bin, closed_port, stderr, stdout};
+use common::{Target, Workdir, bin, closed_port, executor, stderr, stdout};
+use loaddensity::ActionError;
 use loaddensity::sinks::influxdb::influxdb_sink_running;
-use loaddensity::{ActionError, Executor, ExecutorOptions};
 use serde_json::{Value, json};
 
 /// A token that must never appear in any output.
@@ -797,16 +797,6 @@ fn http_request_carries_token_content_type_and_gzip() {
     }
     assert_eq!(sink(&summary)["points_sent"], gz_lines as u64, "{summary}");
     assert_eq!(requests(&summary), (lines + gz_lines) as u64, "{summary}");
-}
-
-fn executor() -> Executor {
-    let mut executor = Executor::new(ExecutorOptions {
-        threads: Some(1),
-        progress: false,
-    })
-    .expect("executor");
-    executor.set_output(Box::new(std::io::sink()));
-    executor
 }
 
 #[test]

@@ -32,10 +32,9 @@ use prost::Message;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use common::{Target, Workdir, bin, closed_port, stderr};
-use loaddensity::action::ActionRecord;
+use common::{Target, Workdir, bin, closed_port, error, executor, ok, stderr};
+use loaddensity::ActionError;
 use loaddensity::sinks::prometheus::{BYTES_BUCKETS, LATENCY_BUCKETS_MS};
-use loaddensity::{ActionError, Executor, ExecutorOptions};
 
 /// The OTEL_* variables the exporter reads; cleared in child processes unless a test
 /// sets them.
@@ -729,30 +728,6 @@ fn collectors_that_are_down_or_silent_do_not_slow_the_load() {
         hung_rps >= 0.90 * base,
         "collector silent: {hung_rps:.0} vs {base:.0} req/s"
     );
-}
-
-fn executor() -> Executor {
-    let mut executor = Executor::new(ExecutorOptions {
-        threads: Some(1),
-        progress: false,
-    })
-    .expect("executor");
-    executor.set_output(Box::new(std::io::sink()));
-    executor
-}
-
-fn ok(record: &ActionRecord) -> &Value {
-    match &record.result {
-        Ok(value) => value,
-        Err(failure) => panic!("{} failed: {failure}", record.command),
-    }
-}
-
-fn error(record: &ActionRecord) -> &ActionError {
-    match &record.result {
-        Ok(value) => panic!("{} should have failed, returned {value}", record.command),
-        Err(failure) => &failure.error,
-    }
 }
 
 #[test]

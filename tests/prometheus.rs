@@ -14,13 +14,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Target, Workdir, bin, closed_port, stderr};
+use common::{Target, Workdir, bin, closed_port, error, executor, ok, stderr};
 use loaddensity::action::ActionRecord;
 use loaddensity::event::intern_endpoint;
 use loaddensity::sinks::prometheus::{
     PrometheusOptions, start_prometheus_exporter, stop_prometheus_exporter,
 };
-use loaddensity::{ActionError, Executor, ExecutorOptions, Outcome, RequestEvent, request_event};
+use loaddensity::{ActionError, Executor, Outcome, RequestEvent, request_event};
 use serde_json::{Value, json};
 
 /// The exporter is process-wide: tests that use it in this process take turns.
@@ -71,32 +71,8 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn executor() -> Executor {
-    let mut executor = Executor::new(ExecutorOptions {
-        threads: Some(1),
-        progress: false,
-    })
-    .expect("executor");
-    executor.set_output(Box::new(std::io::sink()));
-    executor
-}
-
 fn run_actions(executor: &mut Executor, actions: Value) -> Vec<ActionRecord> {
     executor.execute_document(&actions, "<test>")
-}
-
-fn ok(record: &ActionRecord) -> &Value {
-    match &record.result {
-        Ok(value) => value,
-        Err(failure) => panic!("{} failed: {failure}", record.command),
-    }
-}
-
-fn error(record: &ActionRecord) -> &ActionError {
-    match &record.result {
-        Ok(value) => panic!("{} should have failed, returned {value}", record.command),
-        Err(failure) => &failure.error,
-    }
 }
 
 /// A Prometheus server on a free loopback port, killed on drop.

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use loaddensity::action::{ActionError, ActionRecord};
 use loaddensity::target::TargetServer;
+use loaddensity::{Executor, ExecutorOptions};
 use serde_json::Value;
 
 /// The `loaddensity` binary under test.
@@ -142,4 +144,31 @@ pub fn read_json(path: &Path) -> Value {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+/// An in-process executor on one worker thread, its table output discarded.
+pub fn executor() -> Executor {
+    let mut executor = Executor::new(ExecutorOptions {
+        threads: Some(1),
+        progress: false,
+    })
+    .expect("executor");
+    executor.set_output(Box::new(std::io::sink()));
+    executor
+}
+
+/// The value of an action that must have succeeded.
+pub fn ok(record: &ActionRecord) -> &Value {
+    match &record.result {
+        Ok(value) => value,
+        Err(failure) => panic!("{} failed: {failure}", record.command),
+    }
+}
+
+/// The error of an action that must have failed.
+pub fn error(record: &ActionRecord) -> &ActionError {
+    match &record.result {
+        Ok(value) => panic!("{} should have failed, returned {value}", record.command),
+        Err(failure) => &failure.error,
+    }
 }
