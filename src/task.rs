@@ -5,7 +5,6 @@
 //! A task with placeholders keeps its static parts prepared and its `${...}` parts
 //! as parsed templates, rendered per request (see [`crate::scenario`]).
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -248,16 +247,15 @@ impl Task {
             && !self.skip_if.as_ref().is_some_and(|c| c.holds(ctx))
     }
 
-    /// The request to send and the endpoint to report it under: the prepared one, or
-    /// the template rendered for this user.
+    /// The request to send (the prepared one, or the template rendered for this
+    /// user) and, for a templated `name`, the name to report it under (else
+    /// [`Task::endpoint`]).
     pub(crate) fn render(
         &self,
         ctx: &mut RenderContext<'_>,
-    ) -> Result<(Rendered<'_>, Cow<'_, Arc<Endpoint>>), String> {
+    ) -> Result<(Rendered<'_>, Option<String>), String> {
         let template = match &self.request {
-            RequestSpec::Static(request) => {
-                return Ok((Rendered::Prepared(request), Cow::Borrowed(&self.endpoint)));
-            }
+            RequestSpec::Static(request) => return Ok((Rendered::Prepared(request), None)),
             RequestSpec::Dynamic(template) => template,
         };
         let mut request = Box::new(template.base.clone());
@@ -289,14 +287,8 @@ impl Task {
             }
             None => {}
         }
-        let endpoint = match &template.name {
-            Some(name) => Cow::Owned(intern_endpoint(
-                &self.endpoint.request_type,
-                &name.render(ctx),
-            )),
-            None => Cow::Borrowed(&self.endpoint),
-        };
-        Ok((Rendered::Owned(request), endpoint))
+        let name = template.name.as_ref().map(|name| name.render(ctx));
+        Ok((Rendered::Owned(request), name))
     }
 }
 
@@ -1116,8 +1108,8 @@ mod tests {
         let shared = SharedVariables::new();
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
         let mut ctx = RenderContext::new(&user, &shared, &mut rng);
-        let (request, endpoint) = task.render(&mut ctx).expect("renders");
-        assert_eq!(&*endpoint.name, "http://h/items/${var.id}");
+        let (request, name) = task.render(&mut ctx).expect("renders");
+        assert_eq!(name, None, "reported under the task's endpoint");
         assert_eq!(request.target.origin_form.to_string(), "/items/7?q=a+b");
         assert_eq!(request.headers["x-static"], "s");
         assert_eq!(request.headers["x-user"], "7");

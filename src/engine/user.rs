@@ -1,6 +1,7 @@
 //! One virtual user: a task that loops over the scenario with its own connection,
 //! cookie jar and variables.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,9 +12,9 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
-use crate::event::{Outcome, RequestEvent};
+use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, intern_endpoint};
 use crate::http::{Response, Session};
-use crate::scenario::{RenderContext, ResponseView};
+use crate::scenario::{RenderContext, ResponseView, Scenario};
 use crate::task::Task;
 
 /// How long a user pauses after an iteration in which no task was eligible.
@@ -28,6 +29,33 @@ pub(crate) struct VirtualUser {
     /// This iteration's row of each CSV source (`usize::MAX`: none).
     csv_rows: Vec<usize>,
     rng: SmallRng,
+    /// Weighted mode with conditions: which tasks may run this iteration (reused).
+    eligible: Vec<bool>,
+    /// Endpoints of templated task names, so that the process-wide interner (a
+    /// mutex) is not taken on every request.
+    names: NameCache,
+}
+
+/// The endpoints one user rendered task names to, by (task endpoint, rendered name).
+#[derive(Default)]
+struct NameCache(HashMap<(EndpointId, String), Arc<Endpoint>>);
+
+/// Names a user remembers; past this (names with ids in them) the cache starts over.
+const NAME_CACHE_LIMIT: usize = 1024;
+
+impl NameCache {
+    fn endpoint(&mut self, task: &Endpoint, name: String) -> Arc<Endpoint> {
+        let key = (task.id, name);
+        if let Some(found) = self.0.get(&key) {
+            return found.clone();
+        }
+        if self.0.len() >= NAME_CACHE_LIMIT {
+            self.0.clear();
+        }
+        let endpoint = intern_endpoint(&task.request_type, &key.1);
+        self.0.insert(key, endpoint.clone());
+        endpoint
+    }
 }
 
 impl VirtualUser {
@@ -37,7 +65,16 @@ impl VirtualUser {
             variables: HashMap::new(),
             csv_rows: Vec::new(),
             rng: SmallRng::from_entropy(),
+            eligible: Vec::new(),
+            names: NameCache::default(),
         }
+    }
+
+    /// What this user's placeholders and conditions read: its variables, the
+    /// registered ones, and this iteration's CSV rows.
+    fn context<'a>(&'a mut self, scenario: &'a Scenario) -> RenderContext<'a> {
+        RenderContext::new(&self.variables, &scenario.resolver.variables, &mut self.rng)
+            .with_csv(&scenario.resolver.tables, &self.csv_rows)
     }
 }
 
@@ -107,17 +144,13 @@ pub(super) async fn run_iteration(
     }
     let mut scheduled = scheduled;
     let tasks = if scenario.conditional_weights {
-        let eligible: Vec<bool> = {
-            let mut ctx =
-                RenderContext::new(&user.variables, &scenario.resolver.variables, &mut user.rng)
-                    .with_csv(&scenario.resolver.tables, &user.csv_rows);
-            scenario
-                .tasks
-                .iter()
-                .map(|t| t.should_run(&mut ctx))
-                .collect()
-        };
-        scenario.pick_eligible(&eligible, &mut user.rng)
+        let mut eligible = std::mem::take(&mut user.eligible);
+        eligible.clear();
+        let mut ctx = user.context(scenario);
+        eligible.extend(scenario.tasks.iter().map(|t| t.should_run(&mut ctx)));
+        let picked = scenario.pick_eligible(&eligible, &mut user.rng);
+        user.eligible = eligible;
+        picked
     } else {
         scenario.pick(&mut user.rng)
     };
@@ -126,15 +159,13 @@ pub(super) async fn run_iteration(
         if stop.is_cancelled() {
             return IterationEnd::Stopped;
         }
-        let mut ctx =
-            RenderContext::new(&user.variables, &scenario.resolver.variables, &mut user.rng)
-                .with_csv(&scenario.resolver.tables, &user.csv_rows);
+        let mut ctx = user.context(scenario);
         if !task.should_run(&mut ctx) {
             continue;
         }
         ran = true;
         let start = scheduled.take().unwrap_or_else(Instant::now);
-        let (request, endpoint) = match task.render(&mut ctx) {
+        let (request, name) = match task.render(&mut ctx) {
             Ok(rendered) => rendered,
             Err(message) => {
                 let failure = format!("template: {message}");
@@ -155,7 +186,10 @@ pub(super) async fn run_iteration(
         let result = user.session.execute(&request).await;
         let response_time = start.elapsed();
         drop(request);
-        let endpoint = endpoint.into_owned();
+        let endpoint = match name {
+            None => Cow::Borrowed(&task.endpoint),
+            Some(name) => Cow::Owned(user.names.endpoint(&task.endpoint, name)),
+        };
         let failure_text;
         let (status, response_length, outcome) = match &result {
             Ok(response) => {
@@ -197,7 +231,7 @@ fn judge(
     task: &Task,
     response: &Response,
     user: &mut VirtualUser,
-    scenario: &crate::scenario::Scenario,
+    scenario: &Scenario,
 ) -> Result<(), String> {
     let status = response.status.as_u16();
     if task.assertions.is_empty() && task.extract.is_empty() {
@@ -238,7 +272,7 @@ fn status_verdict(response: &Response) -> Result<(), String> {
 
 fn fire(
     shared: &RunShared,
-    endpoint: &Arc<crate::event::Endpoint>,
+    endpoint: &Arc<Endpoint>,
     start: Instant,
     response_time: std::time::Duration,
     status: Option<u16>,

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
@@ -38,8 +38,9 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::{Attached, lock};
 use crate::event::{Endpoint, RequestEvent};
-use crate::listener::{ListenerId, RequestListener, request_event};
+use crate::listener::{RequestListener, request_event};
 use crate::serve::serve_http1;
 use crate::shard::{Padded, SHARDS, shard_index};
 
@@ -141,18 +142,10 @@ pub fn parse_addr(text: &str) -> Result<IpAddr, PrometheusError> {
 
 struct Running {
     addr: SocketAddr,
-    listener: ListenerId,
-    shutdown: CancellationToken,
-    thread: std::thread::JoinHandle<()>,
+    attached: Attached,
 }
 
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Starts the exporter: attaches its listener to the process-wide request event
 /// ([`request_event`]) and serves `/metrics`. Returns the bound port.
@@ -205,9 +198,11 @@ pub fn start_prometheus_exporter(options: PrometheusOptions) -> Result<u16, Prom
     let listener_id = request_event().add(metrics);
     *running = Some(Running {
         addr,
-        listener: listener_id,
-        shutdown,
-        thread,
+        attached: Attached {
+            listener: listener_id,
+            shutdown,
+            thread,
+        },
     });
     if !ip.is_loopback() {
         tracing::info!(
@@ -228,11 +223,7 @@ pub fn stop_prometheus_exporter() -> bool {
     let Some(current) = running.take() else {
         return false;
     };
-    request_event().remove(current.listener);
-    current.shutdown.cancel();
-    if current.thread.join().is_err() {
-        tracing::warn!("prometheus exporter thread panicked");
-    }
+    current.attached.detach_and_join("prometheus exporter");
     tracing::info!("prometheus exporter on {} stopped", current.addr);
     true
 }

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::line_protocol::{PointFields, SeriesPrefix, encode_line};
-use super::queue::{Counters, NewEndpoint, Queue, Record, lock};
+use super::queue::{Counters, NewEndpoint, Queue, Record};
 use super::transport::{HttpTransport, UdpSent, UdpTransport, WriteError};
+use crate::sinks::lock;
 
 /// The least time between two warnings about drops and errors.
 pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);

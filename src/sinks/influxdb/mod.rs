@@ -34,9 +34,10 @@ use http::Uri;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::listener::{ListenerId, request_event};
+use super::{Attached, lock};
+use crate::listener::request_event;
 use flusher::{FlushSettings, Flusher, Sender};
-use queue::{Counters, Queue, lock};
+use queue::{Counters, Queue};
 use transport::{HttpTarget, HttpTransport, UdpTransport};
 
 /// Default transport, as in LoadDensity.
@@ -346,9 +347,7 @@ fn destination(options: &InfluxOptions) -> Result<Destination, InfluxError> {
 }
 
 struct Running {
-    listener: ListenerId,
-    shutdown: CancellationToken,
-    thread: std::thread::JoinHandle<()>,
+    attached: Attached,
     target: String,
 }
 
@@ -421,9 +420,11 @@ pub fn start_influxdb_sink(options: InfluxOptions) -> Result<bool, InfluxError> 
         options.transport.as_str()
     );
     *running = Some(Running {
-        listener,
-        shutdown,
-        thread,
+        attached: Attached {
+            listener,
+            shutdown,
+            thread,
+        },
         target,
     });
     Ok(true)
@@ -437,11 +438,7 @@ pub fn stop_influxdb_sink() -> bool {
     let Some(current) = running.take() else {
         return false;
     };
-    request_event().remove(current.listener);
-    current.shutdown.cancel();
-    if current.thread.join().is_err() {
-        tracing::warn!("influxdb sink thread panicked");
-    }
+    current.attached.detach_and_join("influxdb sink");
     if let Some(report) = lock(&REPORT).as_ref() {
         report
             .counters

@@ -8,7 +8,7 @@
 //! for a retry included.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use super::line_protocol::truncate_error;
 use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent};
 use crate::listener::RequestListener;
 use crate::shard::{Padded, SHARDS, shard_index};
+use crate::sinks::lock;
 
 /// One request, as queued: what its line needs, without its endpoint's strings.
 #[derive(Debug)]
@@ -113,12 +114,6 @@ impl Counters {
             "last_error": *lock(&self.last_error),
         })
     }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The listener attached to the request event.

@@ -29,7 +29,7 @@ pub use config::{
 };
 pub use recorder::{LATENCY, REQUESTS, RESPONSE_SIZE, SCOPE};
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -45,6 +45,7 @@ use opentelemetry_sdk::metrics::{
 use serde_json::{Value, json};
 
 use crate::listener::{ListenerId, request_event};
+use crate::sinks::lock;
 use export::{CountingExporter, ExportStats, RuntimeHttpClient, tls_connector};
 use recorder::Recorder;
 
@@ -105,12 +106,6 @@ struct Last {
 
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
 static LAST: Mutex<Option<Last>> = Mutex::new(None);
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Starts the exporter and attaches its listener to the process-wide request event
 /// ([`request_event`]).
