@@ -288,20 +288,9 @@ print(json.dumps(families))
 "#;
 
 fn python_parse(format: &str, text: &str) -> Value {
-    let mut child = Command::new("python3")
-        .args(["-c", PYTHON_CHECK, format])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is not installed");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("python3");
+    let mut python = Command::new("python3");
+    python.args(["-c", PYTHON_CHECK, format]);
+    let output = common::run_with_stdin(python, text);
     assert!(
         output.status.success(),
         "the Python parser ({format}) rejected the exposition (is the package prometheus-client \
@@ -351,20 +340,9 @@ fn promtool_and_the_python_parser_accept_the_exposition() {
         assert!(text.contains(&format!("# HELP {name} ")), "{name}:\n{text}");
     }
 
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("promtool");
+    let mut promtool = Command::new("promtool");
+    promtool.args(["check", "metrics"]);
+    let output = common::run_with_stdin(promtool, &text);
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -21,26 +21,32 @@ pub fn bin() -> Command {
 
 /// Runs the binary with `args` (and optional stdin) and returns its output.
 pub fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+    let mut command = bin();
+    command.args(args);
+    match stdin {
+        Some(text) => run_with_stdin(command, text),
+        None => command
+            .stdin(Stdio::null())
+            .output()
+            .expect("run loaddensity"),
+    }
+}
+
+/// Runs `command` with `text` on its stdin and returns its output.
+pub fn run_with_stdin(mut command: Command, text: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn loaddensity");
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write stdin");
-    }
-    child.wait_with_output().expect("wait loaddensity")
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", command.get_program()));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for the child")
 }
 
 /// Runs `loaddensity run FILE --summary-json <tmp>`, asserts it succeeded, and
