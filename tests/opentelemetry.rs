@@ -59,6 +59,19 @@ fn exporter_lock() -> MutexGuard<'static, ()> {
     EXPORTER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The headers a receiver saw, as text pairs.
+fn header_pairs<T: FromIterator<(String, String)>>(headers: &http::HeaderMap) -> T {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// One export as a receiver got it.
 #[derive(Debug, Clone)]
 struct Received {
@@ -86,18 +99,7 @@ impl MetricsService for GrpcSink {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let headers = request
-            .metadata()
-            .clone()
-            .into_headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = header_pairs(&request.metadata().clone().into_headers());
         self.0.lock().expect("inbox").push(Received {
             path: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export".into(),
             headers,
@@ -222,16 +224,7 @@ async fn http_export(
         return respond(415, Vec::new());
     }
     let path = request.uri().path().to_string();
-    let headers = request
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = header_pairs(request.headers());
     let Ok(body) = request.into_body().collect().await else {
         return respond(400, Vec::new());
     };
