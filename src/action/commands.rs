@@ -10,7 +10,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use url::Url;
 
 use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
@@ -442,12 +441,6 @@ impl StartTestArgs {
                 WaitTime::from_json(value).map_err(|m| ActionError::argument("wait_time", m))?
             }
         };
-        let host = match &self.host {
-            None => None,
-            Some(text) => Some(Url::parse(text).map_err(|e| {
-                ActionError::argument("host", format!("`{text}` is not a URL: {e}"))
-            })?),
-        };
         let shape = match (&self.load_shape, &self.shape_config) {
             (None | Some(Value::Null), None | Some(Value::Null)) => None,
             (None | Some(Value::Null), Some(_)) => {
@@ -490,7 +483,11 @@ impl StartTestArgs {
             let data = source.read(&format!("csv_sources[{i}]."))?;
             resolver.tables.insert(&source.name, data);
         }
-        let scenario = Arc::new(Scenario::<P>::parse(&self.tasks, host.as_ref(), resolver)?);
+        let scenario = Arc::new(Scenario::<P>::parse_with_host(
+            &self.tasks,
+            self.host.as_deref(),
+            resolver,
+        )?);
         Ok(TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,

@@ -13,6 +13,9 @@
 //! one line in the `user_types!` registry below.
 
 pub mod http;
+pub mod payload;
+pub mod socket;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -70,14 +73,24 @@ pub trait Protocol: Debug + Clone + Send + Sync + 'static {
 
 /// What a protocol's task parser may read besides the task itself.
 pub struct ParseContext<'a> {
-    /// LoadDensity's `host` argument: the base of relative URLs.
+    /// LoadDensity's `host` argument when it is a URL: the base of relative URLs.
     pub host: Option<&'a Url>,
+    /// LoadDensity's `host` argument as written (`host:port` for raw sockets).
+    pub host_text: Option<&'a str>,
     pub(crate) csv: &'a dyn CsvLookup,
 }
 
 impl<'a> ParseContext<'a> {
-    pub(crate) fn new(host: Option<&'a Url>, csv: &'a dyn CsvLookup) -> Self {
-        Self { host, csv }
+    pub(crate) fn new(
+        host: Option<&'a Url>,
+        host_text: Option<&'a str>,
+        csv: &'a dyn CsvLookup,
+    ) -> Self {
+        Self {
+            host,
+            host_text,
+            csv,
+        }
     }
 }
 
@@ -188,13 +201,9 @@ macro_rules! user_types {
 user_types! {
     "fast_http_user" => http::Http,
     "http_user" => http::Http,
+    "websocket_user" => websocket::WebSocket,
+    "socket_user" => socket::Socket,
 }
 
 /// LoadDensity user types this engine does not run yet.
-pub const PLANNED_USER_TYPES: &[&str] = &[
-    "websocket_user",
-    "socket_user",
-    "mqtt_user",
-    "grpc_user",
-    "redis_user",
-];
+pub const PLANNED_USER_TYPES: &[&str] = &["mqtt_user", "grpc_user", "redis_user"];

@@ -80,21 +80,27 @@ impl<P: Protocol> Scenario<P> {
         host: Option<&Url>,
         resolver: ResolverSnapshot,
     ) -> Result<Self, TaskError> {
+        Self::parse_with_host(value, host.map(Url::as_str), resolver)
+    }
+
+    /// [`Scenario::parse`] with LoadDensity's `host` argument as written: a URL for
+    /// HTTP and WebSocket, `host:port` for raw sockets (each protocol reads it).
+    pub fn parse_with_host(
+        value: &Value,
+        host: Option<&str>,
+        resolver: ResolverSnapshot,
+    ) -> Result<Self, TaskError> {
+        let url = host.and_then(|text| Url::parse(text).ok());
+        let ctx = ParseContext::new(url.as_ref(), host, &resolver.tables);
         let (mode, tasks) = match value {
             Value::Object(map) if map.contains_key("tasks") || map.contains_key("mode") => {
                 let mode = parse_mode(map)?;
                 let inner = map
                     .get("tasks")
                     .ok_or_else(|| err("tasks.tasks", "missing field"))?;
-                (
-                    mode,
-                    parse_list::<P>(inner, "tasks.tasks", host, &resolver)?,
-                )
+                (mode, parse_list::<P>(inner, "tasks.tasks", &ctx)?)
             }
-            other => (
-                Mode::Sequence,
-                parse_list::<P>(other, "tasks", host, &resolver)?,
-            ),
+            other => (Mode::Sequence, parse_list::<P>(other, "tasks", &ctx)?),
         };
         let weights = match mode {
             Mode::Weighted => Some(
@@ -184,10 +190,8 @@ fn parse_mode(map: &Map<String, Value>) -> Result<Mode, TaskError> {
 fn parse_list<P: Protocol>(
     value: &Value,
     path: &str,
-    host: Option<&Url>,
-    resolver: &ResolverSnapshot,
+    ctx: &ParseContext<'_>,
 ) -> Result<Vec<Task<P::Spec>>, TaskError> {
-    let ctx = ParseContext::new(host, &resolver.tables);
     let tasks = match value {
         Value::Array(items) => items
             .iter()
@@ -197,7 +201,7 @@ fn parse_list<P: Protocol>(
                 let object = item
                     .as_object()
                     .ok_or_else(|| err(&path, format!("expected a task object, got {item}")))?;
-                parse_task::<P>(object, None, &path, &ctx)
+                parse_task::<P>(object, None, &path, ctx)
             })
             .collect::<Result<Vec<_>, _>>()?,
         Value::Object(map) => map
@@ -207,7 +211,7 @@ fn parse_list<P: Protocol>(
                 let object = item
                     .as_object()
                     .ok_or_else(|| err(&path, format!("expected a task object, got {item}")))?;
-                parse_task::<P>(object, Some(method), &path, &ctx)
+                parse_task::<P>(object, Some(method), &path, ctx)
             })
             .collect::<Result<Vec<_>, _>>()?,
         other => {

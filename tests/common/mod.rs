@@ -178,3 +178,16 @@ pub fn error(record: &ActionRecord) -> &ActionError {
         Err(failure) => &failure.error,
     }
 }
+
+/// The body of a plain `GET path` to a local HTTP server (HTTP/1.0, read to the end).
+pub fn http_get_text(addr: SocketAddr, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("write request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}

@@ -101,6 +101,13 @@ pub(crate) fn parse(
     ctx: &ParseContext<'_>,
 ) -> Result<ParsedSpec<HttpTask>, TaskError> {
     let (host, csv) = (ctx.host, ctx.csv);
+    if let (None, Some(text)) = (host, ctx.host_text) {
+        let problem = Url::parse(text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        return Err(err("host", format!("`{text}` is not a URL: {problem}")));
+    }
     if method_key.is_some() && object.contains_key("method") {
         return Err(err(
             format!("{path}.method"),

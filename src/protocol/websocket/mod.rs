@@ -1,0 +1,292 @@
+//! WebSocket (`websocket_user`): each user keeps one connection (tokio-tungstenite,
+//! rustls for `wss://`), opened by `connect` or by the first step that needs it,
+//! and reused by later steps. Each step is one event with request type `WS`.
+//!
+//! As in LoadDensity: a step without a URL reuses the user's last one (else the
+//! `host` argument); `connect` to the URL already open does nothing; `send` counts
+//! the payload's bytes, `recv` the received ones and `sendrecv` both.
+
+mod task;
+
+pub use task::{DEFAULT_TIMEOUT, FIELDS, METHODS, WsMethod, WsTask};
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::protocol::payload::check_contains;
+use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::task::{Task, TaskError};
+
+/// WebSocket, LoadDensity's `websocket_user`.
+#[derive(Debug, Clone)]
+pub struct WebSocket;
+
+/// What the users of one run share: the TLS configuration for `wss://`.
+#[derive(Debug, Default)]
+pub struct WsShared {
+    tls: OnceLock<Arc<rustls::ClientConfig>>,
+}
+
+impl WsShared {
+    /// TLS with the system's roots, offering HTTP/1.1 only (WebSocket's handshake).
+    fn tls(&self) -> Arc<rustls::ClientConfig> {
+        self.tls
+            .get_or_init(|| {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map(|b| {
+                        b.with_root_certificates(roots.clone())
+                            .with_no_client_auth()
+                    })
+                    .unwrap_or_else(|_| {
+                        rustls::ClientConfig::builder()
+                            .with_root_certificates(roots)
+                            .with_no_client_auth()
+                    });
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Arc::new(config)
+            })
+            .clone()
+    }
+}
+
+type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One user's WebSocket client.
+pub struct WsClient {
+    shared: Arc<WsShared>,
+    /// The open connection (boxed: most of a user's life is spent waiting).
+    connection: Option<Box<Stream>>,
+    /// The URL of the open connection, or of the last one.
+    url: Option<String>,
+}
+
+impl Protocol for WebSocket {
+    type Spec = WsTask;
+    type Shared = WsShared;
+    type Client = WsClient;
+
+    const FIELDS: &'static [&'static str] = task::FIELDS;
+
+    fn parse(
+        object: &Map<String, Value>,
+        method_key: Option<&str>,
+        path: &str,
+        ctx: &ParseContext<'_>,
+    ) -> Result<ParsedSpec<WsTask>, TaskError> {
+        task::parse(object, method_key, path, ctx)
+    }
+
+    fn csv_sources(spec: &WsTask, into: &mut Vec<usize>) {
+        spec.csv_sources(into);
+    }
+
+    fn client(shared: &Arc<WsShared>) -> WsClient {
+        WsClient {
+            shared: shared.clone(),
+            connection: None,
+            url: None,
+        }
+    }
+
+    async fn step(
+        client: &mut WsClient,
+        task: &Task<WsTask>,
+        ctx: &mut StepContext<'_>,
+    ) -> StepOutcome {
+        let spec = &task.spec;
+        let (url, name, expect, payload) = {
+            let mut render = ctx.render();
+            let url = spec.url.as_ref().map(|u| u.render(&mut render));
+            let name = spec.name.as_ref().map(|n| n.render(&mut render));
+            let expect = spec.expect.as_ref().map(|e| e.render(&mut render));
+            let payload = match (spec.method, &spec.payload) {
+                (WsMethod::Send | WsMethod::SendRecv, Some(payload)) => {
+                    let bytes = payload.render(&mut render);
+                    Some((bytes, payload.is_binary()))
+                }
+                _ => None,
+            };
+            (url, name, expect, payload)
+        };
+        let timed = tokio::time::timeout(
+            spec.timeout,
+            run(client, spec, url, expect.as_deref(), payload),
+        )
+        .await;
+        let result = match timed {
+            Ok(result) => result,
+            Err(_) => {
+                // A frame may still come for a cut-off send: start afresh.
+                if spec.method != WsMethod::Recv {
+                    client.connection = None;
+                }
+                Err(format!(
+                    "timed out after {}",
+                    humantime::format_duration(spec.timeout)
+                ))
+            }
+        };
+        let end = Instant::now();
+        match result {
+            Ok(length) => StepOutcome {
+                end,
+                name,
+                status: None,
+                response_length: length,
+                failure: None,
+            },
+            Err(failure) => StepOutcome {
+                end,
+                name,
+                status: None,
+                response_length: 0,
+                failure: Some(failure),
+            },
+        }
+    }
+}
+
+/// Runs one step; the number of bytes counted, or why it failed.
+async fn run(
+    client: &mut WsClient,
+    spec: &WsTask,
+    url: Option<String>,
+    expect: Option<&str>,
+    payload: Option<(Bytes, bool)>,
+) -> Result<u64, String> {
+    let url = url
+        .or_else(|| client.url.clone())
+        .or_else(|| spec.host.clone());
+    match spec.method {
+        WsMethod::Connect => {
+            let url = url.ok_or("no URL to connect to: give `request_url`")?;
+            if client.connection.is_some() && client.url.as_deref() == Some(url.as_str()) {
+                return Ok(0);
+            }
+            connect(client, spec, url).await?;
+            return Ok(0);
+        }
+        WsMethod::Close => {
+            if let Some(mut stream) = client.connection.take() {
+                // The close handshake: send ours, read until the peer's.
+                let _ = WebSocketStream::close(&mut *stream, None).await;
+                while let Some(Ok(_)) = stream.next().await {}
+            }
+            return Ok(0);
+        }
+        WsMethod::Send | WsMethod::Recv | WsMethod::SendRecv => {}
+    }
+    if client.connection.is_none() {
+        let url = url.ok_or_else(|| {
+            format!(
+                "`{}` on a connection that is not open: add a `connect` step or a `request_url`",
+                spec.method.as_str()
+            )
+        })?;
+        connect(client, spec, url).await?;
+    }
+    let Some(stream) = client.connection.as_mut() else {
+        return Err("the connection is not open".into());
+    };
+    let mut length = 0;
+    if let Some((bytes, binary)) = payload.or_else(|| {
+        matches!(spec.method, WsMethod::Send | WsMethod::SendRecv).then(|| (Bytes::new(), false))
+    }) {
+        length += bytes.len() as u64;
+        let message = if binary {
+            Message::Binary(bytes)
+        } else {
+            Message::Text(
+                Utf8Bytes::try_from(bytes).map_err(|_| "the payload is not UTF-8".to_string())?,
+            )
+        };
+        if let Err(e) = stream.send(message).await {
+            client.connection = None;
+            return Err(format!("send failed: {e}"));
+        }
+    }
+    if spec.method == WsMethod::Send {
+        return Ok(length);
+    }
+    let received = match receive(stream).await {
+        Ok(data) => data,
+        Err(e) => {
+            client.connection = None;
+            return Err(e);
+        }
+    };
+    if let Some(expect) = expect {
+        check_contains(&received, expect)?;
+    }
+    Ok(length + received.len() as u64)
+}
+
+/// The next data frame (text or binary); pings are answered by the library.
+async fn receive(stream: &mut Stream) -> Result<Bytes, String> {
+    // Bounded by the step's timeout; control frames only in between.
+    loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(Bytes::from(text)),
+            Some(Ok(Message::Binary(bytes))) => return Ok(bytes),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Close(frame))) => {
+                return Err(match frame {
+                    Some(f) => format!(
+                        "the server closed the connection (code {}{}{})",
+                        u16::from(f.code),
+                        if f.reason.is_empty() { "" } else { ": " },
+                        f.reason
+                    ),
+                    None => "the server closed the connection".into(),
+                });
+            }
+            Some(Err(e)) => return Err(format!("receive failed: {e}")),
+            None => return Err("the connection is closed".into()),
+        }
+    }
+}
+
+/// Opens a connection to `url` (closing another one first).
+async fn connect(client: &mut WsClient, spec: &WsTask, url: String) -> Result<(), String> {
+    if let Some(mut old) = client.connection.take() {
+        let _ = WebSocketStream::close(&mut *old, None).await;
+    }
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("`{url}` is not a WebSocket URL: {e}"))?;
+    for (name, value) in &spec.headers {
+        request.headers_mut().insert(name.clone(), value.clone());
+    }
+    if let Some(protocols) = &spec.subprotocols {
+        request
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_PROTOCOL, protocols.clone());
+    }
+    let connector = if url.len() >= 6 && url[..6].eq_ignore_ascii_case("wss://") {
+        Connector::Rustls(client.shared.tls())
+    } else {
+        Connector::Plain
+    };
+    let (stream, _response) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
+            .await
+            .map_err(|e| format!("connect to `{url}` failed: {e}"))?;
+    client.connection = Some(Box::new(stream));
+    client.url = Some(url);
+    Ok(())
+}
