@@ -235,4 +235,26 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 2048, "run_user future is {size} bytes");
     }
+
+    /// The other protocols' users stay small too.
+    #[test]
+    fn websocket_and_socket_user_futures_stay_small() {
+        use crate::protocol::{Protocol, socket::Socket, websocket::WebSocket};
+        use crate::scenario::{ResolverSnapshot, Scenario};
+        fn size<P: Protocol>(tasks: serde_json::Value) -> usize {
+            let scenario = Scenario::<P>::parse(&tasks, None, ResolverSnapshot::default())
+                .expect("valid tasks");
+            let shared = std::sync::Arc::new(super::RunShared::for_tests(scenario));
+            let fut = super::run_user(shared, tokio_util::sync::CancellationToken::new());
+            std::mem::size_of_val(&fut)
+        }
+        let ws = size::<WebSocket>(
+            serde_json::json!([{"method": "sendrecv", "url": "ws://127.0.0.1:1/"}]),
+        );
+        assert!(ws <= 2048, "websocket_user future is {ws} bytes");
+        let socket = size::<Socket>(
+            serde_json::json!([{"protocol": "tcp", "target": "127.0.0.1:1"}]),
+        );
+        assert!(socket <= 2048, "socket_user future is {socket} bytes");
+    }
 }

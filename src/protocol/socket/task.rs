@@ -94,9 +94,9 @@ pub(super) fn parse(
     path: &str,
     ctx: &ParseContext<'_>,
 ) -> Result<ParsedSpec<SocketTask>, TaskError> {
-    if let Some(key) = method_key {
+    if method_key.is_some() {
         return Err(err(
-            format!("{path}.{key}"),
+            path,
             "socket_user tasks are a list of task objects, not a map of method to task",
         ));
     }

@@ -177,7 +177,8 @@ async fn run(
             if client.connection.is_some() && client.url.as_deref() == Some(url.as_str()) {
                 return Ok(0);
             }
-            connect(client, spec, url).await?;
+            // Boxed: the handshake's future is large and rare.
+            Box::pin(connect(client, spec, url)).await?;
             return Ok(0);
         }
         WsMethod::Close => {
@@ -197,7 +198,7 @@ async fn run(
                 spec.method.as_str()
             )
         })?;
-        connect(client, spec, url).await?;
+        Box::pin(connect(client, spec, url)).await?;
     }
     let Some(stream) = client.connection.as_mut() else {
         return Err("the connection is not open".into());
