@@ -20,6 +20,7 @@ use crate::engine::{
 use crate::scenario::{
     ResolverSnapshot, Scenario, register_csv_source, register_variable, value_text,
 };
+use super::empty_run::{TestCounts, empty_run_warning};
 use crate::stats::render_table;
 use crate::target::TargetServer;
 
@@ -533,7 +534,7 @@ impl Command for StartTest {
             timeline: Some(executor.stats().clone()),
         };
         let listeners = executor.listeners().clone();
-        let (before, _) = executor.stats().counts();
+        let (before, failures_before) = executor.stats().counts();
         let report = executor
             .runtime()
             .block_on(run_test(plan, listeners, interrupt, observers));
@@ -545,6 +546,14 @@ impl Command for StartTest {
         let table = render_table(&snapshot);
         executor.write_output(&table);
         let (after, failures) = executor.stats().counts();
+        let counts = TestCounts {
+            requests: after - before,
+            failures: failures - failures_before,
+        };
+        let warning = empty_run_warning(&report, counts);
+        if let Some(warning) = &warning {
+            tracing::warn!("{warning}");
+        }
         Ok(json!({
             "user_count": users,
             "spawn_rate": spawn_rate,
@@ -555,6 +564,7 @@ impl Command for StartTest {
             "failures_total": failures,
             "interrupted": report.interrupted,
             "dropped_iterations": report.dropped_iterations,
+            "warning": warning,
         }))
     }
 }

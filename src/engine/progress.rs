@@ -29,7 +29,7 @@ impl Progress {
     pub(super) async fn run(self, shared: Arc<RunShared>, done: CancellationToken) {
         let start = Instant::now();
         let (mut last_requests, mut last_failures) = self.stats.counts();
-        let base_failures = last_failures;
+        let (base_requests, base_failures) = (last_requests, last_failures);
         let mut last_at = start;
         loop {
             tokio::select! {
@@ -43,6 +43,16 @@ impl Progress {
             let p95 = crate::stats::Summary::from_snapshot(&snapshot)
                 .latency_overall
                 .p95_ms;
+            if requests == base_requests {
+                let line = format!(
+                    "[{:>6.1}s] users {:>6} | no requests sent yet\n",
+                    start.elapsed().as_secs_f64(),
+                    shared.active_users.load(Ordering::Relaxed),
+                );
+                let _ = std::io::stderr().write_all(line.as_bytes());
+                last_at = now;
+                continue;
+            }
             let line = format!(
                 "[{:>6.1}s] users {:>6} | {:>10.1} req/s | failures {:>8} (+{}) | p95 {:>8.2} ms\n",
                 start.elapsed().as_secs_f64(),

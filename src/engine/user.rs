@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
 use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, intern_endpoint};
-use crate::http::{Response, Session};
+use crate::http::{RequestError, Response, Session};
 use crate::scenario::{RenderContext, ResponseView, Scenario};
 use crate::task::Task;
 
@@ -149,6 +149,13 @@ pub(super) async fn run_iteration(
         let mut ctx = user.context(scenario);
         eligible.extend(scenario.tasks.iter().map(|t| t.should_run(&mut ctx)));
         let picked = scenario.pick_eligible(&eligible, &mut user.rng);
+        if picked.is_empty() {
+            let skipped = eligible.iter().filter(|ok| !**ok).count() as u64;
+            shared
+                .idle_causes
+                .tasks_skipped
+                .fetch_add(skipped, Ordering::Relaxed);
+        }
         user.eligible = eligible;
         picked
     } else {
@@ -161,6 +168,10 @@ pub(super) async fn run_iteration(
         }
         let mut ctx = user.context(scenario);
         if !task.should_run(&mut ctx) {
+            shared
+                .idle_causes
+                .tasks_skipped
+                .fetch_add(1, Ordering::Relaxed);
             continue;
         }
         ran = true;
@@ -204,6 +215,12 @@ pub(super) async fn run_iteration(
                 }
             }
             Err(error) => {
+                if matches!(error, RequestError::Connect { .. }) {
+                    shared
+                        .idle_causes
+                        .connect_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 failure_text = error.to_string();
                 (None, 0, Outcome::Failure(&failure_text))
             }

@@ -9,6 +9,7 @@ mod check;
 mod condition;
 mod fake;
 mod multipart;
+pub mod probe;
 mod resolver;
 mod template;
 
