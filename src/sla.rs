@@ -639,7 +639,10 @@ mod tests {
             let result = &evaluate(&rules, &empty)[0];
             assert!(!result.passed, "{rule}: {}", result.reason);
             assert!(result.reason.contains(NO_REQUESTS), "{}", result.reason);
-            assert_eq!(check_not_empty(&rules[0], &empty), Err(result.reason.clone()));
+            assert_eq!(
+                check_not_empty(&rules[0], &empty),
+                Err(result.reason.clone())
+            );
 
             let mut allowed = rule.clone();
             allowed["allow_empty"] = json!(true);
@@ -651,8 +654,10 @@ mod tests {
             assert_eq!(check_not_empty(&rules[0], &empty), Ok(()));
         }
         // allow_empty does not turn a count gate green.
-        let rules = parse_rules(&json!([{"type": "requests", "op": "gte", "value": 1, "allow_empty": true}]))
-            .expect("valid");
+        let rules = parse_rules(
+            &json!([{"type": "requests", "op": "gte", "value": 1, "allow_empty": true}]),
+        )
+        .expect("valid");
         let result = &evaluate(&rules, &empty)[0];
         assert!(!result.passed);
         assert_eq!(result.reason, "requests=0 not gte 1");

@@ -22,23 +22,103 @@ fn runner(cases: u32) -> TestRunner {
 
 /// Names LoadDensity scripts use, so that arbitrary objects often hit real fields.
 const KEYS: &[&str] = &[
-    "user_count", "spawn_rate", "test_time", "tasks", "user_detail_dict", "user", "host",
-    "wait_time", "constant", "between", "shape", "stages", "variables", "csv_sources",
-    "name", "value", "values", "file_path", "cycle", "rules", "type", "op", "seconds",
-    "method", "url", "request_url", "headers", "params", "json", "data", "assertions",
-    "extract", "run_if", "skip_if", "timeout", "weight", "mode", "path", "pattern", "var",
-    "from", "action", "action_list", "file_path_list", "port", "addr", "measurement",
-    "transport", "endpoint", "protocol", "arrival_rate", "max_users", "duration", "rate",
-    "sources", "equals", "in", "truthy", "auth", "username", "password", "token",
+    "user_count",
+    "spawn_rate",
+    "test_time",
+    "tasks",
+    "user_detail_dict",
+    "user",
+    "host",
+    "wait_time",
+    "constant",
+    "between",
+    "shape",
+    "stages",
+    "variables",
+    "csv_sources",
+    "name",
+    "value",
+    "values",
+    "file_path",
+    "cycle",
+    "rules",
+    "type",
+    "op",
+    "seconds",
+    "method",
+    "url",
+    "request_url",
+    "headers",
+    "params",
+    "json",
+    "data",
+    "assertions",
+    "extract",
+    "run_if",
+    "skip_if",
+    "timeout",
+    "weight",
+    "mode",
+    "path",
+    "pattern",
+    "var",
+    "from",
+    "action",
+    "action_list",
+    "file_path_list",
+    "port",
+    "addr",
+    "measurement",
+    "transport",
+    "endpoint",
+    "protocol",
+    "arrival_rate",
+    "max_users",
+    "duration",
+    "rate",
+    "sources",
+    "equals",
+    "in",
+    "truthy",
+    "auth",
+    "username",
+    "password",
+    "token",
 ];
 
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "", "get", "post", "http://127.0.0.1:1/", "/x", "${var.a}", "${", "}", "${csv.a.b}",
-            "${randint(9, 1)}", "${faker.nope}", "lt", "lte", "latency_p95", "fast_http_user",
-            "http_user", "sequence", "weighted", "1s", "-1", "NaN", "\u{0}", "é", "json_path",
-            "status_code", "header", "regex", "(", "[", "\\",
+            "",
+            "get",
+            "post",
+            "http://127.0.0.1:1/",
+            "/x",
+            "${var.a}",
+            "${",
+            "}",
+            "${csv.a.b}",
+            "${randint(9, 1)}",
+            "${faker.nope}",
+            "lt",
+            "lte",
+            "latency_p95",
+            "fast_http_user",
+            "http_user",
+            "sequence",
+            "weighted",
+            "1s",
+            "-1",
+            "NaN",
+            "\u{0}",
+            "é",
+            "json_path",
+            "status_code",
+            "header",
+            "regex",
+            "(",
+            "[",
+            "\\",
         ])
         .prop_map(str::to_string),
         ".{0,12}",
@@ -149,16 +229,26 @@ fn every_command_with_arbitrary_arguments() {
         1 => json_value(),
     ];
     runner(1500)
-        .run(&(prop::sample::select(commands), args), |(command, args)| {
-            let document = json!([[command, args]]);
-            let failures = executor
-                .validate_document(&document, "cmd.json")
-                .unwrap_or_else(|e| panic!("{document}: {e}"));
-            for failure in &failures {
-                check_failure(failure, "cmd.json", args.as_object());
-                assert_eq!(failure.command, command);
-            }
-            Ok(())
-        })
+        .run(
+            &(prop::sample::select(commands), args),
+            |(command, args)| {
+                let document = json!([[command, args]]);
+                let failures = executor
+                    .validate_document(&document, "cmd.json")
+                    .unwrap_or_else(|e| panic!("{document}: {e}"));
+                for failure in &failures {
+                    check_failure(failure, "cmd.json", args.as_object());
+                    match &failure.error {
+                        // Arguments that are neither a dict nor a list: the message names
+                        // the command.
+                        ActionError::Malformed(message) => {
+                            prop_assert!(message.contains(&format!("`{command}`")), "{message}");
+                        }
+                        _ => prop_assert_eq!(&failure.command, &command),
+                    }
+                }
+                Ok(())
+            },
+        )
         .expect("no failing case");
 }

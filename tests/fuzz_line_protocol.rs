@@ -45,7 +45,11 @@ struct Point {
 /// Reads an identifier (measurement, tag key or value, field key) up to an unescaped
 /// byte of `stops`. A backslash escapes the next character when it is one of
 /// `escapable` or a backslash; any other backslash is literal.
-fn identifier<'a>(input: &'a str, stops: &[char], escapable: &[char]) -> Result<(String, &'a str), String> {
+fn identifier<'a>(
+    input: &'a str,
+    stops: &[char],
+    escapable: &[char],
+) -> Result<(String, &'a str), String> {
     let mut out = String::new();
     let mut chars = input.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -94,10 +98,14 @@ fn field_value(input: &str) -> Result<(FieldValue, &str), String> {
         "t" | "T" | "true" | "True" | "TRUE" => FieldValue::Boolean(true),
         "f" | "F" | "false" | "False" | "FALSE" => FieldValue::Boolean(false),
         _ if token.ends_with('i') => FieldValue::Integer(
-            token[..token.len() - 1].parse().map_err(|e| format!("integer `{token}`: {e}"))?,
+            token[..token.len() - 1]
+                .parse()
+                .map_err(|e| format!("integer `{token}`: {e}"))?,
         ),
         _ if token.ends_with('u') => FieldValue::UInteger(
-            token[..token.len() - 1].parse().map_err(|e| format!("uinteger `{token}`: {e}"))?,
+            token[..token.len() - 1]
+                .parse()
+                .map_err(|e| format!("uinteger `{token}`: {e}"))?,
         ),
         _ => FieldValue::Float(token.parse().map_err(|e| format!("float `{token}`: {e}"))?),
     };
@@ -184,7 +192,10 @@ fn the_parser_reads_the_specification_examples() {
     assert_eq!(point.measurement, "my Measurement");
     assert_eq!(point.tags["tag Key1"], "tag Value1");
     assert_eq!(point.tags["tag,Key2"], "tag,Value2");
-    assert_eq!(point.fields["fieldKey"], FieldValue::String("string with \"quotes\"".into()));
+    assert_eq!(
+        point.fields["fieldKey"],
+        FieldValue::String("string with \"quotes\"".into())
+    );
     assert_eq!(point.fields["n"], FieldValue::Integer(1));
     assert_eq!(point.timestamp, Some(1_556_813_561_098_000_000));
     assert_eq!(parse_line("# a comment"), Ok(None));
@@ -205,54 +216,74 @@ fn every_point_round_trips() {
         any::<i64>(),
     );
     runner(4000)
-        .run(&strategy, |(measurement, request_type, name, error, latency_ms, response_bytes, success, timestamp_ns)| {
-            let options = InfluxOptions {
-                measurement: measurement.clone(),
-                ..InfluxOptions::default()
-            };
-            if check_options(&options).is_err() {
-                return Ok(());
-            }
-            let prefix = SeriesPrefix::new(&measurement, &request_type, &name);
-            let fields = PointFields {
+        .run(
+            &strategy,
+            |(
+                measurement,
+                request_type,
+                name,
+                error,
                 latency_ms,
                 response_bytes,
                 success,
-                error: error.as_deref(),
                 timestamp_ns,
-            };
-            let mut out = Vec::new();
-            encode_line(&prefix, &fields, &mut out);
-            let line = String::from_utf8(out).expect("utf8");
-            let body = line.strip_suffix('\n').expect("ends with a newline");
-            prop_assert!(!body.contains('\n'), "one line: {:?}", line);
-            let point = parse_line(body)
-                .map_err(|e| TestCaseError::fail(format!("{e}: {line:?}")))?
-                .ok_or_else(|| TestCaseError::fail(format!("read as a comment: {line:?}")))?;
-            prop_assert_eq!(&point.measurement, &readback(&measurement), "{:?}", line);
-            let mut tags = BTreeMap::new();
-            for (key, value) in [("request_type", &request_type), ("name", &name)] {
-                if !value.is_empty() {
-                    tags.insert(key.to_string(), readback(value));
+            )| {
+                let options = InfluxOptions {
+                    measurement: measurement.clone(),
+                    ..InfluxOptions::default()
+                };
+                if check_options(&options).is_err() {
+                    return Ok(());
                 }
-            }
-            prop_assert_eq!(&point.tags, &tags, "{:?}", line);
-            let latency = if latency_ms.is_finite() { latency_ms } else { 0.0 };
-            prop_assert_eq!(&point.fields["latency_ms"], &FieldValue::Float(latency));
-            // An integer field is a signed 64-bit integer: larger counts saturate.
-            let bytes = i64::try_from(response_bytes).unwrap_or(i64::MAX);
-            prop_assert_eq!(
-                point.fields.get("response_bytes"),
-                Some(&FieldValue::Integer(bytes)),
-                "response_bytes {} in {:?}", response_bytes, line
-            );
-            prop_assert_eq!(&point.fields["success"], &FieldValue::Boolean(success));
-            prop_assert_eq!(
-                point.fields.get("error"),
-                error.map(|e| FieldValue::String(readback(truncate_error(&e)))).as_ref()
-            );
-            prop_assert_eq!(point.timestamp, Some(timestamp_ns));
-            Ok(())
-        })
+                let prefix = SeriesPrefix::new(&measurement, &request_type, &name);
+                let fields = PointFields {
+                    latency_ms,
+                    response_bytes,
+                    success,
+                    error: error.as_deref(),
+                    timestamp_ns,
+                };
+                let mut out = Vec::new();
+                encode_line(&prefix, &fields, &mut out);
+                let line = String::from_utf8(out).expect("utf8");
+                let body = line.strip_suffix('\n').expect("ends with a newline");
+                prop_assert!(!body.contains('\n'), "one line: {:?}", line);
+                let point = parse_line(body)
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {line:?}")))?
+                    .ok_or_else(|| TestCaseError::fail(format!("read as a comment: {line:?}")))?;
+                prop_assert_eq!(&point.measurement, &readback(&measurement), "{:?}", line);
+                let mut tags = BTreeMap::new();
+                for (key, value) in [("request_type", &request_type), ("name", &name)] {
+                    if !value.is_empty() {
+                        tags.insert(key.to_string(), readback(value));
+                    }
+                }
+                prop_assert_eq!(&point.tags, &tags, "{:?}", line);
+                let latency = if latency_ms.is_finite() {
+                    latency_ms
+                } else {
+                    0.0
+                };
+                prop_assert_eq!(&point.fields["latency_ms"], &FieldValue::Float(latency));
+                // An integer field is a signed 64-bit integer: larger counts saturate.
+                let bytes = i64::try_from(response_bytes).unwrap_or(i64::MAX);
+                prop_assert_eq!(
+                    point.fields.get("response_bytes"),
+                    Some(&FieldValue::Integer(bytes)),
+                    "response_bytes {} in {:?}",
+                    response_bytes,
+                    line
+                );
+                prop_assert_eq!(&point.fields["success"], &FieldValue::Boolean(success));
+                prop_assert_eq!(
+                    point.fields.get("error"),
+                    error
+                        .map(|e| FieldValue::String(readback(truncate_error(&e))))
+                        .as_ref()
+                );
+                prop_assert_eq!(point.timestamp, Some(timestamp_ns));
+                Ok(())
+            },
+        )
         .expect("no failing case");
 }

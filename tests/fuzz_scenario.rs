@@ -63,7 +63,7 @@ fn piece() -> impl Strategy<Value = Piece> {
         "[^$]{0,8}".prop_map(Piece::Literal),
         (var_name(), any::<bool>()).prop_map(|(n, short)| Piece::Set(n, short)),
         prop_oneof![
-            var_name().prop_map(|n| format!("${{var.unset_{n}}}")),
+            var_name().prop_map(|n| format!("${{var.unset-{n}}}")),
             "[a-z]{1,5}".prop_map(|n| format!("${{nokind_{n}(1)}}")),
             Just("${}".to_string()),
             Just("${var.}".to_string()),
@@ -111,7 +111,9 @@ fn templates_round_trip() {
                         expected.push_str(literal);
                     }
                     Piece::Set(name, short) => {
-                        let value = variables.entry(name.clone()).or_insert_with(|| format!("<{name}>"));
+                        let value = variables
+                            .entry(name.clone())
+                            .or_insert_with(|| format!("<{name}>"));
                         text.push_str(&if *short {
                             format!("${{ {name} }}")
                         } else {
@@ -166,10 +168,16 @@ fn templated_values_never_panic_and_keep_their_shape() {
 
 fn shape(value: &Value) -> String {
     match value {
-        Value::Array(items) => format!("[{}]", items.iter().map(shape).collect::<Vec<_>>().join(",")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(shape).collect::<Vec<_>>().join(",")
+        ),
         Value::Object(map) => format!(
             "{{{}}}",
-            map.iter().map(|(k, v)| format!("{k}:{}", shape(v))).collect::<Vec<_>>().join(",")
+            map.iter()
+                .map(|(k, v)| format!("{k}:{}", shape(v)))
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         Value::String(_) => "s".into(),
         other => other.to_string(),
@@ -223,18 +231,25 @@ fn csv_tables_round_trip() {
             writer.flush().expect("flush");
             drop(writer);
             let data = CsvData::read(&path, false).map_err(|e| {
-                TestCaseError::fail(format!("{e}: {}", std::fs::read_to_string(&path).unwrap_or_default()))
+                TestCaseError::fail(format!(
+                    "{e}: {}",
+                    std::fs::read_to_string(&path).unwrap_or_default()
+                ))
             })?;
             prop_assert_eq!(data.len(), rows.len());
             let mut tables = CsvTables::default();
             tables.insert("src", data);
             for (i, column) in columns.iter().enumerate() {
-                let out = render_template(&format!("${{csv.src.{column}}}"), &HashMap::new(), &tables);
+                let out =
+                    render_template(&format!("${{csv.src.{column}}}"), &HashMap::new(), &tables);
                 prop_assert_eq!(out.as_deref(), Ok(rows[0][i].as_str()));
             }
             let missing = render_template("${csv.src.no_such_column!}", &HashMap::new(), &tables)
                 .expect_err("an unknown column");
-            prop_assert!(missing.contains("table.csv") && missing.contains("no_such_column!"), "{missing}");
+            prop_assert!(
+                missing.contains("table.csv") && missing.contains("no_such_column!"),
+                "{missing}"
+            );
             Ok(())
         })
         .expect("no failing case");
@@ -243,11 +258,21 @@ fn csv_tables_round_trip() {
 /// Arbitrary assertion objects: a real type with real and arbitrary fields.
 fn assertion_json() -> impl Strategy<Value = Value> {
     let kind = prop::sample::select(vec![
-        "status_code", "contains", "not_contains", "json_path", "header", "regex", "STATUS_CODE", "nope",
+        "status_code",
+        "contains",
+        "not_contains",
+        "json_path",
+        "header",
+        "regex",
+        "STATUS_CODE",
+        "nope",
     ]);
     let field = prop::sample::select(vec!["value", "path", "name", "pattern", "type", "extra"]);
     (kind, prop::collection::vec((field, json_value()), 0..4)).prop_map(|(kind, fields)| {
-        let mut object: Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut object: Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         object.insert("type".into(), json!(kind));
         Value::Object(object)
     })
@@ -257,7 +282,10 @@ fn extractor_json() -> impl Strategy<Value = Value> {
     let from = prop::sample::select(vec!["json_path", "header", "status_code", "regex", "nope"]);
     let field = prop::sample::select(vec!["var", "path", "name", "pattern", "from", "extra"]);
     (from, prop::collection::vec((field, json_value()), 0..4)).prop_map(|(from, fields)| {
-        let mut object: Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut object: Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         object.insert("from".into(), json!(from));
         object.entry("var").or_insert(json!("v"));
         Value::Object(object)
@@ -283,7 +311,10 @@ fn response() -> impl Strategy<Value = (u16, Vec<(String, Vec<u8>)>, Vec<u8>)> {
 fn header_map(headers: &[(String, Vec<u8>)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_bytes(value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_bytes(value),
+        ) {
             map.append(name, value);
         }
     }
@@ -303,48 +334,62 @@ fn check_field_error(object: &Value, (field, message): &(String, String), requir
 fn assertions_over_arbitrary_responses() {
     let variables = HashMap::new();
     runner(3000)
-        .run(&(assertion_json(), response()), |(spec, (status, headers, body))| {
-            let headers = header_map(&headers);
-            let view = ResponseView::new(status, &headers, &body);
-            match parse_assertion(&spec) {
-                Ok(assertion) => {
-                    let verdict = check_assertion(&assertion, &view, &variables);
-                    if let Err(message) = &verdict {
-                        prop_assert!(message.starts_with("assertion "), "{message}");
+        .run(
+            &(assertion_json(), response()),
+            |(spec, (status, headers, body))| {
+                let headers = header_map(&headers);
+                let view = ResponseView::new(status, &headers, &body);
+                match parse_assertion(&spec) {
+                    Ok(assertion) => {
+                        let verdict = check_assertion(&assertion, &view, &variables);
+                        if let Err(message) = &verdict {
+                            prop_assert!(message.starts_with("assertion "), "{message}");
+                        }
+                        // A literal `contains` is exactly a substring test.
+                        if spec["type"] == "contains"
+                            && let Some(text) = spec["value"].as_str()
+                            && !text.contains("${")
+                        {
+                            let contained = String::from_utf8_lossy(&body).contains(text);
+                            prop_assert_eq!(verdict.is_ok(), contained);
+                        }
                     }
-                    // A literal `contains` is exactly a substring test.
-                    if spec["type"] == "contains"
-                        && let Some(text) = spec["value"].as_str()
-                        && !text.contains("${")
-                    {
-                        let contained = String::from_utf8_lossy(&body).contains(text);
-                        prop_assert_eq!(verdict.is_ok(), contained);
-                    }
+                    Err(error) => check_field_error(
+                        &spec,
+                        &error,
+                        &["type", "value", "path", "name", "pattern"],
+                    ),
                 }
-                Err(error) => check_field_error(&spec, &error, &["type", "value", "path", "name", "pattern"]),
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .expect("no failing case");
 }
 
 #[test]
 fn extractors_over_arbitrary_responses() {
     runner(3000)
-        .run(&(extractor_json(), response()), |(spec, (status, headers, body))| {
-            let headers = header_map(&headers);
-            let view = ResponseView::new(status, &headers, &body);
-            match parse_extractor(&spec) {
-                Ok(extractor) => {
-                    let value = extractor.extract(&view);
-                    if spec["from"] == "status_code" {
-                        prop_assert_eq!(value, Some(status.to_string()));
+        .run(
+            &(extractor_json(), response()),
+            |(spec, (status, headers, body))| {
+                let headers = header_map(&headers);
+                let view = ResponseView::new(status, &headers, &body);
+                match parse_extractor(&spec) {
+                    Ok(extractor) => {
+                        let value = extractor.extract(&view);
+                        if spec["from"] == "status_code" {
+                            prop_assert_eq!(value, Some(status.to_string()));
+                        }
                     }
+                    Err(error) => check_field_error(
+                        &spec,
+                        &error,
+                        &["var", "from", "path", "name", "pattern"],
+                    ),
                 }
-                Err(error) => check_field_error(&spec, &error, &["var", "from", "path", "name", "pattern"]),
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .expect("no failing case");
 }
 
@@ -359,8 +404,13 @@ fn json_paths_and_headers_round_trip() {
     let variables = HashMap::new();
     runner(2000)
         .run(&strategy, |(keys, leaf, header, header_value)| {
+            // As read off the wire (the JSON parser's floats are what the checks see).
+            let leaf: Value = serde_json::from_str(&leaf.to_string()).expect("valid JSON");
             // {"k1": {"k2": leaf}} read back by the path k1.k2.
-            let document = keys.iter().rev().fold(leaf.clone(), |inner, key| json!({ key: inner }));
+            let document = keys
+                .iter()
+                .rev()
+                .fold(leaf.clone(), |inner, key| json!({ key: inner }));
             let body = document.to_string().into_bytes();
             let mut headers = HeaderMap::new();
             let header_value = header_value.trim().to_string();
@@ -370,21 +420,24 @@ fn json_paths_and_headers_round_trip() {
             );
             let view = ResponseView::new(200, &headers, &body);
             let path = keys.join(".");
-            let extractor = parse_extractor(&json!({"var": "v", "from": "json_path", "path": path}))
-                .expect("a valid extractor");
+            let extractor =
+                parse_extractor(&json!({"var": "v", "from": "json_path", "path": path}))
+                    .expect("a valid extractor");
             let expected = (!leaf.is_null()).then(|| value_text(&leaf));
             prop_assert_eq!(extractor.extract(&view), expected.clone());
             if !leaf.is_null() && !has_placeholder(&leaf) {
-                let assertion = parse_assertion(&json!({"type": "json_path", "path": path, "value": leaf}))
-                    .expect("a valid assertion");
+                let assertion =
+                    parse_assertion(&json!({"type": "json_path", "path": path, "value": leaf}))
+                        .expect("a valid assertion");
                 let verdict = check_assertion(&assertion, &view, &variables);
                 prop_assert!(verdict.is_ok(), "{:?}", verdict);
             }
             let extractor = parse_extractor(&json!({"var": "h", "from": "header", "name": header}))
                 .expect("a valid extractor");
             prop_assert_eq!(extractor.extract(&view), Some(header_value.clone()));
-            let assertion = parse_assertion(&json!({"type": "header", "name": header, "value": header_value}))
-                .expect("a valid assertion");
+            let assertion =
+                parse_assertion(&json!({"type": "header", "name": header, "value": header_value}))
+                    .expect("a valid assertion");
             if !header_value.contains("${") {
                 prop_assert!(check_assertion(&assertion, &view, &variables).is_ok());
             }

@@ -95,6 +95,15 @@ async fn answer(stream: &mut TcpStream, path: &str) -> bool {
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             .await
             .is_ok(),
+        "/big-headers" => {
+            // 16 KiB of headers: large, and legal (browsers accept far more).
+            let mut text = String::from("HTTP/1.1 200 OK\r\n");
+            for i in 0..16 {
+                text.push_str(&format!("X-Big-{i}: {}\r\n", "b".repeat(1000)));
+            }
+            text.push_str("Content-Length: 2\r\n\r\nok");
+            stream.write_all(text.as_bytes()).await.is_ok()
+        }
         "/bad-status" => {
             let _ = stream
                 .write_all(b"HTTP/1.1 two-hundred OK\r\nContent-Length: 0\r\n\r\n")
@@ -172,11 +181,17 @@ fn status_kib(key: &str) -> u64 {
 const BAD: &[(&str, &[&str])] = &[
     ("bad-status", &["invalid", "parse"]),
     ("bad-chunk", &["chunk", "invalid", "body"]),
-    ("short-body", &["incomplete", "closed", "eof", "end of file", "body"]),
+    (
+        "short-body",
+        &["incomplete", "closed", "eof", "end of file", "body"],
+    ),
     ("huge-headers", &["too large", "header", "message head"]),
     ("huge-body", &["timeout"]),
     ("huge-body-checked", &["timeout"]),
-    ("reset", &["reset", "closed", "incomplete", "connection", "body"]),
+    (
+        "reset",
+        &["reset", "closed", "incomplete", "connection", "body"],
+    ),
 ];
 
 fn tasks(server: &BadServer) -> Value {
@@ -211,14 +226,21 @@ fn every_misbehaviour_is_a_counted_failure_and_the_run_goes_on() {
         let summary = executor.summary();
         let ok = &summary.per_name["ok"];
         assert!(ok.count >= BAD.len() as u64, "{user}: {report}");
-        assert_eq!(ok.failures, 0, "{user}: the good route failed: {:?}", summary.errors);
+        assert_eq!(
+            ok.failures, 0,
+            "{user}: the good route failed: {:?}",
+            summary.errors
+        );
         for (name, words) in BAD {
             let stats = summary
                 .per_name
                 .get(*name)
                 .unwrap_or_else(|| panic!("{user}: no request to {name}: {report}"));
             assert!(stats.count >= 1, "{user} {name}");
-            assert_eq!(stats.failures, stats.count, "{user} {name}: every request fails");
+            assert_eq!(
+                stats.failures, stats.count,
+                "{user} {name}: every request fails"
+            );
             let errors: Vec<&str> = summary
                 .errors
                 .iter()
@@ -246,4 +268,25 @@ fn every_misbehaviour_is_a_counted_failure_and_the_run_goes_on() {
         rss_after.saturating_sub(rss_before) < 64 * 1024,
         "RSS {rss_before} -> {rss_after} KiB"
     );
+}
+
+#[test]
+fn a_large_legal_header_block_is_read() {
+    let server = BadServer::start();
+    let mut executor = common::executor();
+    for user in ["http_user", "fast_http_user"] {
+        let document = json!({"load_density": [
+            ["LD_clear_records", {}],
+            ["LD_start_test", {"user_detail_dict": {"user": user}, "user_count": 1,
+                "spawn_rate": 10, "test_time": 1, "wait_time": {"constant": 0.1},
+                "tasks": [{"method": "get", "url": server.url("/big-headers"), "name": "big",
+                    "assertions": [{"type": "header", "name": "x-big-15", "value": "b".repeat(1000)}]}]}]
+        ]});
+        let records = executor.execute_document(&document, user);
+        common::ok(&records[1]);
+        let summary = executor.summary();
+        let big = &summary.per_name["big"];
+        assert!(big.count >= 1, "{user}");
+        assert_eq!(big.failures, 0, "{user}: {:?}", summary.errors);
+    }
 }

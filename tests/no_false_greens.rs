@@ -116,13 +116,19 @@ fn the_warning_names_exhausted_data_and_refused_connections() {
         ["LD_assert_sla", {"rules": [{"type": "requests", "op": "gte", "value": 1}]}]
     ]});
     let records = executor.execute_document(&document, "causes.json");
-    let warning = ok(&records[0])["warning"].as_str().expect("a warning").to_string();
+    let warning = ok(&records[0])["warning"]
+        .as_str()
+        .expect("a warning")
+        .to_string();
     assert!(
         warning.contains("no requests") && warning.contains("CSV data ran out"),
         "{warning}"
     );
     let refused = ok(&records[1]);
-    assert!(refused["requests"].as_u64().expect("requests") > 0, "{refused}");
+    assert!(
+        refused["requests"].as_u64().expect("requests") > 0,
+        "{refused}"
+    );
     let warning = refused["warning"].as_str().expect("a warning");
     assert!(warning.contains("failed to connect"), "{warning}");
     // Requests that failed are measurements: the count gate sees them.

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use url::Url;
 
+use super::empty_run::{TestCounts, empty_run_warning};
 use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
@@ -20,7 +21,6 @@ use crate::engine::{
 use crate::scenario::{
     ResolverSnapshot, Scenario, register_csv_source, register_variable, value_text,
 };
-use super::empty_run::{TestCounts, empty_run_warning};
 use crate::stats::render_table;
 use crate::target::TargetServer;
 

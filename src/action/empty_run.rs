@@ -17,7 +17,10 @@ pub(crate) struct TestCounts {
 /// something.
 pub(crate) fn empty_run_warning(report: &RunReport, counts: TestCounts) -> Option<String> {
     if counts.requests == 0 {
-        return Some(format!("the test sent no requests: {}", no_request_cause(report)));
+        return Some(format!(
+            "the test sent no requests: {}",
+            no_request_cause(report)
+        ));
     }
     if counts.failures == counts.requests && report.connect_failures == counts.requests {
         return Some(format!(
@@ -45,8 +48,7 @@ fn no_request_cause(report: &RunReport) -> String {
     if report.interrupted {
         return "the run was interrupted before any request completed".to_string();
     }
-    "no request completed within the test time (is `test_time` shorter than a request?)"
-        .to_string()
+    "no request completed within the test time (is `test_time` shorter than a request?)".to_string()
 }
 
 #[cfg(test)]

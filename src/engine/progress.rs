@@ -38,11 +38,6 @@ impl Progress {
             }
             let (requests, failures) = self.stats.counts();
             let now = Instant::now();
-            let rps = (requests - last_requests) as f64 / (now - last_at).as_secs_f64();
-            let snapshot = self.stats.snapshot();
-            let p95 = crate::stats::Summary::from_snapshot(&snapshot)
-                .latency_overall
-                .p95_ms;
             if requests == base_requests {
                 let line = format!(
                     "[{:>6.1}s] users {:>6} | no requests sent yet\n",
@@ -53,6 +48,11 @@ impl Progress {
                 last_at = now;
                 continue;
             }
+            let rps = (requests - last_requests) as f64 / (now - last_at).as_secs_f64();
+            let snapshot = self.stats.snapshot();
+            let p95 = crate::stats::Summary::from_snapshot(&snapshot)
+                .latency_overall
+                .p95_ms;
             let line = format!(
                 "[{:>6.1}s] users {:>6} | {:>10.1} req/s | failures {:>8} (+{}) | p95 {:>8.2} ms\n",
                 start.elapsed().as_secs_f64(),
