@@ -6,7 +6,7 @@
 # the start, end and peak RSS, and the peak-to-start ratio: memory must stay flat.
 #
 #   bench/soak.sh                 # DURATION=600 USERS=32 by default
-#   DURATION=30 bench/soak.sh     # a smoke run
+#   DURATION=30 bench/soak.sh     # a smoke run (NO_BUILD=1: skip the cargo build)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-600}
@@ -16,7 +16,8 @@ PROM_PORT=${PROM_PORT:-18184}
 UDP_PORT=${UDP_PORT:-18185}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+# NO_BUILD=1 runs target/release/loaddensity as it is.
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 WORK=$(mktemp -d)
 UDP_PID=
 LD_PID=

@@ -275,12 +275,8 @@ fn every_point_round_trips() {
                     line
                 );
                 prop_assert_eq!(&point.fields["success"], &FieldValue::Boolean(success));
-                prop_assert_eq!(
-                    point.fields.get("error"),
-                    error
-                        .map(|e| FieldValue::String(readback(truncate_error(&e))))
-                        .as_ref()
-                );
+                let error = error.map(|e| FieldValue::String(readback(truncate_error(&e))));
+                prop_assert_eq!(point.fields.get("error"), error.as_ref());
                 prop_assert_eq!(point.timestamp, Some(timestamp_ns));
                 Ok(())
             },
