@@ -95,6 +95,9 @@ pub struct Rule {
     pub op: Op,
     /// The limit.
     pub value: f64,
+    /// Evaluate the rule even when it measured no requests (`allow_empty`; off by
+    /// default: a gate on no requests fails with [`NO_REQUESTS`]).
+    pub allow_empty: bool,
 }
 
 impl fmt::Display for Rule {
@@ -149,10 +152,10 @@ fn parse_rule(rule: &Value, path: &str) -> Result<Rule, RuleError> {
         .as_object()
         .ok_or_else(|| rule_error(path.into(), format!("expected a rule object, got {rule}")))?;
     for key in object.keys() {
-        if !["type", "name", "op", "value"].contains(&key.as_str()) {
+        if !["type", "name", "op", "value", "allow_empty"].contains(&key.as_str()) {
             return Err(rule_error(
                 format!("{path}.{key}"),
-                "unknown field; expected type, name, op, value",
+                "unknown field; expected type, name, op, value, allow_empty",
             ));
         }
     }
@@ -216,6 +219,16 @@ fn parse_rule(rule: &Value, path: &str) -> Result<Rule, RuleError> {
             ));
         }
     };
+    let allow_empty = match object.get("allow_empty") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(allow)) => *allow,
+        Some(other) => {
+            return Err(rule_error(
+                format!("{path}.allow_empty"),
+                format!("expected true or false, got {other}"),
+            ));
+        }
+    };
     if metric == Metric::LatencyMean && name.is_none() {
         return Err(rule_error(
             format!("{path}.name"),
@@ -227,6 +240,7 @@ fn parse_rule(rule: &Value, path: &str) -> Result<Rule, RuleError> {
         name,
         op,
         value,
+        allow_empty,
     })
 }
 
@@ -237,7 +251,7 @@ pub struct RuleResult {
     pub rule: String,
     /// True when the actual value satisfies the rule.
     pub passed: bool,
-    /// The measured value (`None` when the name had no requests).
+    /// The measured value (`None` when the rule measured no requests).
     pub actual: Option<f64>,
     /// `lt`, `lte`, `gt` or `gte`.
     pub op: &'static str,
@@ -245,6 +259,31 @@ pub struct RuleResult {
     pub value: f64,
     /// One line saying why, e.g. `latency_p95(browse)=1234.5 not lte 1000`.
     pub reason: String,
+}
+
+/// The reason a gate on no requests fails.
+pub const NO_REQUESTS: &str = "no requests recorded";
+
+/// How many requests a rule is evaluated on: all of them, or those of its name.
+pub fn requests_measured(rule: &Rule, summary: &Summary) -> u64 {
+    match &rule.name {
+        None => summary.totals.requests,
+        Some(name) => summary.per_name.get(name).map_or(0, |stats| stats.count),
+    }
+}
+
+/// The empty-gate check, for every caller that evaluates rules (`LD_assert_sla`,
+/// `LD_evaluate_sla`, `bench --sla`, and gates on merged or compared summaries): the
+/// failure reason when `rule` measured no requests and does not `allow_empty`,
+/// e.g. `latency_p95: no requests recorded`.
+pub fn check_not_empty(rule: &Rule, summary: &Summary) -> Result<(), String> {
+    if rule.allow_empty || requests_measured(rule, summary) > 0 {
+        return Ok(());
+    }
+    Err(match &rule.name {
+        None => format!("{rule}: {NO_REQUESTS}"),
+        Some(_) => format!("{rule}: {NO_REQUESTS} with that name"),
+    })
 }
 
 fn actual(rule: &Rule, summary: &Summary) -> Option<f64> {
@@ -280,43 +319,54 @@ fn actual(rule: &Rule, summary: &Summary) -> Option<f64> {
     }
 }
 
-/// Evaluates every rule against a summary.
+/// Evaluates one rule against a summary. A rule that measured no requests fails
+/// with [`NO_REQUESTS`] ([`check_not_empty`]); with `allow_empty` a `requests` rule
+/// is evaluated on 0 and any other rule passes.
+pub fn evaluate_rule(rule: &Rule, summary: &Summary) -> RuleResult {
+    let label = rule.to_string();
+    let empty = requests_measured(rule, summary) == 0;
+    let actual = if empty && rule.metric != Metric::Requests {
+        None
+    } else {
+        actual(rule, summary)
+    };
+    let (passed, reason) = match (check_not_empty(rule, summary), actual) {
+        (Err(reason), _) => (false, reason),
+        (Ok(()), Some(value)) if rule.op.holds(value, rule.value) => (
+            true,
+            format!(
+                "{label}={} {} {}",
+                round(value),
+                rule.op.label(),
+                rule.value
+            ),
+        ),
+        (Ok(()), Some(value)) => (
+            false,
+            format!(
+                "{label}={} not {} {}",
+                round(value),
+                rule.op.label(),
+                rule.value
+            ),
+        ),
+        (Ok(()), None) => (true, format!("{label}: {NO_REQUESTS} (allow_empty)")),
+    };
+    RuleResult {
+        rule: label,
+        passed,
+        actual,
+        op: rule.op.label(),
+        value: rule.value,
+        reason,
+    }
+}
+
+/// Evaluates every rule against a summary (see [`evaluate_rule`]).
 pub fn evaluate(rules: &[Rule], summary: &Summary) -> Vec<RuleResult> {
     rules
         .iter()
-        .map(|rule| {
-            let label = rule.to_string();
-            let actual = actual(rule, summary);
-            let (passed, reason) = match actual {
-                Some(value) if rule.op.holds(value, rule.value) => (
-                    true,
-                    format!(
-                        "{label}={} {} {}",
-                        round(value),
-                        rule.op.label(),
-                        rule.value
-                    ),
-                ),
-                Some(value) => (
-                    false,
-                    format!(
-                        "{label}={} not {} {}",
-                        round(value),
-                        rule.op.label(),
-                        rule.value
-                    ),
-                ),
-                None => (false, format!("{label}: no requests with that name")),
-            };
-            RuleResult {
-                rule: label,
-                passed,
-                actual,
-                op: rule.op.label(),
-                value: rule.value,
-                reason,
-            }
-        })
+        .map(|rule| evaluate_rule(rule, summary))
         .collect()
 }
 
@@ -367,6 +417,7 @@ pub fn parse_flag(text: &str, name: &str) -> Result<Rule, String> {
         name: (metric == Metric::LatencyMean).then(|| name.to_string()),
         op,
         value,
+        allow_empty: false,
     })
 }
 
@@ -380,6 +431,9 @@ impl Rule {
         });
         if let Some(name) = &self.name {
             rule["name"] = name.clone().into();
+        }
+        if self.allow_empty {
+            rule["allow_empty"] = true.into();
         }
         rule
     }
@@ -546,6 +600,74 @@ mod tests {
             assert_eq!(e.path, path, "{rules}");
             assert!(e.message.contains(needle), "{rules}: {}", e.message);
         }
+    }
+
+    fn empty_summary() -> Summary {
+        let mut s = summary();
+        s.per_name.clear();
+        s.totals = Totals {
+            requests: 0,
+            successes: 0,
+            failures: 0,
+            failure_rate: 0.0,
+            duration_s: 10.0,
+            rps: 0.0,
+            dropped_iterations: 0,
+        };
+        s.latency_overall = LatencyOverall {
+            count: 0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p95_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+        };
+        s
+    }
+
+    #[test]
+    fn gates_on_no_requests_fail_unless_allow_empty() {
+        let empty = empty_summary();
+        for rule in [
+            json!({"type": "latency_p95", "op": "lt", "value": 100}),
+            json!({"type": "failure_rate", "op": "lte", "value": 0.01}),
+            json!({"type": "requests", "op": "gte", "value": 0}),
+            json!({"type": "latency_p50", "name": "browse", "value": 100}),
+            json!({"type": "latency_mean", "name": "browse", "value": 100}),
+        ] {
+            let rules = parse_rules(&json!([rule.clone()])).expect("valid rule");
+            let result = &evaluate(&rules, &empty)[0];
+            assert!(!result.passed, "{rule}: {}", result.reason);
+            assert!(result.reason.contains(NO_REQUESTS), "{}", result.reason);
+            assert_eq!(
+                check_not_empty(&rules[0], &empty),
+                Err(result.reason.clone())
+            );
+
+            let mut allowed = rule.clone();
+            allowed["allow_empty"] = json!(true);
+            let rules = parse_rules(&json!([allowed])).expect("valid rule");
+            assert!(rules[0].allow_empty);
+            assert_eq!(Rule::to_json(&rules[0])["allow_empty"], json!(true));
+            let result = &evaluate(&rules, &empty)[0];
+            assert!(result.passed, "{rule} with allow_empty: {}", result.reason);
+            assert_eq!(check_not_empty(&rules[0], &empty), Ok(()));
+        }
+        // allow_empty does not turn a count gate green.
+        let rules = parse_rules(
+            &json!([{"type": "requests", "op": "gte", "value": 1, "allow_empty": true}]),
+        )
+        .expect("valid");
+        let result = &evaluate(&rules, &empty)[0];
+        assert!(!result.passed);
+        assert_eq!(result.reason, "requests=0 not gte 1");
+        // With requests, the overall gate is evaluated as before.
+        let rules = parse_rules(&json!([{"type": "latency_p95", "op": "lt", "value": 100}]))
+            .expect("valid");
+        assert_eq!(check_not_empty(&rules[0], &summary()), Ok(()));
+        let e = parse_rules(&json!([{"type": "requests", "value": 1, "allow_empty": "yes"}]))
+            .expect_err("invalid");
+        assert_eq!(e.path, "rules[0].allow_empty");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::empty_run::{TestCounts, empty_run_warning};
 use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
@@ -569,7 +570,7 @@ fn run_test_with<P: Protocol>(
         timeline: Some(executor.stats().clone()),
     };
     let listeners = executor.listeners().clone();
-    let (before, _) = executor.stats().counts();
+    let (before, failures_before) = executor.stats().counts();
     let report = executor
         .runtime()
         .block_on(run_test(plan, listeners, interrupt, observers));
@@ -581,6 +582,14 @@ fn run_test_with<P: Protocol>(
     let table = render_table(&snapshot);
     executor.write_output(&table);
     let (after, failures) = executor.stats().counts();
+    let counts = TestCounts {
+        requests: after - before,
+        failures: failures - failures_before,
+    };
+    let warning = empty_run_warning(&report, counts);
+    if let Some(warning) = &warning {
+        tracing::warn!("{warning}");
+    }
     Ok(json!({
         "user_count": users,
         "spawn_rate": spawn_rate,
@@ -591,5 +600,6 @@ fn run_test_with<P: Protocol>(
         "failures_total": failures,
         "interrupted": report.interrupted,
         "dropped_iterations": report.dropped_iterations,
+        "warning": warning,
     }))
 }

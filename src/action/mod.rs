@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod document;
+mod empty_run;
 mod error;
 mod influxdb_commands;
 mod otel_commands;

@@ -44,6 +44,9 @@ pub(crate) struct RunShared<P: Protocol> {
     /// Cancelled when a CSV source that does not cycle runs out of rows: no user
     /// starts another iteration, and the test ends once they have all stopped.
     pub(crate) out_of_data: CancellationToken,
+    /// Why a run may have sent nothing: tasks skipped by their condition (`run_if`,
+    /// `skip_if`) and requests whose connection could not be made.
+    pub(crate) idle_causes: IdleCauses,
     wall_base: SystemTime,
     instant_base: Instant,
 }
@@ -66,6 +69,21 @@ pub struct RunReport {
     pub interrupted: bool,
     /// Open model: iterations not started because `max_users` were all busy.
     pub dropped_iterations: u64,
+    /// Tasks skipped because their condition did not hold.
+    pub tasks_skipped: u64,
+    /// Requests that failed because the connection could not be made.
+    pub connect_failures: u64,
+    /// True when a CSV source that does not cycle ran out of rows.
+    pub out_of_data: bool,
+}
+
+/// Counters that explain a run that sent no (successful) requests.
+#[derive(Debug, Default)]
+pub(crate) struct IdleCauses {
+    /// Tasks skipped because their condition did not hold.
+    pub(crate) tasks_skipped: AtomicU64,
+    /// Requests that failed to connect.
+    pub(crate) connect_failures: AtomicU64,
 }
 
 /// What watches a run besides the listeners.
@@ -93,6 +111,7 @@ pub async fn run_test<P: Protocol>(
         active_users: AtomicUsize::new(0),
         dropped_iterations: AtomicU64::new(0),
         out_of_data: CancellationToken::new(),
+        idle_causes: IdleCauses::default(),
         wall_base: SystemTime::now(),
         instant_base: started,
     });
@@ -147,6 +166,9 @@ pub async fn run_test<P: Protocol>(
         users_started,
         interrupted,
         dropped_iterations: shared.dropped_iterations.load(Ordering::Relaxed),
+        tasks_skipped: shared.idle_causes.tasks_skipped.load(Ordering::Relaxed),
+        connect_failures: shared.idle_causes.connect_failures.load(Ordering::Relaxed),
+        out_of_data: shared.out_of_data.is_cancelled(),
     }
 }
 
@@ -241,6 +263,7 @@ impl<P: Protocol> RunShared<P> {
             active_users: AtomicUsize::new(0),
             dropped_iterations: AtomicU64::new(0),
             out_of_data: CancellationToken::new(),
+            idle_causes: IdleCauses::default(),
             wall_base: SystemTime::now(),
             instant_base: Instant::now(),
         }

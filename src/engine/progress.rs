@@ -30,7 +30,7 @@ impl Progress {
     pub(super) async fn run<P: Protocol>(self, shared: Arc<RunShared<P>>, done: CancellationToken) {
         let start = Instant::now();
         let (mut last_requests, mut last_failures) = self.stats.counts();
-        let base_failures = last_failures;
+        let (base_requests, base_failures) = (last_requests, last_failures);
         let mut last_at = start;
         loop {
             tokio::select! {
@@ -39,6 +39,16 @@ impl Progress {
             }
             let (requests, failures) = self.stats.counts();
             let now = Instant::now();
+            if requests == base_requests {
+                let line = format!(
+                    "[{:>6.1}s] users {:>6} | no requests sent yet\n",
+                    start.elapsed().as_secs_f64(),
+                    shared.active_users.load(Ordering::Relaxed),
+                );
+                let _ = std::io::stderr().write_all(line.as_bytes());
+                last_at = now;
+                continue;
+            }
             let rps = (requests - last_requests) as f64 / (now - last_at).as_secs_f64();
             let snapshot = self.stats.snapshot();
             let p95 = crate::stats::Summary::from_snapshot(&snapshot)

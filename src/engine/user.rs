@@ -148,6 +148,13 @@ pub(super) async fn run_iteration<P: Protocol>(
         let mut ctx = user.context(scenario);
         eligible.extend(scenario.tasks.iter().map(|t| t.should_run(&mut ctx)));
         let picked = scenario.pick_eligible(&eligible, &mut user.rng);
+        if picked.is_empty() {
+            let skipped = eligible.iter().filter(|ok| !**ok).count() as u64;
+            shared
+                .idle_causes
+                .tasks_skipped
+                .fetch_add(skipped, Ordering::Relaxed);
+        }
         user.eligible = eligible;
         picked
     } else {
@@ -160,6 +167,10 @@ pub(super) async fn run_iteration<P: Protocol>(
         }
         let mut ctx = user.context(scenario);
         if !task.should_run(&mut ctx) {
+            shared
+                .idle_causes
+                .tasks_skipped
+                .fetch_add(1, Ordering::Relaxed);
             continue;
         }
         ran = true;
@@ -177,6 +188,12 @@ pub(super) async fn run_iteration<P: Protocol>(
             None => Cow::Borrowed(&task.endpoint),
             Some(name) => Cow::Owned(user.names.endpoint(&task.endpoint, name)),
         };
+        if outcome.connect_failure {
+            shared
+                .idle_causes
+                .connect_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let result = match &outcome.failure {
             None => Outcome::Success,
             Some(failure) => Outcome::Failure(failure),

@@ -157,6 +157,9 @@ pub struct StepOutcome {
     pub response_length: u64,
     /// `None` for a success, else why it failed.
     pub failure: Option<String>,
+    /// True when the step failed because it could not connect (counted so that a
+    /// run whose every connection was refused says so).
+    pub connect_failure: bool,
 }
 
 impl StepOutcome {
@@ -168,6 +171,7 @@ impl StepOutcome {
             status: None,
             response_length: 0,
             failure: Some(failure),
+            connect_failure: false,
         }
     }
 }

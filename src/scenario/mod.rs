@@ -8,6 +8,7 @@
 mod check;
 mod condition;
 mod fake;
+pub mod probe;
 mod resolver;
 mod template;
 

@@ -217,7 +217,9 @@ fn parse_token(token: &str, raw: &str, csv: &dyn CsvLookup) -> Result<Option<Seg
             let (source, column) = rest
                 .split_once('.')
                 .ok_or_else(|| format!("`{raw}`: expected ${{csv.SOURCE.COLUMN}}"))?;
-            let (source, column) = csv.column(source, column)?;
+            let (source, column) = csv
+                .column(source, column)
+                .map_err(|e| format!("`{raw}`: {e}"))?;
             Ok(Some(Segment::Csv { source, column }))
         }
         "faker" => FakeKind::from_name(rest)

@@ -75,7 +75,14 @@ pub fn render_table(snapshot: &StatsSnapshot) -> String {
         row(&mut out, endpoint, seconds);
     }
     let _ = writeln!(out, "{rule}");
-    row(&mut out, &snapshot.aggregated(), seconds);
+    let aggregated = snapshot.aggregated();
+    row(&mut out, &aggregated, seconds);
+    if aggregated.count() == 0 {
+        let _ = writeln!(
+            out,
+            "No requests were recorded: these zeros are not measurements."
+        );
+    }
     if snapshot.dropped_iterations > 0 {
         let _ = writeln!(
             out,

@@ -96,6 +96,7 @@ impl<C: HttpClient> Protocol for Http<C> {
                     status: Some(response.status.as_u16()),
                     response_length: response.body_len,
                     failure,
+                    connect_failure: false,
                 }
             }
             Err(error) => StepOutcome {
@@ -103,6 +104,7 @@ impl<C: HttpClient> Protocol for Http<C> {
                 name,
                 status: None,
                 response_length: 0,
+                connect_failure: matches!(error, RequestError::Connect { .. }),
                 failure: Some(error.to_string()),
             },
         }

@@ -114,6 +114,7 @@ impl Protocol for Socket {
             status: None,
             response_length,
             failure,
+            connect_failure: false,
         }
     }
 }

@@ -148,6 +148,7 @@ impl Protocol for WebSocket {
                 status: None,
                 response_length: length,
                 failure: None,
+                connect_failure: false,
             },
             Err(failure) => StepOutcome {
                 end,
@@ -155,6 +156,7 @@ impl Protocol for WebSocket {
                 status: None,
                 response_length: 0,
                 failure: Some(failure),
+                connect_failure: false,
             },
         }
     }

@@ -147,7 +147,10 @@ pub fn encode_line(prefix: &SeriesPrefix, fields: &PointFields<'_>, out: &mut Ve
     };
     out.extend_from_slice(ryu::Buffer::new().format_finite(latency).as_bytes());
     out.extend_from_slice(b",response_bytes=");
-    out.extend_from_slice(itoa::Buffer::new().format(fields.response_bytes).as_bytes());
+    // An integer field is a signed 64-bit integer: saturate rather than write one
+    // InfluxDB rejects.
+    let response_bytes = i64::try_from(fields.response_bytes).unwrap_or(i64::MAX);
+    out.extend_from_slice(itoa::Buffer::new().format(response_bytes).as_bytes());
     out.extend_from_slice(if fields.success {
         b"i,success=true"
     } else {

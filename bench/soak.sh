@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Soak: DURATION seconds (10 minutes by default) at full speed against nginx, with a
+# templated scenario (placeholders in the URL, a header, a templated name, assertions,
+# an extractor) and the Prometheus exporter (scraped every 10 s) and the InfluxDB sink
+# (UDP, to bench/udp_discard.py) on. Prints the RSS every 10 s, then the requests,
+# the start, end and peak RSS, and the peak-to-start ratio: memory must stay flat.
+#
+#   bench/soak.sh                 # DURATION=600 USERS=32 by default
+#   DURATION=30 bench/soak.sh     # a smoke run (NO_BUILD=1: skip the cargo build)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+DURATION=${DURATION:-600}
+USERS=${USERS:-32}
+PORT=${PORT:-18183}
+PROM_PORT=${PROM_PORT:-18184}
+UDP_PORT=${UDP_PORT:-18185}
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# NO_BUILD=1 runs target/release/loaddensity as it is.
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+WORK=$(mktemp -d)
+UDP_PID=
+LD_PID=
+cleanup() {
+    [ -n "$LD_PID" ] && kill "$LD_PID" 2>/dev/null
+    [ -n "$UDP_PID" ] && kill "$UDP_PID" 2>/dev/null && wait "$UDP_PID" 2>/dev/null
+    stop_nginx
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+start_nginx "$PORT"
+python3 "$BENCH_DIR/udp_discard.py" "$UDP_PORT" 2>"$WORK/udp.txt" &
+UDP_PID=$!
+
+cat > "$WORK/soak.json" <<JSON
+{"load_density": [
+  ["LD_start_prometheus_exporter", {"port": $PROM_PORT, "addr": "127.0.0.1"}],
+  ["LD_start_influxdb_sink", {"transport": "udp", "host": "127.0.0.1", "port": $UDP_PORT}],
+  ["LD_start_test", {"user_count": $USERS, "spawn_rate": 1000, "test_time": $DURATION,
+    "wait_time": {"constant": 0}, "host": "http://127.0.0.1:$PORT", "tasks": {"mode": "weighted", "tasks": [
+      {"method": "get", "url": "/items/\${randint(1, 100000)}?u=\${uuid()}", "name": "/items/[id]", "weight": 4,
+       "headers": {"X-Request": "\${uuid()}", "X-User": "\${faker.user_name}"},
+       "assertions": [{"type": "status_code", "value": 200}, {"type": "contains", "value": "price"}]},
+      {"method": "post", "url": "/login", "name": "login",
+       "json": {"user": "\${faker.user_name}", "n": "\${randint(1, 9)}"},
+       "extract": [{"var": "token", "path": "data.token"}]},
+      {"method": "get", "url": "/?page=\${randint(1, 50)}", "name": "page \${randint(1, 20)}"}
+    ]}}]
+]}
+JSON
+
+taskset -c "$LOAD_CPU" "$ROOT/target/release/loaddensity" --quiet run "$WORK/soak.json" \
+    --summary-json "$WORK/summary.json" >"$WORK/out.txt" 2>"$WORK/err.txt" &
+LD_PID=$!
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+start=0 peak=0 last=0 elapsed=0 scrapes=0
+echo "| elapsed | RSS (MiB) |"
+echo "|---:|---:|"
+while kill -0 "$LD_PID" 2>/dev/null && [ "$elapsed" -le $((DURATION + 30)) ]; do
+    sleep 1
+    elapsed=$((elapsed + 1))
+    rss=$(rss_kib "$LD_PID")
+    [ -z "$rss" ] && break
+    last=$rss
+    [ "$rss" -gt "$peak" ] && peak=$rss
+    if [ $((elapsed % 10)) -eq 0 ]; then
+        # The first sample, once the users are up, is the start.
+        [ "$start" -eq 0 ] && start=$rss
+        curl -fs "http://127.0.0.1:$PROM_PORT/metrics" >/dev/null && scrapes=$((scrapes + 1))
+        awk -v t="$elapsed" -v r="$rss" 'BEGIN {printf "| %4ds | %.1f |\n", t, r / 1024}'
+    fi
+done
+wait "$LD_PID" || { echo "loaddensity failed:" >&2; cat "$WORK/err.txt" >&2; exit 1; }
+LD_PID=
+kill "$UDP_PID" 2>/dev/null && wait "$UDP_PID" 2>/dev/null || true
+UDP_PID=
+[ "$start" -eq 0 ] && start=$last
+read -r requests failures rps < <(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["totals"]; print(t["requests"], t["failures"], round(t["rps"]))' "$WORK/summary.json")
+echo
+echo "requests: $requests ($rps req/s), failures: $failures; Prometheus scrapes: $scrapes; InfluxDB UDP: $(cat "$WORK/udp.txt")"
+awk -v s="$start" -v e="$last" -v p="$peak" 'BEGIN {
+    printf "RSS start %.1f MiB, end %.1f MiB, peak %.1f MiB; peak-to-start ratio %.3f\n", s / 1024, e / 1024, p / 1024, p / s }'
