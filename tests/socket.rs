@@ -277,11 +277,11 @@ fn prometheus_and_influxdb_show_request_types_tcp_and_udp() {
         lines.push_str(&String::from_utf8_lossy(&datagram[..read]));
     }
     assert!(
-        lines.contains(",request_type=TCP,name=tcp\\ ping "),
+        lines.contains(",name=tcp\\ ping,request_type=TCP "),
         "{lines}"
     );
     assert!(
-        lines.contains(",request_type=UDP,name=udp\\ ping "),
+        lines.contains(",name=udp\\ ping,request_type=UDP "),
         "{lines}"
     );
 }
