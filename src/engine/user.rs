@@ -269,9 +269,8 @@ mod tests {
             serde_json::json!([{"method": "sendrecv", "url": "ws://127.0.0.1:1/"}]),
         );
         assert!(ws <= 2048, "websocket_user future is {ws} bytes");
-        let socket = size::<Socket>(
-            serde_json::json!([{"protocol": "tcp", "target": "127.0.0.1:1"}]),
-        );
+        let socket =
+            size::<Socket>(serde_json::json!([{"protocol": "tcp", "target": "127.0.0.1:1"}]));
         assert!(socket <= 2048, "socket_user future is {socket} bytes");
     }
 }
