@@ -7,8 +7,10 @@
 //! request → [`listener`]s such as [`stats`].
 
 pub mod action;
+pub mod control;
 pub mod engine;
 pub mod event;
+pub mod har;
 pub mod http;
 pub mod listener;
 pub mod scenario;

@@ -46,6 +46,7 @@ pub const FIELDS: &[&str] = &[
     "weight",
     "run_if",
     "skip_if",
+    "wait",
 ];
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete", "head", "options"];
@@ -85,6 +86,8 @@ pub struct Task {
     pub run_if: Option<Condition>,
     /// Skip when this holds.
     pub skip_if: Option<Condition>,
+    /// A pause before the request (a think time kept from a HAR recording).
+    pub wait: Option<Duration>,
 }
 
 // The prepared request is read on every request: kept inline, one per task.
@@ -670,7 +673,28 @@ pub(crate) fn parse_task(
         weight,
         run_if: condition("run_if")?,
         skip_if: condition("skip_if")?,
+        wait: parse_wait(object, path)?,
     })
+}
+
+/// `wait`: seconds to pause before the request (0 to 3600).
+fn parse_wait(object: &Map<String, Value>, path: &str) -> Result<Option<Duration>, TaskError> {
+    match object.get("wait") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(s) if (0.0..=3600.0).contains(&s) => {
+                Ok(Some(Duration::from_secs_f64(s)).filter(|d| !d.is_zero()))
+            }
+            _ => Err(err(
+                format!("{path}.wait"),
+                format!("expected a number of seconds from 0 to 3600, got {n}"),
+            )),
+        },
+        Some(other) => Err(err(
+            format!("{path}.wait"),
+            format!("expected a number of seconds, got {other}"),
+        )),
+    }
 }
 
 fn field_path(prefix: &str, field: &str) -> String {
