@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,8 @@ pub const DEFAULT_PORT: u16 = 9940;
 pub const MAX_CONNECTIONS: usize = 1024;
 /// The most documents waiting for the executor; more are answered `busy`.
 pub const MAX_QUEUED: usize = 256;
+/// Pending connections the kernel may queue before the accept loop takes them.
+const LISTEN_BACKLOG: u32 = 1024;
 /// How long open connections may finish after the server is told to quit.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The name received documents are reported under.
@@ -173,18 +176,17 @@ impl ControlServer {
             );
         }
         let acceptor = options.tls.as_ref().map(tls::acceptor).transpose()?;
-        let std_listener =
-            std::net::TcpListener::bind(addr).map_err(|source| ControlError::Bind { addr, source })?;
-        let addr = std_listener
-            .local_addr()
-            .map_err(|source| ControlError::Bind { addr, source })?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|source| ControlError::Bind { addr, source })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ControlError::Thread)?;
+        let listener = {
+            let _context = runtime.enter();
+            listen(addr).map_err(|source| ControlError::Bind { addr, source })?
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ControlError::Bind { addr, source })?;
         let (sender, jobs) = mpsc::channel(MAX_QUEUED);
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
@@ -197,12 +199,7 @@ impl ControlServer {
         let thread = std::thread::Builder::new()
             .name("loaddensity-control".into())
             .spawn(move || {
-                runtime.block_on(async move {
-                    match TcpListener::from_std(std_listener) {
-                        Ok(listener) => accept_loop(listener, shared).await,
-                        Err(error) => tracing::error!("control socket: {error}"),
-                    }
-                });
+                runtime.block_on(accept_loop(listener, shared));
             })
             .map_err(ControlError::Thread)?;
         Ok(Self {
@@ -257,6 +254,18 @@ impl Drop for ControlServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A listener with room for many clients connecting at once.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The address to bind: the first IPv4 address `host` resolves to, else the first.
@@ -370,8 +379,14 @@ async fn handle(stream: TcpStream, shared: &Shared) {
     }
 }
 
-/// One request and its reply; errors of a single client only end that client.
+/// One request and its reply, then a clean close (TLS: close_notify).
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared) {
+    exchange(&mut stream, shared).await;
+    let _ = tokio::time::timeout(protocol::IO_TIMEOUT, stream.shutdown()).await;
+}
+
+/// Reads one request and answers it; errors of a single client only end that client.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared) {
     let framed = shared.framed;
     let payload = match read_request(&mut stream, framed).await {
         Ok(Request::Payload(payload)) => payload,
