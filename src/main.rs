@@ -91,9 +91,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::RunDir { dir, summary_json } => {
             subcommands::run_loaded(options, load_documents(&dir)?, summary_json.as_deref())
         }
-        Command::RunStr { json, summary_json } => {
-            subcommands::run_loaded(options, vec![subcommands::parse_run_str(&json)], summary_json.as_deref())
-        }
+        Command::RunStr { json, summary_json } => subcommands::run_loaded(
+            options,
+            vec![subcommands::parse_run_str(&json)],
+            summary_json.as_deref(),
+        ),
         Command::Init { path } => subcommands::init_project(&path),
         Command::ImportHar(args) => subcommands::import_har(&args),
         Command::Serve(args) => subcommands::serve(&args, options),

@@ -218,7 +218,11 @@ pub(crate) fn serve(args: &ServeArgs, options: ExecutorOptions) -> Result<ExitCo
     let mode = format!(
         "{}{}{}",
         if args.framed { "framed" } else { "legacy" },
-        if server_options.tls.is_some() { ", TLS" } else { "" },
+        if server_options.tls.is_some() {
+            ", TLS"
+        } else {
+            ""
+        },
         if server_options.token.is_some() {
             ", token required"
         } else {
@@ -269,7 +273,8 @@ const EXAMPLE_SCRIPT: &str = r#"{"load_density": [
 ]}
 "#;
 
-const EXAMPLE_CSV: &str = "username,email\nalice,alice@example.com\nbob,bob@example.com\ncarol,carol@example.com\n";
+const EXAMPLE_CSV: &str =
+    "username,email\nalice,alice@example.com\nbob,bob@example.com\ncarol,carol@example.com\n";
 
 const EXAMPLE_README: &str = "\
 # A loaddensity project

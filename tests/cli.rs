@@ -54,12 +54,19 @@ fn init_scaffolds_a_project_that_validates() {
 
     let again = run_in(work.dir.path(), &["init", "shop"]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
 
     // The legacy flag -c does the same.
     let output = run_in(work.dir.path(), &["-c", "legacy"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(work.path("legacy/LoadDensity/keyword/keyword1.json").is_file());
+    assert!(
+        work.path("legacy/LoadDensity/keyword/keyword1.json")
+            .is_file()
+    );
 }
 
 #[test]
@@ -75,7 +82,10 @@ fn run_dir_and_run_str() {
     )
     .expect("write");
     std::fs::write(dir.join("notes.txt"), "not a script").expect("write");
-    let output = run_in(work.dir.path(), &["run-dir", "scripts", "--summary-json", "s.json"]);
+    let output = run_in(
+        work.dir.path(),
+        &["run-dir", "scripts", "--summary-json", "s.json"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let requests = report_requests(work.dir.path(), "after-a");
     assert!(requests > 0);
@@ -87,7 +97,11 @@ fn run_dir_and_run_str() {
     let output = run_in(work.dir.path(), &["run-str", &document]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(report_requests(work.dir.path(), "from-str") > 0);
-    assert!(stdout(&output).contains("Aggregated"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("Aggregated"),
+        "{}",
+        stdout(&output)
+    );
     // The same document JSON-encoded once more, as Windows shells pass it.
     let encoded = serde_json::to_string(&short_test(&target, "double")).expect("encode");
     let output = run_in(work.dir.path(), &["run-str", &encoded]);
@@ -96,7 +110,11 @@ fn run_dir_and_run_str() {
 
     let output = run_in(work.dir.path(), &["run-str", "{\"load_density\": ["]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("<run-str>: line 1"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("<run-str>: line 1"),
+        "{}",
+        stderr(&output)
+    );
     let output = run_in(work.dir.path(), &["run-dir", "missing-dir"]);
     assert!(!output.status.success());
 }
@@ -126,23 +144,36 @@ fn legacy_flags() {
 
     let output = run_in(work.dir.path(), &[]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("no command given"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no command given"),
+        "{}",
+        stderr(&output)
+    );
 
     let help = run_in(work.dir.path(), &["--help"]);
     let text = stdout(&help);
     for listed in ["run-dir", "run-str", "init", "import-har", "serve"] {
         assert!(text.contains(listed), "{listed} not in help: {text}");
     }
-    assert!(!text.contains("execute_file"), "legacy flags are hidden: {text}");
+    assert!(
+        !text.contains("execute_file"),
+        "legacy flags are hidden: {text}"
+    );
 }
 
 #[test]
 fn add_package_to_executor_explains_why_not() {
     let work = Workdir::new();
     let script = work.write("pkg.json", r#"[["LD_add_package_to_executor", ["os"]]]"#);
-    let output = run_in(work.dir.path(), &["validate", script.to_str().expect("utf8")]);
+    let output = run_in(
+        work.dir.path(),
+        &["validate", script.to_str().expect("utf8")],
+    );
     assert!(!output.status.success());
     let err = stderr(&output);
-    assert!(err.contains("action[0] (LD_add_package_to_executor)"), "{err}");
+    assert!(
+        err.contains("action[0] (LD_add_package_to_executor)"),
+        "{err}"
+    );
     assert!(err.contains("Executor::add_command"), "{err}");
 }

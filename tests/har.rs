@@ -30,21 +30,32 @@ fn entry(method: &str, url: &str, status: u16, started: &str) -> Value {
 
 /// A HAR 1.2 recording of a session against `target`.
 fn recording(target: &Target) -> Value {
-    let mut json_post = entry("POST", &target.url("/echo"), 200, "2024-03-01T10:00:00.000Z");
+    let mut json_post = entry(
+        "POST",
+        &target.url("/echo"),
+        200,
+        "2024-03-01T10:00:00.000Z",
+    );
     json_post["request"]["postData"] =
         json!({"mimeType": "application/json", "text": "{\"item\": 7, \"note\": \"first\"}"});
     json_post["request"]["headers"]
         .as_array_mut()
         .expect("headers")
         .push(json!({"name": "Authorization", "value": "Bearer recorded-secret"}));
-    let mut form_post = entry("POST", &target.url("/echo"), 200, "2024-03-01T11:00:00.250+01:00");
+    let mut form_post = entry(
+        "POST",
+        &target.url("/echo"),
+        200,
+        "2024-03-01T11:00:00.250+01:00",
+    );
     form_post["request"]["postData"] = json!({
         "mimeType": "application/x-www-form-urlencoded",
         "params": [{"name": "user", "value": "alice"}, {"name": "remember", "value": "1"}],
         "text": "user=alice&remember=1"
     });
     let mut plain_put = entry("PUT", &target.url("/echo"), 200, "2024-03-01T10:00:00.500Z");
-    plain_put["request"]["postData"] = json!({"mimeType": "text/plain", "text": "hello from a HAR"});
+    plain_put["request"]["postData"] =
+        json!({"mimeType": "text/plain", "text": "hello from a HAR"});
     let mut cached = entry("GET", &target.url("/json"), 200, "2024-03-01T10:00:00.600Z");
     cached["_fromCache"] = json!("disk");
     json!({"log": {
@@ -92,7 +103,10 @@ fn import_har_converts_and_runs_with_no_failures() {
     assert!(output.status.success(), "{err}");
     assert!(err.contains("header `Authorization` copied"), "{err}");
     assert!(!err.contains("recorded-secret"), "the secret leaked: {err}");
-    assert!(err.contains("skipped entry 4: served from the browser cache"), "{err}");
+    assert!(
+        err.contains("skipped entry 4: served from the browser cache"),
+        "{err}"
+    );
     assert!(err.contains("skipped entry 5"), "{err}");
     assert!(err.contains("5 tasks"), "{err}");
 
@@ -123,10 +137,18 @@ fn import_har_converts_and_runs_with_no_failures() {
     assert!(validate.status.success(), "{}", stderr(&validate));
     let (_, summary) = run_ok_with_summary(&script, &work);
     let totals = &summary["totals"];
-    assert!(totals["requests"].as_u64().expect("count") >= 5, "{summary}");
+    assert!(
+        totals["requests"].as_u64().expect("count") >= 5,
+        "{summary}"
+    );
     assert_eq!(totals["failures"], 0, "{summary}");
     let names = summary["per_name"].as_object().expect("per_name");
-    for name in ["POST /echo", "PUT /echo", "GET /json?page=2", "GET /status/204"] {
+    for name in [
+        "POST /echo",
+        "PUT /echo",
+        "GET /json?page=2",
+        "GET /status/204",
+    ] {
         assert!(names.contains_key(name), "{name} missing: {summary}");
     }
     assert!(!names.keys().any(|n| n.contains("logo")), "{summary}");
@@ -154,7 +176,11 @@ fn har_actions_return_their_results() {
     assert_eq!(ok(&records[0])["log"]["version"], "1.2");
     let tasks = ok(&records[1]).as_array().expect("list");
     assert_eq!(tasks.len(), 3);
-    assert!(tasks.iter().all(|t| t["request_url"].as_str().expect("url").ends_with("/echo")));
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["request_url"].as_str().expect("url").ends_with("/echo"))
+    );
     let script = ok(&records[2]).clone();
     assert_eq!(script["load_density"][0][1]["test_time"], 1.0);
     let message = error(&records[3]).to_string();
@@ -174,4 +200,27 @@ fn har_actions_return_their_results() {
     let (requests, failures) = executor.stats().counts();
     assert!(requests > before.0, "no request sent");
     assert_eq!(failures, before.1, "some requests failed");
+}
+
+#[test]
+fn task_wait_pauses_before_the_request() {
+    let target = Target::start();
+    let mut executor = executor();
+    let records = executor.execute_document(
+        &json!([["LD_start_test", {
+            "user_count": 1, "spawn_rate": 10, "test_time": 1, "wait_time": {"constant": 0},
+            "tasks": {"mode": "sequence", "tasks": [
+                {"method": "get", "request_url": target.url("/")},
+                {"method": "get", "request_url": target.url("/json"), "wait": 0.4}
+            ]}
+        }], ["LD_start_test", {"tasks": [{"method": "get", "request_url": target.url("/"), "wait": -1}]}]]),
+        "wait",
+    );
+    let result = ok(&records[0]);
+    // Each iteration pauses 0.4 s: at most 3 in one second (without the pause, hundreds).
+    let requests = result["requests"].as_u64().expect("requests");
+    assert!((2..=6).contains(&requests), "{result}");
+    assert_eq!(result["failures_total"], 0, "{result}");
+    let message = error(&records[1]).to_string();
+    assert!(message.contains("field `tasks[0].wait`"), "{message}");
 }

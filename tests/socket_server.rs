@@ -74,7 +74,10 @@ fn started_addr(stdout: &mut impl BufRead) -> SocketAddr {
     let mut line = String::new();
     for _ in 0..50 {
         line.clear();
-        assert!(stdout.read_line(&mut line).expect("read stdout") > 0, "no start line");
+        assert!(
+            stdout.read_line(&mut line).expect("read stdout") > 0,
+            "no start line"
+        );
         if let Some(rest) = line.strip_prefix("Server started on ") {
             let addr = rest.split_whitespace().next().expect("address");
             return addr.parse().expect("socket address");
@@ -156,7 +159,10 @@ fn small_test(target: &Target) -> Value {
 fn assert_small_test_reply(pieces: &[String]) {
     assert_eq!(pieces.len(), 4, "{pieces:?}");
     let result: Value = serde_json::from_str(pieces[0].trim_end()).expect("JSON line");
-    assert!(result["requests"].as_u64().expect("requests") > 0, "{result}");
+    assert!(
+        result["requests"].as_u64().expect("requests") > 0,
+        "{result}"
+    );
     assert_eq!(result["failures_total"], 0, "{result}");
     assert_eq!(pieces[1], "{\"slept_s\":0.0}\n");
     assert!(
@@ -164,7 +170,11 @@ fn assert_small_test_reply(pieces: &[String]) {
         "{}",
         pieces[2]
     );
-    assert!(pieces.iter().all(|p| p.ends_with('\n') && p.matches('\n').count() == 1));
+    assert!(
+        pieces
+            .iter()
+            .all(|p| p.ends_with('\n') && p.matches('\n').count() == 1)
+    );
     assert_eq!(pieces[3].as_bytes(), TERMINATOR);
 }
 
@@ -172,7 +182,10 @@ fn assert_small_test_reply(pieces: &[String]) {
 fn legacy_mode_runs_a_test_and_quits() {
     let target = Target::start();
     let server = Server::start(&[], None);
-    let reply = legacy_exchange(&mut connect(server.addr), small_test(&target).to_string().as_bytes());
+    let reply = legacy_exchange(
+        &mut connect(server.addr),
+        small_test(&target).to_string().as_bytes(),
+    );
     let pieces: Vec<String> = reply.split_inclusive('\n').map(String::from).collect();
     assert_small_test_reply(&pieces);
 
@@ -193,26 +206,46 @@ fn framed_mode_with_token_from_the_environment() {
     let token = "t0ken-from-env";
     let server = Server::start(&["--framed"], Some(token));
     let addr = server.addr;
-    let envelope = |command: &Value, token: &str| json!({"token": token, "command": command}).to_string();
+    let envelope =
+        |command: &Value, token: &str| json!({"token": token, "command": command}).to_string();
 
-    let pieces = framed_exchange(&mut connect(addr), envelope(&small_test(&target), token).as_bytes());
+    let pieces = framed_exchange(
+        &mut connect(addr),
+        envelope(&small_test(&target), token).as_bytes(),
+    );
     assert_small_test_reply(&pieces);
 
-    let wrong = framed_exchange(&mut connect(addr), envelope(&json!([["LD_summary"]]), "t0ken").as_bytes());
+    let wrong = framed_exchange(
+        &mut connect(addr),
+        envelope(&json!([["LD_summary"]]), "t0ken").as_bytes(),
+    );
     assert_eq!(wrong, ["Error: unauthorised\n"]);
-    let bare = framed_exchange(&mut connect(addr), json!([["LD_summary"]]).to_string().as_bytes());
+    let bare = framed_exchange(
+        &mut connect(addr),
+        json!([["LD_summary"]]).to_string().as_bytes(),
+    );
     assert_eq!(bare, ["Error: token required\n"]);
     let quit = framed_exchange(&mut connect(addr), b"quit_server");
     assert_eq!(quit, ["Error: token required\n"]);
-    let quit = framed_exchange(&mut connect(addr), json!({"token": "nope", "op": "quit"}).to_string().as_bytes());
+    let quit = framed_exchange(
+        &mut connect(addr),
+        json!({"token": "nope", "op": "quit"})
+            .to_string()
+            .as_bytes(),
+    );
     assert_eq!(quit, ["Error: unauthorised\n"]);
 
     // Oversized frame: announced 2 MiB, answered with an error, connection closed.
     let mut stream = connect(addr);
-    stream.write_all(&(2u32 << 20).to_be_bytes()).expect("header");
+    stream
+        .write_all(&(2u32 << 20).to_be_bytes())
+        .expect("header");
     let frames = read_frames(&mut stream);
     assert_eq!(frames.len(), 1, "{frames:?}");
-    assert!(frames[0].contains("over the 1048576-byte limit"), "{frames:?}");
+    assert!(
+        frames[0].contains("over the 1048576-byte limit"),
+        "{frames:?}"
+    );
     // Invalid UTF-8: an error, then the terminator.
     let frames = framed_exchange(&mut connect(addr), b"\xff\xfe{}");
     assert_eq!(frames.len(), 2, "{frames:?}");
@@ -240,12 +273,17 @@ fn framed_mode_with_token_from_the_environment() {
     });
     assert_eq!(answered, 200);
 
-    let quit = framed_exchange(&mut connect(addr), json!({"token": token, "op": "quit"}).to_string().as_bytes());
+    let quit = framed_exchange(
+        &mut connect(addr),
+        json!({"token": token, "op": "quit"}).to_string().as_bytes(),
+    );
     assert_eq!(quit, ["Server shutting down\n"]);
     assert!(server.wait_exit());
 }
 
-fn write_certificate(work: &Workdir) -> (rustls::pki_types::CertificateDer<'static>, String, String) {
+fn write_certificate(
+    work: &Workdir,
+) -> (rustls::pki_types::CertificateDer<'static>, String, String) {
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .expect("certificate");
@@ -280,11 +318,22 @@ fn tls_framed_and_legacy() {
     let (root, cert, key) = write_certificate(&work);
     let token = "tls-token";
     let server = Server::start(
-        &["--framed", "--token", token, "--tls-cert", &cert, "--tls-key", &key],
+        &[
+            "--framed",
+            "--token",
+            token,
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
         None,
     );
     let command = json!({"token": token, "command": [["LD_sleep", {"seconds": 0}]]}).to_string();
-    for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
         let mut stream = tls_connect(server.addr, &root, versions);
         let frames = framed_exchange(&mut stream, command.as_bytes());
         assert_eq!(frames, ["{\"slept_s\":0.0}\n", "Return_Data_Over_JE\n"]);
@@ -293,7 +342,10 @@ fn tls_framed_and_legacy() {
     let frames = framed_exchange(&mut connect(server.addr), command.as_bytes());
     assert!(frames.is_empty(), "{frames:?}");
     let mut stream = tls_connect(server.addr, &root, &[&rustls::version::TLS13]);
-    let quit = framed_exchange(&mut stream, json!({"token": token, "op": "quit"}).to_string().as_bytes());
+    let quit = framed_exchange(
+        &mut stream,
+        json!({"token": token, "op": "quit"}).to_string().as_bytes(),
+    );
     assert_eq!(quit, ["Server shutting down\n"]);
     assert!(server.wait_exit());
 
@@ -303,7 +355,10 @@ fn tls_framed_and_legacy() {
     let reply = legacy_exchange(&mut stream, b"[[\"LD_sleep\", {\"seconds\": 0}]]");
     assert_eq!(reply, "{\"slept_s\":0.0}\nReturn_Data_Over_JE\n");
     let mut stream = tls_connect(server.addr, &root, &[&rustls::version::TLS13]);
-    assert_eq!(legacy_exchange(&mut stream, b"quit_server"), "Server shutting down\n");
+    assert_eq!(
+        legacy_exchange(&mut stream, b"quit_server"),
+        "Server shutting down\n"
+    );
     assert!(server.wait_exit());
 }
 
@@ -324,7 +379,15 @@ fn refuses_non_loopback_without_token_and_bad_tls_files() {
     let bogus = work.write("bogus.pem", "not a certificate");
     let bogus = bogus.to_str().expect("utf8");
     let output = bin()
-        .args(["serve", "--port", "0", "--tls-cert", bogus, "--tls-key", bogus])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--tls-cert",
+            bogus,
+            "--tls-key",
+            bogus,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run");

@@ -117,7 +117,10 @@ impl ToActionJson {
 
     fn check_settings(&self) -> Result<(), ActionError> {
         if self.user_count == Some(0) {
-            return Err(ActionError::argument("user_count", "expected at least 1 user"));
+            return Err(ActionError::argument(
+                "user_count",
+                "expected at least 1 user",
+            ));
         }
         if let Some(rate) = self.spawn_rate.filter(|r| !(*r > 0.0 && r.is_finite())) {
             return Err(ActionError::argument(

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -392,7 +392,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Sha
         Ok(Request::Payload(payload)) => payload,
         Ok(Request::Nothing) | Err(_) => return,
         Ok(Request::TooLarge(length)) => {
-            let line = format!("Error: a frame of {length} bytes is over the {MAX_FRAME}-byte limit\n");
+            let line =
+                format!("Error: a frame of {length} bytes is over the {MAX_FRAME}-byte limit\n");
             let _ = write_piece(&mut stream, framed, line.as_bytes()).await;
             return;
         }
@@ -413,7 +414,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Sha
         Decision::Run(document) => submit(shared, document).await,
     };
     for line in &lines {
-        if write_piece(&mut stream, framed, line.as_bytes()).await.is_err() {
+        if write_piece(&mut stream, framed, line.as_bytes())
+            .await
+            .is_err()
+        {
             return;
         }
     }

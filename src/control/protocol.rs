@@ -195,13 +195,19 @@ mod tests {
 
     #[test]
     fn frames() {
-        assert_eq!(read(b"\x00\x00\x00\x04 {} ", true), Request::Payload(b"{}".to_vec()));
+        assert_eq!(
+            read(b"\x00\x00\x00\x04 {} ", true),
+            Request::Payload(b"{}".to_vec())
+        );
         assert_eq!(read(b"\x00\x00\x00\x00", true), Request::Nothing);
         assert_eq!(read(b"\x00\x00", true), Request::Nothing);
         assert_eq!(read(b"\x00\x00\x00\x09short", true), Request::Nothing);
         let over = u32::try_from(MAX_FRAME + 1).expect("fits");
         assert_eq!(read(&over.to_be_bytes(), true), Request::TooLarge(over));
-        assert_eq!(read(b"  quit_server\n", false), Request::Payload(b"quit_server".to_vec()));
+        assert_eq!(
+            read(b"  quit_server\n", false),
+            Request::Payload(b"quit_server".to_vec())
+        );
         assert_eq!(read(b"", false), Request::Nothing);
         let long = vec![b'x'; 10_000];
         assert_eq!(read(&long, false), Request::Payload(vec![b'x'; 8192]));
@@ -218,20 +224,29 @@ mod tests {
             Decision::Refuse(b"Error: token required\n")
         );
         let doc = json!({"load_density": [["LD_summary"]]});
-        assert_eq!(decide(doc.to_string().as_bytes(), None), Decision::Run(doc.clone()));
+        assert_eq!(
+            decide(doc.to_string().as_bytes(), None),
+            Decision::Run(doc.clone())
+        );
         assert_eq!(
             decide(doc.to_string().as_bytes(), Some(&token)),
             Decision::Refuse(b"Error: token required\n")
         );
         let good = json!({"token": "s3cret", "command": doc});
-        assert_eq!(decide(good.to_string().as_bytes(), Some(&token)), Decision::Run(doc.clone()));
+        assert_eq!(
+            decide(good.to_string().as_bytes(), Some(&token)),
+            Decision::Run(doc.clone())
+        );
         let bad = json!({"token": "s3cret!", "command": doc});
         assert_eq!(
             decide(bad.to_string().as_bytes(), Some(&token)),
             Decision::Refuse(b"Error: unauthorised\n")
         );
         let quit = json!({"token": "s3cret", "op": "quit"});
-        assert!(matches!(decide(quit.to_string().as_bytes(), Some(&token)), Decision::Quit(_)));
+        assert!(matches!(
+            decide(quit.to_string().as_bytes(), Some(&token)),
+            Decision::Quit(_)
+        ));
         let no_command = json!({"token": "s3cret"});
         assert_eq!(
             decide(no_command.to_string().as_bytes(), Some(&token)),

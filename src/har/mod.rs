@@ -211,9 +211,13 @@ pub fn parse_har(text: &str, name: &str) -> Result<Value, HarError> {
 
 /// Converts a HAR document into tasks.
 pub fn har_to_tasks(har: &Value, filter: &HarFilter) -> Result<Conversion, HarError> {
-    let log = har
-        .get("log")
-        .ok_or_else(|| field(None, "log", "missing; expected a HAR document {\"log\": {...}}"))?;
+    let log = har.get("log").ok_or_else(|| {
+        field(
+            None,
+            "log",
+            "missing; expected a HAR document {\"log\": {...}}",
+        )
+    })?;
     let entries = log
         .get("entries")
         .and_then(Value::as_array)
@@ -376,7 +380,11 @@ impl<'a> Entry<'a> {
     }
 
     fn task(&self, warnings: &mut Vec<String>) -> Map<String, Value> {
-        let name = format!("{} {}", self.method.to_ascii_uppercase(), path_only(&self.url));
+        let name = format!(
+            "{} {}",
+            self.method.to_ascii_uppercase(),
+            path_only(&self.url)
+        );
         let mut task = Map::new();
         task.insert("method".into(), json!(self.method));
         task.insert("request_url".into(), json!(self.url));
@@ -444,7 +452,13 @@ fn name_value_list<'a>(
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
-        Some(_) => return Err(fail(0, "", "expected a list of {\"name\", \"value\"} objects")),
+        Some(_) => {
+            return Err(fail(
+                0,
+                "",
+                "expected a list of {\"name\", \"value\"} objects",
+            ));
+        }
     };
     items
         .iter()

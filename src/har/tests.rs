@@ -23,21 +23,52 @@ fn har(entries: Vec<Value>) -> Value {
 
 #[test]
 fn mapping_rules() {
-    let mut post_json = entry("POST", "https://example.com/api/items", 201, "2024-01-01T00:00:00.000Z");
-    post_json["request"]["postData"] = json!({"mimeType": "application/json; charset=utf-8", "text": "{\"a\":1}"});
-    let mut form = entry("POST", "https://example.com/login", 302, "2024-01-01T00:00:01.100Z");
+    let mut post_json = entry(
+        "POST",
+        "https://example.com/api/items",
+        201,
+        "2024-01-01T00:00:00.000Z",
+    );
+    post_json["request"]["postData"] =
+        json!({"mimeType": "application/json; charset=utf-8", "text": "{\"a\":1}"});
+    let mut form = entry(
+        "POST",
+        "https://example.com/login",
+        302,
+        "2024-01-01T00:00:01.100Z",
+    );
     form["request"]["postData"] = json!({"mimeType": "application/x-www-form-urlencoded",
         "params": [{"name": "user", "value": "u"}, {"name": "", "value": "x"}], "text": "user=u"});
-    let mut plain = entry("PUT", "https://example.com/note?x=1", 200, "2024-01-01T00:00:03.200Z");
+    let mut plain = entry(
+        "PUT",
+        "https://example.com/note?x=1",
+        200,
+        "2024-01-01T00:00:03.200Z",
+    );
     plain["request"]["postData"] = json!({"mimeType": "text/plain", "text": "hello"});
     plain["request"]["headers"]
         .as_array_mut()
         .expect("list")
         .push(json!({"name": "Authorization", "value": "Bearer secret"}));
-    let asset = entry("GET", "https://example.com/logo.png", 200, "2024-01-01T00:00:04Z");
-    let mut cached = entry("GET", "https://example.com/app.js", 200, "2024-01-01T00:00:04Z");
+    let asset = entry(
+        "GET",
+        "https://example.com/logo.png",
+        200,
+        "2024-01-01T00:00:04Z",
+    );
+    let mut cached = entry(
+        "GET",
+        "https://example.com/app.js",
+        200,
+        "2024-01-01T00:00:04Z",
+    );
     cached["_fromCache"] = json!("memory");
-    let failed = entry("GET", "https://example.com/blocked", 0, "2024-01-01T00:00:04Z");
+    let failed = entry(
+        "GET",
+        "https://example.com/blocked",
+        0,
+        "2024-01-01T00:00:04Z",
+    );
     let document = har(vec![post_json, form, plain, asset, cached, failed]);
     let filter = HarFilter::new(&[], &[r"\.png$".into()], true).expect("filter");
     let conversion = har_to_tasks(&document, &filter).expect("converts");
@@ -84,9 +115,24 @@ fn mapping_rules() {
 #[test]
 fn include_and_think_time_off() {
     let document = har(vec![
-        entry("GET", "https://api.example.com/a", 200, "2024-01-01T00:00:00Z"),
-        entry("GET", "https://cdn.example.com/b", 200, "2024-01-01T00:00:05Z"),
-        entry("GET", "https://api.example.com/c", 200, "2024-01-01T00:00:09Z"),
+        entry(
+            "GET",
+            "https://api.example.com/a",
+            200,
+            "2024-01-01T00:00:00Z",
+        ),
+        entry(
+            "GET",
+            "https://cdn.example.com/b",
+            200,
+            "2024-01-01T00:00:05Z",
+        ),
+        entry(
+            "GET",
+            "https://api.example.com/c",
+            200,
+            "2024-01-01T00:00:09Z",
+        ),
     ]);
     let filter = HarFilter::new(&[r"api\.example".into()], &[], false).expect("filter");
     let conversion = har_to_tasks(&document, &filter).expect("converts");
@@ -102,7 +148,10 @@ fn errors_name_entry_and_field() {
         (json!({"log": {}}), None, "log.entries"),
         (har(vec![json!(1)]), Some(0), "log.entries[0]"),
         (
-            har(vec![entry("GET", "https://h/", 200, "x"), json!({"request": {"url": "https://h/"}})]),
+            har(vec![
+                entry("GET", "https://h/", 200, "x"),
+                json!({"request": {"url": "https://h/"}}),
+            ]),
             Some(0),
             "log.entries[0].startedDateTime",
         ),
@@ -112,7 +161,9 @@ fn errors_name_entry_and_field() {
             "log.entries[0].request.url",
         ),
         (
-            har(vec![json!({"request": {"method": "GET", "url": "https://h/", "headers": [{"name": 1}]}})]),
+            har(vec![
+                json!({"request": {"method": "GET", "url": "https://h/", "headers": [{"name": 1}]}}),
+            ]),
             Some(0),
             "log.entries[0].request.headers[0].name",
         ),
@@ -125,7 +176,9 @@ fn errors_name_entry_and_field() {
             "log.entries[1].request.postData.text",
         ),
         (
-            har(vec![json!({"request": {"method": "GET", "url": "https://h/"}, "response": {"status": "ok"}})]),
+            har(vec![
+                json!({"request": {"method": "GET", "url": "https://h/"}, "response": {"status": "ok"}}),
+            ]),
             Some(0),
             "log.entries[0].response.status",
         ),
