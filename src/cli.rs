@@ -12,14 +12,19 @@ Examples:
   cat test.json | loaddensity run -                 read the script from stdin
   loaddensity validate test.json                    check a script, send nothing
   loaddensity bench http://127.0.0.1:8080/ -u 32 -d 10s
-  loaddensity target --addr 127.0.0.1:8080          serve the built-in target";
+  loaddensity target --addr 127.0.0.1:8080          serve the built-in target
+  loaddensity import-har rec.har -o test.json       turn a browser recording into a script
+  loaddensity serve --port 9940 --framed            run scripts sent over TCP
+  loaddensity init myproject                        scaffold a project";
 
 /// A fast load tester driven by LoadDensity-compatible JSON action scripts.
 #[derive(Debug, Parser)]
 #[command(name = "loaddensity", version, after_help = EXAMPLES)]
 pub(crate) struct Cli {
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) legacy: crate::subcommands::LegacyFlags,
     /// Worker threads (default: every core this process may use).
     #[arg(long, global = true)]
     pub(crate) threads: Option<usize>,
@@ -63,6 +68,33 @@ pub(crate) enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
     },
+    /// Run every .json of a directory, in sorted order (LoadDensity's `run-dir`).
+    RunDir {
+        /// The directory.
+        dir: String,
+        /// Write the summary (LoadDensity's schema) to this file at the end.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+    },
+    /// Run an action document given as a JSON string (LoadDensity's `run-str`).
+    RunStr {
+        /// The document, e.g. '{"load_density": [["LD_summary"]]}'.
+        json: String,
+        /// Write the summary (LoadDensity's schema) to this file at the end.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+    },
+    /// Scaffold a project in PATH/LoadDensity: an example script with a load shape
+    /// and SLA gates, a CSV data file and a README.
+    Init {
+        /// The folder to create the project in.
+        path: PathBuf,
+    },
+    /// Convert a HAR recording (Chrome/Firefox DevTools, mitmproxy, Charles) into an
+    /// action script.
+    ImportHar(crate::subcommands::ImportHarArgs),
+    /// Serve the control socket: run action JSON sent over TCP (LoadDensity's `serve`).
+    Serve(crate::subcommands::ServeArgs),
 }
 
 /// Flags of `loaddensity bench`.

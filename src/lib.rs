@@ -7,8 +7,10 @@
 //! [`event::RequestEvent`] per request → [`listener`]s such as [`stats`].
 
 pub mod action;
+pub mod control;
 pub mod engine;
 pub mod event;
+pub mod har;
 pub mod listener;
 pub mod protocol;
 pub mod scenario;

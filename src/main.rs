@@ -2,6 +2,7 @@
 //! benchmark, or serve the built-in target.
 
 mod cli;
+mod subcommands;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         threads: cli.threads,
         progress: !cli.quiet && (cli.progress || std::io::stderr().is_terminal()),
     };
-    match cli.command {
+    let Some(command) = cli.command else {
+        return subcommands::run_legacy(&cli.legacy, options);
+    };
+    match command {
         Command::Run {
             path,
             summary_json,
@@ -84,6 +88,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             finish(&executor, args.summary_json.as_deref(), false)
         }
         Command::Target { addr } => serve_target(&addr, options),
+        Command::RunDir { dir, summary_json } => {
+            subcommands::run_loaded(options, load_documents(&dir)?, summary_json.as_deref())
+        }
+        Command::RunStr { json, summary_json } => subcommands::run_loaded(
+            options,
+            vec![subcommands::parse_run_str(&json)],
+            summary_json.as_deref(),
+        ),
+        Command::Init { path } => subcommands::init_project(&path),
+        Command::ImportHar(args) => subcommands::import_har(&args),
+        Command::Serve(args) => subcommands::serve(&args, options),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::protocol::{ParseContext, Protocol};
 use crate::scenario::{Condition, RenderContext};
 
 /// The task fields every protocol has.
-pub const COMMON_FIELDS: &[&str] = &["weight", "run_if", "skip_if"];
+pub const COMMON_FIELDS: &[&str] = &["weight", "run_if", "skip_if", "wait"];
 
 /// A task that cannot be used, with the path of the offending field (`tasks[1].timeout`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +48,8 @@ pub struct Task<S> {
     pub run_if: Option<Condition>,
     /// Skip when this holds.
     pub skip_if: Option<Condition>,
+    /// A pause before the request (a think time kept from a HAR recording).
+    pub wait: Option<Duration>,
 }
 
 impl<S> Deref for Task<S> {
@@ -119,7 +121,28 @@ pub(crate) fn parse_task<P: Protocol>(
         weight,
         run_if: condition("run_if")?,
         skip_if: condition("skip_if")?,
+        wait: parse_wait(object, path)?,
     })
+}
+
+/// `wait`: seconds to pause before the request (0 to 3600).
+fn parse_wait(object: &Map<String, Value>, path: &str) -> Result<Option<Duration>, TaskError> {
+    match object.get("wait") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(s) if (0.0..=3600.0).contains(&s) => {
+                Ok(Some(Duration::from_secs_f64(s)).filter(|d| !d.is_zero()))
+            }
+            _ => Err(err(
+                format!("{path}.wait"),
+                format!("expected a number of seconds from 0 to 3600, got {n}"),
+            )),
+        },
+        Some(other) => Err(err(
+            format!("{path}.wait"),
+            format!("expected a number of seconds, got {other}"),
+        )),
+    }
 }
 
 /// A boolean field, `default` when absent or null.

@@ -6,11 +6,13 @@ mod commands;
 mod document;
 mod empty_run;
 mod error;
+mod har_commands;
 mod influxdb_commands;
 mod otel_commands;
 mod resolver_commands;
 mod sink_commands;
 mod sla_commands;
+mod socket_commands;
 
 pub use args::Args;
 pub use document::{Action, actions, parse_json, read_json_file};

@@ -174,6 +174,14 @@ pub(super) async fn run_iteration<P: Protocol>(
             continue;
         }
         ran = true;
+        if let Some(wait) = task.wait {
+            // A recorded think time: not part of the request's latency.
+            scheduled = None;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => return IterationEnd::Stopped,
+            }
+        }
         let start = scheduled.take().unwrap_or_else(Instant::now);
         let mut ctx = StepContext::new(
             &mut user.variables,

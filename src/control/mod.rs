@@ -1,0 +1,445 @@
+//! The control socket server (LoadDensity's `LD_start_socket_server`, CLI `serve`):
+//! editors and CI agents send action JSON over TCP and get each action's result
+//! back, then `Return_Data_Over_JE\n`.
+//!
+//! The accept loop and the connections run on a thread of their own; the documents
+//! they receive are handed, one at a time, to the thread that called
+//! [`ControlServer::serve`], which runs them on its [`Executor`]. So a long test
+//! never stops the server from accepting, answering errors or queueing others.
+//! Beyond LoadDensity: the token is compared in constant time, binding to anything
+//! but loopback without a token is refused, TLS (1.2 or newer) goes through rustls,
+//! and bad clients (oversized frames, invalid UTF-8, silence) are answered or
+//! dropped without hurting the others.
+
+mod protocol;
+mod tls;
+
+pub use protocol::{LEGACY_READ, MAX_FRAME, SocketToken, TERMINATOR};
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::action::{ActionRecord, Executor, actions};
+use protocol::{Decision, Request, decide, read_request, write_piece};
+
+/// The environment variable a token may come from.
+pub const TOKEN_ENV: &str = "LOAD_DENSITY_SOCKET_TOKEN";
+/// LoadDensity's default port.
+pub const DEFAULT_PORT: u16 = 9940;
+/// The most connections served at once; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// The most documents waiting for the executor; more are answered `busy`.
+pub const MAX_QUEUED: usize = 256;
+/// Pending connections the kernel may queue before the accept loop takes them.
+const LISTEN_BACKLOG: u32 = 1024;
+/// How long open connections may finish after the server is told to quit.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The name received documents are reported under.
+const SOURCE: &str = "<socket>";
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Host name or IP address to bind (LoadDensity's default `localhost`).
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Length-prefixed frames instead of one raw read.
+    pub framed: bool,
+    /// The shared secret every request must carry in its envelope.
+    pub token: Option<SocketToken>,
+    /// Certificate chain and private key (PEM) to serve TLS with.
+    pub tls: Option<TlsFiles>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: DEFAULT_PORT,
+            framed: false,
+            token: None,
+            tls: None,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// Fills `token` from `LOAD_DENSITY_SOCKET_TOKEN` when none was given.
+    pub fn with_env_token(mut self) -> Self {
+        if self.token.is_none() {
+            self.token = std::env::var(TOKEN_ENV).ok().and_then(SocketToken::new);
+        }
+        self
+    }
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The host does not resolve.
+    #[error("cannot resolve `{host}`: {message}")]
+    Resolve {
+        /// The host.
+        host: String,
+        /// Why.
+        message: String,
+    },
+    /// A non-loopback address without a token.
+    #[error(
+        "refusing to serve on {addr} without a token: anyone who reaches it could run actions. \
+         Set a token (--token, `token`, or {TOKEN_ENV}) or bind a loopback address such as 127.0.0.1"
+    )]
+    NotLoopback {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The address cannot be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The server thread could not start.
+    #[error("cannot start the server thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A document received from a client, and where its result lines go.
+struct Job {
+    document: Value,
+    reply: oneshot::Sender<Vec<String>>,
+}
+
+/// A bound control server. Call [`ControlServer::serve`] to run the documents it
+/// receives until a client quits it or `interrupt` is cancelled.
+pub struct ControlServer {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    jobs: mpsc::Receiver<Job>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ControlServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`ControlServer::serve`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeReport {
+    /// The address served.
+    pub addr: SocketAddr,
+    /// Documents run.
+    pub documents: usize,
+    /// True when a client asked the server to quit (false: interrupted).
+    pub quit_by_client: bool,
+}
+
+impl ControlServer {
+    /// Checks the options, binds, and starts accepting on a thread of its own.
+    pub fn start(options: ServerOptions) -> Result<Self, ControlError> {
+        let addr = resolve(&options.host, options.port)?;
+        if !addr.ip().is_loopback() && options.token.is_none() {
+            return Err(ControlError::NotLoopback { addr });
+        }
+        if !addr.ip().is_loopback() && options.tls.is_none() {
+            tracing::warn!(
+                "the control socket on {addr} has no TLS: the token and the scripts travel in clear"
+            );
+        }
+        let acceptor = options.tls.as_ref().map(tls::acceptor).transpose()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ControlError::Thread)?;
+        let listener = {
+            let _context = runtime.enter();
+            listen(addr).map_err(|source| ControlError::Bind { addr, source })?
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ControlError::Bind { addr, source })?;
+        let (sender, jobs) = mpsc::channel(MAX_QUEUED);
+        let shutdown = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            framed: options.framed,
+            token: options.token,
+            acceptor,
+            jobs: sender,
+            shutdown: shutdown.clone(),
+        });
+        let thread = std::thread::Builder::new()
+            .name("loaddensity-control".into())
+            .spawn(move || {
+                runtime.block_on(accept_loop(listener, shared));
+            })
+            .map_err(ControlError::Thread)?;
+        Ok(Self {
+            addr,
+            shutdown,
+            jobs,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs received documents on `executor`, one at a time, until a client quits
+    /// the server or `interrupt` is cancelled. Then stops accepting and frees the port.
+    pub fn serve(mut self, executor: &mut Executor, interrupt: &CancellationToken) -> ServeReport {
+        let mut documents = 0;
+        loop {
+            let next = executor.runtime().block_on(async {
+                tokio::select! {
+                    job = self.jobs.recv() => job,
+                    _ = self.shutdown.cancelled() => None,
+                    _ = interrupt.cancelled() => None,
+                }
+            });
+            let Some(job) = next else { break };
+            documents += 1;
+            let lines = run_document(executor, &job.document);
+            let _ = job.reply.send(lines);
+        }
+        let quit_by_client = self.shutdown.is_cancelled();
+        self.stop();
+        ServeReport {
+            addr: self.addr,
+            documents,
+            quit_by_client,
+        }
+    }
+
+    fn stop(&mut self) {
+        self.shutdown.cancel();
+        self.jobs.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A listener with room for many clients connecting at once.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// The address to bind: the first IPv4 address `host` resolves to, else the first.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, ControlError> {
+    let host_text = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = (host_text, port)
+        .to_socket_addrs()
+        .map_err(|e| ControlError::Resolve {
+            host: host.to_string(),
+            message: e.to_string(),
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| ControlError::Resolve {
+            host: host.to_string(),
+            message: "no address".into(),
+        })
+}
+
+/// One reply line per action: its value (a string as is, anything else as compact
+/// JSON) or `Error: ...`, each ending with a newline.
+fn run_document(executor: &mut Executor, document: &Value) -> Vec<String> {
+    if document.is_null() {
+        return Vec::new();
+    }
+    if let Err(error) = actions(document, SOURCE) {
+        return vec![one_line(&format!("Error: {error}"))];
+    }
+    executor
+        .execute_document(document, SOURCE)
+        .iter()
+        .map(record_line)
+        .collect()
+}
+
+fn record_line(record: &ActionRecord) -> String {
+    match &record.result {
+        Ok(Value::String(text)) if !text.contains('\n') => format!("{text}\n"),
+        Ok(value) => format!("{value}\n"),
+        Err(failure) => one_line(&format!("Error: {failure}")),
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let mut line: String = text
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    line.push('\n');
+    line
+}
+
+/// What every connection task needs.
+struct Shared {
+    framed: bool,
+    token: Option<SocketToken>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    jobs: mpsc::Sender<Job>,
+    shutdown: CancellationToken,
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // Out of file descriptors or similar: back off briefly.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        connections.spawn(async move {
+            handle(stream, &shared).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.shutdown().await;
+    }
+}
+
+async fn handle(stream: TcpStream, shared: &Shared) {
+    match &shared.acceptor {
+        None => converse(stream, shared).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(protocol::IO_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => converse(stream, shared).await,
+                Ok(Err(error)) => tracing::debug!("control socket: TLS handshake failed: {error}"),
+                Err(_) => tracing::debug!("control socket: TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// One request and its reply, then a clean close (TLS: close_notify).
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared) {
+    exchange(&mut stream, shared).await;
+    let _ = tokio::time::timeout(protocol::IO_TIMEOUT, stream.shutdown()).await;
+}
+
+/// Reads one request and answers it; errors of a single client only end that client.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared) {
+    let framed = shared.framed;
+    let payload = match read_request(&mut stream, framed).await {
+        Ok(Request::Payload(payload)) => payload,
+        Ok(Request::Nothing) | Err(_) => return,
+        Ok(Request::TooLarge(length)) => {
+            let line =
+                format!("Error: a frame of {length} bytes is over the {MAX_FRAME}-byte limit\n");
+            let _ = write_piece(&mut stream, framed, line.as_bytes()).await;
+            return;
+        }
+    };
+    tracing::info!("control socket: command received: {} bytes", payload.len());
+    let lines = match decide(&payload, shared.token.as_ref()) {
+        Decision::Quit(line) => {
+            let _ = write_piece(&mut stream, framed, line).await;
+            shared.shutdown.cancel();
+            return;
+        }
+        Decision::Refuse(line) => {
+            let _ = write_piece(&mut stream, framed, line).await;
+            return;
+        }
+        Decision::Error(line) => vec![line],
+        Decision::Run(Value::Null) => Vec::new(),
+        Decision::Run(document) => submit(shared, document).await,
+    };
+    for line in &lines {
+        if write_piece(&mut stream, framed, line.as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = write_piece(&mut stream, framed, TERMINATOR).await;
+}
+
+/// Queues a document for the executor and waits for its result lines.
+async fn submit(shared: &Shared, document: Value) -> Vec<String> {
+    let (reply, result) = oneshot::channel();
+    match shared.jobs.try_send(Job { document, reply }) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            return vec![format!(
+                "Error: busy: {MAX_QUEUED} documents are already waiting; retry later\n"
+            )];
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            return vec!["Error: the server is shutting down\n".into()];
+        }
+    }
+    tokio::select! {
+        lines = result => lines.unwrap_or_else(|_| vec!["Error: the server is shutting down\n".into()]),
+        _ = shared.shutdown.cancelled() => vec!["Error: the server is shutting down\n".into()],
+    }
+}

@@ -1,0 +1,258 @@
+//! LoadDensity's control socket wire protocol: reading one request (legacy: one
+//! read of up to 8 KiB; framed: a 4-byte big-endian length then the payload, at
+//! most 1 MiB), the token envelope, and writing replies.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest framed payload (LoadDensity's 1 MiB).
+pub const MAX_FRAME: usize = 1 << 20;
+/// The size of the one read of legacy mode (LoadDensity's `recv(8192)`).
+pub const LEGACY_READ: usize = 8192;
+/// What ends every reply.
+pub const TERMINATOR: &[u8] = b"Return_Data_Over_JE\n";
+/// How long a client may take to send its request, and each reply write.
+pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one read of a request gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Request {
+    /// The payload, whitespace-trimmed.
+    Payload(Vec<u8>),
+    /// The client closed, sent nothing in time, or sent an empty frame: drop it.
+    Nothing,
+    /// A frame announced more than [`MAX_FRAME`] bytes.
+    TooLarge(u32),
+}
+
+/// Reads one request in the given mode.
+pub(super) async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    framed: bool,
+) -> std::io::Result<Request> {
+    let read = async {
+        if !framed {
+            let mut buffer = vec![0; LEGACY_READ];
+            let n = stream.read(&mut buffer).await?;
+            buffer.truncate(n);
+            return Ok(payload(buffer));
+        }
+        let mut header = [0u8; 4];
+        match stream.read_exact(&mut header).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Request::Nothing),
+            Err(e) => return Err(e),
+        }
+        let length = u32::from_be_bytes(header);
+        if length == 0 {
+            return Ok(Request::Nothing);
+        }
+        if length as usize > MAX_FRAME {
+            return Ok(Request::TooLarge(length));
+        }
+        let mut buffer = vec![0; length as usize];
+        match stream.read_exact(&mut buffer).await {
+            Ok(_) => Ok(payload(buffer)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(Request::Nothing),
+            Err(e) => Err(e),
+        }
+    };
+    match tokio::time::timeout(IO_TIMEOUT, read).await {
+        Ok(result) => result,
+        Err(_) => Ok(Request::Nothing),
+    }
+}
+
+fn payload(mut bytes: Vec<u8>) -> Request {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    bytes.truncate(end);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    bytes.drain(..start);
+    if bytes.is_empty() {
+        Request::Nothing
+    } else {
+        Request::Payload(bytes)
+    }
+}
+
+/// Writes one reply piece: raw in legacy mode, as one frame in framed mode.
+pub(super) async fn write_piece<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    framed: bool,
+    piece: &[u8],
+) -> std::io::Result<()> {
+    let write = async {
+        if framed {
+            let length = u32::try_from(piece.len()).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "reply piece over 4 GiB")
+            })?;
+            stream.write_all(&length.to_be_bytes()).await?;
+        }
+        stream.write_all(piece).await?;
+        stream.flush().await
+    };
+    tokio::time::timeout(IO_TIMEOUT, write)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "reply write timed out"))?
+}
+
+/// A shared secret, compared in constant time and never printed.
+#[derive(Clone)]
+pub struct SocketToken(String);
+
+impl SocketToken {
+    /// A token; `None` when `text` is empty.
+    pub fn new(text: impl Into<String>) -> Option<Self> {
+        let text = text.into();
+        (!text.is_empty()).then_some(Self(text))
+    }
+
+    /// True when `supplied` is this token (constant time in the token's content).
+    pub fn matches(&self, supplied: &str) -> bool {
+        self.0.as_bytes().ct_eq(supplied.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for SocketToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SocketToken(***)")
+    }
+}
+
+/// What a request asks for, once decoded and authorised.
+#[derive(Debug, PartialEq)]
+pub(super) enum Decision {
+    /// Stop the server; reply with this line.
+    Quit(&'static [u8]),
+    /// Reply with this line only (no terminator): refused.
+    Refuse(&'static [u8]),
+    /// Reply with this error line, then the terminator.
+    Error(String),
+    /// Run this action document (`null`: nothing to run, just the terminator).
+    Run(Value),
+}
+
+/// The `quit_server`/JSON/envelope rules of LoadDensity's server.
+pub(super) fn decide(payload: &[u8], token: Option<&SocketToken>) -> Decision {
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return Decision::Error("Error: the payload is not valid UTF-8\n".into());
+    };
+    if text == "quit_server" {
+        return if token.is_some() {
+            Decision::Refuse(b"Error: token required\n")
+        } else {
+            Decision::Quit(b"Server shutting down\n")
+        };
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(e) => return Decision::Error(format!("Error: {e}\n")),
+    };
+    match value {
+        Value::Object(mut envelope)
+            if envelope.contains_key("token") || envelope.contains_key("command") =>
+        {
+            if let Some(token) = token {
+                let supplied = envelope.get("token").and_then(Value::as_str);
+                if !supplied.is_some_and(|s| token.matches(s)) {
+                    return Decision::Refuse(b"Error: unauthorised\n");
+                }
+            }
+            if envelope.get("op").and_then(Value::as_str) == Some("quit") {
+                return Decision::Quit(b"Server shutting down\n");
+            }
+            Decision::Run(envelope.remove("command").unwrap_or(Value::Null))
+        }
+        _ if token.is_some() => Decision::Refuse(b"Error: token required\n"),
+        document => Decision::Run(document),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Decision, MAX_FRAME, Request, SocketToken, decide, read_request};
+    use serde_json::json;
+
+    fn read(bytes: &[u8], framed: bool) -> Request {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut stream = bytes;
+        runtime
+            .block_on(read_request(&mut stream, framed))
+            .expect("read")
+    }
+
+    #[test]
+    fn frames() {
+        assert_eq!(
+            read(b"\x00\x00\x00\x04 {} ", true),
+            Request::Payload(b"{}".to_vec())
+        );
+        assert_eq!(read(b"\x00\x00\x00\x00", true), Request::Nothing);
+        assert_eq!(read(b"\x00\x00", true), Request::Nothing);
+        assert_eq!(read(b"\x00\x00\x00\x09short", true), Request::Nothing);
+        let over = u32::try_from(MAX_FRAME + 1).expect("fits");
+        assert_eq!(read(&over.to_be_bytes(), true), Request::TooLarge(over));
+        assert_eq!(
+            read(b"  quit_server\n", false),
+            Request::Payload(b"quit_server".to_vec())
+        );
+        assert_eq!(read(b"", false), Request::Nothing);
+        let long = vec![b'x'; 10_000];
+        assert_eq!(read(&long, false), Request::Payload(vec![b'x'; 8192]));
+    }
+
+    #[test]
+    fn envelope_rules() {
+        let token = SocketToken::new("s3cret").expect("token");
+        assert!(SocketToken::new("").is_none());
+        assert_eq!(format!("{token:?}"), "SocketToken(***)");
+        assert!(matches!(decide(b"quit_server", None), Decision::Quit(_)));
+        assert_eq!(
+            decide(b"quit_server", Some(&token)),
+            Decision::Refuse(b"Error: token required\n")
+        );
+        let doc = json!({"load_density": [["LD_summary"]]});
+        assert_eq!(
+            decide(doc.to_string().as_bytes(), None),
+            Decision::Run(doc.clone())
+        );
+        assert_eq!(
+            decide(doc.to_string().as_bytes(), Some(&token)),
+            Decision::Refuse(b"Error: token required\n")
+        );
+        let good = json!({"token": "s3cret", "command": doc});
+        assert_eq!(
+            decide(good.to_string().as_bytes(), Some(&token)),
+            Decision::Run(doc.clone())
+        );
+        let bad = json!({"token": "s3cret!", "command": doc});
+        assert_eq!(
+            decide(bad.to_string().as_bytes(), Some(&token)),
+            Decision::Refuse(b"Error: unauthorised\n")
+        );
+        let quit = json!({"token": "s3cret", "op": "quit"});
+        assert!(matches!(
+            decide(quit.to_string().as_bytes(), Some(&token)),
+            Decision::Quit(_)
+        ));
+        let no_command = json!({"token": "s3cret"});
+        assert_eq!(
+            decide(no_command.to_string().as_bytes(), Some(&token)),
+            Decision::Run(serde_json::Value::Null)
+        );
+        assert!(matches!(decide(b"{nope", None), Decision::Error(e) if e.starts_with("Error: ")));
+        assert!(matches!(decide(b"\xff\xfe", None), Decision::Error(e) if e.contains("UTF-8")));
+    }
+}
