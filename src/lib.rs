@@ -10,8 +10,10 @@ pub mod action;
 pub mod engine;
 pub mod event;
 pub mod http;
+pub mod instance;
 pub mod listener;
 pub mod scenario;
+pub mod segment;
 pub mod sinks;
 pub mod sla;
 pub mod stats;
@@ -22,6 +24,7 @@ mod serve;
 mod shard;
 
 pub use action::{ActionError, Executor, ExecutorOptions};
+pub use segment::Segment;
 pub use event::{Endpoint, EndpointId, Outcome, RequestEvent};
 pub use listener::{ListenerId, ListenerRegistry, RequestListener, request_event};
 pub use stats::{StatsRecorder, Summary};

@@ -18,8 +18,9 @@ use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunObservers, SHAPES, TestPlan, WaitTime, run_test,
 };
 use crate::scenario::{
-    ResolverSnapshot, Scenario, register_csv_source, register_variable, value_text,
+    ResolverSnapshot, Scenario, register_csv_data, register_variable, value_text,
 };
+use crate::segment::Segment;
 use crate::stats::render_table;
 use crate::target::TargetServer;
 
@@ -274,7 +275,7 @@ fn start_target_server(executor: &mut Executor, args: StartTarget) -> Result<Val
 /// `LD_start_test`, with LoadDensity's argument names.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StartTestArgs {
+pub(super) struct StartTestArgs {
     #[serde(default)]
     user_detail_dict: Option<UserDetail>,
     #[serde(default = "default_user_count")]
@@ -314,7 +315,7 @@ struct StartTestArgs {
     arrival_rate: Option<Value>,
 }
 
-const START_TEST_PARAMS: &[&str] = &[
+pub(super) const START_TEST_PARAMS: &[&str] = &[
     "user_detail_dict",
     "user_count",
     "spawn_rate",
@@ -352,7 +353,9 @@ fn default_test_time() -> Option<f64> {
 const UNSUPPORTED_USERS: &[&str] = &["websocket_user", "grpc_user", "mqtt_user", "socket_user"];
 
 impl StartTestArgs {
-    fn plan(&self) -> Result<TestPlan, ActionError> {
+    /// The plan these arguments describe; with a segment, that instance's slice of it
+    /// (users, rates and the rows of CSV sources that are not shared).
+    pub(super) fn plan(&self, segment: Option<&Segment>) -> Result<TestPlan, ActionError> {
         let user = self
             .user_detail_dict
             .as_ref()
@@ -486,8 +489,11 @@ impl StartTestArgs {
             let data = source.read(&format!("csv_sources[{i}]."))?;
             resolver.tables.insert(&source.name, data);
         }
+        if let Some(segment) = segment {
+            resolver.tables.for_segment(segment);
+        }
         let scenario = Arc::new(Scenario::parse(&self.tasks, host.as_ref(), resolver)?);
-        Ok(TestPlan {
+        let plan = TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,
             test_time,
@@ -495,7 +501,21 @@ impl StartTestArgs {
             shape,
             arrival,
             scenario,
-        })
+        };
+        let Some(segment) = segment else {
+            return Ok(plan);
+        };
+        let plan = plan.for_segment(segment);
+        if plan.arrival.as_ref().is_some_and(|a| a.max_users == 0) {
+            return Err(ActionError::argument(
+                "arrival_rate.max_users",
+                format!(
+                    "segment {segment} gets no user: give max_users of at least {}, the number of instances",
+                    segment.count()
+                ),
+            ));
+        }
+        Ok(plan)
     }
 }
 
@@ -504,21 +524,23 @@ struct StartTest;
 impl Command for StartTest {
     fn validate(&self, args: &Args) -> Result<(), ActionError> {
         args.parse::<StartTestArgs>(START_TEST_PARAMS)?
-            .plan()
+            .plan(None)
             .map(|_| ())
     }
 
     fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
         let args = args.parse::<StartTestArgs>(START_TEST_PARAMS)?;
-        let plan = args.plan()?;
+        let segment = executor.segment;
+        let plan = args.plan(segment.as_ref())?;
+        if let Some(segment) = &segment {
+            tracing::info!("segment {segment}: {}", plan.describe());
+        }
         // As in LoadDensity, `variables` and `csv_sources` stay registered for later tests.
         for (name, value) in args.variables.iter().flatten() {
             register_variable(name, value);
         }
         for (i, source) in args.csv_sources.iter().flatten().enumerate() {
-            register_csv_source(&source.name, &source.file_path, source.cycle).map_err(|e| {
-                ActionError::argument(format!("csv_sources[{i}].file_path"), e.to_string())
-            })?;
+            register_csv_data(&source.name, source.read(&format!("csv_sources[{i}]."))?);
         }
         let interrupt = executor.interrupt_token();
         if interrupt.is_cancelled() {
@@ -555,6 +577,7 @@ impl Command for StartTest {
             "failures_total": failures,
             "interrupted": report.interrupted,
             "dropped_iterations": report.dropped_iterations,
+            "segment": segment.map(|s| s.to_string()),
         }))
     }
 }

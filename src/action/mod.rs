@@ -8,12 +8,14 @@ mod error;
 mod influxdb_commands;
 mod otel_commands;
 mod resolver_commands;
+mod segment_plan;
 mod sink_commands;
 mod sla_commands;
 
 pub use args::Args;
 pub use document::{Action, actions, parse_json, read_json_file};
 pub use error::{ActionError, ActionFailure, DocumentError};
+pub use segment_plan::segment_slices;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,6 +26,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::listener::{ListenerRegistry, request_event};
+use crate::segment::Segment;
 use crate::stats::{StatsRecorder, Summary};
 use crate::target::TargetServer;
 
@@ -84,6 +87,7 @@ pub struct Executor {
     failures: usize,
     sla_failures: usize,
     depth: usize,
+    segment: Option<Segment>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -120,6 +124,7 @@ impl Executor {
             failures: 0,
             sla_failures: 0,
             depth: 0,
+            segment: None,
         };
         commands::register_builtins(&mut executor);
         Ok(executor)
@@ -128,6 +133,17 @@ impl Executor {
     /// Adds or replaces a command (LoadDensity's `add_command_to_executor`).
     pub fn add_command(&mut self, name: impl Into<String>, command: impl Command + 'static) {
         self.commands.insert(name.into(), Arc::new(command));
+    }
+
+    /// Runs every later test as execution segment `segment` (`--segment I/N`): its
+    /// slice of the users, rates and CSV rows. `None` runs the whole load.
+    pub fn set_segment(&mut self, segment: Option<Segment>) {
+        self.segment = segment.filter(|s| !s.is_whole());
+    }
+
+    /// The execution segment tests run as, if any.
+    pub fn segment(&self) -> Option<Segment> {
+        self.segment
     }
 
     /// The registered command names.
