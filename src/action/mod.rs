@@ -7,6 +7,7 @@ mod document;
 mod error;
 mod influxdb_commands;
 mod otel_commands;
+mod remote_write_commands;
 mod resolver_commands;
 mod segment_plan;
 mod sink_commands;
