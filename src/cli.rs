@@ -11,6 +11,7 @@ Examples:
   loaddensity run scripts/ --summary-json out.json  run every .json of a directory
   cat test.json | loaddensity run -                 read the script from stdin
   loaddensity validate test.json                    check a script, send nothing
+  loaddensity run s.json --segment 1/3 --start-at +30s   instance 1 of 3, starting together
   loaddensity bench http://127.0.0.1:8080/ -u 32 -d 10s
   loaddensity target --addr 127.0.0.1:8080          serve the built-in target";
 
@@ -49,11 +50,16 @@ pub(crate) enum Command {
         /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
         #[arg(long, value_name = "ENDPOINT")]
         otlp: Option<String>,
+        #[command(flatten)]
+        scale: crate::scale_out::ScaleFlags,
     },
     /// Check a script without sending any request.
     Validate {
         /// FILE, DIR or -.
         path: String,
+        /// Also print what execution segment I of N runs of each LD_start_test.
+        #[arg(long, value_name = "I/N")]
+        segment: Option<loaddensity::Segment>,
     },
     /// Ad-hoc test of one URL with no think time (like oha or wrk).
     Bench(BenchArgs),

@@ -2,6 +2,7 @@
 //! benchmark, or serve the built-in target.
 
 mod cli;
+mod scale_out;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -50,12 +51,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
             prometheus,
             influxdb,
             otlp,
+            scale,
         } => {
+            scale_out::check_flags(&scale)?;
+            let status_line = options.progress;
             let mut executor = executor(options)?;
+            // The segment and instance name first: the sinks label their output with them.
+            scale_out::configure(&mut executor, &scale)?;
             start_prometheus(prometheus.as_ref())?;
             start_influxdb(&mut executor, &influxdb)?;
             otel::start(&mut executor, otlp.as_deref())?;
-            for (name, document) in load_documents(&path)? {
+            let documents = load_documents(&path)?;
+            if let Some(at) = scale.start_at {
+                let parsed: Vec<(String, serde_json::Value)> = documents
+                    .iter()
+                    .filter_map(|(name, d)| d.as_ref().ok().map(|d| (name.clone(), d.clone())))
+                    .collect();
+                let invalid = parsed.len() != documents.len();
+                if invalid || !scale_out::wait_for_start(&executor, &parsed, at, status_line)? {
+                    for (_, document) in &documents {
+                        if let Err(error) = document {
+                            eprintln!("error: {error}");
+                        }
+                    }
+                    stop_influxdb_sink();
+                    return finish(&executor, summary_json.as_deref(), true);
+                }
+            }
+            for (name, document) in documents {
                 match document {
                     Ok(document) => {
                         executor.execute_document(&document, &name);
@@ -72,7 +95,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             stop_influxdb_sink();
             finish(&executor, summary_json.as_deref(), false)
         }
-        Command::Validate { path } => validate(&path, options),
+        Command::Validate { path, segment } => validate(&path, segment.as_ref(), options),
         Command::Bench(args) => {
             let mut executor = executor(options)?;
             start_prometheus(args.prometheus.as_ref())?;
@@ -227,6 +250,8 @@ async fn wait_for_signal() {
 /// is stopped first, so that its final export happens and is counted.
 fn finish(executor: &Executor, summary_json: Option<&Path>, failed: bool) -> Result<ExitCode> {
     otel::stop();
+    // The final push, so that the backend holds every request.
+    loaddensity::sinks::prometheus_remote_write::stop_prometheus_remote_write();
     if let Some(path) = summary_json {
         let text = serde_json::to_string_pretty(&executor.summary())?;
         std::fs::write(path, text + "\n")
@@ -277,7 +302,11 @@ fn load_documents(path: &str) -> Result<Vec<Loaded>> {
         .collect())
 }
 
-fn validate(path: &str, options: ExecutorOptions) -> Result<ExitCode> {
+fn validate(
+    path: &str,
+    segment: Option<&loaddensity::Segment>,
+    options: ExecutorOptions,
+) -> Result<ExitCode> {
     let executor = Executor::new(ExecutorOptions {
         threads: Some(1),
         ..options
@@ -304,6 +333,9 @@ fn validate(path: &str, options: ExecutorOptions) -> Result<ExitCode> {
                 eprintln!("error: {error}");
                 problems += 1;
             }
+        }
+        if let Some(segment) = segment {
+            problems += scale_out::print_segment_slices(&document, &name, segment)?;
         }
     }
     Ok(if problems == 0 {
