@@ -565,7 +565,11 @@ impl Command for StartTest {
             .stats()
             .add_dropped_iterations(report.dropped_iterations);
         let snapshot = executor.stats().snapshot();
-        let table = render_table(&snapshot);
+        let mut table = render_table(&snapshot);
+        if let Some(segment) = &segment {
+            let instance = crate::instance::instance_name().unwrap_or_default();
+            table = format!("segment {segment} {instance}\n{table}");
+        }
         executor.write_output(&table);
         let (after, failures) = executor.stats().counts();
         Ok(json!({
