@@ -11,6 +11,7 @@ pub mod engine;
 pub mod event;
 pub mod http;
 pub mod listener;
+pub mod report;
 pub mod scenario;
 pub mod sinks;
 pub mod sla;
