@@ -12,6 +12,7 @@ pub mod event;
 pub mod http;
 pub mod listener;
 pub mod report;
+pub mod request_log;
 pub mod scenario;
 pub mod sinks;
 pub mod sla;

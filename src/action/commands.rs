@@ -137,6 +137,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     super::otel_commands::register_otel_commands(executor);
     super::sla_commands::register_sla_commands(executor);
     super::resolver_commands::register_resolver_commands(executor);
+    super::report_commands::register_report_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {
@@ -313,6 +314,9 @@ struct StartTestArgs {
     shape_config: Option<Value>,
     #[serde(default)]
     arrival_rate: Option<Value>,
+    /// Records the request log keeps (`0`: off; `null`: no cap).
+    #[serde(default = "default_max_records")]
+    max_records: Option<u64>,
 }
 
 const START_TEST_PARAMS: &[&str] = &[
@@ -344,6 +348,10 @@ fn default_user_count() -> u32 {
 }
 fn default_spawn_rate() -> f64 {
     10.0
+}
+#[allow(clippy::unnecessary_wraps)]
+fn default_max_records() -> Option<u64> {
+    Some(super::report_commands::DEFAULT_MAX_RECORDS)
 }
 #[allow(clippy::unnecessary_wraps)]
 fn default_test_time() -> Option<f64> {
@@ -550,6 +558,7 @@ impl Command for StartTest {
         if interrupt.is_cancelled() {
             return Err(ActionError::Interrupted);
         }
+        executor.configure_request_log(args.max_records)?;
         let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
         let observers = RunObservers {
             progress: executor

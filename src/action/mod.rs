@@ -86,6 +86,7 @@ pub struct Executor {
     sla_failures: usize,
     depth: usize,
     run: RunInfo,
+    request_log: Option<report_commands::AttachedLog>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -123,6 +124,7 @@ impl Executor {
             sla_failures: 0,
             depth: 0,
             run: RunInfo::default(),
+            request_log: None,
         };
         commands::register_builtins(&mut executor);
         Ok(executor)
@@ -186,6 +188,7 @@ impl Executor {
         summary.run = self.run.clone();
         summary.run.started_at = self.run.load.first().map(|l| l.started_at.clone());
         summary.run.ended_at = self.run.load.last().map(|l| l.ended_at.clone());
+        self.add_request_log_to(&mut summary);
         summary
     }
 
@@ -212,6 +215,7 @@ impl Executor {
     /// Forgets every recorded request, test and SLA result (`LD_clear_records`).
     pub fn clear_records(&mut self) {
         self.stats.clear();
+        self.clear_request_log();
         self.run.load.clear();
         self.run.sla = None;
     }
@@ -352,6 +356,7 @@ impl Executor {
 
 impl Drop for Executor {
     fn drop(&mut self) {
+        self.detach_request_log();
         if let Some(target) = self.target.take() {
             self.runtime.block_on(target.stop());
         }

@@ -4,8 +4,12 @@
 //! (CSV, LoadDensity's JSON and XML) read the request log ([`crate::request_log`]).
 
 mod junit;
+mod records;
 
 pub use junit::render_junit;
+pub use records::{
+    CSV_HEADER, RecordCounts, render_json, render_xml, write_csv, write_json, write_xml,
+};
 
 use crate::stats::ResultDocument;
 
@@ -18,6 +22,9 @@ pub enum ReportError {
     /// The per-request log is off (`max_records: 0`) or unavailable.
     #[error("{0}")]
     NoRequestLog(String),
+    /// The request log could not be read.
+    #[error(transparent)]
+    Log(#[from] crate::request_log::RequestLogError),
     /// This renderer is not part of this build yet.
     #[error("the {0} report is not built yet")]
     NotBuilt(&'static str),

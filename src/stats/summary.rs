@@ -262,6 +262,8 @@ mod tests {
                 response_length: 1,
                 status: Some(200),
                 outcome,
+                url: None,
+                response: None,
             });
         }
         stats.add_duration(Duration::from_secs(2));
