@@ -12,6 +12,8 @@ pub mod event;
 pub mod http;
 pub mod instance;
 pub mod listener;
+pub mod report;
+pub mod request_log;
 pub mod scenario;
 pub mod segment;
 pub mod sinks;
@@ -24,7 +26,7 @@ mod serve;
 mod shard;
 
 pub use action::{ActionError, Executor, ExecutorOptions};
-pub use segment::Segment;
 pub use event::{Endpoint, EndpointId, Outcome, RequestEvent};
 pub use listener::{ListenerId, ListenerRegistry, RequestListener, request_event};
+pub use segment::Segment;
 pub use stats::{StatsRecorder, Summary};

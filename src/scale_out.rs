@@ -155,14 +155,15 @@ fn rfc3339(at: SystemTime) -> String {
 pub(crate) fn parse_start_at(text: &str) -> Result<SystemTime, String> {
     let text = text.trim();
     if let Some(relative) = text.strip_prefix('+') {
-        let delay = humantime::parse_duration(relative).map_err(|e| {
-            format!("`{text}`: expected +DURATION such as +30s or +2m ({e})")
-        })?;
+        let delay = humantime::parse_duration(relative)
+            .map_err(|e| format!("`{text}`: expected +DURATION such as +30s or +2m ({e})"))?;
         return Ok(SystemTime::now() + delay);
     }
     let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|e| {
-            format!("`{text}`: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, or +30s ({e})")
+            format!(
+                "`{text}`: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, or +30s ({e})"
+            )
         })?;
     Ok(SystemTime::from(parsed))
 }

@@ -74,7 +74,10 @@ fn manifests_pass_the_kubernetes_schemas() {
             .expect("job.yaml"),
     )
     .expect("read");
-    let broken = work.write("job.yaml", &job.replace("completionMode: Indexed", "completionMode: 7"));
+    let broken = work.write(
+        "job.yaml",
+        &job.replace("completionMode: Indexed", "completionMode: 7"),
+    );
     let output = Command::new("kubernetes-validate")
         .arg("--strict")
         .arg(&broken)
@@ -108,7 +111,11 @@ fn the_indexed_job_runs_here_and_its_segments_add_up() {
         .iter()
         .map(|a| a.as_str().expect("string arg").to_string())
         .collect();
-    assert!(args.iter().any(|a| a == &format!("$(JOB_COMPLETION_INDEX)/{n}")), "{args:?}");
+    assert!(
+        args.iter()
+            .any(|a| a == &format!("$(JOB_COMPLETION_INDEX)/{n}")),
+        "{args:?}"
+    );
 
     // The script of the ConfigMap, pointed at a target here and shortened.
     let target = Target::start();
@@ -130,8 +137,8 @@ fn the_indexed_job_runs_here_and_its_segments_add_up() {
                 &format!("http://127.0.0.1:{}", closed_port()),
             )
     };
-    let start_at = humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(3))
-        .to_string();
+    let start_at =
+        humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(3)).to_string();
     let children: Vec<_> = (0..n)
         .map(|index| {
             let env = [
@@ -170,7 +177,10 @@ fn the_indexed_job_runs_here_and_its_segments_add_up() {
     assert!(requests > 0);
     // Every user of the script ran in exactly one pod.
     let output = bin()
-        .args(["validate", &work.path("scripts/s.json").display().to_string()])
+        .args([
+            "validate",
+            &work.path("scripts/s.json").display().to_string(),
+        ])
         .args(["--segment", &format!("0/{n}")])
         .output()
         .expect("validate");
@@ -178,7 +188,10 @@ fn the_indexed_job_runs_here_and_its_segments_add_up() {
     let users: u64 = (0..n)
         .map(|i| {
             let output = bin()
-                .args(["validate", &work.path("scripts/s.json").display().to_string()])
+                .args([
+                    "validate",
+                    &work.path("scripts/s.json").display().to_string(),
+                ])
                 .args(["--segment", &format!("{i}/{n}")])
                 .output()
                 .expect("validate");

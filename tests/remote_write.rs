@@ -41,7 +41,10 @@ impl Prometheus {
         let log = dir.join("prometheus.log");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--web.enable-remote-write-receiver")
             .stdout(Stdio::null())
@@ -71,7 +74,10 @@ impl Prometheus {
             .expect("prometheus answers");
         assert_eq!(status, 200, "{query}: {body}");
         let value: Value = serde_json::from_str(&body).expect("JSON");
-        value["data"]["result"].as_array().cloned().unwrap_or_default()
+        value["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn scalar(&self, query: &str) -> Option<f64> {
@@ -90,7 +96,9 @@ impl Drop for Prometheus {
 
 fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
@@ -210,7 +218,9 @@ fn actions_push_and_a_down_receiver_is_counted() {
     assert!(report["retries"].as_u64() >= Some(2), "{report}");
     assert_eq!(report["pushes"], 0, "{report}");
     assert!(
-        report["last_error"].as_str().is_some_and(|e| e.contains("connect")),
+        report["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connect")),
         "{report}"
     );
 

@@ -120,7 +120,11 @@ fn validate_prints_each_segment_slice() {
     );
     let output = run(&["validate", path, "--segment", "3/3"], None);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("0 <= I < N"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("0 <= I < N"),
+        "{}",
+        stderr(&output)
+    );
     // The environment variable works like the flag.
     let output = bin()
         .args(["run", path, "--start-at", "+0s"])
@@ -128,7 +132,11 @@ fn validate_prints_each_segment_slice() {
         .output()
         .expect("run");
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("LOADDENSITY_SEGMENT"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("LOADDENSITY_SEGMENT"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// A loopback HTTP server that notes when it first saw each path.
@@ -223,9 +231,15 @@ fn instances_started_apart_begin_together() {
         server.first("/b").expect("instance b sent requests"),
     );
     let apart = a.duration_since(b).unwrap_or_else(|e| e.duration());
-    assert!(apart < Duration::from_millis(200), "first requests {apart:?} apart");
+    assert!(
+        apart < Duration::from_millis(200),
+        "first requests {apart:?} apart"
+    );
     let early = start_at.duration_since(a.min(b)).unwrap_or_default();
-    assert!(early < Duration::from_millis(20), "started {early:?} before --start-at");
+    assert!(
+        early < Duration::from_millis(20),
+        "started {early:?} before --start-at"
+    );
 }
 
 #[test]
@@ -242,17 +256,33 @@ fn a_start_time_in_the_past_starts_at_once_with_a_warning() {
     let started = Instant::now();
     let output = bin()
         .env("LOADDENSITY_LOG", "info")
-        .args(["run", file.to_str().expect("utf8"), "--start-at", "2020-01-01T00:00:00Z"])
+        .args([
+            "run",
+            file.to_str().expect("utf8"),
+            "--start-at",
+            "2020-01-01T00:00:00Z",
+        ])
         .output()
         .expect("run");
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(stderr(&output).contains("starting now"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("starting now"),
+        "{}",
+        stderr(&output)
+    );
     // An invalid script does not wait for its start time.
     let bad = work.write("bad.json", &script(json!({"user_count": 0, "tasks": []})));
     let started = Instant::now();
-    let output = run(&["run", bad.to_str().expect("utf8"), "--start-at", "+60s"], None);
+    let output = run(
+        &["run", bad.to_str().expect("utf8"), "--start-at", "+60s"],
+        None,
+    );
     assert!(!output.status.success());
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(stderr(&output).contains("not starting"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not starting"),
+        "{}",
+        stderr(&output)
+    );
 }

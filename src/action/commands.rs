@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -15,13 +15,14 @@ use url::Url;
 use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
-    ArrivalRate, LoadShape, Progress, RunObservers, SHAPES, TestPlan, WaitTime, run_test,
+    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, TestPlan, WaitTime, run_test,
 };
 use crate::scenario::{
     ResolverSnapshot, Scenario, register_csv_data, register_variable, value_text,
 };
 use crate::segment::Segment;
-use crate::stats::render_table;
+use crate::stats::document::rfc3339_millis;
+use crate::stats::{LoadDescription, render_table};
 use crate::target::TargetServer;
 
 /// Argument structs that can check themselves beyond their types.
@@ -110,7 +111,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     executor.add_command(
         "LD_clear_records",
         typed(&[], |ex, _: NoArgs| {
-            ex.stats().clear();
+            ex.clear_records();
             Ok(json!({"status": "cleared"}))
         }),
     );
@@ -138,6 +139,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     super::sla_commands::register_sla_commands(executor);
     super::resolver_commands::register_resolver_commands(executor);
     super::remote_write_commands::register_remote_write_commands(executor);
+    super::report_commands::register_report_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {
@@ -314,6 +316,9 @@ pub(super) struct StartTestArgs {
     shape_config: Option<Value>,
     #[serde(default)]
     arrival_rate: Option<Value>,
+    /// Records the request log keeps (`0`: off; `null`: no cap).
+    #[serde(default = "default_max_records")]
+    max_records: Option<u64>,
 }
 
 pub(super) const START_TEST_PARAMS: &[&str] = &[
@@ -345,6 +350,10 @@ fn default_user_count() -> u32 {
 }
 fn default_spawn_rate() -> f64 {
     10.0
+}
+#[allow(clippy::unnecessary_wraps)]
+fn default_max_records() -> Option<u64> {
+    Some(super::report_commands::DEFAULT_MAX_RECORDS)
 }
 #[allow(clippy::unnecessary_wraps)]
 fn default_test_time() -> Option<f64> {
@@ -520,6 +529,31 @@ impl StartTestArgs {
     }
 }
 
+impl StartTestArgs {
+    /// The `run.load` entry of this test in the result document.
+    fn load_description(&self, started_at: SystemTime, report: &RunReport) -> LoadDescription {
+        let shape = match &self.load_shape {
+            None | Some(Value::Null) => None,
+            Some(name) => Some(json!({
+                "load_shape": name,
+                "shape_config": self.shape_config.clone().unwrap_or(Value::Null),
+            })),
+        };
+        LoadDescription {
+            started_at: rfc3339_millis(started_at),
+            ended_at: rfc3339_millis(SystemTime::now()),
+            duration_s: report.duration.as_secs_f64(),
+            users: self.user_count,
+            spawn_rate: self.spawn_rate,
+            test_time: self.test_time,
+            shape,
+            arrival_rate: self.arrival_rate.clone().filter(|v| !v.is_null()),
+            users_started: report.users_started,
+            interrupted: report.interrupted,
+        }
+    }
+}
+
 struct StartTest;
 
 impl Command for StartTest {
@@ -547,6 +581,7 @@ impl Command for StartTest {
         if interrupt.is_cancelled() {
             return Err(ActionError::Interrupted);
         }
+        executor.configure_request_log(args.max_records)?;
         let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
         let observers = RunObservers {
             progress: executor
@@ -557,9 +592,11 @@ impl Command for StartTest {
         };
         let listeners = executor.listeners().clone();
         let (before, _) = executor.stats().counts();
+        let started_at = SystemTime::now();
         let report = executor
             .runtime()
             .block_on(run_test(plan, listeners, interrupt, observers));
+        executor.record_test(args.load_description(started_at, &report));
         executor.stats().add_duration(report.duration);
         executor
             .stats()

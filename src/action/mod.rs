@@ -8,6 +8,7 @@ mod error;
 mod influxdb_commands;
 mod otel_commands;
 mod remote_write_commands;
+mod report_commands;
 mod resolver_commands;
 mod segment_plan;
 mod sink_commands;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::listener::{ListenerRegistry, request_event};
 use crate::segment::Segment;
+use crate::stats::{LoadDescription, RunInfo, SlaGateResult, StatsRecorder, Summary};
 use crate::stats::{StatsRecorder, Summary};
 use crate::target::TargetServer;
 
@@ -89,6 +91,8 @@ pub struct Executor {
     sla_failures: usize,
     depth: usize,
     segment: Option<Segment>,
+    run: RunInfo,
+    request_log: Option<report_commands::AttachedLog>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -126,6 +130,8 @@ impl Executor {
             sla_failures: 0,
             depth: 0,
             segment: None,
+            run: RunInfo::default(),
+            request_log: None,
         };
         commands::register_builtins(&mut executor);
         Ok(executor)
@@ -190,13 +196,56 @@ impl Executor {
         };
     }
 
-    /// The summary of every request recorded so far.
+    /// The summary of every request recorded so far: the result document, with its
+    /// `run` block.
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::from_snapshot(&self.stats.snapshot());
         for (name, report) in &self.sink_reports {
             summary.sinks.insert(name.clone(), report());
         }
+        summary.run = self.run.clone();
+        summary.run.started_at = self.run.load.first().map(|l| l.started_at.clone());
+        summary.run.ended_at = self.run.load.last().map(|l| l.ended_at.clone());
+        // One of several instances: which segment, under which name.
+        if let Some(segment) = self.segment {
+            summary.run.segment = Some(Value::String(segment.to_string()));
+        }
+        if self.segment.is_some() || crate::instance::instance_name().is_some() {
+            summary.run.instances = Some(serde_json::json!([{
+                "instance": crate::instance::instance_name(),
+                "segment": self.segment.map(|s| s.to_string()),
+            }]));
+        }
+        self.add_request_log_to(&mut summary);
         summary
+    }
+
+    /// Names the script in the result document (`run.script`), as given by the user.
+    pub fn set_script(&mut self, script: &str) {
+        self.run.script = Some(script.to_string());
+    }
+
+    /// Adds a test's load description to the result document (`run.load`).
+    pub fn record_test(&mut self, load: LoadDescription) {
+        self.run.load.push(load);
+    }
+
+    /// Adds SLA gate results to the result document (`run.sla`).
+    pub fn record_sla(&mut self, results: impl IntoIterator<Item = SlaGateResult>) {
+        self.run.sla.get_or_insert_with(Vec::new).extend(results);
+    }
+
+    /// The run block as recorded so far (script, tests, SLA results).
+    pub fn run_info(&self) -> &RunInfo {
+        &self.run
+    }
+
+    /// Forgets every recorded request, test and SLA result (`LD_clear_records`).
+    pub fn clear_records(&mut self) {
+        self.stats.clear();
+        self.clear_request_log();
+        self.run.load.clear();
+        self.run.sla = None;
     }
 
     /// Number of actions that failed so far.
@@ -335,6 +384,7 @@ impl Executor {
 
 impl Drop for Executor {
     fn drop(&mut self) {
+        self.detach_request_log();
         if let Some(target) = self.target.take() {
             self.runtime.block_on(target.stop());
         }

@@ -174,7 +174,9 @@ mod tests {
             &json!({"stages": [{"duration": 1, "users": 10, "spawn_rate": 6}, {"duration": 1, "users": 2}]}),
         )
         .expect("parses");
-        let slices: Vec<LoadShape> = (0..3).map(|i| shape.clone().for_segment(&seg(i, 3))).collect();
+        let slices: Vec<LoadShape> = (0..3)
+            .map(|i| shape.clone().for_segment(&seg(i, 3)))
+            .collect();
         let users_at = |t: u64| -> u32 {
             slices
                 .iter()

@@ -12,10 +12,11 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
-use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, intern_endpoint};
-use crate::http::{Response, Session};
+use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, ResponseParts, intern_endpoint};
+use crate::http::{Capture, PreparedRequest, Response, Session};
+use crate::request_log;
 use crate::scenario::{RenderContext, ResponseView, Scenario};
-use crate::task::Task;
+use crate::task::{Rendered, Task};
 
 /// How long a user pauses after an iteration in which no task was eligible.
 const IDLE_PAUSE: Duration = Duration::from_millis(10);
@@ -34,6 +35,8 @@ pub(crate) struct VirtualUser {
     /// Endpoints of templated task names, so that the process-wide interner (a
     /// mutex) is not taken on every request.
     names: NameCache,
+    /// The current request's URL, for the request log (reused buffer).
+    url: String,
 }
 
 /// The endpoints one user rendered task names to, by (task endpoint, rendered name).
@@ -67,6 +70,7 @@ impl VirtualUser {
             rng: SmallRng::from_entropy(),
             eligible: Vec::new(),
             names: NameCache::default(),
+            url: String::new(),
         }
     }
 
@@ -165,7 +169,7 @@ pub(super) async fn run_iteration(
         }
         ran = true;
         let start = scheduled.take().unwrap_or_else(Instant::now);
-        let (request, name) = match task.render(&mut ctx) {
+        let (mut request, name) = match task.render(&mut ctx) {
             Ok(rendered) => rendered,
             Err(message) => {
                 let failure = format!("template: {message}");
@@ -179,10 +183,27 @@ pub(super) async fn run_iteration(
                     None,
                     0,
                     outcome,
+                    None,
+                    None,
                 );
                 continue;
             }
         };
+        // The request log: the URL, and the response itself for a few samples.
+        let logging = request_log::is_active();
+        let sampled = logging && request_log::sample_wanted();
+        if logging {
+            request_log::write_url(&mut user.url, &request.target);
+            if sampled {
+                request = Rendered::Owned(Box::new(PreparedRequest {
+                    capture: Capture {
+                        headers: true,
+                        body: true,
+                    },
+                    ..(*request).clone()
+                }));
+            }
+        }
         let result = user.session.execute(&request).await;
         let response_time = start.elapsed();
         drop(request);
@@ -208,6 +229,13 @@ pub(super) async fn run_iteration(
                 (None, 0, Outcome::Failure(&failure_text))
             }
         };
+        let response = match &result {
+            Ok(response) if sampled => Some(ResponseParts {
+                headers: &response.headers,
+                body: &response.body[..response.body.len().min(request_log::SAMPLE_BODY)],
+            }),
+            _ => None,
+        };
         fire(
             shared,
             &endpoint,
@@ -216,6 +244,8 @@ pub(super) async fn run_iteration(
             status,
             response_length,
             outcome,
+            logging.then_some(user.url.as_str()),
+            response,
         );
     }
     if ran {
@@ -270,6 +300,7 @@ fn status_verdict(response: &Response) -> Result<(), String> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fire(
     shared: &RunShared,
     endpoint: &Arc<Endpoint>,
@@ -278,6 +309,8 @@ fn fire(
     status: Option<u16>,
     response_length: u64,
     outcome: Outcome<'_>,
+    url: Option<&str>,
+    response: Option<ResponseParts<'_>>,
 ) {
     let start_time: SystemTime = shared.wall_clock_at(start);
     shared.listeners.fire(&RequestEvent {
@@ -287,6 +320,8 @@ fn fire(
         response_length,
         status,
         outcome,
+        url,
+        response,
     });
 }
 

@@ -396,7 +396,10 @@ mod tests {
         let segment = crate::segment::Segment::new(1, 3).expect("valid");
         let mut t = tables(CsvData::read(file.path(), false).expect("reads"));
         t.for_segment(&segment);
-        let ids: Vec<&str> = (0..3).filter_map(|_| t.next_row(0)).map(|r| t.cell(0, r, 0)).collect();
+        let ids: Vec<&str> = (0..3)
+            .filter_map(|_| t.next_row(0))
+            .map(|r| t.cell(0, r, 0))
+            .collect();
         assert_eq!(ids, ["1", "4"]);
         let mut shared = tables(
             CsvData::read(file.path(), false)

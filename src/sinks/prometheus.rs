@@ -646,6 +646,8 @@ mod tests {
     fn event<'a>(endpoint: &'a Endpoint, ms: u64, bytes: u64, ok: bool) -> RequestEvent<'a> {
         RequestEvent {
             endpoint,
+            url: None,
+            response: None,
             start_time: SystemTime::now(),
             response_time: Duration::from_millis(ms),
             response_length: bytes,

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use super::document::{ResultError, decode_histogram, encode_histogram, rfc3339_millis};
+use super::document::{ResultError, encode_histogram, rfc3339_millis};
 use super::recorder::new_histogram;
 use super::summary::{ErrorCount, LatencyOverall, NameStats, Summary, Totals, ms, percentile_ms};
 use super::timeline::TimelineEntry;
@@ -40,7 +40,9 @@ pub enum MergeError {
         other_script: String,
     },
     /// The documents ran different numbers of tests.
-    #[error("{first} holds {first_tests} test(s) but {other} holds {other_tests}: not the same script")]
+    #[error(
+        "{first} holds {first_tests} test(s) but {other} holds {other_tests}: not the same script"
+    )]
     DifferentTests {
         /// The first document.
         first: String,
@@ -72,7 +74,7 @@ pub enum MergeError {
 /// With `force`, a segment seen twice is merged anyway (self-merge doubles every count
 /// and leaves every percentile unchanged).
 pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Summary, MergeError> {
-    let (first_name, first) = documents.first().ok_or(MergeError::Empty)?;
+    let (_, first) = documents.first().ok_or(MergeError::Empty)?;
     check_compatible(documents, force)?;
 
     // Wall-clock span.
@@ -168,7 +170,11 @@ pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Sum
         p90_ms: percentile_ms(&overall, 90.0),
         p95_ms: percentile_ms(&overall, 95.0),
         p99_ms: percentile_ms(&overall, 99.0),
-        max_ms: if overall.is_empty() { 0.0 } else { ms(overall.max()) },
+        max_ms: if overall.is_empty() {
+            0.0
+        } else {
+            ms(overall.max())
+        },
     };
     merged.per_name = per_name_stats;
     merged.errors = errors;
@@ -193,9 +199,6 @@ pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Sum
             .flat_map(|(file, d)| instances_of(file, d))
             .collect(),
     ));
-    if first_name.is_empty() {
-        merged.run.script = None;
-    }
     Ok(merged)
 }
 
@@ -363,12 +366,4 @@ fn per_second(count: u64, seconds: f64) -> f64 {
 
 fn parse_time(text: Option<&str>) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(text?).ok()
-}
-
-/// Decodes a histogram field, for callers that check documents before merging.
-pub fn check_histograms(document: &Summary, file: &str) -> Result<(), ResultError> {
-    decode_histogram(&document.histograms.overall, "histograms.overall")
-        .map_err(|e| e.in_file(file))?;
-    document.name_histograms().map_err(|e| e.in_file(file))?;
-    Ok(())
 }

@@ -281,7 +281,10 @@ mod tests {
     #[test]
     fn instance_tag_comes_first() {
         let prefix = SeriesPrefix::with_instance("m", "GET", "/a", Some("pod 2"));
-        assert_eq!(prefix.as_bytes(), br"m,instance=pod\ 2,name=/a,request_type=GET ");
+        assert_eq!(
+            prefix.as_bytes(),
+            br"m,instance=pod\ 2,name=/a,request_type=GET "
+        );
         assert_eq!(
             SeriesPrefix::with_instance("m", "GET", "/a", None),
             SeriesPrefix::new("m", "GET", "/a")

@@ -96,7 +96,9 @@ pub enum RemoteWriteError {
     #[error("`{0}`: expected an http:// or https:// URL, e.g. http://127.0.0.1:9090/api/v1/write")]
     InvalidUrl(String),
     /// A header name or value cannot be sent.
-    #[error("header `{0}`: not a valid HTTP header name, or its value holds characters a header cannot carry")]
+    #[error(
+        "header `{0}`: not a valid HTTP header name, or its value holds characters a header cannot carry"
+    )]
     InvalidHeader(String),
     /// The interval or the timeout is zero.
     #[error("{0} must be at least 1 ms")]
@@ -329,7 +331,10 @@ impl Pusher {
         for attempt in 1..=ATTEMPTS {
             let outcome = tokio::time::timeout(self.timeout, self.send(body.clone())).await;
             let outcome = outcome.unwrap_or_else(|_| {
-                Err(Failure::Retry(format!("no response within {:?}", self.timeout)))
+                Err(Failure::Retry(format!(
+                    "no response within {:?}",
+                    self.timeout
+                )))
             });
             match outcome {
                 Ok(()) => {
@@ -372,7 +377,10 @@ impl Pusher {
             .body(Full::new(body))
             .map_err(|e| Failure::Final(e.to_string()))?;
         let headers = request.headers_mut();
-        let host = target.uri.authority().map_or(target.host.as_str(), |a| a.as_str());
+        let host = target
+            .uri
+            .authority()
+            .map_or(target.host.as_str(), |a| a.as_str());
         let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
         headers.insert(
             HOST,
@@ -443,8 +451,9 @@ impl Pusher {
         .map_err(|e| Failure::Retry(format!("connect {shown}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let sender = if target.https {
-            let name = ServerName::try_from(target.host.clone())
-                .map_err(|_| Failure::Final(format!("`{}` is not a valid TLS name", target.host)))?;
+            let name = ServerName::try_from(target.host.clone()).map_err(|_| {
+                Failure::Final(format!("`{}` is not a valid TLS name", target.host))
+            })?;
             let tls = tls_connector()
                 .connect(name, tcp)
                 .await

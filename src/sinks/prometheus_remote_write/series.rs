@@ -60,10 +60,7 @@ impl Builder<'_> {
         let mut labels: Vec<Label> = [("__name__", name)]
             .iter()
             .chain(self.common)
-            .chain(&[
-                ("request_type", &*key.request_type),
-                ("name", &*key.name),
-            ])
+            .chain(&[("request_type", &*key.request_type), ("name", &*key.name)])
             .chain(extra)
             .filter(|(_, value)| !value.is_empty())
             .map(|(name, value)| Label {
@@ -161,7 +158,9 @@ mod tests {
                 .timeseries
                 .iter()
                 .find(|s| {
-                    s.labels.iter().any(|l| l.value == "loaddensity_request_latency_ms_bucket")
+                    s.labels
+                        .iter()
+                        .any(|l| l.value == "loaddensity_request_latency_ms_bucket")
                         && s.labels.iter().any(|l| l.name == "le" && l.value == le)
                 })
                 .map(|s| s.samples[0].value)
@@ -175,6 +174,9 @@ mod tests {
         let raw = snap::raw::Decoder::new()
             .decompress_vec(&body)
             .expect("decompresses");
-        assert_eq!(WriteRequest::decode(raw.as_slice()).expect("decodes"), request);
+        assert_eq!(
+            WriteRequest::decode(raw.as_slice()).expect("decodes"),
+            request
+        );
     }
 }
