@@ -55,6 +55,7 @@ pub(crate) enum Command {
         otlp: Option<String>,
         #[command(flatten)]
         scale: crate::scale_out::ScaleFlags,
+        #[command(flatten)]
         reports: RunReportFlags,
     },
     /// Merge the result documents of several instances into one exact result.

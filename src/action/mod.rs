@@ -30,7 +30,6 @@ use tokio_util::sync::CancellationToken;
 use crate::listener::{ListenerRegistry, request_event};
 use crate::segment::Segment;
 use crate::stats::{LoadDescription, RunInfo, SlaGateResult, StatsRecorder, Summary};
-use crate::stats::{StatsRecorder, Summary};
 use crate::target::TargetServer;
 
 /// How deep `LD_execute_action` / `LD_execute_files` may nest.
