@@ -62,6 +62,20 @@ pub struct RequestEvent<'a> {
     pub status: Option<u16>,
     /// Success, or failure with a short error text.
     pub outcome: Outcome<'a>,
+    /// The URL requested, when the protocol has one (for the request log).
+    pub url: Option<&'a str>,
+    /// The response's headers and body start, only for responses the request log asked
+    /// to sample ([`crate::request_log::sample_wanted`]); `None` for all others.
+    pub response: Option<ResponseParts<'a>>,
+}
+
+/// Headers and body of a sampled response.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseParts<'a> {
+    /// The response headers.
+    pub headers: &'a http::HeaderMap,
+    /// The body as kept (a prefix of it).
+    pub body: &'a [u8],
 }
 
 impl RequestEvent<'_> {

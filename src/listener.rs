@@ -130,6 +130,8 @@ mod tests {
             response_length: 3,
             status: Some(200),
             outcome: Outcome::Success,
+            url: None,
+            response: None,
         };
         let a = Arc::new(Counter(AtomicUsize::new(0)));
         let b = Arc::new(Counter(AtomicUsize::new(0)));

@@ -3,6 +3,9 @@
 
 mod cli;
 mod subcommands;
+mod merge_cmd;
+mod report_cmd;
+mod scale_out;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -54,12 +57,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
             prometheus,
             influxdb,
             otlp,
+            scale,
+            reports,
         } => {
+            scale_out::check_flags(&scale)?;
+            let status_line = options.progress;
             let mut executor = executor(options)?;
+            // The segment and instance name first: the sinks label their output with them.
+            scale_out::configure(&mut executor, &scale)?;
+            executor.set_script(&path);
             start_prometheus(prometheus.as_ref())?;
             start_influxdb(&mut executor, &influxdb)?;
             otel::start(&mut executor, otlp.as_deref())?;
-            for (name, document) in load_documents(&path)? {
+            let documents = load_documents(&path)?;
+            if let Some(at) = scale.start_at {
+                let parsed: Vec<(String, serde_json::Value)> = documents
+                    .iter()
+                    .filter_map(|(name, d)| d.as_ref().ok().map(|d| (name.clone(), d.clone())))
+                    .collect();
+                let invalid = parsed.len() != documents.len();
+                if invalid || !scale_out::wait_for_start(&executor, &parsed, at, status_line)? {
+                    for (_, document) in &documents {
+                        if let Err(error) = document {
+                            eprintln!("error: {error}");
+                        }
+                    }
+                    stop_influxdb_sink();
+                    return finish(&executor, summary_json.as_deref(), Some(&reports), true);
+                }
+            }
+            for (name, document) in documents {
                 match document {
                     Ok(document) => {
                         executor.execute_document(&document, &name);
@@ -67,25 +94,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Err(error) => {
                         eprintln!("error: {error}");
                         stop_influxdb_sink();
-                        return finish(&executor, summary_json.as_deref(), true);
+                        return finish(&executor, summary_json.as_deref(), Some(&reports), true);
                     }
                 }
             }
             // Sends what a sink still holds (bounded by its timeout) before the
             // summary reports its counters.
             stop_influxdb_sink();
-            finish(&executor, summary_json.as_deref(), false)
+            finish(&executor, summary_json.as_deref(), Some(&reports), false)
         }
-        Command::Validate { path } => validate(&path, options),
+        Command::Validate { path, segment } => validate(&path, segment.as_ref(), options),
+        Command::Report(args) => report_cmd::report(&args),
+        Command::Merge(args) => merge_cmd::merge(&args),
         Command::Bench(args) => {
             let mut executor = executor(options)?;
             start_prometheus(args.prometheus.as_ref())?;
             start_influxdb(&mut executor, &args.influxdb)?;
             otel::start(&mut executor, args.otlp.as_deref())?;
             let document = bench_document(&args)?;
+            executor.set_script("<bench>");
             executor.execute_document(&document, "<bench>");
             stop_influxdb_sink();
-            finish(&executor, args.summary_json.as_deref(), false)
+            finish(&executor, args.summary_json.as_deref(), None, false)
         }
         Command::Target { addr } => serve_target(&addr, options),
         Command::RunDir { dir, summary_json } => {
@@ -238,14 +268,25 @@ async fn wait_for_signal() {
     }
 }
 
-/// Writes `--summary-json` and picks the exit code. A running OpenTelemetry exporter
-/// is stopped first, so that its final export happens and is counted.
-fn finish(executor: &Executor, summary_json: Option<&Path>, failed: bool) -> Result<ExitCode> {
+/// Writes `--summary-json` and the reports, and picks the exit code. A running
+/// OpenTelemetry exporter is stopped first, so that its final export happens and is
+/// counted.
+fn finish(
+    executor: &Executor,
+    summary_json: Option<&Path>,
+    reports: Option<&cli::RunReportFlags>,
+    failed: bool,
+) -> Result<ExitCode> {
     otel::stop();
+    // The final push, so that the backend holds every request.
+    loaddensity::sinks::prometheus_remote_write::stop_prometheus_remote_write();
     if let Some(path) = summary_json {
         let text = serde_json::to_string_pretty(&executor.summary())?;
         std::fs::write(path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(reports) = reports {
+        report_cmd::write_run_reports(executor, reports)?;
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -292,7 +333,11 @@ fn load_documents(path: &str) -> Result<Vec<Loaded>> {
         .collect())
 }
 
-fn validate(path: &str, options: ExecutorOptions) -> Result<ExitCode> {
+fn validate(
+    path: &str,
+    segment: Option<&loaddensity::Segment>,
+    options: ExecutorOptions,
+) -> Result<ExitCode> {
     let executor = Executor::new(ExecutorOptions {
         threads: Some(1),
         ..options
@@ -319,6 +364,9 @@ fn validate(path: &str, options: ExecutorOptions) -> Result<ExitCode> {
                 eprintln!("error: {error}");
                 problems += 1;
             }
+        }
+        if let Some(segment) = segment {
+            problems += scale_out::print_segment_slices(&document, &name, segment)?;
         }
     }
     Ok(if problems == 0 {

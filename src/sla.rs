@@ -485,6 +485,9 @@ mod tests {
             errors: vec![],
             timeline: vec![],
             sinks: BTreeMap::new(),
+            run: Default::default(),
+            samples: vec![],
+            histograms: Default::default(),
         }
     }
 

@@ -874,6 +874,8 @@ fn stop_with_a_silent_collector_is_bounded_in_process() {
             response_length: 10,
             status: Some(200),
             outcome: loaddensity::Outcome::Success,
+            url: None,
+            response: None,
         };
         for _ in 0..10 {
             loaddensity::request_event().fire(&event);

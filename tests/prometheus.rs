@@ -265,6 +265,8 @@ fn fire(name: &str, ms: u64, bytes: u64, ok: bool) {
         response_time: Duration::from_millis(ms),
         response_length: bytes,
         status: Some(if ok { 200 } else { 503 }),
+        url: None,
+        response: None,
         outcome: if ok {
             Outcome::Success
         } else {

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -15,13 +15,15 @@ use super::empty_run::{TestCounts, empty_run_warning};
 use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
-    ArrivalRate, LoadShape, Progress, RunObservers, SHAPES, TestPlan, WaitTime, run_test,
+    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, TestPlan, WaitTime, run_test,
 };
 use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
 use crate::scenario::{
-    ResolverSnapshot, Scenario, register_csv_source, register_variable, value_text,
+    ResolverSnapshot, Scenario, register_csv_data, register_variable, value_text,
 };
-use crate::stats::render_table;
+use crate::segment::Segment;
+use crate::stats::document::rfc3339_millis;
+use crate::stats::{LoadDescription, render_table};
 use crate::target::TargetServer;
 
 /// Argument structs that can check themselves beyond their types.
@@ -110,7 +112,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     executor.add_command(
         "LD_clear_records",
         typed(&[], |ex, _: NoArgs| {
-            ex.stats().clear();
+            ex.clear_records();
             Ok(json!({"status": "cleared"}))
         }),
     );
@@ -139,6 +141,8 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     super::resolver_commands::register_resolver_commands(executor);
     super::har_commands::register_har_commands(executor);
     super::socket_commands::register_socket_commands(executor);
+    super::remote_write_commands::register_remote_write_commands(executor);
+    super::report_commands::register_report_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {
@@ -277,7 +281,7 @@ fn start_target_server(executor: &mut Executor, args: StartTarget) -> Result<Val
 /// `LD_start_test`, with LoadDensity's argument names.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StartTestArgs {
+pub(super) struct StartTestArgs {
     #[serde(default)]
     user_detail_dict: Option<UserDetail>,
     #[serde(default = "default_user_count")]
@@ -315,9 +319,12 @@ struct StartTestArgs {
     shape_config: Option<Value>,
     #[serde(default)]
     arrival_rate: Option<Value>,
+    /// Records the request log keeps (`0`: off; `null`: no cap).
+    #[serde(default = "default_max_records")]
+    max_records: Option<u64>,
 }
 
-const START_TEST_PARAMS: &[&str] = &[
+pub(super) const START_TEST_PARAMS: &[&str] = &[
     "user_detail_dict",
     "user_count",
     "spawn_rate",
@@ -346,6 +353,10 @@ fn default_user_count() -> u32 {
 }
 fn default_spawn_rate() -> f64 {
     10.0
+}
+#[allow(clippy::unnecessary_wraps)]
+fn default_max_records() -> Option<u64> {
+    Some(super::report_commands::DEFAULT_MAX_RECORDS)
 }
 #[allow(clippy::unnecessary_wraps)]
 fn default_test_time() -> Option<f64> {
@@ -377,7 +388,12 @@ impl StartTestArgs {
         })
     }
 
-    fn plan<P: Protocol>(&self) -> Result<TestPlan<P>, ActionError> {
+    /// The plan these arguments describe; with a segment, that instance's slice of it
+    /// (users, rates and the rows of CSV sources that are not shared).
+    pub(super) fn plan<P: Protocol>(
+        &self,
+        segment: Option<&Segment>,
+    ) -> Result<TestPlan<P>, ActionError> {
         if self.web_ui_dict.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(ActionError::not_supported(
                 "`web_ui_dict` (the Locust web UI)",
@@ -486,12 +502,15 @@ impl StartTestArgs {
             let data = source.read(&format!("csv_sources[{i}]."))?;
             resolver.tables.insert(&source.name, data);
         }
+        if let Some(segment) = segment {
+            resolver.tables.for_segment(segment);
+        }
         let scenario = Arc::new(Scenario::<P>::parse_with_host(
             &self.tasks,
             self.host.as_deref(),
             resolver,
         )?);
-        Ok(TestPlan {
+        let plan = TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,
             test_time,
@@ -499,7 +518,46 @@ impl StartTestArgs {
             shape,
             arrival,
             scenario,
-        })
+        };
+        let Some(segment) = segment else {
+            return Ok(plan);
+        };
+        let plan = plan.for_segment(segment);
+        if plan.arrival.as_ref().is_some_and(|a| a.max_users == 0) {
+            return Err(ActionError::argument(
+                "arrival_rate.max_users",
+                format!(
+                    "segment {segment} gets no user: give max_users of at least {}, the number of instances",
+                    segment.count()
+                ),
+            ));
+        }
+        Ok(plan)
+    }
+}
+
+impl StartTestArgs {
+    /// The `run.load` entry of this test in the result document.
+    fn load_description(&self, started_at: SystemTime, report: &RunReport) -> LoadDescription {
+        let shape = match &self.load_shape {
+            None | Some(Value::Null) => None,
+            Some(name) => Some(json!({
+                "load_shape": name,
+                "shape_config": self.shape_config.clone().unwrap_or(Value::Null),
+            })),
+        };
+        LoadDescription {
+            started_at: rfc3339_millis(started_at),
+            ended_at: rfc3339_millis(SystemTime::now()),
+            duration_s: report.duration.as_secs_f64(),
+            users: self.user_count,
+            spawn_rate: self.spawn_rate,
+            test_time: self.test_time,
+            shape,
+            arrival_rate: self.arrival_rate.clone().filter(|v| !v.is_null()),
+            users_started: report.users_started,
+            interrupted: report.interrupted,
+        }
     }
 }
 
@@ -527,7 +585,25 @@ impl UserTypeVisitor for ValidateTest<'_> {
     type Output = Result<(), ActionError>;
 
     fn visit<P: Protocol>(self) -> Self::Output {
-        self.0.plan::<P>().map(|_| ())
+        self.0.plan::<P>(None).map(|_| ())
+    }
+}
+
+/// Describes one segment's slice of a test, with its user type's protocol.
+struct DescribeSegment<'a>(&'a StartTestArgs, &'a Segment);
+
+impl UserTypeVisitor for DescribeSegment<'_> {
+    type Output = Result<String, ActionError>;
+
+    fn visit<P: Protocol>(self) -> Self::Output {
+        self.0.plan::<P>(Some(self.1)).map(|plan| plan.describe())
+    }
+}
+
+impl StartTestArgs {
+    /// What instance `segment` of this test runs, in one line.
+    pub(super) fn describe_segment(&self, segment: &Segment) -> Result<String, ActionError> {
+        self.with_user_type(DescribeSegment(self, segment))?
     }
 }
 
@@ -549,20 +625,23 @@ fn run_test_with<P: Protocol>(
     executor: &mut Executor,
     args: &StartTestArgs,
 ) -> Result<Value, ActionError> {
-    let plan = args.plan::<P>()?;
+    let segment = executor.segment;
+    let plan = args.plan::<P>(segment.as_ref())?;
+    if let Some(segment) = &segment {
+        tracing::info!("segment {segment}: {}", plan.describe());
+    }
     // As in LoadDensity, `variables` and `csv_sources` stay registered for later tests.
     for (name, value) in args.variables.iter().flatten() {
         register_variable(name, value);
     }
     for (i, source) in args.csv_sources.iter().flatten().enumerate() {
-        register_csv_source(&source.name, &source.file_path, source.cycle).map_err(|e| {
-            ActionError::argument(format!("csv_sources[{i}].file_path"), e.to_string())
-        })?;
+        register_csv_data(&source.name, source.read(&format!("csv_sources[{i}]."))?);
     }
     let interrupt = executor.interrupt_token();
     if interrupt.is_cancelled() {
         return Err(ActionError::Interrupted);
     }
+    executor.configure_request_log(args.max_records)?;
     let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
     let observers = RunObservers {
         progress: executor
@@ -573,15 +652,21 @@ fn run_test_with<P: Protocol>(
     };
     let listeners = executor.listeners().clone();
     let (before, failures_before) = executor.stats().counts();
+    let started_at = SystemTime::now();
     let report = executor
         .runtime()
         .block_on(run_test(plan, listeners, interrupt, observers));
+    executor.record_test(args.load_description(started_at, &report));
     executor.stats().add_duration(report.duration);
     executor
         .stats()
         .add_dropped_iterations(report.dropped_iterations);
     let snapshot = executor.stats().snapshot();
-    let table = render_table(&snapshot);
+    let mut table = render_table(&snapshot);
+    if let Some(segment) = &segment {
+        let instance = crate::instance::instance_name().unwrap_or_default();
+        table = format!("segment {segment} {instance}\n{table}");
+    }
     executor.write_output(&table);
     let (after, failures) = executor.stats().counts();
     let counts = TestCounts {
@@ -602,6 +687,7 @@ fn run_test_with<P: Protocol>(
         "failures_total": failures,
         "interrupted": report.interrupted,
         "dropped_iterations": report.dropped_iterations,
+        "segment": segment.map(|s| s.to_string()),
         "warning": warning,
     }))
 }

@@ -9,7 +9,10 @@ mod error;
 mod har_commands;
 mod influxdb_commands;
 mod otel_commands;
+mod remote_write_commands;
+mod report_commands;
 mod resolver_commands;
+mod segment_plan;
 mod sink_commands;
 mod sla_commands;
 mod socket_commands;
@@ -17,6 +20,7 @@ mod socket_commands;
 pub use args::Args;
 pub use document::{Action, actions, parse_json, read_json_file};
 pub use error::{ActionError, ActionFailure, DocumentError};
+pub use segment_plan::segment_slices;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -27,7 +31,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::listener::{ListenerRegistry, request_event};
-use crate::stats::{StatsRecorder, Summary};
+use crate::segment::Segment;
+use crate::stats::{LoadDescription, RunInfo, SlaGateResult, StatsRecorder, Summary};
 use crate::target::TargetServer;
 
 /// How deep `LD_execute_action` / `LD_execute_files` may nest.
@@ -87,6 +92,9 @@ pub struct Executor {
     failures: usize,
     sla_failures: usize,
     depth: usize,
+    segment: Option<Segment>,
+    run: RunInfo,
+    request_log: Option<report_commands::AttachedLog>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -123,6 +131,9 @@ impl Executor {
             failures: 0,
             sla_failures: 0,
             depth: 0,
+            segment: None,
+            run: RunInfo::default(),
+            request_log: None,
         };
         commands::register_builtins(&mut executor);
         Ok(executor)
@@ -131,6 +142,17 @@ impl Executor {
     /// Adds or replaces a command (LoadDensity's `add_command_to_executor`).
     pub fn add_command(&mut self, name: impl Into<String>, command: impl Command + 'static) {
         self.commands.insert(name.into(), Arc::new(command));
+    }
+
+    /// Runs every later test as execution segment `segment` (`--segment I/N`): its
+    /// slice of the users, rates and CSV rows. `None` runs the whole load.
+    pub fn set_segment(&mut self, segment: Option<Segment>) {
+        self.segment = segment.filter(|s| !s.is_whole());
+    }
+
+    /// The execution segment tests run as, if any.
+    pub fn segment(&self) -> Option<Segment> {
+        self.segment
     }
 
     /// The registered command names.
@@ -176,13 +198,56 @@ impl Executor {
         };
     }
 
-    /// The summary of every request recorded so far.
+    /// The summary of every request recorded so far: the result document, with its
+    /// `run` block.
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::from_snapshot(&self.stats.snapshot());
         for (name, report) in &self.sink_reports {
             summary.sinks.insert(name.clone(), report());
         }
+        summary.run = self.run.clone();
+        summary.run.started_at = self.run.load.first().map(|l| l.started_at.clone());
+        summary.run.ended_at = self.run.load.last().map(|l| l.ended_at.clone());
+        // One of several instances: which segment, under which name.
+        if let Some(segment) = self.segment {
+            summary.run.segment = Some(Value::String(segment.to_string()));
+        }
+        if self.segment.is_some() || crate::instance::instance_name().is_some() {
+            summary.run.instances = Some(serde_json::json!([{
+                "instance": crate::instance::instance_name(),
+                "segment": self.segment.map(|s| s.to_string()),
+            }]));
+        }
+        self.add_request_log_to(&mut summary);
         summary
+    }
+
+    /// Names the script in the result document (`run.script`), as given by the user.
+    pub fn set_script(&mut self, script: &str) {
+        self.run.script = Some(script.to_string());
+    }
+
+    /// Adds a test's load description to the result document (`run.load`).
+    pub fn record_test(&mut self, load: LoadDescription) {
+        self.run.load.push(load);
+    }
+
+    /// Adds SLA gate results to the result document (`run.sla`).
+    pub fn record_sla(&mut self, results: impl IntoIterator<Item = SlaGateResult>) {
+        self.run.sla.get_or_insert_with(Vec::new).extend(results);
+    }
+
+    /// The run block as recorded so far (script, tests, SLA results).
+    pub fn run_info(&self) -> &RunInfo {
+        &self.run
+    }
+
+    /// Forgets every recorded request, test and SLA result (`LD_clear_records`).
+    pub fn clear_records(&mut self) {
+        self.stats.clear();
+        self.clear_request_log();
+        self.run.load.clear();
+        self.run.sla = None;
     }
 
     /// Number of actions that failed so far.
@@ -321,6 +386,7 @@ impl Executor {
 
 impl Drop for Executor {
     fn drop(&mut self) {
+        self.detach_request_log();
         if let Some(target) = self.target.take() {
             self.runtime.block_on(target.stop());
         }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::commands::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Args, Command, Executor};
-use crate::scenario::{CsvData, clear_resolver, register_csv_source, register_variable};
+use crate::scenario::{CsvData, clear_resolver, register_csv_data, register_variable};
 
 pub(super) fn register_resolver_commands(executor: &mut Executor) {
     executor.add_command(
@@ -56,7 +56,8 @@ struct Variables {
 }
 impl CheckArgs for Variables {}
 
-/// One CSV source: `{"name", "file_path", "cycle": true}`.
+/// One CSV source: `{"name", "file_path", "cycle": true, "shared": false}`. With
+/// `--segment I/N`, instance I reads rows I, I+N, ... unless `shared` is true.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CsvSource {
@@ -64,6 +65,8 @@ pub(super) struct CsvSource {
     pub(super) file_path: PathBuf,
     #[serde(default = "default_cycle")]
     pub(super) cycle: bool,
+    #[serde(default)]
+    pub(super) shared: bool,
 }
 
 fn default_cycle() -> bool {
@@ -74,12 +77,12 @@ impl CsvSource {
     /// Reads the file; `prefix` locates the source in errors (`sources[1].`).
     pub(super) fn read(&self, prefix: &str) -> Result<CsvData, ActionError> {
         CsvData::read(&self.file_path, self.cycle)
+            .map(|data| data.with_shared(self.shared))
             .map_err(|e| ActionError::argument(format!("{prefix}file_path"), e.to_string()))
     }
 
     fn register(&self, prefix: &str) -> Result<Value, ActionError> {
-        let rows = register_csv_source(&self.name, &self.file_path, self.cycle)
-            .map_err(|e| ActionError::argument(format!("{prefix}file_path"), e.to_string()))?;
+        let rows = register_csv_data(&self.name, self.read(prefix)?);
         Ok(json!({"name": self.name, "rows": rows}))
     }
 }
@@ -102,7 +105,7 @@ impl RegisterCsv {
     fn register(&self, args: &Args) -> Result<Value, ActionError> {
         if !self.many {
             return args
-                .parse::<CsvSource>(&["name", "file_path", "cycle"])?
+                .parse::<CsvSource>(&["name", "file_path", "cycle", "shared"])?
                 .register("");
         }
         let sources = args.parse::<CsvSources>(&["sources"])?.sources;

@@ -7,6 +7,7 @@
 mod arrival;
 mod plan;
 mod progress;
+mod segment;
 mod shape;
 mod timeline;
 mod user;

@@ -12,8 +12,9 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
-use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, intern_endpoint};
+use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, ResponseParts, intern_endpoint};
 use crate::protocol::{Protocol, StepContext};
+use crate::request_log;
 use crate::scenario::{RenderContext, Scenario};
 
 /// How long a user pauses after an iteration in which no task was eligible.
@@ -33,6 +34,8 @@ pub(crate) struct VirtualUser<P: Protocol> {
     /// Endpoints of templated task names, so that the process-wide interner (a
     /// mutex) is not taken on every request.
     names: NameCache,
+    /// The current request's URL, for the request log (reused buffer).
+    url: String,
 }
 
 /// The endpoints one user rendered task names to, by (task endpoint, rendered name).
@@ -66,6 +69,7 @@ impl<P: Protocol> VirtualUser<P> {
             rng: SmallRng::from_entropy(),
             eligible: Vec::new(),
             names: NameCache::default(),
+            url: String::new(),
         }
     }
 
@@ -183,13 +187,18 @@ pub(super) async fn run_iteration<P: Protocol>(
             }
         }
         let start = scheduled.take().unwrap_or_else(Instant::now);
+        // The request log: the URL, and the response itself for a few samples.
+        let logging = request_log::is_active();
+        let sampled = logging && request_log::sample_wanted();
+        user.url.clear();
         let mut ctx = StepContext::new(
             &mut user.variables,
             &scenario.resolver,
             &user.csv_rows,
             &mut user.rng,
             start,
-        );
+        )
+        .with_log(&mut user.url, logging, sampled);
         let outcome = P::step(&mut user.client, task, &mut ctx).await;
         let response_time = outcome.end.saturating_duration_since(start);
         let endpoint = match outcome.name {
@@ -214,6 +223,11 @@ pub(super) async fn run_iteration<P: Protocol>(
             outcome.status,
             outcome.response_length,
             result,
+            logging.then_some(user.url.as_str()),
+            outcome.sample.as_deref().map(|sample| ResponseParts {
+                headers: &sample.headers,
+                body: &sample.body,
+            }),
         );
     }
     if ran {
@@ -223,6 +237,7 @@ pub(super) async fn run_iteration<P: Protocol>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fire<P: Protocol>(
     shared: &RunShared<P>,
     endpoint: &Arc<Endpoint>,
@@ -231,6 +246,8 @@ fn fire<P: Protocol>(
     status: Option<u16>,
     response_length: u64,
     outcome: Outcome<'_>,
+    url: Option<&str>,
+    response: Option<ResponseParts<'_>>,
 ) {
     let start_time: SystemTime = shared.wall_clock_at(start);
     shared.listeners.fire(&RequestEvent {
@@ -240,6 +257,8 @@ fn fire<P: Protocol>(
         response_length,
         status,
         outcome,
+        url,
+        response,
     });
 }
 

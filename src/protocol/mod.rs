@@ -113,6 +113,10 @@ pub struct StepContext<'a> {
     /// When the request's time starts (the open model's scheduled start for the
     /// first request of an iteration).
     pub start: Instant,
+    /// The request log's URL buffer (reused per user); see [`StepContext::log_url`].
+    url: Option<&'a mut String>,
+    /// True when the request log wants this step's response as a sample.
+    pub sample: bool,
 }
 
 impl<'a> StepContext<'a> {
@@ -129,7 +133,24 @@ impl<'a> StepContext<'a> {
             csv_rows,
             rng,
             start,
+            url: None,
+            sample: false,
         }
+    }
+
+    /// Attaches the request log: when `logging`, the step writes its URL into `url`
+    /// ([`StepContext::log_url`]); when `sample`, it returns its response in
+    /// [`StepOutcome::sample`].
+    pub(crate) fn with_log(mut self, url: &'a mut String, logging: bool, sample: bool) -> Self {
+        self.url = logging.then_some(url);
+        self.sample = sample;
+        self
+    }
+
+    /// The buffer to write the request's URL into, when a request log is attached
+    /// (`None` otherwise: nothing to do).
+    pub fn log_url(&mut self) -> Option<&mut String> {
+        self.url.as_deref_mut()
     }
 
     /// What placeholders and assertions resolve against.
@@ -160,6 +181,17 @@ pub struct StepOutcome {
     /// True when the step failed because it could not connect (counted so that a
     /// run whose every connection was refused says so).
     pub connect_failure: bool,
+    /// The response, when the context asked for a sample ([`StepContext::sample`]).
+    pub sample: Option<Box<ResponseSample>>,
+}
+
+/// A response kept for the request log's samples: headers and the start of the body.
+#[derive(Debug, Default)]
+pub struct ResponseSample {
+    /// The response headers.
+    pub headers: ::http::HeaderMap,
+    /// The first bytes of the body ([`crate::request_log::SAMPLE_BODY`] at most).
+    pub body: Vec<u8>,
 }
 
 impl StepOutcome {
@@ -172,6 +204,7 @@ impl StepOutcome {
             response_length: 0,
             failure: Some(failure),
             connect_failure: false,
+            sample: None,
         }
     }
 }

@@ -21,7 +21,7 @@ pub use fake::FakeKind;
 pub(crate) use resolver::RenderContext;
 pub use resolver::{
     CsvData, CsvError, CsvTables, ResolverSnapshot, SharedVariables, clear_resolver,
-    register_csv_source, register_variable, value_text,
+    register_csv_data, register_csv_source, register_variable, value_text,
 };
 pub(crate) use template::CsvLookup;
 pub use template::{Template, TemplateValue};

@@ -39,6 +39,7 @@ pub struct CsvData {
     columns: Vec<String>,
     rows: Vec<Vec<String>>,
     cycle: bool,
+    shared: bool,
 }
 
 impl CsvData {
@@ -74,7 +75,36 @@ impl CsvData {
             columns,
             rows,
             cycle,
+            shared: false,
         })
+    }
+
+    /// Marks the source as shared (`"shared": true`): every execution segment reads
+    /// all its rows instead of its own slice.
+    #[must_use]
+    pub fn with_shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The rows execution segment `segment` reads: rows I, I+N, I+2N, ... (all of
+    /// them for a shared source), so unique data is never reused across instances.
+    #[must_use]
+    pub fn for_segment(&self, segment: &crate::segment::Segment) -> Self {
+        let rows = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.shared || segment.owns_row(*i))
+            .map(|(_, row)| row.clone())
+            .collect();
+        Self {
+            path: self.path.clone(),
+            columns: self.columns.clone(),
+            rows,
+            cycle: self.cycle,
+            shared: self.shared,
+        }
     }
 
     /// Number of data rows.
@@ -124,6 +154,13 @@ pub fn register_csv_source(name: &str, path: &Path, cycle: bool) -> Result<usize
     let rows = data.len();
     registry().sources.insert(name.to_string(), Arc::new(data));
     Ok(rows)
+}
+
+/// Registers (or replaces) a CSV source already read (`"shared"` set or not).
+pub fn register_csv_data(name: &str, data: CsvData) -> usize {
+    let rows = data.len();
+    registry().sources.insert(name.to_string(), Arc::new(data));
+    rows
 }
 
 /// Forgets every registered variable and CSV source (`LD_clear_resolver`).
@@ -201,6 +238,18 @@ impl CsvTables {
         match self.tables.iter_mut().find(|t| t.name == name) {
             Some(existing) => *existing = table,
             None => self.tables.push(table),
+        }
+    }
+
+    /// Keeps, in each source that is not shared, only the rows of `segment`.
+    pub fn for_segment(&mut self, segment: &crate::segment::Segment) {
+        if segment.is_whole() {
+            return;
+        }
+        for table in &mut self.tables {
+            if !table.data.shared {
+                table.data = Arc::new(table.data.for_segment(segment));
+            }
         }
     }
 
@@ -339,6 +388,26 @@ mod tests {
         let once = tables(CsvData::read(file.path(), false).expect("reads"));
         let picks: Vec<_> = (0..3).map(|_| once.next_row(0)).collect();
         assert_eq!(picks, [Some(0), Some(1), None]);
+    }
+
+    #[test]
+    fn segments_read_their_own_rows_unless_shared() {
+        let file = csv_file("id\n0\n1\n2\n3\n4\n5\n6\n");
+        let segment = crate::segment::Segment::new(1, 3).expect("valid");
+        let mut t = tables(CsvData::read(file.path(), false).expect("reads"));
+        t.for_segment(&segment);
+        let ids: Vec<&str> = (0..3)
+            .filter_map(|_| t.next_row(0))
+            .map(|r| t.cell(0, r, 0))
+            .collect();
+        assert_eq!(ids, ["1", "4"]);
+        let mut shared = tables(
+            CsvData::read(file.path(), false)
+                .expect("reads")
+                .with_shared(true),
+        );
+        shared.for_segment(&segment);
+        assert_eq!(shared.tables[0].data.len(), 7);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod influxdb;
 #[cfg(feature = "opentelemetry")]
 pub mod opentelemetry;
 pub mod prometheus;
+pub mod prometheus_remote_write;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -70,15 +70,15 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 
 // OpenMetrics names a counter family without its `_total` suffix; the encoder adds it
 // to the sample, and the classic format gets it back on HELP and TYPE (see `to_classic`).
-const REQUESTS: &str = "loaddensity_requests";
-const LATENCY: &str = "loaddensity_request_latency_ms";
-const BYTES: &str = "loaddensity_response_bytes";
+pub(crate) const REQUESTS: &str = "loaddensity_requests";
+pub(crate) const LATENCY: &str = "loaddensity_request_latency_ms";
+pub(crate) const BYTES: &str = "loaddensity_response_bytes";
 const REQUESTS_HELP: &str = "Requests completed by loaddensity, by outcome (success or failure).";
 const LATENCY_HELP: &str =
     "Request latency in milliseconds, from start to end of the response body.";
 const BYTES_HELP: &str = "Response body size in bytes.";
 
-const OUTCOMES: [&str; 2] = ["success", "failure"];
+pub(crate) const OUTCOMES: [&str; 2] = ["success", "failure"];
 
 /// Settings of [`start_prometheus_exporter`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -354,17 +354,17 @@ impl EncodeLabelValue for Escaped<'_> {
 
 /// The labels shared by every series of one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct SeriesKey {
-    request_type: Arc<str>,
-    name: Arc<str>,
+pub(crate) struct SeriesKey {
+    pub(crate) request_type: Arc<str>,
+    pub(crate) name: Arc<str>,
 }
 
 /// Observation counts per bucket (not cumulative), for the finite upper bounds `N`.
 #[derive(Debug, Clone, Copy)]
-struct Hist<const N: usize> {
-    buckets: [u64; N],
-    count: u64,
-    sum: f64,
+pub(crate) struct Hist<const N: usize> {
+    pub(crate) buckets: [u64; N],
+    pub(crate) count: u64,
+    pub(crate) sum: f64,
 }
 
 impl<const N: usize> Default for Hist<N> {
@@ -410,10 +410,10 @@ impl<const N: usize> Hist<N> {
 
 /// Everything recorded for one endpoint.
 #[derive(Debug, Clone, Default)]
-struct SeriesData {
-    outcomes: [u64; 2],
-    latency_ms: Hist<11>,
-    bytes: Hist<8>,
+pub(crate) struct SeriesData {
+    pub(crate) outcomes: [u64; 2],
+    pub(crate) latency_ms: Hist<11>,
+    pub(crate) bytes: Hist<8>,
 }
 
 impl SeriesData {
@@ -466,8 +466,9 @@ struct Names {
     warned: bool,
 }
 
-/// The exporter's listener: per-thread shards of per-endpoint data.
-struct Metrics {
+/// The exporter's listener: per-thread shards of per-endpoint data (the remote-write
+/// sink records with one too).
+pub(crate) struct Metrics {
     shards: Box<[Padded<Mutex<Shard>>]>,
     names: Mutex<Names>,
     max_series: usize,
@@ -475,7 +476,7 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn new(max_series: usize) -> Self {
+    pub(crate) fn new(max_series: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Padded::default()).collect(),
             names: Mutex::new(Names {
@@ -517,7 +518,7 @@ impl Metrics {
     }
 
     /// Every shard merged by labels.
-    fn merged(&self) -> BTreeMap<SeriesKey, SeriesData> {
+    pub(crate) fn merged(&self) -> BTreeMap<SeriesKey, SeriesData> {
         let mut merged: BTreeMap<SeriesKey, SeriesData> = BTreeMap::new();
         for shard in self.shards.iter() {
             let shard = lock(&shard.0);
@@ -645,6 +646,8 @@ mod tests {
     fn event<'a>(endpoint: &'a Endpoint, ms: u64, bytes: u64, ok: bool) -> RequestEvent<'a> {
         RequestEvent {
             endpoint,
+            url: None,
+            response: None,
             start_time: SystemTime::now(),
             response_time: Duration::from_millis(ms),
             response_length: bytes,

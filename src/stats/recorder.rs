@@ -271,6 +271,8 @@ mod tests {
             response_length: 10,
             status: Some(200),
             outcome,
+            url: None,
+            response: None,
         }
     }
 

@@ -10,8 +10,11 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::task::{self, HttpTask};
-use super::{PreparedRequest, RequestError, Response, Session, TlsConnectors};
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use super::{Capture, PreparedRequest, Rendered, RequestError, Response, Session, TlsConnectors};
+use crate::protocol::{
+    ParseContext, ParsedSpec, Protocol, ResponseSample, StepContext, StepOutcome,
+};
+use crate::request_log;
 use crate::scenario::ResponseView;
 use crate::task::{Task, TaskError};
 
@@ -80,16 +83,36 @@ impl<C: HttpClient> Protocol for Http<C> {
     }
 
     async fn step(client: &mut C, task: &Task<HttpTask>, ctx: &mut StepContext<'_>) -> StepOutcome {
-        let (request, name) = match task.render(&mut ctx.render()) {
+        let (mut request, name) = match task.render(&mut ctx.render()) {
             Ok(rendered) => rendered,
             Err(message) => return StepOutcome::failed(format!("template: {message}")),
         };
+        if let Some(url) = ctx.log_url() {
+            request_log::write_url(url, &request.target);
+        }
+        if ctx.sample {
+            // A sample for the request log: keep this response's headers and body.
+            request = Rendered::Owned(Box::new(PreparedRequest {
+                capture: Capture {
+                    headers: true,
+                    body: true,
+                },
+                ..(*request).clone()
+            }));
+        }
         let result = client.execute(&request).await;
         let end = Instant::now();
         drop(request);
         match result {
             Ok(response) => {
                 let failure = judge(task, &response, ctx).err();
+                let sample = ctx.sample.then(|| {
+                    let kept = response.body.len().min(request_log::SAMPLE_BODY);
+                    Box::new(ResponseSample {
+                        headers: response.headers.clone(),
+                        body: response.body[..kept].to_vec(),
+                    })
+                });
                 StepOutcome {
                     end,
                     name,
@@ -97,6 +120,7 @@ impl<C: HttpClient> Protocol for Http<C> {
                     response_length: response.body_len,
                     failure,
                     connect_failure: false,
+                    sample,
                 }
             }
             Err(error) => StepOutcome {
@@ -106,6 +130,7 @@ impl<C: HttpClient> Protocol for Http<C> {
                 response_length: 0,
                 connect_failure: matches!(error, RequestError::Connect { .. }),
                 failure: Some(error.to_string()),
+                sample: None,
             },
         }
     }

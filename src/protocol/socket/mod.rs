@@ -115,6 +115,7 @@ impl Protocol for Socket {
             response_length,
             failure,
             connect_failure: false,
+            sample: None,
         }
     }
 }

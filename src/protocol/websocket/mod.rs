@@ -149,6 +149,7 @@ impl Protocol for WebSocket {
                 response_length: length,
                 failure: None,
                 connect_failure: false,
+                sample: None,
             },
             Err(failure) => StepOutcome {
                 end,
@@ -157,6 +158,7 @@ impl Protocol for WebSocket {
                 response_length: 0,
                 failure: Some(failure),
                 connect_failure: false,
+                sample: None,
             },
         }
     }

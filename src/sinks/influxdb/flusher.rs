@@ -74,6 +74,8 @@ pub(crate) struct Flusher {
     warned: (u64, u64),
     /// Set when the stop comes: the time by which every write must be done.
     stop_deadline: Option<Instant>,
+    /// The `instance` tag, when this process is one of several ([`crate::instance`]).
+    instance: Option<String>,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -104,6 +106,7 @@ impl Flusher {
             last_warning: None,
             warned: (0, 0),
             stop_deadline: None,
+            instance: crate::instance::instance_name(),
             settings,
         }
     }
@@ -174,10 +177,11 @@ impl Flusher {
                 self.last_time.resize(index + 1, i64::MIN);
             }
             if self.prefixes[index].is_none() {
-                self.prefixes[index] = Some(SeriesPrefix::new(
+                self.prefixes[index] = Some(SeriesPrefix::with_instance(
                     &self.settings.measurement,
                     &endpoint.request_type,
                     &endpoint.name,
+                    self.instance.as_deref(),
                 ));
             }
         }

@@ -99,10 +99,25 @@ impl SeriesPrefix {
     /// The prefix of the points of (`request_type`, `name`). An empty tag value is left
     /// out, as the protocol does not allow empty tag values.
     pub fn new(measurement: &str, request_type: &str, name: &str) -> Self {
+        Self::with_instance(measurement, request_type, name, None)
+    }
+
+    /// The prefix with an `instance` tag too, when `instance` is given (a segment or
+    /// `--instance` is set: see [`crate::instance`]).
+    pub fn with_instance(
+        measurement: &str,
+        request_type: &str,
+        name: &str,
+        instance: Option<&str>,
+    ) -> Self {
         let mut out = Vec::with_capacity(measurement.len() + request_type.len() + name.len() + 32);
         escape_measurement(measurement, &mut out);
         // Tags in key order, as InfluxDB recommends.
-        for (key, value) in [("name", name), ("request_type", request_type)] {
+        for (key, value) in [
+            ("instance", instance.unwrap_or("")),
+            ("name", name),
+            ("request_type", request_type),
+        ] {
             if !value.is_empty() {
                 out.push(b',');
                 out.extend_from_slice(key.as_bytes());
@@ -263,6 +278,19 @@ mod tests {
              latency_ms=12.5,response_bytes=1024i,success=true 1700000000123456789\n\
              loaddensity_request,name=GET\\ /a\\ b\\,c\\=d\\ \"e\",request_type=GET \
              latency_ms=0.25,response_bytes=0i,success=false,error=\"HTTP 500 \\\"oops\\\"\\nnext\" 5\n"
+        );
+    }
+
+    #[test]
+    fn instance_tag_comes_first() {
+        let prefix = SeriesPrefix::with_instance("m", "GET", "/a", Some("pod 2"));
+        assert_eq!(
+            prefix.as_bytes(),
+            br"m,instance=pod\ 2,name=/a,request_type=GET "
+        );
+        assert_eq!(
+            SeriesPrefix::with_instance("m", "GET", "/a", None),
+            SeriesPrefix::new("m", "GET", "/a")
         );
     }
 

@@ -21,7 +21,7 @@
 mod flusher;
 pub mod line_protocol;
 mod queue;
-mod transport;
+pub(crate) mod transport;
 
 pub use transport::Token;
 

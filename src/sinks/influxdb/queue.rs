@@ -191,6 +191,8 @@ mod tests {
         for i in 0..5 {
             queue.on_request(&RequestEvent {
                 endpoint: &endpoint,
+                url: None,
+                response: None,
                 start_time: SystemTime::now(),
                 response_time: Duration::from_millis(1),
                 response_length: 10,

@@ -405,7 +405,7 @@ impl HttpTransport {
     }
 }
 
-async fn handshake<IO>(io: IO) -> Result<http1::SendRequest<Full<Bytes>>, WriteError>
+pub(crate) async fn handshake<IO>(io: IO) -> Result<http1::SendRequest<Full<Bytes>>, WriteError>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -419,7 +419,7 @@ where
 }
 
 /// A rustls connector verifying against the system's roots, offering HTTP/1.1 only.
-fn tls_connector() -> TlsConnector {
+pub(crate) fn tls_connector() -> TlsConnector {
     let mut roots = RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);

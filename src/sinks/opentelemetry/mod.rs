@@ -137,9 +137,15 @@ pub fn start_opentelemetry_exporter(options: &OtelOptions) -> Result<OtelStarted
     let reader = PeriodicReader::builder(CountingExporter::new(exporter, stats.clone()))
         .with_interval(resolved.export_interval)
         .build();
-    let resource = Resource::builder()
-        .with_service_name(resolved.service_name.clone())
-        .build();
+    let mut resource = Resource::builder().with_service_name(resolved.service_name.clone());
+    // One of several instances (a segment or `--instance`): say which.
+    if let Some(instance) = crate::instance::instance_name() {
+        resource = resource.with_attribute(opentelemetry::KeyValue::new(
+            "service.instance.id",
+            instance,
+        ));
+    }
+    let resource = resource.build();
     let mut builder = SdkMeterProvider::builder()
         .with_resource(resource)
         .with_reader(reader);

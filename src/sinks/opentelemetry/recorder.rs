@@ -247,6 +247,8 @@ mod tests {
     fn event(endpoint: &Endpoint, ok: bool) -> RequestEvent<'_> {
         RequestEvent {
             endpoint,
+            url: None,
+            response: None,
             start_time: SystemTime::now(),
             response_time: Duration::from_millis(7),
             response_length: 100,

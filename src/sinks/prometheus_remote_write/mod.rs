@@ -1,0 +1,502 @@
+//! The Prometheus remote-write sink: pushes the pull exporter's series (same names,
+//! labels and buckets) plus `job="loaddensity"` and `instance` to a remote-write 1.0
+//! receiver (Prometheus with `--web.enable-remote-write-receiver`, Mimir, Thanos,
+//! VictoriaMetrics...) every `interval`, and once more when it stops. A pod of a
+//! Kubernetes Job ends before a scrape would see its last seconds; a push does not.
+//!
+//! Requests are recorded by the same sharded listener as the pull exporter, so the
+//! request path costs one uncontended lock. A background thread takes a snapshot of
+//! the cumulative counts each interval, encodes it (protobuf, snappy) and posts it.
+//! Memory is bounded by the series count (the `max_series` guard): only the latest
+//! snapshot is ever sent, so a failed push loses resolution, never counts. A failed
+//! push is retried a few times, then counted in the report and logged.
+
+mod proto;
+mod series;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::influxdb::transport::{handshake, tls_connector};
+use super::prometheus::{DEFAULT_MAX_SERIES, Metrics};
+use super::{Attached, lock};
+use crate::listener::request_event;
+
+/// Default push interval, in milliseconds.
+pub const DEFAULT_INTERVAL_MS: u64 = 5000;
+/// Default timeout of one push, in milliseconds.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// Attempts per push before it counts as failed.
+pub const ATTEMPTS: u32 = 3;
+/// The `job` label of every series.
+pub const JOB: &str = "loaddensity";
+/// How much of an error response's body is kept for the log.
+const BODY_EXCERPT: usize = 256;
+
+/// Settings of [`start_prometheus_remote_write`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct RemoteWriteOptions {
+    /// The receiver, e.g. `http://prometheus:9090/api/v1/write`.
+    pub url: String,
+    /// Time between pushes. Default 5 s.
+    pub interval: Duration,
+    /// Extra request headers (e.g. `Authorization`, `X-Scope-OrgID`); their values
+    /// are never logged.
+    pub headers: Vec<(String, String)>,
+    /// Timeout of one push attempt. Default 10 s.
+    pub timeout: Duration,
+    /// Distinct `name` label values kept before the rest fold into `__other__`.
+    pub max_series: usize,
+}
+
+impl Default for RemoteWriteOptions {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            interval: Duration::from_millis(DEFAULT_INTERVAL_MS),
+            headers: Vec::new(),
+            timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            max_series: DEFAULT_MAX_SERIES,
+        }
+    }
+}
+
+impl std::fmt::Debug for RemoteWriteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteWriteOptions")
+            .field("url", &redacted_url(&self.url))
+            .field("interval", &self.interval)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("max_series", &self.max_series)
+            .finish()
+    }
+}
+
+/// Why the sink could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteWriteError {
+    /// The URL is not an http(s) URL with a host.
+    #[error("`{0}`: expected an http:// or https:// URL, e.g. http://127.0.0.1:9090/api/v1/write")]
+    InvalidUrl(String),
+    /// A header name or value cannot be sent.
+    #[error(
+        "header `{0}`: not a valid HTTP header name, or its value holds characters a header cannot carry"
+    )]
+    InvalidHeader(String),
+    /// The interval or the timeout is zero.
+    #[error("{0} must be at least 1 ms")]
+    InvalidDuration(&'static str),
+    /// `max_series` is 0.
+    #[error("max_series must be at least 1")]
+    InvalidMaxSeries,
+    /// The thread or its runtime could not be started.
+    #[error("cannot start the remote-write thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// The parsed target of the pushes.
+#[derive(Clone)]
+struct Target {
+    uri: Uri,
+    host: String,
+    port: u16,
+    https: bool,
+    headers: HeaderMap,
+}
+
+/// Checks options without side effects.
+pub fn check_remote_write_options(options: &RemoteWriteOptions) -> Result<(), RemoteWriteError> {
+    target(options).map(|_| ())
+}
+
+fn target(options: &RemoteWriteOptions) -> Result<Target, RemoteWriteError> {
+    let invalid = || RemoteWriteError::InvalidUrl(redacted_url(&options.url));
+    let parsed = url::Url::parse(options.url.trim()).map_err(|_| invalid())?;
+    let https = match parsed.scheme() {
+        "http" => false,
+        "https" => true,
+        _ => return Err(invalid()),
+    };
+    let host = match parsed.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(host) => host.to_string(),
+        None => return Err(invalid()),
+    };
+    let port = parsed.port_or_known_default().ok_or_else(invalid)?;
+    let uri: Uri = parsed.as_str().parse().map_err(|_| invalid())?;
+    if options.interval.is_zero() {
+        return Err(RemoteWriteError::InvalidDuration("interval_ms"));
+    }
+    if options.timeout.is_zero() {
+        return Err(RemoteWriteError::InvalidDuration("timeout_ms"));
+    }
+    if options.max_series == 0 {
+        return Err(RemoteWriteError::InvalidMaxSeries);
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in &options.headers {
+        let header = HeaderName::try_from(name.as_str())
+            .map_err(|_| RemoteWriteError::InvalidHeader(name.clone()))?;
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| RemoteWriteError::InvalidHeader(name.clone()))?;
+        value.set_sensitive(true);
+        headers.insert(header, value);
+    }
+    Ok(Target {
+        uri,
+        host,
+        port,
+        https,
+        headers,
+    })
+}
+
+/// Scheme, host, port and path of a URL, without credentials or query.
+fn redacted_url(text: &str) -> String {
+    match url::Url::parse(text.trim()) {
+        Ok(url) => format!(
+            "{}://{}{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            url.path()
+        ),
+        Err(_) => "<not a URL>".to_string(),
+    }
+}
+
+/// What the sink did, for the summary's `sinks` section.
+#[derive(Debug, Default)]
+struct Counters {
+    pushes: AtomicU64,
+    failed_pushes: AtomicU64,
+    retries: AtomicU64,
+    series: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+struct Running {
+    attached: Attached,
+}
+
+static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
+static LAST: Mutex<Option<(String, Arc<Counters>)>> = Mutex::new(None);
+
+/// Starts the sink: attaches its listener to the process-wide request event and
+/// pushes every `interval`. The `instance` label is the instance name
+/// ([`crate::instance`]) or, when none is set, the host name. When the sink is
+/// already running this logs so and changes nothing. Counts start from zero.
+pub fn start_prometheus_remote_write(options: &RemoteWriteOptions) -> Result<(), RemoteWriteError> {
+    let target = target(options)?;
+    let mut running = lock(&RUNNING);
+    if running.is_some() {
+        tracing::info!("prometheus remote write already running");
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RemoteWriteError::Thread)?;
+    let metrics = Arc::new(Metrics::new(options.max_series));
+    let counters = Arc::new(Counters::default());
+    let instance = crate::instance::instance_name().unwrap_or_else(crate::instance::host_name);
+    let shutdown = CancellationToken::new();
+    let pusher = Pusher {
+        target,
+        timeout: options.timeout,
+        metrics: metrics.clone(),
+        counters: counters.clone(),
+        instance,
+        sender: None,
+    };
+    let (interval, token) = (options.interval, shutdown.clone());
+    let thread = std::thread::Builder::new()
+        .name("loaddensity-remote-write".into())
+        .spawn(move || runtime.block_on(pusher.run(interval, token)))
+        .map_err(RemoteWriteError::Thread)?;
+    let listener = request_event().add(metrics);
+    let url = redacted_url(&options.url);
+    tracing::info!(
+        "prometheus remote write: pushing to {url} every {:?}",
+        options.interval
+    );
+    *lock(&LAST) = Some((url, counters));
+    *running = Some(Running {
+        attached: Attached {
+            listener,
+            shutdown,
+            thread,
+        },
+    });
+    Ok(())
+}
+
+/// Stops the sink: detaches its listener, makes the final push (with its retries) and
+/// waits for it. Returns false when it was not running.
+pub fn stop_prometheus_remote_write() -> bool {
+    let mut running = lock(&RUNNING);
+    let Some(current) = running.take() else {
+        return false;
+    };
+    current.attached.detach_and_join("prometheus remote write");
+    true
+}
+
+/// True while the sink runs.
+pub fn prometheus_remote_write_running() -> bool {
+    lock(&RUNNING).is_some()
+}
+
+/// The counters of the running or last sink: pushes, failed pushes, retries, series
+/// in the last push and the last error; `null` when it never ran.
+pub fn prometheus_remote_write_report() -> Value {
+    let last = lock(&LAST);
+    let Some((url, counters)) = last.as_ref() else {
+        return Value::Null;
+    };
+    json!({
+        "url": url,
+        "pushes": counters.pushes.load(Ordering::Relaxed),
+        "failed_pushes": counters.failed_pushes.load(Ordering::Relaxed),
+        "retries": counters.retries.load(Ordering::Relaxed),
+        "series": counters.series.load(Ordering::Relaxed),
+        "last_error": *lock(&counters.last_error),
+    })
+}
+
+struct Pusher {
+    target: Target,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+    counters: Arc<Counters>,
+    instance: String,
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
+}
+
+impl Pusher {
+    async fn run(mut self, interval: Duration, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.push(false).await,
+                () = shutdown.cancelled() => break,
+            }
+        }
+        // The listener is detached by now: this push holds every request.
+        self.push(true).await;
+    }
+
+    /// Sends the current snapshot, retrying failures that may pass.
+    async fn push(&mut self, last: bool) {
+        let merged = self.metrics.merged();
+        if merged.is_empty() && !last {
+            return;
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let request = series::write_request(
+            &merged,
+            &[("job", JOB), ("instance", &self.instance)],
+            now_ms,
+        );
+        let series = request.timeseries.len() as u64;
+        let body = match series::encode(&request) {
+            Ok(body) => Bytes::from(body),
+            Err(error) => {
+                self.failed(format!("snappy: {error}"));
+                return;
+            }
+        };
+        let mut backoff = Duration::from_millis(250);
+        for attempt in 1..=ATTEMPTS {
+            let outcome = tokio::time::timeout(self.timeout, self.send(body.clone())).await;
+            let outcome = outcome.unwrap_or_else(|_| {
+                Err(Failure::Retry(format!(
+                    "no response within {:?}",
+                    self.timeout
+                )))
+            });
+            match outcome {
+                Ok(()) => {
+                    self.counters.pushes.fetch_add(1, Ordering::Relaxed);
+                    self.counters.series.store(series, Ordering::Relaxed);
+                    return;
+                }
+                Err(Failure::Final(message)) => {
+                    self.failed(message);
+                    return;
+                }
+                Err(Failure::Retry(message)) => {
+                    self.sender = None;
+                    if attempt == ATTEMPTS {
+                        self.failed(message);
+                        return;
+                    }
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+    }
+
+    fn failed(&self, message: String) {
+        let failures = self.counters.failed_pushes.fetch_add(1, Ordering::Relaxed) + 1;
+        // Log the first failure and then every tenth, not one line per interval.
+        if failures == 1 || failures % 10 == 0 {
+            tracing::warn!("prometheus remote write: push failed ({failures} so far): {message}");
+        }
+        *lock(&self.counters.last_error) = Some(message);
+    }
+
+    async fn send(&mut self, body: Bytes) -> Result<(), Failure> {
+        let target = &self.target;
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(target.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .body(Full::new(body))
+            .map_err(|e| Failure::Final(e.to_string()))?;
+        let headers = request.headers_mut();
+        let host = target
+            .uri
+            .authority()
+            .map_or(target.host.as_str(), |a| a.as_str());
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        headers.insert(
+            HOST,
+            HeaderValue::from_str(host).map_err(|e| Failure::Final(e.to_string()))?,
+        );
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+        headers.insert(USER_AGENT, HeaderValue::from_static("loaddensity"));
+        headers.insert(
+            "x-prometheus-remote-write-version",
+            HeaderValue::from_static("0.1.0"),
+        );
+        for (name, value) in &target.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let sender = match self.sender.as_mut() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.sender.insert(self.connect().await?),
+        };
+        sender
+            .ready()
+            .await
+            .map_err(|e| Failure::Retry(format!("connection: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| Failure::Retry(format!("request: {e}")))?;
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut excerpt = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Failure::Retry(format!("response: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                let room = BODY_EXCERPT.saturating_sub(excerpt.len());
+                excerpt.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        }
+        if status.is_success() {
+            return Ok(());
+        }
+        let message = format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&excerpt).trim()
+        );
+        // As the spec says: retry 5xx and 429, never other 4xx.
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(Failure::Retry(message))
+        } else {
+            Err(Failure::Final(message))
+        }
+    }
+
+    async fn connect(&self) -> Result<http1::SendRequest<Full<Bytes>>, Failure> {
+        let target = &self.target;
+        let shown = redacted_url(&target.uri.to_string());
+        let addr: Option<SocketAddr> = target
+            .host
+            .parse()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, target.port));
+        let tcp = match addr {
+            Some(addr) => TcpStream::connect(addr).await,
+            None => TcpStream::connect((target.host.as_str(), target.port)).await,
+        }
+        .map_err(|e| Failure::Retry(format!("connect {shown}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let sender = if target.https {
+            let name = ServerName::try_from(target.host.clone()).map_err(|_| {
+                Failure::Final(format!("`{}` is not a valid TLS name", target.host))
+            })?;
+            let tls = tls_connector()
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Failure::Retry(format!("TLS with {}: {e}", target.host)))?;
+            handshake(TokioIo::new(tls)).await
+        } else {
+            handshake(TokioIo::new(tcp)).await
+        };
+        sender.map_err(|e| Failure::Retry(e.to_string()))
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// Worth another attempt (connection, timeout, 5xx, 429).
+    Retry(String),
+    /// Would fail again (4xx, bad request).
+    Final(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_and_redacted() {
+        let options = |url: &str| RemoteWriteOptions {
+            url: url.into(),
+            ..RemoteWriteOptions::default()
+        };
+        assert!(check_remote_write_options(&options("http://127.0.0.1:9090/api/v1/write")).is_ok());
+        assert!(check_remote_write_options(&options("ftp://host/x")).is_err());
+        assert!(check_remote_write_options(&options("not a url")).is_err());
+        let mut bad_header = options("http://[::1]:9090/api/v1/write");
+        bad_header.headers = vec![("bad header".into(), "x".into())];
+        assert!(matches!(
+            check_remote_write_options(&bad_header),
+            Err(RemoteWriteError::InvalidHeader(_))
+        ));
+        let mut secret = options("https://user:pw@host:9443/push?token=abc");
+        secret.headers = vec![("Authorization".into(), "Bearer s3cret".into())];
+        let shown = format!("{secret:?}");
+        assert!(!shown.contains("pw") && !shown.contains("abc") && !shown.contains("s3cret"));
+        assert!(shown.contains("https://host:9443/push"), "{shown}");
+    }
+}
