@@ -78,7 +78,10 @@ fn a_long_uncapped_log_spills_to_disk_with_bounded_memory() {
     }
     assert_eq!(read, counts.kept);
     assert!(failures > 0);
-    eprintln!("kept {} dropped {} peak +{grown_mib} MiB", counts.kept, counts.dropped);
+    eprintln!(
+        "kept {} dropped {} peak +{grown_mib} MiB",
+        counts.kept, counts.dropped
+    );
 }
 
 #[test]
@@ -99,7 +102,10 @@ fn a_capped_log_counts_what_it_does_not_keep() {
     }
     assert_eq!(log.records().expect("records").count(), 1000);
     let counts = log.counts();
-    assert_eq!((counts.kept, counts.over_cap, counts.requests), (1000, 4000, 5000));
+    assert_eq!(
+        (counts.kept, counts.over_cap, counts.requests),
+        (1000, 4000, 5000)
+    );
     log.clear().expect("clear");
     assert_eq!(log.records().expect("records").count(), 0);
     assert_eq!(log.counts().requests, 0);
