@@ -67,6 +67,18 @@ ld_rps_all() {
     return "$status"
 }
 
+# The request log's cost: the same `run` script with the log on (no cap, the worst
+# case) and off (`max_records: 0`).
+request_log_script() {
+    cat > "$WORK/log_$1.json" <<JSON
+{"load_density": [["LD_start_test", {"user_count": $CONNECTIONS, "spawn_rate": $((CONNECTIONS * 100)),
+  "test_time": $DURATION, "wait_time": {"constant": 0}, "max_records": $2,
+  "tasks": [{"method": "get", "url": "$URL"}]}]]}
+JSON
+}
+request_log_script on null
+request_log_script off 0
+
 declare -A RESULTS
 # Each row is "label|command producing one rps figure".
 ROWS=(
@@ -76,6 +88,8 @@ ROWS=(
     "loaddensity + prometheus, scraped every 100 ms|LOADDENSITY_LOG=warn ld_rps_scraped $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT"
     "loaddensity + influxdb sink (UDP)|LOADDENSITY_LOG=warn ld_rps_udp $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --influxdb-udp 127.0.0.1:$UDP_PORT"
     "loaddensity + opentelemetry, exported every 1 s|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --otlp http://127.0.0.1:$OTLP_PORT"
+    "loaddensity run, request log off (max_records: 0)|ld_rps $WORK/s.json run $WORK/log_off.json"
+    "loaddensity run, request log on (max_records: null)|ld_rps $WORK/s.json run $WORK/log_on.json"
     "loaddensity + all three sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps_all $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT"
 )
 if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then

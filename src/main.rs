@@ -401,6 +401,8 @@ fn bench_document(args: &BenchArgs) -> Result<serde_json::Value> {
         "test_time": args.duration.as_secs_f64(),
         "wait_time": {"constant": 0},
         "tasks": [task],
+        // An ad-hoc benchmark writes no per-request report: no request log.
+        "max_records": 0,
     });
     if let Some(rate) = args.rate {
         start["arrival_rate"] = json!({"rate": rate, "max_users": args.users});

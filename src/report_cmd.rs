@@ -60,6 +60,9 @@ pub(crate) fn write_run_reports(executor: &Executor, flags: &RunReportFlags) -> 
         executor
             .write_csv_report(path)
             .with_context(|| format!("--csv {}", path.display()))?;
+        if let Some(note) = executor.request_log_note() {
+            eprintln!("{note}");
+        }
     }
     Ok(())
 }

@@ -26,6 +26,14 @@ use crate::stats::{ResponseSample, Summary};
 
 pub(super) use crate::request_log::DEFAULT_MAX_RECORDS;
 
+/// Writes the success and failure files of a per-request report.
+type PairWriter = fn(
+    RecordReader,
+    &[ResponseSample],
+    BufWriter<File>,
+    BufWriter<File>,
+) -> Result<RecordCounts, ReportError>;
+
 /// The executor's request log and whether it listens now.
 pub(super) struct AttachedLog {
     log: Arc<RequestLog>,
@@ -150,12 +158,7 @@ impl Executor {
         &self,
         name: &str,
         extension: &str,
-        write: fn(
-            RecordReader,
-            &[ResponseSample],
-            BufWriter<File>,
-            BufWriter<File>,
-        ) -> Result<RecordCounts, ReportError>,
+        write: PairWriter,
     ) -> Result<(String, String), ReportError> {
         let (records, samples, _) = self.records_for_report()?;
         let success = format!("{name}_success.{extension}");
