@@ -7,8 +7,11 @@
 //! request → [`listener`]s such as [`stats`].
 
 pub mod action;
+pub mod compare;
 pub mod engine;
 pub mod event;
+pub mod history;
+pub mod html_report;
 pub mod http;
 pub mod listener;
 pub mod scenario;
