@@ -10,6 +10,8 @@ Examples:
   loaddensity run examples/quickstart.json          run an action script
   loaddensity run scripts/ --summary-json out.json  run every .json of a directory
   cat test.json | loaddensity run -                 read the script from stdin
+  loaddensity run s.json --html r.html --junit junit.xml --csv requests.csv
+  loaddensity report result.json --junit junit.xml  reports from a saved result
   loaddensity validate test.json                    check a script, send nothing
   loaddensity bench http://127.0.0.1:8080/ -u 32 -d 10s
   loaddensity target --addr 127.0.0.1:8080          serve the built-in target";
@@ -49,7 +51,11 @@ pub(crate) enum Command {
         /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
         #[arg(long, value_name = "ENDPOINT")]
         otlp: Option<String>,
+        #[command(flatten)]
+        reports: RunReportFlags,
     },
+    /// Render reports from a saved result document (`--summary-json`), without rerunning.
+    Report(ReportArgs),
     /// Check a script without sending any request.
     Validate {
         /// FILE, DIR or -.
@@ -108,6 +114,43 @@ pub(crate) struct BenchArgs {
     pub(crate) otlp: Option<String>,
     #[command(flatten)]
     pub(crate) influxdb: InfluxFlags,
+}
+
+/// `--html`, `--junit`, `--csv` of `loaddensity run`: reports written at the end.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct RunReportFlags {
+    /// Write the HTML report to this file at the end.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+    /// Write a JUnit XML report (one test case per endpoint and per SLA gate).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+    /// Write every recorded request as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) csv: Option<PathBuf>,
+}
+
+/// Flags of `loaddensity report`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReportArgs {
+    /// The result document (`--summary-json`, `LD_generate_summary_report`).
+    pub(crate) result: PathBuf,
+    /// Write the HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+    /// Write a JUnit XML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+    /// Write the per-request CSV (needs per-request records, which a result document
+    /// does not hold).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) csv: Option<PathBuf>,
+    /// Write LoadDensity's NAME_success.json and NAME_failure.json (per-request).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) json: Option<String>,
+    /// Write LoadDensity's NAME_success.xml and NAME_failure.xml (per-request).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) xml: Option<String>,
 }
 
 /// `--influxdb-udp` and `--influxdb-url`: the InfluxDB sink for the whole run.

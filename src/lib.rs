@@ -14,6 +14,7 @@ pub mod history;
 pub mod html_report;
 pub mod http;
 pub mod listener;
+pub mod report;
 pub mod scenario;
 pub mod sinks;
 pub mod sla;

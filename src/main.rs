@@ -2,6 +2,7 @@
 //! benchmark, or serve the built-in target.
 
 mod cli;
+mod report_cmd;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -50,8 +51,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             prometheus,
             influxdb,
             otlp,
+            reports,
         } => {
             let mut executor = executor(options)?;
+            executor.set_script(&path);
             start_prometheus(prometheus.as_ref())?;
             start_influxdb(&mut executor, &influxdb)?;
             otel::start(&mut executor, otlp.as_deref())?;
@@ -63,15 +66,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Err(error) => {
                         eprintln!("error: {error}");
                         stop_influxdb_sink();
-                        return finish(&executor, summary_json.as_deref(), true);
+                        return finish(&executor, summary_json.as_deref(), Some(&reports), true);
                     }
                 }
             }
             // Sends what a sink still holds (bounded by its timeout) before the
             // summary reports its counters.
             stop_influxdb_sink();
-            finish(&executor, summary_json.as_deref(), false)
+            finish(&executor, summary_json.as_deref(), Some(&reports), false)
         }
+        Command::Report(args) => report_cmd::report(&args),
         Command::Validate { path } => validate(&path, options),
         Command::Bench(args) => {
             let mut executor = executor(options)?;
@@ -79,9 +83,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             start_influxdb(&mut executor, &args.influxdb)?;
             otel::start(&mut executor, args.otlp.as_deref())?;
             let document = bench_document(&args)?;
+            executor.set_script("<bench>");
             executor.execute_document(&document, "<bench>");
             stop_influxdb_sink();
-            finish(&executor, args.summary_json.as_deref(), false)
+            finish(&executor, args.summary_json.as_deref(), None, false)
         }
         Command::Target { addr } => serve_target(&addr, options),
     }
@@ -223,14 +228,23 @@ async fn wait_for_signal() {
     }
 }
 
-/// Writes `--summary-json` and picks the exit code. A running OpenTelemetry exporter
-/// is stopped first, so that its final export happens and is counted.
-fn finish(executor: &Executor, summary_json: Option<&Path>, failed: bool) -> Result<ExitCode> {
+/// Writes `--summary-json` and the reports, and picks the exit code. A running
+/// OpenTelemetry exporter is stopped first, so that its final export happens and is
+/// counted.
+fn finish(
+    executor: &Executor,
+    summary_json: Option<&Path>,
+    reports: Option<&cli::RunReportFlags>,
+    failed: bool,
+) -> Result<ExitCode> {
     otel::stop();
     if let Some(path) = summary_json {
         let text = serde_json::to_string_pretty(&executor.summary())?;
         std::fs::write(path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(reports) = reports {
+        report_cmd::write_run_reports(executor, reports)?;
     }
     Ok(if failed {
         ExitCode::FAILURE

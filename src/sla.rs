@@ -432,6 +432,9 @@ mod tests {
             errors: vec![],
             timeline: vec![],
             sinks: BTreeMap::new(),
+            run: Default::default(),
+            samples: vec![],
+            histograms: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -15,12 +15,13 @@ use url::Url;
 use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
-    ArrivalRate, LoadShape, Progress, RunObservers, SHAPES, TestPlan, WaitTime, run_test,
+    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, TestPlan, WaitTime, run_test,
 };
 use crate::scenario::{
     ResolverSnapshot, Scenario, register_csv_source, register_variable, value_text,
 };
-use crate::stats::render_table;
+use crate::stats::document::rfc3339_millis;
+use crate::stats::{LoadDescription, render_table};
 use crate::target::TargetServer;
 
 /// Argument structs that can check themselves beyond their types.
@@ -109,7 +110,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     executor.add_command(
         "LD_clear_records",
         typed(&[], |ex, _: NoArgs| {
-            ex.stats().clear();
+            ex.clear_records();
             Ok(json!({"status": "cleared"}))
         }),
     );
@@ -499,6 +500,31 @@ impl StartTestArgs {
     }
 }
 
+impl StartTestArgs {
+    /// The `run.load` entry of this test in the result document.
+    fn load_description(&self, started_at: SystemTime, report: &RunReport) -> LoadDescription {
+        let shape = match &self.load_shape {
+            None | Some(Value::Null) => None,
+            Some(name) => Some(json!({
+                "load_shape": name,
+                "shape_config": self.shape_config.clone().unwrap_or(Value::Null),
+            })),
+        };
+        LoadDescription {
+            started_at: rfc3339_millis(started_at),
+            ended_at: rfc3339_millis(SystemTime::now()),
+            duration_s: report.duration.as_secs_f64(),
+            users: self.user_count,
+            spawn_rate: self.spawn_rate,
+            test_time: self.test_time,
+            shape,
+            arrival_rate: self.arrival_rate.clone().filter(|v| !v.is_null()),
+            users_started: report.users_started,
+            interrupted: report.interrupted,
+        }
+    }
+}
+
 struct StartTest;
 
 impl Command for StartTest {
@@ -534,9 +560,11 @@ impl Command for StartTest {
         };
         let listeners = executor.listeners().clone();
         let (before, _) = executor.stats().counts();
+        let started_at = SystemTime::now();
         let report = executor
             .runtime()
             .block_on(run_test(plan, listeners, interrupt, observers));
+        executor.record_test(args.load_description(started_at, &report));
         executor.stats().add_duration(report.duration);
         executor
             .stats()

@@ -7,6 +7,7 @@ mod document;
 mod error;
 mod influxdb_commands;
 mod otel_commands;
+mod report_commands;
 mod resolver_commands;
 mod sink_commands;
 mod sla_commands;
@@ -24,7 +25,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::listener::{ListenerRegistry, request_event};
-use crate::stats::{StatsRecorder, Summary};
+use crate::stats::{LoadDescription, RunInfo, SlaGateResult, StatsRecorder, Summary};
 use crate::target::TargetServer;
 
 /// How deep `LD_execute_action` / `LD_execute_files` may nest.
@@ -84,6 +85,7 @@ pub struct Executor {
     failures: usize,
     sla_failures: usize,
     depth: usize,
+    run: RunInfo,
 }
 
 impl std::fmt::Debug for Executor {
@@ -120,6 +122,7 @@ impl Executor {
             failures: 0,
             sla_failures: 0,
             depth: 0,
+            run: RunInfo::default(),
         };
         commands::register_builtins(&mut executor);
         Ok(executor)
@@ -173,13 +176,44 @@ impl Executor {
         };
     }
 
-    /// The summary of every request recorded so far.
+    /// The summary of every request recorded so far: the result document, with its
+    /// `run` block.
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::from_snapshot(&self.stats.snapshot());
         for (name, report) in &self.sink_reports {
             summary.sinks.insert(name.clone(), report());
         }
+        summary.run = self.run.clone();
+        summary.run.started_at = self.run.load.first().map(|l| l.started_at.clone());
+        summary.run.ended_at = self.run.load.last().map(|l| l.ended_at.clone());
         summary
+    }
+
+    /// Names the script in the result document (`run.script`), as given by the user.
+    pub fn set_script(&mut self, script: &str) {
+        self.run.script = Some(script.to_string());
+    }
+
+    /// Adds a test's load description to the result document (`run.load`).
+    pub fn record_test(&mut self, load: LoadDescription) {
+        self.run.load.push(load);
+    }
+
+    /// Adds SLA gate results to the result document (`run.sla`).
+    pub fn record_sla(&mut self, results: impl IntoIterator<Item = SlaGateResult>) {
+        self.run.sla.get_or_insert_with(Vec::new).extend(results);
+    }
+
+    /// The run block as recorded so far (script, tests, SLA results).
+    pub fn run_info(&self) -> &RunInfo {
+        &self.run
+    }
+
+    /// Forgets every recorded request, test and SLA result (`LD_clear_records`).
+    pub fn clear_records(&mut self) {
+        self.stats.clear();
+        self.run.load.clear();
+        self.run.sla = None;
     }
 
     /// Number of actions that failed so far.

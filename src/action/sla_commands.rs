@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::commands::{CheckArgs, typed};
 use super::{ActionError, Executor};
 use crate::sla::{Rule, RuleResult, evaluate, parse_rules};
+use crate::stats::SlaGateResult;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +33,7 @@ fn evaluate_and_print(
     args: &SlaArgs,
 ) -> Result<(Vec<RuleResult>, Value), ActionError> {
     let results = evaluate(&args.rules()?, &executor.summary());
+    executor.record_sla(results.iter().map(SlaGateResult::from));
     let mut text = String::from("SLA gates:\n");
     for result in &results {
         let mark = if result.passed { "PASS" } else { "FAIL" };

@@ -1,11 +1,16 @@
 //! Request statistics: a listener that records into per-thread HDR histograms
 //! ([`StatsRecorder`]), and the summary built from them ([`Summary`]).
 
+pub mod document;
 mod recorder;
 mod summary;
 mod table;
 mod timeline;
 
+pub use document::{
+    Histograms, LoadDescription, ResponseSample, ResultDocument, ResultError, RunInfo,
+    SlaGateResult,
+};
 pub use recorder::{EndpointStats, StatsRecorder, StatsSnapshot};
 pub use summary::{ErrorCount, LatencyOverall, NameStats, Summary, Totals};
 pub use table::render_table;

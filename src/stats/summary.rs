@@ -1,11 +1,13 @@
 //! The summary object, in LoadDensity's summary schema (`totals`, `latency_overall`,
-//! `per_name`), extended with `errors` and the sinks' counters (`sinks`).
+//! `per_name`), extended with `errors`, the sinks' counters (`sinks`), and the result
+//! document's `run` and `histograms` blocks (see [`super::document`]).
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::document::{Histograms, ResponseSample, RunInfo, encode_histogram};
 use super::recorder::{EndpointStats, StatsSnapshot};
 use super::timeline::TimelineEntry;
 
@@ -112,6 +114,15 @@ pub struct Summary {
     /// Counters reported by the metric sinks (drops, write errors), by sink name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sinks: BTreeMap<String, serde_json::Value>,
+    /// When and how the requests were produced (filled in by the executor).
+    #[serde(default)]
+    pub run: RunInfo,
+    /// Sampled responses (headers and body start), for the HTML report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<ResponseSample>,
+    /// The latency histograms the percentiles come from.
+    #[serde(default)]
+    pub histograms: Histograms,
 }
 
 /// A histogram value in µs as milliseconds.
@@ -220,6 +231,15 @@ impl Summary {
             errors,
             timeline: snapshot.timeline.clone(),
             sinks: BTreeMap::new(),
+            run: RunInfo::default(),
+            samples: Vec::new(),
+            histograms: Histograms {
+                overall: encode_histogram(h),
+                per_name: by_name
+                    .iter()
+                    .map(|(name, stats)| (name.clone(), encode_histogram(&stats.latency_us)))
+                    .collect(),
+            },
         }
     }
 }

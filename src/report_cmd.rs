@@ -1,0 +1,69 @@
+//! `loaddensity report` and the `--html/--junit/--csv` flags of `loaddensity run`:
+//! reports rendered from a result document (saved, or the executor's own).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use loaddensity::Executor;
+use loaddensity::report::{render_html, render_junit};
+use loaddensity::stats::ResultDocument;
+
+use crate::cli::{ReportArgs, RunReportFlags};
+
+/// `loaddensity report RESULT.json ...`.
+pub(crate) fn report(args: &ReportArgs) -> Result<ExitCode> {
+    let document = ResultDocument::read(&args.result)?;
+    let per_request = [
+        ("--csv", args.csv.is_some()),
+        ("--json", args.json.is_some()),
+        ("--xml", args.xml.is_some()),
+    ];
+    if let Some((flag, _)) = per_request.iter().find(|(_, given)| *given) {
+        bail!(
+            "{flag}: {} is a result document, which holds the statistics but not one record per \
+             request; write per-request reports during the run (`loaddensity run --csv FILE`, \
+             LD_generate_csv_report, LD_generate_json_report, LD_generate_xml_report)",
+            args.result.display()
+        );
+    }
+    if args.html.is_none() && args.junit.is_none() {
+        bail!("nothing to render: give --html FILE and/or --junit FILE");
+    }
+    write_document_reports(&document, args.html.as_deref(), args.junit.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the HTML and JUnit reports of a result document.
+fn write_document_reports(
+    document: &ResultDocument,
+    html: Option<&Path>,
+    junit: Option<&Path>,
+) -> Result<()> {
+    if let Some(path) = html {
+        let text = render_html(document).context("--html")?;
+        write(path, &text)?;
+    }
+    if let Some(path) = junit {
+        write(path, &render_junit(document))?;
+    }
+    Ok(())
+}
+
+/// The reports `loaddensity run --html/--junit/--csv` writes at the end.
+pub(crate) fn write_run_reports(executor: &Executor, flags: &RunReportFlags) -> Result<()> {
+    if flags.html.is_some() || flags.junit.is_some() {
+        let document = executor.summary();
+        write_document_reports(&document, flags.html.as_deref(), flags.junit.as_deref())?;
+    }
+    if let Some(path) = &flags.csv {
+        executor
+            .write_csv_report(path)
+            .with_context(|| format!("--csv {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
