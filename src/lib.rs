@@ -11,7 +11,6 @@ pub mod compare;
 pub mod engine;
 pub mod event;
 pub mod history;
-pub mod html_report;
 pub mod http;
 pub mod listener;
 pub mod report;

@@ -8,10 +8,10 @@ use crate::stats::TimelineEntry;
 
 /// Most points a chart line gets; longer timelines are downsampled into buckets of
 /// several seconds (a 1-hour run: 6 s a point).
-pub const MAX_POINTS: usize = 600;
+pub(crate) const MAX_POINTS: usize = 600;
 
 /// Bars of a distribution chart.
-pub const DISTRIBUTION_BINS: usize = 30;
+pub(crate) const DISTRIBUTION_BINS: usize = 30;
 
 /// One point of the timeline charts, covering `seconds` seconds from `t`.
 #[derive(Debug, Clone, Copy, PartialEq)]

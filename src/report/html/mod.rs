@@ -4,7 +4,7 @@
 //! and failures per second, p50/p95/p99, active users), each endpoint's
 //! response-time distribution, the errors, the SLA gates and response samples.
 //!
-//! Long timelines are downsampled to [`MAX_POINTS`] points a line, so a 1-hour run
+//! Long timelines are downsampled to [`series::MAX_POINTS`] points a line, so a 1-hour run
 //! stays well under 2 MB.
 
 mod chart;
@@ -17,73 +17,74 @@ use std::fmt::Write;
 
 use hdrhistogram::Histogram;
 
-pub use series::{DISTRIBUTION_BINS, MAX_POINTS};
-
-use crate::stats::{NameStats, Summary};
+use crate::stats::{
+    LoadDescription, NameStats, ResponseSample, ResultDocument, SlaGateResult, Summary,
+};
 use chart::{LineChart, Series, clock, distribution_chart};
 use series::{distribution_bins, timeline_points};
 
 /// Most endpoints that get a distribution chart (those with the most requests).
-pub const MAX_DISTRIBUTIONS: usize = 50;
+pub(crate) const MAX_DISTRIBUTIONS: usize = 50;
 /// Most rows of the error table.
-pub const MAX_ERROR_ROWS: usize = 200;
+pub(crate) const MAX_ERROR_ROWS: usize = 200;
 
-/// One SLA gate's verdict, as the report shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlaRow {
-    /// The rule, e.g. `latency_p95(browse)`.
-    pub rule: String,
-    /// Whether it held.
-    pub passed: bool,
-    /// The measured value, when there was one.
-    pub actual: Option<f64>,
-    /// `lt`, `lte`, `gt` or `gte`.
-    pub op: String,
-    /// The limit.
-    pub value: f64,
-}
-
-/// A kept response: the request, its status or error, headers and the start of its body.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResponseSample {
-    /// HTTP method.
-    pub method: String,
-    /// Request URL.
-    pub url: String,
-    /// Endpoint name.
-    pub name: String,
-    /// HTTP status, when a response came.
-    pub status: Option<u16>,
-    /// Failure text, for a failed request.
-    pub error: Option<String>,
-    /// Response headers.
-    pub headers: Vec<(String, String)>,
-    /// The start of the response body (text; binary shown lossily).
-    pub body: String,
-}
-
-/// What the report shows besides the summary: the run's description, the decoded
-/// histograms and the samples. Every field is optional; what is missing is said so.
-#[derive(Debug, Clone, Default)]
-pub struct ReportContext {
-    /// The script, as given.
-    pub script: Option<String>,
-    /// Start, RFC 3339.
-    pub started_at: Option<String>,
-    /// End, RFC 3339.
-    pub ended_at: Option<String>,
-    /// Version of the tool that ran it.
-    pub tool_version: Option<String>,
-    /// The load, e.g. `50 users, spawn rate 10/s`.
-    pub load: Option<String>,
-    /// SLA gates, when they ran.
-    pub sla: Vec<SlaRow>,
+/// What the page shows besides the statistics, taken from the document's `run` and
+/// `histograms` blocks.
+#[derive(Debug, Default)]
+struct ReportContext<'a> {
+    /// The load of each test, in words.
+    load: Option<String>,
     /// Response-time histograms (µs) by endpoint name.
-    pub histograms: BTreeMap<String, Histogram<u64>>,
-    /// Kept responses.
-    pub samples: Vec<ResponseSample>,
-    /// A note about the request log, e.g. `900 of 1000 requests kept`.
-    pub records_note: Option<String>,
+    histograms: BTreeMap<String, Histogram<u64>>,
+    /// Histograms that could not be decoded, with why.
+    unreadable: Vec<String>,
+    /// SLA gate results, when gates ran.
+    sla: &'a [SlaGateResult],
+}
+
+impl<'a> ReportContext<'a> {
+    fn of(document: &'a ResultDocument) -> Self {
+        let mut histograms = BTreeMap::new();
+        let mut unreadable = Vec::new();
+        for name in document.histograms.per_name.keys() {
+            match document.name_histogram(name) {
+                Some(Ok(h)) => {
+                    histograms.insert(name.clone(), h);
+                }
+                Some(Err(e)) => unreadable.push(e.to_string()),
+                None => {}
+            }
+        }
+        let load: Vec<String> = document.run.load.iter().map(load_text).collect();
+        Self {
+            load: (!load.is_empty()).then(|| load.join("; ")),
+            histograms,
+            unreadable,
+            sla: document.run.sla.as_deref().unwrap_or_default(),
+        }
+    }
+}
+
+/// One test's load in words, e.g. `50 users (spawn rate 10/s) for 60 s, ran 60.0 s`.
+fn load_text(load: &LoadDescription) -> String {
+    let mut text = match &load.arrival_rate {
+        Some(rate) => format!("open model {rate}, up to {} users", load.users),
+        None => format!("{} users (spawn rate {}/s)", load.users, load.spawn_rate),
+    };
+    if let Some(shape) = &load.shape {
+        let _ = write!(text, ", shape {shape}");
+    }
+    match load.test_time {
+        Some(t) => {
+            let _ = write!(text, " for {t} s");
+        }
+        None => text.push_str(" until stopped"),
+    }
+    let _ = write!(text, ", ran {:.1} s", load.duration_s);
+    if load.interrupted {
+        text.push_str(" (interrupted)");
+    }
+    text
 }
 
 /// HTML-escapes text for element content and attribute values.
@@ -142,10 +143,13 @@ svg .legend{font-size:12px;fill:#1d2330}svg .nodata{font-size:14px;fill:#8a93a3;
 pre{white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f7f8fa;padding:6px;max-height:320px;overflow:auto}
 "#;
 
-/// Renders the report as one HTML document.
-pub fn render_html(summary: &Summary, context: &ReportContext) -> String {
+/// Renders the report of a result document as one self-contained HTML page. A
+/// histogram that cannot be decoded is named on the page instead of drawn.
+pub(crate) fn render_html(document: &ResultDocument) -> String {
+    let context = &ReportContext::of(document);
+    let summary: &Summary = document;
     let mut out = String::with_capacity(64 * 1024);
-    let title = context.script.as_deref().map_or_else(
+    let title = document.run.script.as_deref().map_or_else(
         || "loaddensity report".to_string(),
         |s| format!("loaddensity report: {s}"),
     );
@@ -160,34 +164,35 @@ pub fn render_html(summary: &Summary, context: &ReportContext) -> String {
     distributions(&mut out, summary, context);
     errors(&mut out, summary);
     sla_table(&mut out, context);
-    samples(&mut out, context);
+    samples(&mut out, &document.samples);
+    let ran_by = &document.run.tool_version;
     let _ = write!(
         out,
-        "<p class=\"note\">Generated by loaddensity {}.</p>\n</main></body></html>\n",
-        escape(
-            context
-                .tool_version
-                .as_deref()
-                .unwrap_or(env!("CARGO_PKG_VERSION"))
-        )
+        "<p class=\"note\">Generated by loaddensity {}{}.</p>\n</main></body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        if ran_by.is_empty() || ran_by == env!("CARGO_PKG_VERSION") {
+            String::new()
+        } else {
+            format!(" from a run of loaddensity {}", escape(ran_by))
+        }
     );
     out
 }
 
-fn header(out: &mut String, summary: &Summary, context: &ReportContext) {
+fn header(out: &mut String, summary: &Summary, context: &ReportContext<'_>) {
     out.push_str("<header><h1>Load test report</h1><dl class=\"meta\">");
     let duration = format!(
         "{} ({:.1} s)",
         clock(summary.totals.duration_s),
         summary.totals.duration_s
     );
+    let run = &summary.run;
     let rows = [
-        ("Script", context.script.clone()),
-        ("Started", context.started_at.clone()),
-        ("Ended", context.ended_at.clone()),
+        ("Script", run.script.clone()),
+        ("Started", run.started_at.clone()),
+        ("Ended", run.ended_at.clone()),
         ("Duration", Some(duration)),
         ("Load", context.load.clone()),
-        ("Request log", context.records_note.clone()),
     ];
     for (label, value) in rows {
         if let Some(value) = value {
@@ -365,8 +370,15 @@ fn timeline_charts(out: &mut String, summary: &Summary) {
     out.push_str("</section>\n");
 }
 
-fn distributions(out: &mut String, summary: &Summary, context: &ReportContext) {
+fn distributions(out: &mut String, summary: &Summary, context: &ReportContext<'_>) {
     out.push_str("<section id=\"distributions\"><h2>Response-time distribution by endpoint</h2>");
+    for problem in &context.unreadable {
+        let _ = write!(
+            out,
+            "<p class=\"note\">Histogram not drawn: {}</p>",
+            escape(problem)
+        );
+    }
     if context.histograms.is_empty() {
         out.push_str(
             "<p class=\"note\">This result document carries no histograms (`histograms`), so no distribution can be drawn.</p></section>\n",
@@ -428,14 +440,14 @@ fn errors(out: &mut String, summary: &Summary) {
     out.push_str("</section>\n");
 }
 
-fn sla_table(out: &mut String, context: &ReportContext) {
+fn sla_table(out: &mut String, context: &ReportContext<'_>) {
     out.push_str("<section id=\"sla\"><h2>SLA gates</h2>");
     if context.sla.is_empty() {
         out.push_str("<p class=\"note\">No SLA gate ran.</p></section>\n");
         return;
     }
     out.push_str("<table><thead><tr><th class=\"name\">Rule</th><th>Actual</th><th>Limit</th><th>Result</th></tr></thead><tbody>\n");
-    for row in &context.sla {
+    for row in context.sla {
         let op = match row.op.as_str() {
             "lt" => "<",
             "lte" => "≤",
@@ -463,14 +475,14 @@ fn sla_table(out: &mut String, context: &ReportContext) {
     out.push_str("</tbody></table></section>\n");
 }
 
-fn samples(out: &mut String, context: &ReportContext) {
+fn samples(out: &mut String, samples: &[ResponseSample]) {
     out.push_str("<section id=\"samples\"><h2>Response samples</h2>");
-    if context.samples.is_empty() {
-        out.push_str("<p class=\"note\">No response samples: they come from the request log of the run that wrote this report (the first responses of each endpoint, status and error); a report rendered from a saved result document has none.</p></section>\n");
+    if samples.is_empty() {
+        out.push_str("<p class=\"note\">No response samples in this result document (the request log keeps the first 3 responses of each endpoint and status or error; with <code>max_records: 0</code> it keeps none).</p></section>\n");
         return;
     }
-    for sample in &context.samples {
-        let outcome = match (&sample.error, sample.status) {
+    for sample in samples {
+        let outcome = match (&sample.error, sample.status_code) {
             (Some(error), _) => format!("error: {error}"),
             (None, Some(status)) => format!("HTTP {status}"),
             (None, None) => "no response".into(),
@@ -478,7 +490,7 @@ fn samples(out: &mut String, context: &ReportContext) {
         let _ = write!(
             out,
             "<details><summary>{} {} ({}) — {}</summary>",
-            escape(&sample.method),
+            escape(&sample.request_type),
             escape(&sample.name),
             escape(&sample.url),
             escape(&outcome)
@@ -492,8 +504,13 @@ fn samples(out: &mut String, context: &ReportContext) {
         }
         let _ = write!(
             out,
-            "<pre class=\"body\">{}</pre></details>",
-            escape(&sample.body)
+            "<pre class=\"body\">{}{}</pre></details>",
+            escape(&sample.body),
+            if sample.body_truncated {
+                "\n… (truncated)"
+            } else {
+                ""
+            }
         );
     }
     out.push_str("</section>\n");

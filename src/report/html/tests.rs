@@ -4,8 +4,12 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::{ReportContext, ResponseSample, SlaRow, render_html};
-use crate::stats::{ErrorCount, LatencyOverall, NameStats, Summary, TimelineEntry, Totals};
+use super::render_html;
+use crate::stats::document::encode_histogram;
+use crate::stats::{
+    ErrorCount, LatencyOverall, LoadDescription, NameStats, ResponseSample, RunInfo, SlaGateResult,
+    Summary, TimelineEntry, Totals,
+};
 
 fn name_stats(count: u64, failures: u64) -> NameStats {
     NameStats {
@@ -66,63 +70,80 @@ pub(super) fn hour_summary(seconds: u64) -> Summary {
             })
             .collect(),
         sinks: BTreeMap::new(),
+        run: RunInfo::default(),
+        samples: Vec::new(),
+        histograms: Default::default(),
     }
 }
 
-fn context(summary: &Summary) -> ReportContext {
-    let histograms = summary
-        .per_name
-        .keys()
-        .enumerate()
-        .map(|(i, name)| {
-            let mut h = Histogram::<u64>::new(3).expect("histogram");
-            for v in 1..2_000u64 {
-                h.record_n(v * 50 * (i as u64 + 1), 1 + v % 7)
-                    .expect("record");
-            }
-            (name.clone(), h)
-        })
-        .collect();
-    ReportContext {
-        script: Some("checkout.json".into()),
+/// The summary with its `run`, `histograms` and `samples` blocks filled in.
+fn document(mut summary: Summary) -> Summary {
+    for (i, name) in summary.per_name.keys().enumerate() {
+        let mut h = Histogram::<u64>::new(3).expect("histogram");
+        for v in 1..2_000u64 {
+            h.record_n(v * 50 * (i as u64 + 1), 1 + v % 7)
+                .expect("record");
+        }
+        summary
+            .histograms
+            .per_name
+            .insert(name.clone(), encode_histogram(&h));
+    }
+    summary.run = RunInfo {
         started_at: Some("2026-11-26T07:00:00.000Z".into()),
         ended_at: Some("2026-11-26T08:00:00.000Z".into()),
-        tool_version: Some("0.1.0".into()),
-        load: Some("50 users, spawn rate 10/s".into()),
-        sla: vec![
-            SlaRow {
+        script: Some("checkout.json".into()),
+        load: vec![LoadDescription {
+            started_at: "2026-11-26T07:00:00.000Z".into(),
+            ended_at: "2026-11-26T08:00:00.000Z".into(),
+            duration_s: 3600.0,
+            users: 50,
+            spawn_rate: 10.0,
+            test_time: Some(3600.0),
+            shape: None,
+            arrival_rate: None,
+            users_started: 50,
+            interrupted: false,
+        }],
+        sla: Some(vec![
+            SlaGateResult {
                 rule: "latency_p95".into(),
                 passed: true,
                 actual: Some(80.0),
                 op: "lt".into(),
                 value: 800.0,
+                reason: String::new(),
             },
-            SlaRow {
+            SlaGateResult {
                 rule: "failure_rate".into(),
                 passed: false,
                 actual: Some(0.0164),
                 op: "lt".into(),
                 value: 0.01,
+                reason: String::new(),
             },
-        ],
-        histograms,
-        samples: vec![ResponseSample {
-            method: "GET".into(),
-            url: "http://127.0.0.1:1/status/500".into(),
-            name: "/status/500".into(),
-            status: Some(500),
-            error: Some("HTTP 500 Internal Server Error".into()),
-            headers: vec![("content-type".into(), "text/plain".into())],
-            body: "<oops & more>".into(),
-        }],
-        records_note: Some("366000 of 366000 requests kept".into()),
-    }
+        ]),
+        ..RunInfo::default()
+    };
+    summary.samples = vec![ResponseSample {
+        request_type: "GET".into(),
+        name: "/status/500".into(),
+        url: "http://127.0.0.1:1/status/500".into(),
+        status_code: Some(500),
+        error: Some("HTTP 500 Internal Server Error".into()),
+        start_time: "2026-11-26T07:00:01.000Z".into(),
+        response_time_ms: 1.5,
+        response_length: 13,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: "<oops & more>".into(),
+        body_truncated: false,
+    }];
+    summary
 }
 
 #[test]
 fn an_hour_long_report_is_small_and_complete() {
-    let summary = hour_summary(3600);
-    let html = render_html(&summary, &context(&summary));
+    let html = render_html(&document(hour_summary(3600)));
     assert!(html.len() < 2_000_000, "{} bytes", html.len());
     assert!(html.starts_with("<!DOCTYPE html>"));
     for id in [
@@ -140,6 +161,8 @@ fn an_hour_long_report_is_small_and_complete() {
         "SLA FAILED: 1 of 2 gates failed",
         "HTTP 500 Internal Server Error",
         "<td>512</td>",
+        "50 users (spawn rate 10/s) for 3600 s",
+        "checkout.json",
     ] {
         assert!(html.contains(id), "missing {id}");
     }
@@ -159,8 +182,16 @@ fn an_hour_long_report_is_small_and_complete() {
 fn missing_parts_are_said_so() {
     let mut summary = hour_summary(5);
     summary.errors.clear();
-    let html = render_html(&summary, &ReportContext::default());
+    summary
+        .histograms
+        .per_name
+        .insert("/fast".into(), "!!".into());
+    let html = render_html(&summary);
     assert!(html.contains("carries no histograms"));
+    assert!(
+        html.contains("Histogram not drawn"),
+        "unreadable histogram named"
+    );
     assert!(html.contains("No request failed."));
     assert!(html.contains("No SLA gate ran."));
     assert!(html.contains("No response samples"));
