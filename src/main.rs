@@ -2,6 +2,7 @@
 //! benchmark, or serve the built-in target.
 
 mod cli;
+mod history_cmd;
 mod report_cmd;
 
 use std::io::{IsTerminal, Read};
@@ -76,6 +77,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             finish(&executor, summary_json.as_deref(), Some(&reports), false)
         }
         Command::Report(args) => report_cmd::report(&args),
+        Command::Compare(args) => history_cmd::compare_runs(&args),
         Command::Validate { path } => validate(&path, options),
         Command::Bench(args) => {
             let mut executor = executor(options)?;

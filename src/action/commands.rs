@@ -137,6 +137,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     super::otel_commands::register_otel_commands(executor);
     super::sla_commands::register_sla_commands(executor);
     super::resolver_commands::register_resolver_commands(executor);
+    super::history_commands::register_history_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {

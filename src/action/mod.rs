@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod document;
 mod error;
+mod history_commands;
 mod influxdb_commands;
 mod otel_commands;
 mod report_commands;
