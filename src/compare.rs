@@ -70,8 +70,7 @@ impl Metric {
 
     fn unit(self) -> &'static str {
         match self {
-            Metric::Requests | Metric::FailureRate => "",
-            Metric::Rps => "/s",
+            Metric::Requests | Metric::FailureRate | Metric::Rps => "",
             _ => " ms",
         }
     }

@@ -401,7 +401,7 @@ fn distributions(out: &mut String, summary: &Summary, context: &ReportContext<'_
             .per_name
             .get(name)
             .map_or(histogram.len(), |s| s.count);
-        let title = format!("{name}: {requests} requests");
+        let title = format!("{name}: {requests} requests, response time (ms)");
         out.push_str(&distribution_chart(
             &format!("distribution-{i}"),
             &title,
