@@ -57,6 +57,14 @@ pub enum HistoryError {
         /// The id asked for.
         id: i64,
     },
+    /// The records could not be read (the run is not stored).
+    #[error("{path}: cannot read the records to store, nothing written: {message}")]
+    Records {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// The run was stored without a result document (e.g. by Python LoadDensity).
     #[error("{path}: run {id} has no result document (summary_json is empty)")]
     NoSummary {
@@ -164,11 +172,12 @@ impl RunHistory {
         Ok(())
     }
 
-    /// Stores a run and its records in one transaction and returns the run id.
-    pub fn persist(
+    /// Stores a run and its records in one transaction and returns the run id. A
+    /// record that cannot be read rolls the whole run back.
+    pub fn persist<E: std::fmt::Display>(
         &mut self,
         run: &NewRun<'_>,
-        records: impl IntoIterator<Item = RecordRow>,
+        records: impl IntoIterator<Item = Result<RecordRow, E>>,
     ) -> Result<i64, HistoryError> {
         let path = self.path.clone();
         let sqlite = |source| HistoryError::Sqlite {
@@ -190,6 +199,10 @@ impl RunHistory {
                 )
                 .map_err(sqlite)?;
             for r in records {
+                let r = r.map_err(|e| HistoryError::Records {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
                 insert
                     .execute(params![
                         run_id,
@@ -322,7 +335,11 @@ mod tests {
             metadata_json: r#"{"branch":"dev"}"#,
             summary_json: Some("{}"),
         };
-        let first = history.persist(&run, (0..5).map(record)).expect("persist");
+        let first = history
+            .persist(&run, (0..5).map(|i| Ok::<_, String>(record(i))))
+            .expect("persist");
+        let failed = history.persist(&run, [Ok(record(1)), Err("disk gone")]);
+        assert!(matches!(failed, Err(HistoryError::Records { .. })));
         let second = history
             .persist(
                 &NewRun {
@@ -330,7 +347,7 @@ mod tests {
                     summary_json: None,
                     ..run
                 },
-                [],
+                Vec::<Result<RecordRow, String>>::new(),
             )
             .expect("persist");
         assert_eq!((first, second), (1, 2));

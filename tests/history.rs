@@ -82,8 +82,16 @@ fn runs_are_stored_read_back_and_compared() {
     assert_eq!(
         columns("load_density_records"),
         [
-            "id", "run_id", "outcome", "method", "test_url", "name", "status_code",
-            "response_time_ms", "response_length", "error"
+            "id",
+            "run_id",
+            "outcome",
+            "method",
+            "test_url",
+            "name",
+            "status_code",
+            "response_time_ms",
+            "response_length",
+            "error"
         ]
     );
     let indexes: Vec<String> = connection
@@ -94,7 +102,10 @@ fn runs_are_stored_read_back_and_compared() {
         .collect::<Result<_, _>>()
         .expect("sql");
     assert!(indexes.iter().any(|i| i.contains("(name)")), "{indexes:?}");
-    assert!(indexes.iter().any(|i| i.contains("(run_id)")), "{indexes:?}");
+    assert!(
+        indexes.iter().any(|i| i.contains("(run_id)")),
+        "{indexes:?}"
+    );
     let runs: Vec<(i64, String, String, String)> = connection
         .prepare("SELECT id, label, metadata_json, summary_json FROM load_density_runs ORDER BY id")
         .expect("runs")
@@ -111,7 +122,10 @@ fn runs_are_stored_read_back_and_compared() {
     for ((_, _, _, stored), file) in runs.iter().zip([&fast, &slow]) {
         let stored: Value = serde_json::from_str(stored).expect("summary json");
         assert_eq!(stored["totals"]["requests"], file["totals"]["requests"]);
-        assert_eq!(stored["per_name"]["api"]["count"], file["per_name"]["api"]["count"]);
+        assert_eq!(
+            stored["per_name"]["api"]["count"],
+            file["per_name"]["api"]["count"]
+        );
         assert!(stored["histograms"]["per_name"]["api"].is_string());
     }
 
@@ -144,14 +158,25 @@ fn runs_are_stored_read_back_and_compared() {
     // Bad input: a clear error, exit 1 (not 99).
     let output = compare(&["--db", s(&db), "1", "7"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("no run with id 7"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no run with id 7"),
+        "{}",
+        stderr(&output)
+    );
     let output = compare(&[s(&base), s(&new), "--fail-if", "p42>1"]);
     assert_eq!(output.status.code(), Some(2), "clap rejects the limit");
-    assert!(stderr(&output).contains("unknown metric `p42`"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("unknown metric `p42`"),
+        "{}",
+        stderr(&output)
+    );
 
     // The HTML report of a stored run.
     let html = work.path("from-db.html");
-    let output = run(&["report", "--db", s(&db), "--run", "2", "--html", s(&html)], None);
+    let output = run(
+        &["report", "--db", s(&db), "--run", "2", "--html", s(&html)],
+        None,
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let page = std::fs::read_to_string(&html).expect("html");
     assert!(page.contains("data-chart=\"latency\"") && page.contains("slow.json"));

@@ -28,7 +28,11 @@ fn chromium() -> Option<PathBuf> {
         .iter()
         .flat_map(|name| {
             std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>())
+                .map(|p| {
+                    std::env::split_paths(&p)
+                        .map(|d| d.join(name))
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default()
         })
         .find(|p| p.is_file())
@@ -38,7 +42,10 @@ fn chromium() -> Option<PathBuf> {
 fn chromium_run(browser: &Path, work: &Workdir, extra: &[String], page: &Path) -> String {
     let mut child = Command::new(browser)
         .args(FLAGS)
-        .arg(format!("--user-data-dir={}", work.path("profile").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            work.path("profile").display()
+        ))
         .args(extra)
         .arg(format!("file://{}", page.display()))
         .stdin(Stdio::null())
@@ -121,29 +128,51 @@ fn chromium_draws_the_charts() {
 
     // The DOM as the browser built it: every chart is an SVG with points.
     let dom = chromium_run(&browser, &work, &["--dump-dom".into()], &html);
-    for chart in ["rps", "latency", "users", "distribution-0", "distribution-1"] {
-        assert!(dom.contains(&format!("data-chart=\"{chart}\"")), "no {chart} chart in the DOM");
+    for chart in [
+        "rps",
+        "latency",
+        "users",
+        "distribution-0",
+        "distribution-1",
+    ] {
+        assert!(
+            dom.contains(&format!("data-chart=\"{chart}\"")),
+            "no {chart} chart in the DOM"
+        );
     }
     let lines: Vec<usize> = dom
         .match_indices("<path d=\"M")
         .map(|(at, _)| {
             let d = &dom[at + 9..];
-            d[..d.find('"').expect("end of d")].matches(['M', 'L']).count()
+            d[..d.find('"').expect("end of d")]
+                .matches(['M', 'L'])
+                .count()
         })
         .collect();
     assert_eq!(lines.len(), 6, "6 timeline lines");
-    assert!(lines.iter().all(|n| *n >= 3), "each line has a point a second: {lines:?}");
+    assert!(
+        lines.iter().all(|n| *n >= 3),
+        "each line has a point a second: {lines:?}"
+    );
     assert!(dom.contains("HTTP 500 Internal Server Error"));
 
     // The picture: the requests/s line (green), the failures line (red) and the
     // distribution bars (blue) are there in colour, not a blank page.
     let png = work.path("report.png");
-    chromium_run(&browser, &work, &[format!("--screenshot={}", png.display())], &html);
+    chromium_run(
+        &browser,
+        &work,
+        &[format!("--screenshot={}", png.display())],
+        &html,
+    );
     let (green, width, height) = pixels_near(&png, [0x2f, 0x8f, 0x4e], 0..2000);
     assert_eq!((width, height), (1280, 2000));
     let (red, ..) = pixels_near(&png, [0xd3, 0x3a, 0x3a], 0..2000);
     let (blue, ..) = pixels_near(&png, [0x4a, 0x7f, 0xd6], 0..2000);
     assert!(green > 300, "requests/s line: {green} green pixels");
     assert!(red > 300, "failures/s line: {red} red pixels");
-    assert!(blue > 2000, "p50 line and distribution bars: {blue} blue pixels");
+    assert!(
+        blue > 2000,
+        "p50 line and distribution bars: {blue} blue pixels"
+    );
 }

@@ -102,7 +102,7 @@ fn persist(executor: &mut Executor, args: PersistArgs) -> Result<Value, ActionEr
                 metadata_json: &metadata_json,
                 summary_json: Some(&summary_json),
             },
-            rows,
+            rows.into_iter().map(Ok::<_, std::convert::Infallible>),
         )
         .map_err(|e| ActionError::Failed(e.to_string()))?;
     Ok(json!(id))
