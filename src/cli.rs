@@ -12,6 +12,7 @@ Examples:
   cat test.json | loaddensity run -                 read the script from stdin
   loaddensity run s.json --html r.html --junit junit.xml --csv requests.csv
   loaddensity report result.json --junit junit.xml  reports from a saved result
+  loaddensity compare base.json new.json --fail-if 'p95>+10%'
   loaddensity validate test.json                    check a script, send nothing
   loaddensity run s.json --segment 1/3 --start-at +30s   instance 1 of 3, starting together
   loaddensity merge r0.json r1.json r2.json -o merged.json   one exact result
@@ -67,6 +68,9 @@ pub(crate) enum Command {
     Merge(crate::merge_cmd::MergeArgs),
     /// Render reports from a saved result document (`--summary-json`), without rerunning.
     Report(ReportArgs),
+    /// Compare two runs: per endpoint, the change in rps, p50/p95/p99 and failure
+    /// rate; `--fail-if` limits exit with 99 when passed.
+    Compare(CompareArgs),
     /// Check a script without sending any request.
     Validate {
         /// FILE, DIR or -.
@@ -174,8 +178,16 @@ pub(crate) struct RunReportFlags {
 /// Flags of `loaddensity report`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReportArgs {
-    /// The result document (`--summary-json`, `LD_generate_summary_report`).
-    pub(crate) result: PathBuf,
+    /// The result document (`--summary-json`, `LD_generate_summary_report`); or
+    /// `--db FILE --run ID`.
+    #[arg(required_unless_present = "db", conflicts_with = "db")]
+    pub(crate) result: Option<PathBuf>,
+    /// Read the result document of a stored run from this SQLite history (with `--run`).
+    #[arg(long, value_name = "FILE", requires = "run")]
+    pub(crate) db: Option<PathBuf>,
+    /// The id of the stored run (`LD_persist_records`, `LD_list_runs`).
+    #[arg(long, value_name = "ID", requires = "db")]
+    pub(crate) run: Option<i64>,
     /// Write the HTML report to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) html: Option<PathBuf>,
@@ -192,6 +204,27 @@ pub(crate) struct ReportArgs {
     /// Write LoadDensity's NAME_success.xml and NAME_failure.xml (per-request).
     #[arg(long, value_name = "NAME")]
     pub(crate) xml: Option<String>,
+}
+
+/// Flags of `loaddensity compare`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompareArgs {
+    /// The base run: a result document, or a run id with `--db`.
+    pub(crate) base: String,
+    /// The new run: a result document, or a run id with `--db`.
+    pub(crate) new: String,
+    /// Read both runs from this SQLite history (`LD_persist_records`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) db: Option<PathBuf>,
+    /// A limit that fails the comparison (exit code 99), `[NAME:]METRIC OP VALUE`:
+    /// `p95>+10%` (grew more than 10 %), `rps<-20%`, `p99>+50` (grew more than 50 ms),
+    /// `failure_rate>0.01` (new value above 0.01). Repeatable.
+    #[arg(long = "fail-if", value_name = "LIMIT", value_parser = parse_fail_if)]
+    pub(crate) fail_if: Vec<loaddensity::compare::Limit>,
+}
+
+fn parse_fail_if(text: &str) -> Result<loaddensity::compare::Limit, String> {
+    loaddensity::compare::parse_limit(text).map_err(|e| e.message)
 }
 
 /// `--influxdb-udp` and `--influxdb-url`: the InfluxDB sink for the whole run.

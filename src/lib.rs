@@ -7,12 +7,14 @@
 //! [`event::RequestEvent`] per request → [`listener`]s such as [`stats`].
 
 pub mod action;
+pub mod compare;
 pub mod control;
 pub mod engine;
 pub mod event;
 pub mod har;
-pub mod listener;
+pub mod history;
 pub mod instance;
+pub mod listener;
 pub mod protocol;
 pub mod report;
 pub mod request_log;

@@ -4,6 +4,7 @@
 mod cli;
 mod subcommands;
 mod merge_cmd;
+mod history_cmd;
 mod report_cmd;
 mod scale_out;
 
@@ -106,6 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate { path, segment } => validate(&path, segment.as_ref(), options),
         Command::Report(args) => report_cmd::report(&args),
         Command::Merge(args) => merge_cmd::merge(&args),
+        Command::Compare(args) => history_cmd::compare_runs(&args),
         Command::Bench(args) => {
             let mut executor = executor(options)?;
             start_prometheus(args.prometheus.as_ref())?;

@@ -13,7 +13,8 @@ use crate::cli::{ReportArgs, RunReportFlags};
 
 /// `loaddensity report RESULT.json ...`.
 pub(crate) fn report(args: &ReportArgs) -> Result<ExitCode> {
-    let document = ResultDocument::read(&args.result)?;
+    let (document, source) =
+        crate::history_cmd::report_document(args.result.as_deref(), args.db.as_deref(), args.run)?;
     let per_request = [
         ("--csv", args.csv.is_some()),
         ("--json", args.json.is_some()),
@@ -24,7 +25,7 @@ pub(crate) fn report(args: &ReportArgs) -> Result<ExitCode> {
             "{flag}: {} is a result document, which holds the statistics but not one record per \
              request; write per-request reports during the run (`loaddensity run --csv FILE`, \
              LD_generate_csv_report, LD_generate_json_report, LD_generate_xml_report)",
-            args.result.display()
+            source
         );
     }
     if args.html.is_none() && args.junit.is_none() {

@@ -461,6 +461,7 @@ mod tests {
                 p90_ms: 900.0,
                 p95_ms: 1234.5,
                 p99_ms: 1900.0,
+                response_bytes: 0,
             },
         );
         Summary {

@@ -143,6 +143,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     super::socket_commands::register_socket_commands(executor);
     super::remote_write_commands::register_remote_write_commands(executor);
     super::report_commands::register_report_commands(executor);
+    super::history_commands::register_history_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {

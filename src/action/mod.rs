@@ -7,6 +7,7 @@ mod document;
 mod empty_run;
 mod error;
 mod har_commands;
+mod history_commands;
 mod influxdb_commands;
 mod otel_commands;
 mod remote_write_commands;

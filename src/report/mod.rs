@@ -3,6 +3,7 @@
 //! RESULT.json` renders them without rerunning anything; the per-request formats
 //! (CSV, LoadDensity's JSON and XML) read the request log ([`crate::request_log`]).
 
+mod html;
 mod junit;
 mod records;
 
@@ -50,8 +51,7 @@ impl ReportError {
 /// Renders the self-contained HTML report of a result document (with its response
 /// samples in `samples`). The hook the HTML renderer plugs into.
 pub fn render_html(document: &ResultDocument) -> Result<String, ReportError> {
-    let _ = document;
-    Err(ReportError::NotBuilt("HTML"))
+    Ok(html::render_html(document))
 }
 
 /// Writes a rendered text report to `path`.

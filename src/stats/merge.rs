@@ -121,7 +121,7 @@ pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Sum
         rps: 0.0,
         dropped_iterations: 0,
     };
-    let mut names: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut names: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     let mut errors: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     for (_, document) in documents {
         let t = &document.totals;
@@ -133,6 +133,7 @@ pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Sum
             let entry = names.entry(name.clone()).or_default();
             entry.0 += stats.count;
             entry.1 += stats.failures;
+            entry.2 += stats.response_bytes;
         }
         for e in &document.errors {
             *errors
@@ -155,10 +156,12 @@ pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Sum
 
     let per_name_stats = names
         .iter()
-        .map(|(name, (count, failures))| {
+        .map(|(name, &(count, failures, response_bytes))| {
             let empty = new_histogram();
             let h = per_name.get(name).unwrap_or(&empty);
-            (name.clone(), name_stats(h, *count, *failures, duration_s))
+            let mut stats = name_stats(h, count, failures, duration_s);
+            stats.response_bytes = response_bytes;
+            (name.clone(), stats)
         })
         .collect();
 
@@ -338,6 +341,7 @@ fn name_stats(h: &Histogram<u64>, count: u64, failures: u64, seconds: f64) -> Na
         p90_ms: percentile_ms(h, 90.0),
         p95_ms: percentile_ms(h, 95.0),
         p99_ms: percentile_ms(h, 99.0),
+        response_bytes: 0,
     }
 }
 

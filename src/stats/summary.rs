@@ -71,6 +71,16 @@ pub struct NameStats {
     pub p95_ms: f64,
     /// 99th percentile, ms.
     pub p99_ms: f64,
+    /// Sum of the response body lengths, bytes (the average size is this over `count`).
+    #[serde(default)]
+    pub response_bytes: u64,
+}
+
+impl NameStats {
+    /// Average response body size in bytes, `None` without requests.
+    pub fn avg_size_bytes(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.response_bytes as f64 / self.count as f64)
+    }
 }
 
 /// One distinct failure text and how often it occurred.
@@ -152,6 +162,7 @@ impl NameStats {
             p90_ms: percentile_ms(h, 90.0),
             p95_ms: percentile_ms(h, 95.0),
             p99_ms: percentile_ms(h, 99.0),
+            response_bytes: stats.response_bytes,
         }
     }
 }
@@ -172,6 +183,7 @@ impl Summary {
                 .and_modify(|merged| {
                     let _ = merged.latency_us.add(&endpoint.latency_us);
                     merged.failures += endpoint.failures;
+                    merged.response_bytes += endpoint.response_bytes;
                 })
                 .or_insert_with(|| endpoint.clone());
         }
