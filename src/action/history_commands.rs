@@ -73,12 +73,31 @@ fn open(path: &std::path::Path) -> Result<RunHistory, ActionError> {
 
 /// The recorded requests as `load_density_records` rows.
 ///
-/// The per-request log (`crate::request_log`, issue 12 section 3) is not on this
-/// branch yet: until it is, runs are stored with their result document and no
-/// per-request rows. This is the one place to connect it.
-fn record_rows(executor: &Executor) -> Vec<RecordRow> {
-    let _ = executor;
-    Vec::new()
+/// The request log's records as `load_density_records` rows (none when the log is
+/// off); a record that cannot be read back fails the whole run's insert.
+fn record_rows(
+    executor: &Executor,
+) -> Result<Box<dyn Iterator<Item = std::io::Result<RecordRow>>>, ActionError> {
+    let Some(log) = executor.request_log() else {
+        return Ok(Box::new(std::iter::empty()));
+    };
+    let reader = log
+        .records()
+        .map_err(|e| ActionError::Failed(e.to_string()))?;
+    Ok(Box::new(reader.map(|record| record.map(record_row))))
+}
+
+fn record_row(record: crate::request_log::RequestRecord) -> RecordRow {
+    RecordRow {
+        outcome: if record.error.is_none() { "success" } else { "failure" }.into(),
+        method: Some(record.request_type.to_string()),
+        test_url: Some(record.url),
+        name: Some(record.name.to_string()),
+        status_code: record.status.map(|s| s.to_string()),
+        response_time_ms: Some(record.response_time.as_secs_f64() * 1000.0),
+        response_length: Some(i64::try_from(record.response_length).unwrap_or(i64::MAX)),
+        error: record.error,
+    }
 }
 
 fn persist(executor: &mut Executor, args: PersistArgs) -> Result<Value, ActionError> {
@@ -92,7 +111,7 @@ fn persist(executor: &mut Executor, args: PersistArgs) -> Result<Value, ActionEr
         serde_json::to_string(&summary).map_err(|e| ActionError::Failed(e.to_string()))?;
     let metadata_json = serde_json::to_string(&args.metadata.unwrap_or_default())
         .map_err(|e| ActionError::Failed(e.to_string()))?;
-    let rows = record_rows(executor);
+    let rows = record_rows(executor)?;
     let mut history = open(&args.database_path)?;
     let id = history
         .persist(
@@ -102,7 +121,7 @@ fn persist(executor: &mut Executor, args: PersistArgs) -> Result<Value, ActionEr
                 metadata_json: &metadata_json,
                 summary_json: Some(&summary_json),
             },
-            rows.into_iter().map(Ok::<_, std::convert::Infallible>),
+            rows,
         )
         .map_err(|e| ActionError::Failed(e.to_string()))?;
     Ok(json!(id))
