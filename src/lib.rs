@@ -9,6 +9,7 @@
 pub mod action;
 pub mod engine;
 pub mod event;
+pub mod fast_http;
 pub mod http;
 pub mod listener;
 pub mod scenario;

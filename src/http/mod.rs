@@ -46,6 +46,17 @@ pub struct PreparedRequest {
     pub verify: bool,
     /// What of the response to keep.
     pub capture: Capture,
+    /// The whole request serialized once (for requests without placeholders), which
+    /// the `fast_http_user` client writes as is.
+    pub wire: Option<crate::fast_http::WireRequest>,
+}
+
+impl PreparedRequest {
+    /// The same request, serialized once for the `fast_http_user` client.
+    pub fn with_wire(mut self) -> Self {
+        self.wire = Some(crate::fast_http::WireRequest::new(&self));
+        self
+    }
 }
 
 /// Scheme, host and port: what one connection can serve.
