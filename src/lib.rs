@@ -3,21 +3,22 @@
 //!
 //! The data flow reads from the module names:
 //! [`action`] script → [`action::Executor`] → [`engine`] (users running a
-//! [`scenario`] of [`task`]s over [`http`]) → one [`event::RequestEvent`] per
-//! request → [`listener`]s such as [`stats`].
+//! [`scenario`] of [`task`]s over a [`protocol`]: [`http`], ...) → one
+//! [`event::RequestEvent`] per request → [`listener`]s such as [`stats`].
 
 pub mod action;
 pub mod engine;
 pub mod event;
-pub mod fast_http;
-pub mod http;
 pub mod listener;
+pub mod protocol;
 pub mod scenario;
 pub mod sinks;
 pub mod sla;
 pub mod stats;
 pub mod target;
 pub mod task;
+
+pub use protocol::http;
 
 mod serve;
 mod shard;

@@ -8,7 +8,7 @@ mod common;
 use std::alloc::System;
 use std::time::Duration;
 
-use loaddensity::fast_http::FastSession;
+use loaddensity::http::FastSession;
 use loaddensity::http::PreparedRequest;
 use loaddensity::scenario::parse_tasks;
 use serde_json::json;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use loaddensity::fast_http::FastSession;
+use loaddensity::http::FastSession;
 use loaddensity::http::{PreparedRequest, RequestError, Response};
 use loaddensity::scenario::parse_tasks;
 use serde_json::{Value, json};

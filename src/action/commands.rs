@@ -17,6 +17,7 @@ use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunObservers, SHAPES, TestPlan, WaitTime, run_test,
 };
+use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
 use crate::scenario::{
     ResolverSnapshot, Scenario, register_csv_source, register_variable, value_text,
 };
@@ -349,29 +350,32 @@ fn default_test_time() -> Option<f64> {
     Some(60.0)
 }
 
-const UNSUPPORTED_USERS: &[&str] = &["websocket_user", "grpc_user", "mqtt_user", "socket_user"];
-
 impl StartTestArgs {
-    fn plan(&self) -> Result<TestPlan, ActionError> {
+    /// Runs `visitor` with the protocol of `user_detail_dict.user`.
+    fn with_user_type<V: UserTypeVisitor>(&self, visitor: V) -> Result<V::Output, ActionError> {
         let user = self
             .user_detail_dict
             .as_ref()
             .map_or("fast_http_user", |u| u.user.as_str());
-        match user {
-            "fast_http_user" | "http_user" => {}
-            u if UNSUPPORTED_USERS.contains(&u) => {
-                return Err(ActionError::not_supported(
-                    format!("user type `{u}` (user_detail_dict.user)"),
-                    "use fast_http_user or http_user",
-                ));
-            }
-            other => {
-                return Err(ActionError::argument(
+        visit_user_type(user, visitor).ok_or_else(|| {
+            if PLANNED_USER_TYPES.contains(&user) {
+                ActionError::not_supported(
+                    format!("user type `{user}` (user_detail_dict.user)"),
+                    format!("use one of: {}", USER_TYPES.join(", ")),
+                )
+            } else {
+                ActionError::argument(
                     "user_detail_dict.user",
-                    format!("unknown user type `{other}`; expected fast_http_user or http_user"),
-                ));
+                    format!(
+                        "unknown user type `{user}`; expected one of: {}",
+                        USER_TYPES.join(", ")
+                    ),
+                )
             }
-        }
+        })
+    }
+
+    fn plan<P: Protocol>(&self) -> Result<TestPlan<P>, ActionError> {
         if self.web_ui_dict.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(ActionError::not_supported(
                 "`web_ui_dict` (the Locust web UI)",
@@ -486,7 +490,7 @@ impl StartTestArgs {
             let data = source.read(&format!("csv_sources[{i}]."))?;
             resolver.tables.insert(&source.name, data);
         }
-        let scenario = Arc::new(Scenario::parse(&self.tasks, host.as_ref(), resolver)?);
+        let scenario = Arc::new(Scenario::<P>::parse(&self.tasks, host.as_ref(), resolver)?);
         Ok(TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,
@@ -503,58 +507,92 @@ struct StartTest;
 
 impl Command for StartTest {
     fn validate(&self, args: &Args) -> Result<(), ActionError> {
-        args.parse::<StartTestArgs>(START_TEST_PARAMS)?
-            .plan()
-            .map(|_| ())
+        let args = args.parse::<StartTestArgs>(START_TEST_PARAMS)?;
+        args.with_user_type(ValidateTest(&args))?
     }
 
     fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
         let args = args.parse::<StartTestArgs>(START_TEST_PARAMS)?;
-        let plan = args.plan()?;
-        // As in LoadDensity, `variables` and `csv_sources` stay registered for later tests.
-        for (name, value) in args.variables.iter().flatten() {
-            register_variable(name, value);
-        }
-        for (i, source) in args.csv_sources.iter().flatten().enumerate() {
-            register_csv_source(&source.name, &source.file_path, source.cycle).map_err(|e| {
-                ActionError::argument(format!("csv_sources[{i}].file_path"), e.to_string())
-            })?;
-        }
-        let interrupt = executor.interrupt_token();
-        if interrupt.is_cancelled() {
-            return Err(ActionError::Interrupted);
-        }
-        let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
-        let observers = RunObservers {
-            progress: executor
-                .options
-                .progress
-                .then(|| Progress::new(executor.stats().clone())),
-            timeline: Some(executor.stats().clone()),
-        };
-        let listeners = executor.listeners().clone();
-        let (before, _) = executor.stats().counts();
-        let report = executor
-            .runtime()
-            .block_on(run_test(plan, listeners, interrupt, observers));
-        executor.stats().add_duration(report.duration);
-        executor
-            .stats()
-            .add_dropped_iterations(report.dropped_iterations);
-        let snapshot = executor.stats().snapshot();
-        let table = render_table(&snapshot);
-        executor.write_output(&table);
-        let (after, failures) = executor.stats().counts();
-        Ok(json!({
-            "user_count": users,
-            "spawn_rate": spawn_rate,
-            "test_time": test_time.map(|t| t.as_secs_f64()),
-            "users_started": report.users_started,
-            "duration_s": report.duration.as_secs_f64(),
-            "requests": after - before,
-            "failures_total": failures,
-            "interrupted": report.interrupted,
-            "dropped_iterations": report.dropped_iterations,
-        }))
+        args.with_user_type(RunTest {
+            args: &args,
+            executor,
+        })?
     }
+}
+
+/// Checks a test's arguments with its user type's protocol.
+struct ValidateTest<'a>(&'a StartTestArgs);
+
+impl UserTypeVisitor for ValidateTest<'_> {
+    type Output = Result<(), ActionError>;
+
+    fn visit<P: Protocol>(self) -> Self::Output {
+        self.0.plan::<P>().map(|_| ())
+    }
+}
+
+/// Runs a test with its user type's protocol.
+struct RunTest<'a> {
+    args: &'a StartTestArgs,
+    executor: &'a mut Executor,
+}
+
+impl UserTypeVisitor for RunTest<'_> {
+    type Output = Result<Value, ActionError>;
+
+    fn visit<P: Protocol>(self) -> Self::Output {
+        run_test_with::<P>(self.executor, self.args)
+    }
+}
+
+fn run_test_with<P: Protocol>(
+    executor: &mut Executor,
+    args: &StartTestArgs,
+) -> Result<Value, ActionError> {
+    let plan = args.plan::<P>()?;
+    // As in LoadDensity, `variables` and `csv_sources` stay registered for later tests.
+    for (name, value) in args.variables.iter().flatten() {
+        register_variable(name, value);
+    }
+    for (i, source) in args.csv_sources.iter().flatten().enumerate() {
+        register_csv_source(&source.name, &source.file_path, source.cycle).map_err(|e| {
+            ActionError::argument(format!("csv_sources[{i}].file_path"), e.to_string())
+        })?;
+    }
+    let interrupt = executor.interrupt_token();
+    if interrupt.is_cancelled() {
+        return Err(ActionError::Interrupted);
+    }
+    let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
+    let observers = RunObservers {
+        progress: executor
+            .options
+            .progress
+            .then(|| Progress::new(executor.stats().clone())),
+        timeline: Some(executor.stats().clone()),
+    };
+    let listeners = executor.listeners().clone();
+    let (before, _) = executor.stats().counts();
+    let report = executor
+        .runtime()
+        .block_on(run_test(plan, listeners, interrupt, observers));
+    executor.stats().add_duration(report.duration);
+    executor
+        .stats()
+        .add_dropped_iterations(report.dropped_iterations);
+    let snapshot = executor.stats().snapshot();
+    let table = render_table(&snapshot);
+    executor.write_output(&table);
+    let (after, failures) = executor.stats().counts();
+    Ok(json!({
+        "user_count": users,
+        "spawn_rate": spawn_rate,
+        "test_time": test_time.map(|t| t.as_secs_f64()),
+        "users_started": report.users_started,
+        "duration_s": report.duration.as_secs_f64(),
+        "requests": after - before,
+        "failures_total": failures,
+        "interrupted": report.interrupted,
+        "dropped_iterations": report.dropped_iterations,
+    }))
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::user::{VirtualUser, run_iteration};
 use super::{RunShared, STOP_GRACE};
+use crate::protocol::Protocol;
 
 /// One stage of a ramping arrival rate: the rate moves linearly to `target` over
 /// `duration`.
@@ -207,13 +208,13 @@ const TICK: Duration = Duration::from_millis(1);
 
 /// Starts iterations on schedule until `stop`, or until the schedule ends (then
 /// cancels `ended`). Returns the number of virtual users created.
-pub(super) async fn run_open_model(
-    shared: Arc<RunShared>,
+pub(super) async fn run_open_model<P: Protocol>(
+    shared: Arc<RunShared<P>>,
     arrival: ArrivalRate,
     stop: CancellationToken,
     ended: CancellationToken,
 ) -> u32 {
-    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<VirtualUser>();
+    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<VirtualUser<P>>();
     let mut in_flight = JoinSet::new();
     let mut created: u32 = 0;
     let start = Instant::now();

@@ -25,18 +25,19 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::TlsConnectors;
 use crate::listener::ListenerRegistry;
+use crate::protocol::Protocol;
 use crate::stats::StatsRecorder;
 
 /// How long stopped users may take to finish their in-flight request.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// State shared by the users of one run.
-pub(crate) struct RunShared {
-    pub(crate) plan: TestPlan,
+pub(crate) struct RunShared<P: Protocol> {
+    pub(crate) plan: TestPlan<P>,
     pub(crate) listeners: Arc<ListenerRegistry>,
-    pub(crate) tls: Arc<TlsConnectors>,
+    /// What the protocol's clients share (TLS configuration, ...).
+    pub(crate) protocol: Arc<P::Shared>,
     pub(crate) active_users: AtomicUsize,
     /// Open model: iterations that found no free user.
     pub(crate) dropped_iterations: AtomicU64,
@@ -47,7 +48,7 @@ pub(crate) struct RunShared {
     instant_base: Instant,
 }
 
-impl RunShared {
+impl<P: Protocol> RunShared<P> {
     /// Wall-clock time of a monotonic instant (one clock read per request, not two).
     pub(crate) fn wall_clock_at(&self, at: Instant) -> SystemTime {
         self.wall_base + at.saturating_duration_since(self.instant_base)
@@ -78,8 +79,8 @@ pub struct RunObservers {
 
 /// Runs a test plan to its end: its test time, the end of its load shape, or
 /// `interrupt` (Ctrl-C), whichever comes first.
-pub async fn run_test(
-    plan: TestPlan,
+pub async fn run_test<P: Protocol>(
+    plan: TestPlan<P>,
     listeners: Arc<ListenerRegistry>,
     interrupt: CancellationToken,
     observers: RunObservers,
@@ -88,7 +89,7 @@ pub async fn run_test(
     let shared = Arc::new(RunShared {
         plan,
         listeners,
-        tls: Arc::new(TlsConnectors::default()),
+        protocol: Arc::default(),
         active_users: AtomicUsize::new(0),
         dropped_iterations: AtomicU64::new(0),
         out_of_data: CancellationToken::new(),
@@ -155,8 +156,8 @@ const SPAWN_TICK: Duration = Duration::from_millis(10);
 /// Keeps the number of running users on the shape's target, starting or stopping
 /// (most recent first) at most `spawn_rate` users per second. Then waits for the stop
 /// and for the users to end. Cancels `shape_ended` when the shape has no more stages.
-async fn spawn_and_supervise(
-    shared: Arc<RunShared>,
+async fn spawn_and_supervise<P: Protocol>(
+    shared: Arc<RunShared<P>>,
     stop: CancellationToken,
     shape_ended: CancellationToken,
 ) -> u32 {
@@ -222,8 +223,9 @@ async fn spawn_and_supervise(
 }
 
 #[cfg(test)]
-impl RunShared {
-    pub(crate) fn for_tests() -> Self {
+impl<P: Protocol> RunShared<P> {
+    /// One user running `scenario` once, with no listeners.
+    pub(crate) fn for_tests(scenario: crate::scenario::Scenario<P>) -> Self {
         Self {
             plan: TestPlan {
                 users: 1,
@@ -232,16 +234,10 @@ impl RunShared {
                 wait: WaitTime::default(),
                 shape: None,
                 arrival: None,
-                scenario: Arc::new(
-                    crate::scenario::parse_tasks(
-                        &serde_json::json!([{"method": "get", "url": "http://127.0.0.1:1/"}]),
-                        None,
-                    )
-                    .expect("a valid task"),
-                ),
+                scenario: Arc::new(scenario),
             },
             listeners: Default::default(),
-            tls: Default::default(),
+            protocol: Default::default(),
             active_users: AtomicUsize::new(0),
             dropped_iterations: AtomicU64::new(0),
             out_of_data: CancellationToken::new(),

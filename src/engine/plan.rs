@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ArrivalRate, LoadShape, WaitTime};
+use crate::protocol::Protocol;
 use crate::scenario::Scenario;
 
-/// A closed-model test (Locust's): `users` users loop over `tasks`.
-#[derive(Debug, Clone)]
-pub struct TestPlan {
+/// A closed-model test (Locust's): `users` users loop over `tasks` of protocol `P`.
+#[derive(Debug)]
+pub struct TestPlan<P: Protocol> {
     /// Number of virtual users.
     pub users: u32,
     /// Users started per second.
@@ -25,10 +26,10 @@ pub struct TestPlan {
     /// `users`, `spawn_rate`, `shape` and `wait` are not used.
     pub arrival: Option<ArrivalRate>,
     /// The scenario every user runs.
-    pub scenario: Arc<Scenario>,
+    pub scenario: Arc<Scenario<P>>,
 }
 
-impl TestPlan {
+impl<P: Protocol> TestPlan<P> {
     /// The user count over time: the load shape, or `users` at `spawn_rate`.
     pub fn shape(&self) -> LoadShape {
         self.shape.clone().unwrap_or(LoadShape::Constant {

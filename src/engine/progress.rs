@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
+use crate::protocol::Protocol;
 use crate::stats::StatsRecorder;
 
 /// Prints elapsed time, users, requests per second, failures and p95.
@@ -26,7 +27,7 @@ impl Progress {
         }
     }
 
-    pub(super) async fn run(self, shared: Arc<RunShared>, done: CancellationToken) {
+    pub(super) async fn run<P: Protocol>(self, shared: Arc<RunShared<P>>, done: CancellationToken) {
         let start = Instant::now();
         let (mut last_requests, mut last_failures) = self.stats.counts();
         let base_failures = last_failures;

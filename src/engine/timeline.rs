@@ -8,12 +8,13 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
+use crate::protocol::Protocol;
 use crate::stats::{StatsRecorder, TimelineEntry};
 
 /// Appends one entry per second until `done`, then one for the last partial second.
-pub(super) async fn sample_every_second(
+pub(super) async fn sample_every_second<P: Protocol>(
     stats: Arc<StatsRecorder>,
-    shared: Arc<RunShared>,
+    shared: Arc<RunShared<P>>,
     done: CancellationToken,
 ) {
     let mut t = stats.timeline_next_second();

@@ -1,5 +1,5 @@
-//! One virtual user: a task that loops over the scenario with its own connection,
-//! cookie jar and variables.
+//! One virtual user: a task that loops over the scenario with its own client
+//! (connections, cookie jar ...) and variables, whatever the protocol.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,17 +13,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
 use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, intern_endpoint};
-use crate::http::{Response, Session};
-use crate::scenario::{RenderContext, ResponseView, Scenario};
-use crate::task::Task;
+use crate::protocol::{Protocol, StepContext};
+use crate::scenario::{RenderContext, Scenario};
 
 /// How long a user pauses after an iteration in which no task was eligible.
 const IDLE_PAUSE: Duration = Duration::from_millis(10);
 
 /// What one virtual user keeps between iterations.
-pub(crate) struct VirtualUser {
-    /// Its connections and cookie jar.
-    pub(crate) session: Session,
+pub(crate) struct VirtualUser<P: Protocol> {
+    /// Its protocol client (connections, cookie jar ...).
+    pub(crate) client: P::Client,
     /// Variables it extracted from responses (looked up before the registered ones).
     variables: HashMap<String, String>,
     /// This iteration's row of each CSV source (`usize::MAX`: none).
@@ -58,10 +57,10 @@ impl NameCache {
     }
 }
 
-impl VirtualUser {
-    pub(crate) fn new(shared: &RunShared) -> Self {
+impl<P: Protocol> VirtualUser<P> {
+    pub(crate) fn new(shared: &RunShared<P>) -> Self {
         Self {
-            session: Session::new(shared.tls.clone()),
+            client: P::client(&shared.protocol),
             variables: HashMap::new(),
             csv_rows: Vec::new(),
             rng: SmallRng::from_entropy(),
@@ -72,7 +71,7 @@ impl VirtualUser {
 
     /// What this user's placeholders and conditions read: its variables, the
     /// registered ones, and this iteration's CSV rows.
-    fn context<'a>(&'a mut self, scenario: &'a Scenario) -> RenderContext<'a> {
+    fn context<'a>(&'a mut self, scenario: &'a Scenario<P>) -> RenderContext<'a> {
         RenderContext::new(&self.variables, &scenario.resolver.variables, &mut self.rng)
             .with_csv(&scenario.resolver.tables, &self.csv_rows)
     }
@@ -93,7 +92,7 @@ pub(super) enum IterationEnd {
 
 /// Runs one user (closed model) until `stop` is cancelled or its data runs out. A
 /// request in flight when the stop comes is finished and reported.
-pub(super) async fn run_user(shared: Arc<RunShared>, stop: CancellationToken) {
+pub(super) async fn run_user<P: Protocol>(shared: Arc<RunShared<P>>, stop: CancellationToken) {
     shared.active_users.fetch_add(1, Ordering::Relaxed);
     let mut user = VirtualUser::new(&shared);
     while !stop.is_cancelled() {
@@ -122,9 +121,9 @@ pub(super) async fn run_user(shared: Arc<RunShared>, stop: CancellationToken) {
 /// Runs the scenario once and fires one event per request. The first request's
 /// latency counts from `scheduled` when given (the open model's scheduled start), so
 /// a stalled target shows in the percentiles.
-pub(super) async fn run_iteration(
-    shared: &RunShared,
-    user: &mut VirtualUser,
+pub(super) async fn run_iteration<P: Protocol>(
+    shared: &RunShared<P>,
+    user: &mut VirtualUser<P>,
     scheduled: Option<Instant>,
     stop: &CancellationToken,
 ) -> IterationEnd {
@@ -165,57 +164,31 @@ pub(super) async fn run_iteration(
         }
         ran = true;
         let start = scheduled.take().unwrap_or_else(Instant::now);
-        let (request, name) = match task.render(&mut ctx) {
-            Ok(rendered) => rendered,
-            Err(message) => {
-                let failure = format!("template: {message}");
-                let response_time = start.elapsed();
-                let outcome = Outcome::Failure(&failure);
-                fire(
-                    shared,
-                    &task.endpoint,
-                    start,
-                    response_time,
-                    None,
-                    0,
-                    outcome,
-                );
-                continue;
-            }
-        };
-        let result = user.session.execute(&request).await;
-        let response_time = start.elapsed();
-        drop(request);
-        let endpoint = match name {
+        let mut ctx = StepContext::new(
+            &mut user.variables,
+            &scenario.resolver,
+            &user.csv_rows,
+            &mut user.rng,
+            start,
+        );
+        let outcome = P::step(&mut user.client, task, &mut ctx).await;
+        let response_time = outcome.end.saturating_duration_since(start);
+        let endpoint = match outcome.name {
             None => Cow::Borrowed(&task.endpoint),
             Some(name) => Cow::Owned(user.names.endpoint(&task.endpoint, name)),
         };
-        let failure_text;
-        let (status, response_length, outcome) = match &result {
-            Ok(response) => {
-                let verdict = judge(task, response, user, scenario);
-                let status = Some(response.status.as_u16());
-                match verdict {
-                    Ok(()) => (status, response.body_len, Outcome::Success),
-                    Err(message) => {
-                        failure_text = message;
-                        (status, response.body_len, Outcome::Failure(&failure_text))
-                    }
-                }
-            }
-            Err(error) => {
-                failure_text = error.to_string();
-                (None, 0, Outcome::Failure(&failure_text))
-            }
+        let result = match &outcome.failure {
+            None => Outcome::Success,
+            Some(failure) => Outcome::Failure(failure),
         };
         fire(
             shared,
             &endpoint,
             start,
             response_time,
-            status,
-            response_length,
-            outcome,
+            outcome.status,
+            outcome.response_length,
+            result,
         );
     }
     if ran {
@@ -225,53 +198,8 @@ pub(super) async fn run_iteration(
     }
 }
 
-/// Success or the failure text of a response: by the task's assertions when it has
-/// any, else by status (>= 400 fails). A success runs the task's extractors.
-fn judge(
-    task: &Task,
-    response: &Response,
-    user: &mut VirtualUser,
-    scenario: &Scenario,
-) -> Result<(), String> {
-    let status = response.status.as_u16();
-    if task.assertions.is_empty() && task.extract.is_empty() {
-        return status_verdict(response);
-    }
-    let view = ResponseView::new(status, &response.headers, &response.body);
-    if task.assertions.is_empty() {
-        status_verdict(response)?;
-    } else {
-        let mut ctx =
-            RenderContext::new(&user.variables, &scenario.resolver.variables, &mut user.rng)
-                .with_csv(&scenario.resolver.tables, &user.csv_rows);
-        for assertion in &task.assertions {
-            assertion.check(&view, &mut ctx)?;
-        }
-    }
-    for extractor in &task.extract {
-        if let Some(value) = extractor.extract(&view) {
-            user.variables.insert(extractor.var.clone(), value);
-        }
-    }
-    Ok(())
-}
-
-fn status_verdict(response: &Response) -> Result<(), String> {
-    if response.status.as_u16() < 400 {
-        Ok(())
-    } else {
-        Err(format!(
-            "HTTP {} {}",
-            response.status.as_u16(),
-            response.status.canonical_reason().unwrap_or("")
-        )
-        .trim_end()
-        .to_string())
-    }
-}
-
-fn fire(
-    shared: &RunShared,
+fn fire<P: Protocol>(
+    shared: &RunShared<P>,
     endpoint: &Arc<Endpoint>,
     start: Instant,
     response_time: std::time::Duration,
@@ -297,7 +225,12 @@ mod tests {
     /// are boxed.
     #[test]
     fn user_future_stays_small() {
-        let shared = std::sync::Arc::new(super::RunShared::for_tests());
+        let scenario = crate::scenario::parse_tasks(
+            &serde_json::json!([{"method": "get", "url": "http://127.0.0.1:1/"}]),
+            None,
+        )
+        .expect("a valid task");
+        let shared = std::sync::Arc::new(super::RunShared::for_tests(scenario));
         let fut = super::run_user(shared, tokio_util::sync::CancellationToken::new());
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 2048, "run_user future is {size} bytes");

@@ -8,7 +8,6 @@
 mod check;
 mod condition;
 mod fake;
-mod multipart;
 mod resolver;
 mod template;
 
@@ -18,7 +17,6 @@ pub use check::{
 };
 pub use condition::{Condition, PREDICATES, loose_eq, truthy};
 pub use fake::FakeKind;
-pub(crate) use multipart::multipart;
 pub(crate) use resolver::RenderContext;
 pub use resolver::{
     CsvData, CsvError, CsvTables, ResolverSnapshot, SharedVariables, clear_resolver,
@@ -32,6 +30,8 @@ use rand::distributions::WeightedIndex;
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::protocol::http::Http;
+use crate::protocol::{ParseContext, Protocol};
 use crate::task::{Task, TaskError, err, parse_task};
 
 /// How a scenario's tasks are run each iteration.
@@ -51,14 +51,14 @@ pub enum Mode {
 /// The scenario modes, as written in scripts.
 pub const MODES: &[&str] = &["sequence", "weighted", "conditional"];
 
-/// What every user of a test runs: the tasks, how they are picked, and what their
-/// placeholders resolve against.
+/// What every user of a test runs: the tasks of protocol `P`, how they are picked,
+/// and what their placeholders resolve against.
 #[derive(Debug)]
-pub struct Scenario {
+pub struct Scenario<P: Protocol> {
     /// How tasks are picked.
     pub mode: Mode,
     /// The tasks, in the order written.
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<Task<P::Spec>>,
     weights: Option<WeightedIndex<u32>>,
     /// Registered variables and CSV sources, as they were when the test started.
     pub resolver: ResolverSnapshot,
@@ -69,7 +69,7 @@ pub struct Scenario {
     pub(crate) conditional_weights: bool,
 }
 
-impl Scenario {
+impl<P: Protocol> Scenario<P> {
     /// Parses LoadDensity's `tasks` argument: a list of tasks, the legacy map
     /// `{"get": {...}, "post": {...}}`, or `{"mode": ..., "tasks": [...]}`.
     ///
@@ -86,9 +86,15 @@ impl Scenario {
                 let inner = map
                     .get("tasks")
                     .ok_or_else(|| err("tasks.tasks", "missing field"))?;
-                (mode, parse_list(inner, "tasks.tasks", host, &resolver)?)
+                (
+                    mode,
+                    parse_list::<P>(inner, "tasks.tasks", host, &resolver)?,
+                )
             }
-            other => (Mode::Sequence, parse_list(other, "tasks", host, &resolver)?),
+            other => (
+                Mode::Sequence,
+                parse_list::<P>(other, "tasks", host, &resolver)?,
+            ),
         };
         let weights = match mode {
             Mode::Weighted => Some(
@@ -99,7 +105,7 @@ impl Scenario {
         };
         let mut csv_sources = Vec::new();
         for task in &tasks {
-            task.csv_sources(&mut csv_sources);
+            P::csv_sources(&task.spec, &mut csv_sources);
         }
         let conditional_weights = mode == Mode::Weighted
             && tasks
@@ -116,7 +122,7 @@ impl Scenario {
     }
 
     /// The tasks one iteration runs, in order.
-    pub(crate) fn pick(&self, rng: &mut impl Rng) -> &[Task] {
+    pub(crate) fn pick(&self, rng: &mut impl Rng) -> &[Task<P::Spec>] {
         match &self.weights {
             Some(weights) => std::slice::from_ref(&self.tasks[rng.sample(weights)]),
             None => &self.tasks,
@@ -125,7 +131,7 @@ impl Scenario {
 
     /// Weighted mode with conditions: one task picked by weight among the `eligible`
     /// ones (none when no task is eligible).
-    pub(crate) fn pick_eligible(&self, eligible: &[bool], rng: &mut impl Rng) -> &[Task] {
+    pub(crate) fn pick_eligible(&self, eligible: &[bool], rng: &mut impl Rng) -> &[Task<P::Spec>] {
         let total: u64 = self
             .tasks
             .iter()
@@ -175,13 +181,13 @@ fn parse_mode(map: &Map<String, Value>) -> Result<Mode, TaskError> {
 }
 
 /// A list of tasks or the legacy map of method to task.
-fn parse_list(
+fn parse_list<P: Protocol>(
     value: &Value,
     path: &str,
     host: Option<&Url>,
     resolver: &ResolverSnapshot,
-) -> Result<Vec<Task>, TaskError> {
-    let csv: &dyn CsvLookup = &resolver.tables;
+) -> Result<Vec<Task<P::Spec>>, TaskError> {
+    let ctx = ParseContext::new(host, &resolver.tables);
     let tasks = match value {
         Value::Array(items) => items
             .iter()
@@ -191,7 +197,7 @@ fn parse_list(
                 let object = item
                     .as_object()
                     .ok_or_else(|| err(&path, format!("expected a task object, got {item}")))?;
-                parse_task(object, None, &path, host, csv)
+                parse_task::<P>(object, None, &path, &ctx)
             })
             .collect::<Result<Vec<_>, _>>()?,
         Value::Object(map) => map
@@ -201,7 +207,7 @@ fn parse_list(
                 let object = item
                     .as_object()
                     .ok_or_else(|| err(&path, format!("expected a task object, got {item}")))?;
-                parse_task(object, Some(method), &path, host, csv)
+                parse_task::<P>(object, Some(method), &path, &ctx)
             })
             .collect::<Result<Vec<_>, _>>()?,
         other => {
@@ -217,9 +223,9 @@ fn parse_list(
     Ok(tasks)
 }
 
-/// Parses `tasks` with no registered variables or CSV sources (for tests and simple
-/// library use).
-pub fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Scenario, TaskError> {
+/// Parses HTTP `tasks` with no registered variables or CSV sources (for tests and
+/// simple library use).
+pub fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Scenario<Http>, TaskError> {
     Scenario::parse(value, host, ResolverSnapshot::default())
 }
 

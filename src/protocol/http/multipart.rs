@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use serde_json::Value;
 
-use crate::task::{TaskError, err, read_upload};
+use crate::task::{TaskError, err};
 
 /// One file part: `{"field": "path"}` or `{"field": {"path", "filename", "content_type"}}`.
 struct FilePart {
@@ -120,6 +120,11 @@ pub(crate) fn multipart(
     let content_type = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
         .map_err(|e| err(path, e.to_string()))?;
     Ok((Bytes::from(body), content_type))
+}
+
+/// Reads a file for a multipart upload, naming the task field on failure.
+fn read_upload(path: &Path, field: &str) -> Result<Vec<u8>, TaskError> {
+    std::fs::read(path).map_err(|e| err(field, format!("cannot read `{}`: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::chunked::ChunkedDecoder;
 use super::head::{self, Framing, Head, Parsed};
-use crate::http::{Capture, Origin, RequestError, TlsConnectors};
+use crate::protocol::http::{Capture, Origin, RequestError, TlsConnectors};
 use crate::scenario::MAX_CAPTURED_BODY;
 
 /// First size of a read buffer: a typical response head fits.

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, COOKIE};
 use http::{HeaderMap, Method};
 
-use crate::http::{PreparedRequest, Target};
+use crate::protocol::http::{PreparedRequest, Target};
 
 /// A whole HTTP/1.1 request (head and body) serialized once, shared read-only by
 /// every user that sends it.

@@ -10,7 +10,7 @@
 //! request deadline is one timer per user, re-armed only when it fires, instead of
 //! a timer per request. Keep-alive and `Connection: close`, HTTP/1.0, chunked
 //! bodies, 1xx, HEAD, redirects, cookies and TLS (rustls, HTTP/1.1 by ALPN) work as
-//! in [`crate::http::Session`], the general client `http_user` keeps.
+//! in [`crate::protocol::http::Session`], the general client `http_user` keeps.
 
 mod chunked;
 mod conn;
@@ -29,13 +29,13 @@ use cookie_store::CookieStore;
 use http::{HeaderMap, Method, StatusCode};
 use tokio::time::{Instant, Sleep};
 
-use crate::http::{Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors};
+use crate::protocol::http::{Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors};
 use conn::{Conn, Failure, Outgoing, Received};
 
 const MAX_REDIRECTS: usize = 10;
 
 /// One virtual user's lean HTTP/1.1 client: a keep-alive connection per origin and
-/// a cookie jar, as [`crate::http::Session`] keeps.
+/// a cookie jar, as [`crate::protocol::http::Session`] keeps.
 pub struct FastSession {
     tls: Arc<TlsConnectors>,
     connections: Vec<Conn>,
@@ -273,6 +273,19 @@ impl FastSession {
         let conn = Box::pin(Conn::open(&self.tls, origin, verify)).await?;
         self.connections.push(conn);
         Ok(self.connections.len() - 1)
+    }
+}
+
+impl super::HttpClient for FastSession {
+    fn new(tls: Arc<TlsConnectors>) -> Self {
+        FastSession::new(tls)
+    }
+
+    fn execute(
+        &mut self,
+        request: &PreparedRequest,
+    ) -> impl Future<Output = Result<Response, RequestError>> + Send {
+        FastSession::execute(self, request)
     }
 }
 

@@ -1,13 +1,24 @@
-//! The HTTP client of a virtual user: one keep-alive connection per origin, HTTP/1.1,
-//! or HTTP/2 when TLS negotiates it by ALPN, over rustls.
+//! HTTP (`http_user`, `fast_http_user`): the task schema, and the client of a
+//! virtual user: one keep-alive connection per origin, HTTP/1.1, or HTTP/2 when TLS
+//! negotiates it by ALPN, over rustls.
 //!
 //! Each user drives its own connection inside its own task (no spawned connection
 //! task, so no cross-task wake-up per request): see [`drive`].
 
+mod fast;
+mod fields;
+mod multipart;
 mod session;
+mod step;
+mod task;
+mod template;
 mod tls;
 
+pub use fast::{FastSession, WireRequest};
 pub use session::{RequestError, Response, Session};
+pub use step::{Http, HttpClient};
+pub use task::{DEFAULT_TIMEOUT, FIELDS, HttpTask, user_agent};
+pub use template::Rendered;
 pub use tls::TlsConnectors;
 
 use std::sync::Arc;
@@ -48,13 +59,13 @@ pub struct PreparedRequest {
     pub capture: Capture,
     /// The whole request serialized once (for requests without placeholders), which
     /// the `fast_http_user` client writes as is.
-    pub wire: Option<crate::fast_http::WireRequest>,
+    pub wire: Option<WireRequest>,
 }
 
 impl PreparedRequest {
     /// The same request, serialized once for the `fast_http_user` client.
     pub fn with_wire(mut self) -> Self {
-        self.wire = Some(crate::fast_http::WireRequest::new(&self));
+        self.wire = Some(WireRequest::new(&self));
         self
     }
 }

@@ -1,0 +1,148 @@
+//! HTTP behind the protocol seam: the [`Http`] protocol, generic over the client
+//! that sends its requests ([`HttpClient`]), and its step: render, send, judge.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::task::{self, HttpTask};
+use super::{PreparedRequest, RequestError, Response, Session, TlsConnectors};
+use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::scenario::ResponseView;
+use crate::task::{Task, TaskError};
+
+/// A virtual user's HTTP client: sends prepared requests over its own connections.
+pub trait HttpClient: Send + 'static {
+    /// A new user's client, with the run's TLS configurations.
+    fn new(tls: Arc<TlsConnectors>) -> Self;
+
+    /// Sends one request (following redirects as it says) and reads its response.
+    fn execute(
+        &mut self,
+        request: &PreparedRequest,
+    ) -> impl Future<Output = Result<Response, RequestError>> + Send;
+}
+
+impl HttpClient for Session {
+    fn new(tls: Arc<TlsConnectors>) -> Self {
+        Session::new(tls)
+    }
+
+    fn execute(
+        &mut self,
+        request: &PreparedRequest,
+    ) -> impl Future<Output = Result<Response, RequestError>> + Send {
+        Session::execute(self, request)
+    }
+}
+
+/// HTTP (`http_user`, `fast_http_user`), sent by client `C`.
+pub struct Http<C = Session>(PhantomData<fn() -> C>);
+
+impl<C> fmt::Debug for Http<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Http")
+    }
+}
+
+impl<C> Clone for Http<C> {
+    fn clone(&self) -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<C: HttpClient> Protocol for Http<C> {
+    type Spec = HttpTask;
+    type Shared = TlsConnectors;
+    type Client = C;
+
+    const FIELDS: &'static [&'static str] = task::FIELDS;
+
+    fn parse(
+        object: &Map<String, Value>,
+        method_key: Option<&str>,
+        path: &str,
+        ctx: &ParseContext<'_>,
+    ) -> Result<ParsedSpec<HttpTask>, TaskError> {
+        task::parse(object, method_key, path, ctx)
+    }
+
+    fn csv_sources(spec: &HttpTask, into: &mut Vec<usize>) {
+        spec.csv_sources(into);
+    }
+
+    fn client(shared: &Arc<TlsConnectors>) -> C {
+        C::new(shared.clone())
+    }
+
+    async fn step(client: &mut C, task: &Task<HttpTask>, ctx: &mut StepContext<'_>) -> StepOutcome {
+        let (request, name) = match task.render(&mut ctx.render()) {
+            Ok(rendered) => rendered,
+            Err(message) => return StepOutcome::failed(format!("template: {message}")),
+        };
+        let result = client.execute(&request).await;
+        let end = Instant::now();
+        drop(request);
+        match result {
+            Ok(response) => {
+                let failure = judge(task, &response, ctx).err();
+                StepOutcome {
+                    end,
+                    name,
+                    status: Some(response.status.as_u16()),
+                    response_length: response.body_len,
+                    failure,
+                }
+            }
+            Err(error) => StepOutcome {
+                end,
+                name,
+                status: None,
+                response_length: 0,
+                failure: Some(error.to_string()),
+            },
+        }
+    }
+}
+
+/// Success or the failure text of a response: by the task's assertions when it has
+/// any, else by status (>= 400 fails). A success runs the task's extractors.
+fn judge(task: &HttpTask, response: &Response, ctx: &mut StepContext<'_>) -> Result<(), String> {
+    let status = response.status.as_u16();
+    if task.assertions.is_empty() && task.extract.is_empty() {
+        return status_verdict(response);
+    }
+    let view = ResponseView::new(status, &response.headers, &response.body);
+    if task.assertions.is_empty() {
+        status_verdict(response)?;
+    } else {
+        let mut render = ctx.render();
+        for assertion in &task.assertions {
+            assertion.check(&view, &mut render)?;
+        }
+    }
+    for extractor in &task.extract {
+        if let Some(value) = extractor.extract(&view) {
+            ctx.set_variable(extractor.var.clone(), value);
+        }
+    }
+    Ok(())
+}
+
+fn status_verdict(response: &Response) -> Result<(), String> {
+    if response.status.as_u16() < 400 {
+        Ok(())
+    } else {
+        Err(format!(
+            "HTTP {} {}",
+            response.status.as_u16(),
+            response.status.canonical_reason().unwrap_or("")
+        )
+        .trim_end()
+        .to_string())
+    }
+}

@@ -1,0 +1,200 @@
+//! The protocol seam: what a LoadDensity user type (`http_user`, `websocket_user`,
+//! `socket_user`, ...) brings to the protocol-neutral engine.
+//!
+//! A [`Protocol`] owns its task schema (parsed strictly, errors naming the field),
+//! its per-user client state and one async [`Protocol::step`] that runs a task once
+//! and says what its request event carries ([`StepOutcome`]). The engine
+//! ([`crate::engine`]) and the scenario machinery ([`crate::scenario`]: modes,
+//! weights, conditions, placeholders, variables, CSV rows, wait times) are generic
+//! over it: each protocol is compiled into its own copy of the user loop, with no
+//! dynamic call per request.
+//!
+//! Adding a protocol: one folder here with a type implementing [`Protocol`], and
+//! one line in the `user_types!` registry below.
+
+pub mod http;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::event::Endpoint;
+use crate::scenario::{CsvLookup, RenderContext, ResolverSnapshot};
+use crate::task::{Task, TaskError};
+
+/// A way of sending requests: a user type's task schema, client and step.
+pub trait Protocol: Debug + Clone + Send + Sync + 'static {
+    /// The protocol's part of a parsed task (everything but the common fields).
+    type Spec: Debug + Send + Sync + 'static;
+    /// What the users of one run share (TLS configuration, ...), made once per run.
+    type Shared: Default + Send + Sync + 'static;
+    /// One virtual user's client state (connections, cookie jar, ...).
+    type Client: Send + 'static;
+
+    /// The task fields this protocol reads, besides the common `weight`, `run_if`
+    /// and `skip_if` (listed in errors about unknown fields).
+    const FIELDS: &'static [&'static str];
+
+    /// Parses the protocol's fields of one task object (unknown fields have already
+    /// been refused). `method_key` is the method given by a legacy map's key; `path`
+    /// names the task in errors (`tasks[0]`).
+    fn parse(
+        object: &Map<String, Value>,
+        method_key: Option<&str>,
+        path: &str,
+        ctx: &ParseContext<'_>,
+    ) -> Result<ParsedSpec<Self::Spec>, TaskError>;
+
+    /// Adds the CSV sources the task's placeholders read to `into`.
+    fn csv_sources(spec: &Self::Spec, into: &mut Vec<usize>) {
+        let _ = (spec, into);
+    }
+
+    /// A new virtual user's client.
+    fn client(shared: &Arc<Self::Shared>) -> Self::Client;
+
+    /// Runs `task` once for one user: one request event. Never panics on bad
+    /// input or peers: every problem is a failure in the outcome.
+    fn step(
+        client: &mut Self::Client,
+        task: &Task<Self::Spec>,
+        ctx: &mut StepContext<'_>,
+    ) -> impl Future<Output = StepOutcome> + Send;
+}
+
+/// What a protocol's task parser may read besides the task itself.
+pub struct ParseContext<'a> {
+    /// LoadDensity's `host` argument: the base of relative URLs.
+    pub host: Option<&'a Url>,
+    pub(crate) csv: &'a dyn CsvLookup,
+}
+
+impl<'a> ParseContext<'a> {
+    pub(crate) fn new(host: Option<&'a Url>, csv: &'a dyn CsvLookup) -> Self {
+        Self { host, csv }
+    }
+}
+
+/// A protocol's part of a task, with the endpoint its events are reported under.
+#[derive(Debug)]
+pub struct ParsedSpec<S> {
+    /// Name and request type (for HTTP the method; `WS`, `TCP`, `UDP` ...).
+    pub endpoint: Arc<Endpoint>,
+    /// The protocol's own fields.
+    pub spec: S,
+}
+
+/// What one user's step may read and change besides its client: the user's
+/// variables, the registered ones and this iteration's CSV rows.
+pub struct StepContext<'a> {
+    variables: &'a mut HashMap<String, String>,
+    resolver: &'a ResolverSnapshot,
+    csv_rows: &'a [usize],
+    rng: &'a mut SmallRng,
+    /// When the request's time starts (the open model's scheduled start for the
+    /// first request of an iteration).
+    pub start: Instant,
+}
+
+impl<'a> StepContext<'a> {
+    pub(crate) fn new(
+        variables: &'a mut HashMap<String, String>,
+        resolver: &'a ResolverSnapshot,
+        csv_rows: &'a [usize],
+        rng: &'a mut SmallRng,
+        start: Instant,
+    ) -> Self {
+        Self {
+            variables,
+            resolver,
+            csv_rows,
+            rng,
+            start,
+        }
+    }
+
+    /// What placeholders and assertions resolve against.
+    pub(crate) fn render(&mut self) -> RenderContext<'_> {
+        RenderContext::new(self.variables, &self.resolver.variables, self.rng)
+            .with_csv(&self.resolver.tables, self.csv_rows)
+    }
+
+    /// Sets one of this user's variables (an extractor's result).
+    pub fn set_variable(&mut self, name: String, value: String) {
+        self.variables.insert(name, value);
+    }
+}
+
+/// What one step reports in its request event.
+#[derive(Debug)]
+pub struct StepOutcome {
+    /// When the timed part ended (the response time is `end - ctx.start`).
+    pub end: Instant,
+    /// For a templated `name`: the name to report under (else the task's endpoint).
+    pub name: Option<String>,
+    /// Protocol status code (HTTP status), when there is one.
+    pub status: Option<u16>,
+    /// Bytes counted as the response's length.
+    pub response_length: u64,
+    /// `None` for a success, else why it failed.
+    pub failure: Option<String>,
+}
+
+impl StepOutcome {
+    /// A failure that ends now, with no status and no bytes.
+    pub fn failed(failure: String) -> Self {
+        Self {
+            end: Instant::now(),
+            name: None,
+            status: None,
+            response_length: 0,
+            failure: Some(failure),
+        }
+    }
+}
+
+/// Code generic over the protocol, run for the protocol a user type names (see
+/// [`visit_user_type`]).
+pub trait UserTypeVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Runs with the user type's protocol.
+    fn visit<P: Protocol>(self) -> Self::Output;
+}
+
+/// The registry: LoadDensity user type names to protocols, one line each.
+macro_rules! user_types {
+    ($($name:literal => $protocol:ty,)*) => {
+        /// The LoadDensity user types this engine runs (`user_detail_dict.user`).
+        pub const USER_TYPES: &[&str] = &[$($name),*];
+
+        /// Runs `visitor` with the protocol of user type `name`; `None` for a user
+        /// type this engine does not run.
+        pub fn visit_user_type<V: UserTypeVisitor>(name: &str, visitor: V) -> Option<V::Output> {
+            match name {
+                $($name => Some(visitor.visit::<$protocol>()),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+user_types! {
+    "fast_http_user" => http::Http<http::FastSession>,
+    "http_user" => http::Http,
+}
+
+/// LoadDensity user types this engine does not run yet.
+pub const PLANNED_USER_TYPES: &[&str] = &[
+    "websocket_user",
+    "socket_user",
+    "mqtt_user",
+    "grpc_user",
+    "redis_user",
+];
