@@ -61,7 +61,10 @@ fn no_allocation_per_request_in_the_steady_state() {
         .build()
         .expect("runtime");
     let serialized = prepared(&format!("http://127.0.0.1:{}/", target.port));
-    assert!(serialized.wire.is_some(), "a static task is serialized once");
+    assert!(
+        serialized.wire.is_some(),
+        "a static task is serialized once"
+    );
     // The same request rendered per send (as a templated one is).
     let mut rendered = serialized.clone();
     rendered.wire = None;

@@ -101,9 +101,12 @@ async fn keep_alive_sends_every_request_on_one_connection() {
     let server = Scripted::start(|_| (OK.to_vec(), false)).await;
     let mut session = FastSession::new(Default::default());
     for _ in 0..20 {
-        let response = execute(&mut session, json!({"method": "get", "url": server.url("/")}))
-            .await
-            .expect("response");
+        let response = execute(
+            &mut session,
+            json!({"method": "get", "url": server.url("/")}),
+        )
+        .await
+        .expect("response");
         assert_eq!((response.status.as_u16(), response.body_len), (200, 2));
     }
     assert_eq!(server.accepted(), 1);
@@ -120,9 +123,12 @@ async fn connection_close_opens_a_new_connection_per_request() {
     .await;
     let mut session = FastSession::new(Default::default());
     for _ in 0..5 {
-        let response = execute(&mut session, json!({"method": "get", "url": server.url("/")}))
-            .await
-            .expect("response");
+        let response = execute(
+            &mut session,
+            json!({"method": "get", "url": server.url("/")}),
+        )
+        .await
+        .expect("response");
         assert_eq!(response.body_len, 5);
     }
     assert_eq!(server.accepted(), 5);
@@ -130,8 +136,7 @@ async fn connection_close_opens_a_new_connection_per_request() {
 
 #[tokio::test]
 async fn http_1_0_body_ends_with_the_connection() {
-    let server =
-        Scripted::start(|_| (b"HTTP/1.0 200 OK\r\n\r\nhello world".to_vec(), true)).await;
+    let server = Scripted::start(|_| (b"HTTP/1.0 200 OK\r\n\r\nhello world".to_vec(), true)).await;
     let mut session = FastSession::new(Default::default());
     for _ in 0..3 {
         // An assertion on the body makes the client keep it.
@@ -175,9 +180,12 @@ async fn informational_responses_are_skipped() {
     .await;
     let mut session = FastSession::new(Default::default());
     for _ in 0..2 {
-        let response = execute(&mut session, json!({"method": "get", "url": server.url("/")}))
-            .await
-            .expect("response");
+        let response = execute(
+            &mut session,
+            json!({"method": "get", "url": server.url("/")}),
+        )
+        .await
+        .expect("response");
         assert_eq!((response.status.as_u16(), response.body_len), (200, 2));
     }
     assert_eq!(server.accepted(), 1);
@@ -187,20 +195,29 @@ async fn informational_responses_are_skipped() {
 async fn a_head_response_has_no_body_whatever_its_length() {
     let server = Scripted::start(|head| {
         if head.starts_with("HEAD ") {
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec(), false)
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec(),
+                false,
+            )
         } else {
             (OK.to_vec(), false)
         }
     })
     .await;
     let mut session = FastSession::new(Default::default());
-    let head = execute(&mut session, json!({"method": "head", "url": server.url("/")}))
-        .await
-        .expect("HEAD");
+    let head = execute(
+        &mut session,
+        json!({"method": "head", "url": server.url("/")}),
+    )
+    .await
+    .expect("HEAD");
     assert_eq!((head.status.as_u16(), head.body_len), (200, 0));
-    let get = execute(&mut session, json!({"method": "get", "url": server.url("/")}))
-        .await
-        .expect("GET after HEAD on the same connection");
+    let get = execute(
+        &mut session,
+        json!({"method": "get", "url": server.url("/")}),
+    )
+    .await
+    .expect("GET after HEAD on the same connection");
     assert_eq!(get.body_len, 2);
     assert_eq!(server.accepted(), 1);
 }
@@ -211,9 +228,12 @@ async fn a_kept_alive_connection_closed_by_the_server_is_replaced() {
     let server = Scripted::start(|_| (OK.to_vec(), true)).await;
     let mut session = FastSession::new(Default::default());
     for _ in 0..3 {
-        let response = execute(&mut session, json!({"method": "get", "url": server.url("/")}))
-            .await
-            .expect("resent on a new connection");
+        let response = execute(
+            &mut session,
+            json!({"method": "get", "url": server.url("/")}),
+        )
+        .await
+        .expect("resent on a new connection");
         assert_eq!(response.body_len, 2);
     }
     assert_eq!(server.accepted(), 3);
@@ -222,14 +242,23 @@ async fn a_kept_alive_connection_closed_by_the_server_is_replaced() {
 #[tokio::test]
 async fn a_response_cut_short_is_an_error() {
     let server = Scripted::start(|_| {
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(), true)
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(),
+            true,
+        )
     })
     .await;
     let mut session = FastSession::new(Default::default());
-    let error = execute(&mut session, json!({"method": "get", "url": server.url("/")}))
-        .await
-        .expect_err("cut short");
-    assert!(error.to_string().contains("7 bytes of the body missing"), "{error}");
+    let error = execute(
+        &mut session,
+        json!({"method": "get", "url": server.url("/")}),
+    )
+    .await
+    .expect_err("cut short");
+    assert!(
+        error.to_string().contains("7 bytes of the body missing"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -245,9 +274,12 @@ async fn the_timeout_bounds_a_request_and_the_timer_is_reused() {
     let mut session = FastSession::new(Default::default());
     // A long deadline first: the timer is armed for it, and must still fire in
     // time for the shorter one after.
-    execute(&mut session, json!({"method": "get", "url": silent.url("/"), "timeout": 30}))
-        .await
-        .expect("fast answer");
+    execute(
+        &mut session,
+        json!({"method": "get", "url": silent.url("/"), "timeout": 30}),
+    )
+    .await
+    .expect("fast answer");
     let started = std::time::Instant::now();
     let error = execute(
         &mut session,
@@ -258,9 +290,12 @@ async fn the_timeout_bounds_a_request_and_the_timer_is_reused() {
     assert!(matches!(error, RequestError::Timeout(_)), "{error}");
     assert!(started.elapsed() < Duration::from_secs(10));
     // The timed-out connection was dropped; the next request opens another.
-    execute(&mut session, json!({"method": "get", "url": silent.url("/"), "timeout": 0.3}))
-        .await
-        .expect("a new connection");
+    execute(
+        &mut session,
+        json!({"method": "get", "url": silent.url("/"), "timeout": 0.3}),
+    )
+    .await
+    .expect("a new connection");
     assert_eq!(silent.accepted(), 2);
 }
 
@@ -293,15 +328,24 @@ fn redirects_and_cookies_against_the_built_in_target() {
         )
         .await
         .expect_err("too many");
-        assert!(too_many.to_string().contains("more than 10 redirects"), "{too_many}");
+        assert!(
+            too_many.to_string().contains("more than 10 redirects"),
+            "{too_many}"
+        );
 
         let url = url::Url::parse(&target.url("/")).expect("url");
         assert!(session.cookies_for(&url).is_empty());
-        let login = execute(&mut session, json!({"method": "post", "url": target.url("/login")}))
-            .await
-            .expect("login");
+        let login = execute(
+            &mut session,
+            json!({"method": "post", "url": target.url("/login")}),
+        )
+        .await
+        .expect("login");
         assert_eq!(login.status.as_u16(), 200);
-        assert!(!session.cookies_for(&url).is_empty(), "the session cookie is kept");
+        assert!(
+            !session.cookies_for(&url).is_empty(),
+            "the session cookie is kept"
+        );
         // The jar's cookie joins the request's own Cookie header on the wire.
         let mut echo = prepared(json!({
             "method": "get", "url": target.url("/echo"), "headers": {"Cookie": "own=1"}
@@ -317,9 +361,11 @@ fn redirects_and_cookies_against_the_built_in_target() {
 /// HTTP/2 if offered, answering every request with [`OK`] and `alpn=<protocol>`.
 async fn start_tls_server() -> SocketAddr {
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-        .expect("certificate");
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -345,9 +391,8 @@ async fn start_tls_server() -> SocketAddr {
                     .alpn_protocol()
                     .map(|p| String::from_utf8_lossy(p).to_string())
                     .unwrap_or_default();
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nX-Alpn: {alpn}\r\nContent-Length: 2\r\n\r\nok"
-                );
+                let answer =
+                    format!("HTTP/1.1 200 OK\r\nX-Alpn: {alpn}\r\nContent-Length: 2\r\n\r\nok");
                 let script: Arc<Script> = Arc::new(move |_| (answer.clone().into_bytes(), false));
                 serve_connection(tls, script).await;
             });
@@ -438,14 +483,20 @@ async fn nginx_keep_alive_head_and_chunked_gzip() {
     let base = format!("http://127.0.0.1:{}", nginx.port);
     let mut session = FastSession::new(Default::default());
     for _ in 0..50 {
-        let response = execute(&mut session, json!({"method": "get", "url": format!("{base}/")}))
-            .await
-            .expect("response");
+        let response = execute(
+            &mut session,
+            json!({"method": "get", "url": format!("{base}/")}),
+        )
+        .await
+        .expect("response");
         assert_eq!((response.status.as_u16(), response.body_len), (200, 2));
     }
-    let head = execute(&mut session, json!({"method": "head", "url": format!("{base}/gz")}))
-        .await
-        .expect("HEAD");
+    let head = execute(
+        &mut session,
+        json!({"method": "head", "url": format!("{base}/gz")}),
+    )
+    .await
+    .expect("HEAD");
     assert_eq!((head.status.as_u16(), head.body_len), (200, 0));
     let mut gz = prepared(json!({
         "method": "get", "url": format!("{base}/gz"), "headers": {"Accept-Encoding": "gzip"}

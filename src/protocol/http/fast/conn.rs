@@ -262,7 +262,11 @@ impl Conn {
 
     /// Reads a body as framed, counting its bytes; keeps up to
     /// [`MAX_CAPTURED_BODY`] of them when `keep`.
-    async fn read_body(&mut self, framing: Framing, keep: bool) -> Result<(u64, Bytes), RequestError> {
+    async fn read_body(
+        &mut self,
+        framing: Framing,
+        keep: bool,
+    ) -> Result<(u64, Bytes), RequestError> {
         let mut total = 0u64;
         let mut kept = BytesMut::new();
         let mut sink = |data: &[u8]| {
@@ -276,7 +280,9 @@ impl Conn {
             Framing::Empty => {}
             Framing::Length(mut left) => loop {
                 let filled = self.buf.filled();
-                let take = filled.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let take = filled
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
                 sink(&filled[..take]);
                 self.buf.consume(take);
                 left -= take as u64;

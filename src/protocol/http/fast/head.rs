@@ -116,9 +116,8 @@ pub(crate) fn parse(
             headers.append(name, value);
         }
     }
-    let no_body = head_request
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
+    let no_body =
+        head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let framing = match (no_body, transfer_encoding, length) {
         (true, _, _) => Framing::Empty,
         (false, Some(true), _) => Framing::Chunked,
@@ -127,8 +126,7 @@ pub(crate) fn parse(
         (false, None, Some(n)) => Framing::Length(n),
         (false, None, None) => Framing::UntilClose,
     };
-    let keep_alive =
-        framing != Framing::UntilClose && !close && (http11 || keep_alive_token);
+    let keep_alive = framing != Framing::UntilClose && !close && (http11 || keep_alive_token);
     Ok(Parsed::Final(Head {
         status,
         len,
@@ -154,20 +152,35 @@ mod tests {
     #[test]
     fn framing_and_keep_alive_follow_the_headers() {
         let h = head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
-        assert_eq!((h.framing, h.keep_alive, h.len), (Framing::Length(2), true, 38));
-        let h = head("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n", false);
+        assert_eq!(
+            (h.framing, h.keep_alive, h.len),
+            (Framing::Length(2), true, 38)
+        );
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n",
+            false,
+        );
         assert_eq!((h.framing, h.keep_alive), (Framing::Length(2), false));
         let h = head("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n", false);
         assert!(!h.keep_alive);
-        let h = head("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\n", false);
+        let h = head(
+            "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\n",
+            false,
+        );
         assert!(h.keep_alive);
-        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n", false);
+        let h = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n",
+            false,
+        );
         assert_eq!(h.framing, Framing::Chunked);
         let h = head("HTTP/1.1 200 OK\r\n\r\n", false);
         assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
         let h = head("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", true);
         assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
-        let h = head("HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n", false);
+        let h = head(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n",
+            false,
+        );
         assert_eq!(h.framing, Framing::Empty);
     }
 
@@ -177,8 +190,15 @@ mod tests {
             parse(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200", false, false),
             Ok(Parsed::Informational(25))
         ));
-        assert!(matches!(parse(b"HTTP/1.1 200 OK\r\nA: b", false, false), Ok(Parsed::Partial)));
-        let bad = parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false, false);
+        assert!(matches!(
+            parse(b"HTTP/1.1 200 OK\r\nA: b", false, false),
+            Ok(Parsed::Partial)
+        ));
+        let bad = parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            false,
+            false,
+        );
         assert_eq!(bad.expect_err("invalid"), "invalid Content-Length");
         assert!(parse(b"HTTP/1.1 101 Switching\r\n\r\n", false, false).is_err());
         assert!(parse(b"garbage\r\n\r\n", false, false).is_err());

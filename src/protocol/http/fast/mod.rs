@@ -29,7 +29,9 @@ use cookie_store::CookieStore;
 use http::{HeaderMap, Method, StatusCode};
 use tokio::time::{Instant, Sleep};
 
-use crate::protocol::http::{Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors};
+use crate::protocol::http::{
+    Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors,
+};
 use conn::{Conn, Failure, Outgoing, Received};
 
 const MAX_REDIRECTS: usize = 10;

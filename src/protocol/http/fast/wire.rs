@@ -46,7 +46,10 @@ pub(crate) fn render(
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    let path = target.origin_form.path_and_query().map_or("/", |p| p.as_str());
+    let path = target
+        .origin_form
+        .path_and_query()
+        .map_or("/", |p| p.as_str());
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(target.host_header.as_bytes());
@@ -74,8 +77,7 @@ pub(crate) fn render(
     // As hyper does: a length for any body, and for an empty one where a body is
     // expected.
     if !has_length
-        && (!body.is_empty()
-            || matches!(*method, Method::POST | Method::PUT | Method::PATCH))
+        && (!body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH))
     {
         out.extend_from_slice(b"content-length: ");
         out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
