@@ -92,6 +92,10 @@ ROWS=(
     "loaddensity run, request log on (max_records: null)|ld_rps $WORK/s.json run $WORK/log_on.json"
     "loaddensity + all three sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps_all $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT"
 )
+# oha (hyper-based, like http_user) when installed: `cargo install oha`.
+if command -v oha >/dev/null 2>&1; then
+    ROWS=("${ROWS[0]}" "oha|oha_rps $URL $CONNECTIONS $DURATION" "${ROWS[@]:1}")
+fi
 if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then
     source "$EXTRA_ROWS_FILE"
 fi

@@ -38,6 +38,13 @@ wrk_rps() {
     taskset -c "$LOAD_CPU" wrk -t1 -c"$2" -d"$3"s "$1" | awk '/Requests\/sec/ {print $2}'
 }
 
+# oha_rps URL CONNECTIONS SECONDS: oha's requests/s on LOAD_CPU (oha runs on tokio;
+# one worker thread, as loaddensity's --threads 1).
+oha_rps() {
+    TOKIO_WORKER_THREADS=1 taskset -c "$LOAD_CPU" oha --no-tui -z "$3s" -c "$2" "$1" \
+        | awk '/Requests\/sec/ {print $2}'
+}
+
 # ld_rps SUMMARY_FILE ARGS...: runs loaddensity on LOAD_CPU with one worker thread and
 # prints the summary's requests/s.
 ld_rps() {

@@ -48,5 +48,5 @@ echo "|---:|---:|---|"
 echo "| 1 | $base | |"
 echo "| $USERS | $full | $requests |"
 echo
-echo "RSS per user: $per_user KiB (bar: <= 20 KiB)"
+echo "RSS per user: $per_user KiB (bar: <= 10 KiB)"
 rm -rf "$WORK"

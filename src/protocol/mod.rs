@@ -236,7 +236,7 @@ macro_rules! user_types {
 }
 
 user_types! {
-    "fast_http_user" => http::Http,
+    "fast_http_user" => http::Http<http::FastSession>,
     "http_user" => http::Http,
     "websocket_user" => websocket::WebSocket,
     "socket_user" => socket::Socket,

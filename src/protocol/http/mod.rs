@@ -5,6 +5,7 @@
 //! Each user drives its own connection inside its own task (no spawned connection
 //! task, so no cross-task wake-up per request): see [`drive`].
 
+mod fast;
 mod fields;
 mod multipart;
 mod session;
@@ -13,6 +14,7 @@ mod task;
 mod template;
 mod tls;
 
+pub use fast::{FastSession, WireRequest};
 pub use session::{RequestError, Response, Session};
 pub use step::{Http, HttpClient};
 pub use task::{DEFAULT_TIMEOUT, FIELDS, HttpTask, user_agent};
@@ -55,6 +57,17 @@ pub struct PreparedRequest {
     pub verify: bool,
     /// What of the response to keep.
     pub capture: Capture,
+    /// The whole request serialized once (for requests without placeholders), which
+    /// the `fast_http_user` client writes as is.
+    pub wire: Option<WireRequest>,
+}
+
+impl PreparedRequest {
+    /// The same request, serialized once for the `fast_http_user` client.
+    pub fn with_wire(mut self) -> Self {
+        self.wire = Some(WireRequest::new(&self));
+        self
+    }
 }
 
 /// Scheme, host and port: what one connection can serve.

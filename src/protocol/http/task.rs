@@ -350,13 +350,14 @@ pub(crate) fn parse(
         allow_redirects: parse_bool(object, "allow_redirects", path, true)?,
         verify: parse_bool(object, "verify", path, true)?,
         capture,
+        wire: None,
     };
     let request = if url.is_none()
         && name_template.is_none()
         && dynamic_headers.is_empty()
         && body_template.is_none()
     {
-        RequestSpec::Static(base)
+        RequestSpec::Static(base.with_wire())
     } else {
         RequestSpec::Dynamic(Box::new(RequestTemplate {
             base,

@@ -13,6 +13,9 @@ use tokio_rustls::TlsConnector;
 pub struct TlsConnectors {
     verified: OnceLock<TlsConnector>,
     unverified: OnceLock<TlsConnector>,
+    /// The same, offering only HTTP/1.1 (for `fast_http_user`).
+    verified_http1: OnceLock<TlsConnector>,
+    unverified_http1: OnceLock<TlsConnector>,
 }
 
 impl std::fmt::Debug for TlsConnectors {
@@ -25,31 +28,48 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn with_alpn(mut config: ClientConfig) -> TlsConnector {
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+fn with_alpn(mut config: ClientConfig, protocols: &[&[u8]]) -> TlsConnector {
+    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
     TlsConnector::from(Arc::new(config))
 }
 
+const H2_AND_HTTP1: &[&[u8]] = &[b"h2", b"http/1.1"];
+const HTTP1: &[&[u8]] = &[b"http/1.1"];
+
 impl TlsConnectors {
-    /// The connector for `verify` true or false.
+    /// The connector for `verify` true or false, offering HTTP/2 and HTTP/1.1.
     pub fn get(&self, verify: bool) -> &TlsConnector {
         if verify {
-            self.verified.get_or_init(|| {
-                let mut roots = RootCertStore::empty();
-                let native = rustls_native_certs::load_native_certs();
-                for cert in native.certs {
-                    let _ = roots.add(cert);
-                }
-                let config = ClientConfig::builder_with_provider(provider())
-                    .with_safe_default_protocol_versions()
-                    .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-                with_alpn(config.unwrap_or_else(|_| unverified_config()))
-            })
+            self.verified
+                .get_or_init(|| with_alpn(verified_config(), H2_AND_HTTP1))
         } else {
             self.unverified
-                .get_or_init(|| with_alpn(unverified_config()))
+                .get_or_init(|| with_alpn(unverified_config(), H2_AND_HTTP1))
         }
     }
+
+    /// The connector for `verify` true or false, offering only HTTP/1.1.
+    pub fn get_http1(&self, verify: bool) -> &TlsConnector {
+        if verify {
+            self.verified_http1
+                .get_or_init(|| with_alpn(verified_config(), HTTP1))
+        } else {
+            self.unverified_http1
+                .get_or_init(|| with_alpn(unverified_config(), HTTP1))
+        }
+    }
+}
+
+fn verified_config() -> ClientConfig {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .unwrap_or_else(|_| unverified_config())
 }
 
 fn unverified_config() -> ClientConfig {

@@ -1,0 +1,322 @@
+//! The lean HTTP/1.1 client of `fast_http_user` (Locust's FastHttpUser is its
+//! model): what a load generator needs and nothing more, so that a request costs
+//! about what it costs wrk.
+//!
+//! Per request, in the steady state: one `write` of bytes serialized once per task
+//! (templated requests are rendered into the connection's reused buffer), one
+//! `read` into the connection's reused buffer, a head parsed in place by
+//! `httparse`, a body counted and dropped unless an assertion, extractor or sample
+//! needs it, and no allocation, no lock, no atomic shared with another thread. The
+//! request deadline is one timer per user, re-armed only when it fires, instead of
+//! a timer per request. Keep-alive and `Connection: close`, HTTP/1.0, chunked
+//! bodies, 1xx, HEAD, redirects, cookies and TLS (rustls, HTTP/1.1 by ALPN) work as
+//! in [`crate::protocol::http::Session`], the general client `http_user` keeps.
+
+mod chunked;
+mod conn;
+mod head;
+mod wire;
+
+pub use wire::WireRequest;
+
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::Bytes;
+use cookie_store::CookieStore;
+use http::{HeaderMap, Method, StatusCode};
+use tokio::time::{Instant, Sleep};
+
+use crate::protocol::http::{
+    Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors,
+};
+use conn::{Conn, Failure, Outgoing, Received};
+
+const MAX_REDIRECTS: usize = 10;
+
+/// One virtual user's lean HTTP/1.1 client: a keep-alive connection per origin and
+/// a cookie jar, as [`crate::protocol::http::Session`] keeps.
+pub struct FastSession {
+    tls: Arc<TlsConnectors>,
+    connections: Vec<Conn>,
+    /// Created on the first `Set-Cookie`.
+    cookies: Option<Box<CookieStore>>,
+    /// The deadline timer, armed for some request's deadline (see [`within`]).
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl std::fmt::Debug for FastSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastSession")
+            .field("connections", &self.connections.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One response as read, before redirects are followed.
+struct Exchanged {
+    status: StatusCode,
+    body_len: u64,
+    location: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Exchanged {
+    fn into_response(self) -> Response {
+        Response {
+            status: self.status,
+            body_len: self.body_len,
+            headers: self.headers,
+            body: self.body,
+        }
+    }
+}
+
+impl FastSession {
+    /// A session with no connection yet.
+    pub fn new(tls: Arc<TlsConnectors>) -> Self {
+        Self {
+            tls,
+            connections: Vec::new(),
+            cookies: None,
+            timer: None,
+        }
+    }
+
+    /// The `name=value` pairs the jar would send to `url`.
+    pub fn cookies_for(&self, url: &url::Url) -> Vec<(String, String)> {
+        self.cookies.as_ref().map_or_else(Vec::new, |jar| {
+            jar.get_request_values(url)
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        })
+    }
+
+    /// Sends a request, following redirects if it allows, and reads the whole
+    /// response (counting the body; keeping it only when the request captures it).
+    /// Bounded by the request's timeout.
+    pub async fn execute(&mut self, request: &PreparedRequest) -> Result<Response, RequestError> {
+        let deadline = Instant::now() + request.timeout;
+        let mut timer = self
+            .timer
+            .take()
+            .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() > deadline {
+            timer.as_mut().reset(deadline);
+        }
+        let result = within(deadline, timer.as_mut(), pin!(self.exchange(request))).await;
+        self.timer = Some(timer);
+        result.unwrap_or_else(|| {
+            // The connection is in an unknown state: drop it.
+            self.connections
+                .retain(|c| c.origin != request.target.origin);
+            Err(RequestError::Timeout(request.timeout))
+        })
+    }
+
+    async fn exchange(&mut self, request: &PreparedRequest) -> Result<Response, RequestError> {
+        let response = self
+            .send(
+                &request.target,
+                &request.method,
+                &request.body,
+                request,
+                request.wire.as_ref(),
+            )
+            .await?;
+        if !request.allow_redirects || !response.status.is_redirection() {
+            return Ok(response.into_response());
+        }
+        // Boxed: rare, and it would double the size of every user's task.
+        Box::pin(self.follow_redirects(request, response)).await
+    }
+
+    async fn follow_redirects(
+        &mut self,
+        request: &PreparedRequest,
+        mut response: Exchanged,
+    ) -> Result<Response, RequestError> {
+        let mut url = request.target.url().map_err(RequestError::Redirect)?;
+        let mut method = request.method.clone();
+        let mut body = request.body.clone();
+        for _ in 0..MAX_REDIRECTS {
+            let status = response.status;
+            let Some(location) = response.location.take().filter(|_| status.is_redirection())
+            else {
+                return Ok(response.into_response());
+            };
+            url = url
+                .join(&location)
+                .map_err(|e| RequestError::Redirect(format!("bad Location `{location}`: {e}")))?;
+            let target = Target::from_url(&url).map_err(RequestError::Redirect)?;
+            if status == StatusCode::SEE_OTHER
+                || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                    && method == Method::POST)
+            {
+                method = Method::GET;
+                body = Bytes::new();
+            }
+            response = self.send(&target, &method, &body, request, None).await?;
+        }
+        Err(RequestError::Redirect(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    /// One request/response on the origin's connection; `wire` is the request
+    /// serialized in advance, when it was. A request that finds its kept-alive
+    /// connection closed by the server is sent once more on a new one.
+    async fn send(
+        &mut self,
+        target: &Target,
+        method: &Method,
+        body: &Bytes,
+        prepared: &PreparedRequest,
+        wire: Option<&WireRequest>,
+    ) -> Result<Exchanged, RequestError> {
+        let cookies = self.cookie_header(target);
+        let head_request = method == Method::HEAD;
+        let mut retried = false;
+        let received = loop {
+            let index = self.connection(&target.origin, prepared.verify).await?;
+            let conn = &mut self.connections[index];
+            let outgoing = match (wire, &cookies) {
+                (Some(wire), None) => Outgoing::Shared(wire.bytes()),
+                _ => {
+                    wire::render(
+                        &mut conn.out,
+                        method,
+                        target,
+                        &prepared.headers,
+                        body,
+                        cookies.as_deref(),
+                    );
+                    Outgoing::Rendered
+                }
+            };
+            match conn
+                .round_trip(outgoing, head_request, prepared.capture)
+                .await
+            {
+                Ok(received) => {
+                    if !received.head.keep_alive {
+                        self.connections.swap_remove(index);
+                    }
+                    break received;
+                }
+                Err(failure) => {
+                    self.connections.swap_remove(index);
+                    match failure {
+                        Failure::Stale if !retried => retried = true,
+                        Failure::Stale => {
+                            return Err(RequestError::Http(
+                                "connection closed before the response".into(),
+                            ));
+                        }
+                        Failure::Error(error) => return Err(error),
+                    }
+                }
+            }
+        };
+        let Received {
+            head,
+            body_len,
+            body,
+        } = received;
+        if !head.set_cookies.is_empty()
+            && let Ok(url) = target.url()
+        {
+            let jar = self.cookies.get_or_insert_with(Default::default);
+            for text in &head.set_cookies {
+                // A cookie the jar refuses (bad domain, bad syntax) is skipped, as a
+                // browser would.
+                let _ = jar.parse(text, &url);
+            }
+        }
+        Ok(Exchanged {
+            status: head.status,
+            body_len,
+            location: head.location,
+            headers: head.headers,
+            body,
+        })
+    }
+
+    /// The jar's cookies for `target` as one `Cookie` value; `None` when it has none.
+    fn cookie_header(&self, target: &Target) -> Option<String> {
+        let jar = self.cookies.as_ref()?;
+        let url = target.url().ok()?;
+        let mut line = String::new();
+        for (name, value) in jar.get_request_values(&url) {
+            if !line.is_empty() {
+                line.push_str("; ");
+            }
+            line.push_str(name);
+            line.push('=');
+            line.push_str(value);
+        }
+        (!line.is_empty()).then_some(line)
+    }
+
+    /// The index of the origin's open connection, connecting when there is none.
+    async fn connection(&mut self, origin: &Origin, verify: bool) -> Result<usize, RequestError> {
+        let found = self
+            .connections
+            .iter()
+            .position(|c| &c.origin == origin && (!origin.https || c.verify == verify));
+        if let Some(index) = found {
+            return Ok(index);
+        }
+        // Boxed: the TCP and TLS handshakes are large and rare; keep them off every
+        // user's task.
+        let conn = Box::pin(Conn::open(&self.tls, origin, verify)).await?;
+        self.connections.push(conn);
+        Ok(self.connections.len() - 1)
+    }
+}
+
+impl super::HttpClient for FastSession {
+    fn new(tls: Arc<TlsConnectors>) -> Self {
+        FastSession::new(tls)
+    }
+
+    fn execute(
+        &mut self,
+        request: &PreparedRequest,
+    ) -> impl Future<Output = Result<Response, RequestError>> + Send {
+        FastSession::execute(self, request)
+    }
+}
+
+/// Runs `fut` until `deadline`; `None` when the deadline came first.
+///
+/// `timer` may be armed for an earlier request's deadline, which is never later
+/// than this one's: when it fires before `deadline` it is re-armed. So a request
+/// that completes in time does not touch the runtime's timer wheel at all, and a
+/// user re-arms its timer about once per timeout period.
+async fn within<F: Future>(
+    deadline: Instant,
+    mut timer: Pin<&mut Sleep>,
+    mut fut: Pin<&mut F>,
+) -> Option<F::Output> {
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        // Bounded: after a reset to a deadline in the future the timer is pending.
+        for _ in 0..2 {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if Instant::now() >= deadline {
+                return Poll::Ready(None);
+            }
+            timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    })
+    .await
+}
