@@ -100,11 +100,11 @@ pub(crate) fn run_loaded(
             }
             Err(error) => {
                 eprintln!("error: {error}");
-                return finish(&executor, summary_json, true);
+                return finish(&executor, summary_json, None, true);
             }
         }
     }
-    finish(&executor, summary_json, false)
+    finish(&executor, summary_json, None, false)
 }
 
 /// `run-str JSON`: the document, also when it arrives JSON-encoded twice (as
