@@ -289,6 +289,9 @@ struct StartTestArgs {
     wait_time: Option<Value>,
     #[serde(default)]
     host: Option<String>,
+    /// `redis_user`: `{"url": "redis://host:port/db"}` (used instead of `host`).
+    #[serde(default)]
+    connection: Option<ConnectionArg>,
     #[serde(default)]
     web_ui_dict: Option<Value>,
     #[serde(default)]
@@ -328,6 +331,13 @@ const START_TEST_PARAMS: &[&str] = &[
     "master_port",
     "expected_workers",
 ];
+
+/// LD_start_test's `connection` (`redis_user`): where the server is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionArg {
+    url: String,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -442,9 +452,12 @@ impl StartTestArgs {
                 WaitTime::from_json(value).map_err(|m| ActionError::argument("wait_time", m))?
             }
         };
-        let host = match &self.host {
-            None => None,
-            Some(text) => Some(Url::parse(text).map_err(|e| {
+        let host = match (&self.connection, &self.host) {
+            (Some(ConnectionArg { url: text }), _) => Some(Url::parse(text).map_err(|e| {
+                ActionError::argument("connection.url", format!("`{text}` is not a URL: {e}"))
+            })?),
+            (None, None) => None,
+            (None, Some(text)) => Some(Url::parse(text).map_err(|e| {
                 ActionError::argument("host", format!("`{text}` is not a URL: {e}"))
             })?),
         };

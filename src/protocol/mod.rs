@@ -12,7 +12,9 @@
 //! Adding a protocol: one folder here with a type implementing [`Protocol`], and
 //! one line in the `user_types!` registry below.
 
+pub(crate) mod fields;
 pub mod http;
+pub mod redis;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -188,6 +190,7 @@ macro_rules! user_types {
 user_types! {
     "fast_http_user" => http::Http,
     "http_user" => http::Http,
+    "redis_user" => redis::Redis,
 }
 
 /// LoadDensity user types this engine does not run yet.
@@ -196,5 +199,4 @@ pub const PLANNED_USER_TYPES: &[&str] = &[
     "socket_user",
     "mqtt_user",
     "grpc_user",
-    "redis_user",
 ];
