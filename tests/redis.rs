@@ -117,12 +117,17 @@ fn incr_count_matches_the_server_and_placeholders_make_unique_keys() {
         ]),
     );
     start[1]["variables"] = json!({"extra": "gamma"});
-    start[1]["csv_sources"] = json!([{"name": "values", "path": csv.to_str().expect("utf8")}]);
+    start[1]["csv_sources"] = json!([{"name": "values", "file_path": csv.to_str().expect("utf8")}]);
     let summary = run_script(&work, json!([start]));
     let incr = count(&summary, "incr");
     assert!(incr > 10, "too few requests: {summary}");
     for name in ["incr", "set", "get", "rpush"] {
-        assert_eq!(failures(&summary, name), 0, "{name}: {:?}", errors_of(&summary, name));
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(&summary, name)
+        );
     }
     assert_eq!(redis.cli(&["get", "counter"]), incr.to_string());
     // One key per `set` (a fresh uuid each), plus `counter` and `list`.
@@ -132,7 +137,10 @@ fn incr_count_matches_the_server_and_placeholders_make_unique_keys() {
     let list_len: u64 = redis.cli(&["llen", "list"]).parse().expect("llen");
     assert_eq!(list_len, 2 * count(&summary, "rpush"));
     let items = redis.cli(&["lrange", "list", "0", "3"]);
-    assert!(items.contains("alpha") && items.contains("gamma"), "{items}");
+    assert!(
+        items.contains("alpha") && items.contains("gamma"),
+        "{items}"
+    );
 }
 
 #[test]
@@ -158,7 +166,9 @@ fn error_replies_and_expect_mismatches_are_failures_with_the_text() {
     assert!(wrongtype > 0, "{summary}");
     assert_eq!(failures(&summary, "wrongtype"), wrongtype);
     assert!(
-        errors_of(&summary, "wrongtype").iter().any(|e| e.contains("WRONGTYPE")),
+        errors_of(&summary, "wrongtype")
+            .iter()
+            .any(|e| e.contains("WRONGTYPE")),
         "{:?}",
         errors_of(&summary, "wrongtype")
     );
@@ -168,17 +178,27 @@ fn error_replies_and_expect_mismatches_are_failures_with_the_text() {
         .iter()
         .filter_map(|e| e["request_type"].as_str())
         .collect();
-    assert!(!types.is_empty() && types.iter().all(|t| *t == "REDIS"), "{types:?}");
-    assert_eq!(failures(&summary, "expect ok"), 0);
-    assert_eq!(failures(&summary, "expect bad"), count(&summary, "expect bad"));
     assert!(
-        errors_of(&summary, "expect bad").iter().any(|e| e.contains("expected reply `bye`, got `hello`")),
+        !types.is_empty() && types.iter().all(|t| *t == "REDIS"),
+        "{types:?}"
+    );
+    assert_eq!(failures(&summary, "expect ok"), 0);
+    assert_eq!(
+        failures(&summary, "expect bad"),
+        count(&summary, "expect bad")
+    );
+    assert!(
+        errors_of(&summary, "expect bad")
+            .iter()
+            .any(|e| e.contains("expected reply `bye`, got `hello`")),
         "{:?}",
         errors_of(&summary, "expect bad")
     );
     assert_eq!(failures(&summary, "unknown"), count(&summary, "unknown"));
     assert!(
-        errors_of(&summary, "unknown").iter().any(|e| e.to_lowercase().contains("unknown command")),
+        errors_of(&summary, "unknown")
+            .iter()
+            .any(|e| e.to_lowercase().contains("unknown command")),
         "{:?}",
         errors_of(&summary, "unknown")
     );
@@ -214,18 +234,30 @@ fn timeouts_and_refused_connections_fail_clearly() {
     assert!(blocked > 0, "{summary}");
     assert_eq!(failures(&summary, "blocked"), blocked);
     assert!(
-        errors_of(&summary, "blocked").iter().any(|e| e.contains("timed out")),
+        errors_of(&summary, "blocked")
+            .iter()
+            .any(|e| e.contains("timed out")),
         "{:?}",
         errors_of(&summary, "blocked")
     );
     // After a timeout the user reconnects and goes on.
-    assert_eq!(failures(&summary, "after"), 0, "{:?}", errors_of(&summary, "after"));
-    assert_eq!(redis.cli(&["get", "after"]), count(&summary, "after").to_string());
+    assert_eq!(
+        failures(&summary, "after"),
+        0,
+        "{:?}",
+        errors_of(&summary, "after")
+    );
+    assert_eq!(
+        redis.cli(&["get", "after"]),
+        count(&summary, "after").to_string()
+    );
     let refused = count(&summary, "refused");
     assert!(refused > 0, "{summary}");
     assert_eq!(failures(&summary, "refused"), refused);
     assert!(
-        errors_of(&summary, "refused").iter().any(|e| e.contains("connect redis://127.0.0.1")),
+        errors_of(&summary, "refused")
+            .iter()
+            .any(|e| e.contains("connect redis://127.0.0.1")),
         "{:?}",
         errors_of(&summary, "refused")
     );
@@ -236,12 +268,42 @@ fn bad_fields_are_clear_errors() {
     let work = Workdir::new();
     let url = "redis://127.0.0.1:9/0";
     let cases = [
-        (json!([{"method": "get", "key": "k", "url": "x"}]), url, "tasks[0].url", "unknown field"),
-        (json!([{"method": "get", "args": "a b"}]), url, "tasks[0].args", "expected a list"),
-        (json!([{"key": "k"}]), url, "tasks[0].method", "missing field"),
-        (json!([{"method": "get key"}]), url, "tasks[0].method", "not a Redis command"),
-        (json!([{"method": "get", "key": {"a": 1}}]), url, "tasks[0].key", "expected a string"),
-        (json!([{"method": "get", "key": "k"}]), "http://127.0.0.1:9/", "connection.url", "not a Redis URL"),
+        (
+            json!([{"method": "get", "key": "k", "url": "x"}]),
+            url,
+            "tasks[0].url",
+            "unknown field",
+        ),
+        (
+            json!([{"method": "get", "args": "a b"}]),
+            url,
+            "tasks[0].args",
+            "expected a list",
+        ),
+        (
+            json!([{"key": "k"}]),
+            url,
+            "tasks[0].method",
+            "missing field",
+        ),
+        (
+            json!([{"method": "get key"}]),
+            url,
+            "tasks[0].method",
+            "not a Redis command",
+        ),
+        (
+            json!([{"method": "get", "key": {"a": 1}}]),
+            url,
+            "tasks[0].key",
+            "expected a string",
+        ),
+        (
+            json!([{"method": "get", "key": "k"}]),
+            "http://127.0.0.1:9/",
+            "connection.url",
+            "not a Redis URL",
+        ),
     ];
     let actions: Vec<Value> = cases
         .iter()
@@ -271,9 +333,19 @@ fn bad_fields_are_clear_errors() {
     );
     let summary_path = work.path("secret-summary.json");
     let output = run(
-        &["run", secret.to_str().expect("utf8"), "--summary-json", summary_path.to_str().expect("utf8")],
+        &[
+            "run",
+            secret.to_str().expect("utf8"),
+            "--summary-json",
+            summary_path.to_str().expect("utf8"),
+        ],
         None,
     );
-    let all = format!("{}{}{}", stderr(&output), common::stdout(&output), std::fs::read_to_string(&summary_path).unwrap_or_default());
+    let all = format!(
+        "{}{}{}",
+        stderr(&output),
+        common::stdout(&output),
+        std::fs::read_to_string(&summary_path).unwrap_or_default()
+    );
     assert!(!all.contains("hunter2"), "{all}");
 }

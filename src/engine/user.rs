@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
 use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, intern_endpoint};
-use crate::protocol::{Protocol, StepContext};
+use crate::protocol::{ExtraEvent, Protocol, StepContext};
 use crate::scenario::{RenderContext, Scenario};
 
 /// How long a user pauses after an iteration in which no task was eligible.
@@ -33,6 +33,8 @@ pub(crate) struct VirtualUser<P: Protocol> {
     /// Endpoints of templated task names, so that the process-wide interner (a
     /// mutex) is not taken on every request.
     names: NameCache,
+    /// Events a step reported besides its own (reused).
+    extra: Vec<ExtraEvent>,
 }
 
 /// The endpoints one user rendered task names to, by (task endpoint, rendered name).
@@ -66,6 +68,7 @@ impl<P: Protocol> VirtualUser<P> {
             rng: SmallRng::from_entropy(),
             eligible: Vec::new(),
             names: NameCache::default(),
+            extra: Vec::new(),
         }
     }
 
@@ -169,6 +172,7 @@ pub(super) async fn run_iteration<P: Protocol>(
             &scenario.resolver,
             &user.csv_rows,
             &mut user.rng,
+            &mut user.extra,
             start,
         );
         let outcome = P::step(&mut user.client, task, &mut ctx).await;
@@ -190,6 +194,21 @@ pub(super) async fn run_iteration<P: Protocol>(
             outcome.response_length,
             result,
         );
+        for extra in user.extra.drain(..) {
+            let result = match &extra.failure {
+                None => Outcome::Success,
+                Some(failure) => Outcome::Failure(failure),
+            };
+            fire(
+                shared,
+                &extra.endpoint,
+                extra.start,
+                extra.response_time,
+                None,
+                extra.response_length,
+                result,
+            );
+        }
     }
     if ran {
         IterationEnd::Completed

@@ -14,13 +14,14 @@
 
 pub(crate) mod fields;
 pub mod http;
+pub mod mqtt;
 pub mod redis;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use serde_json::{Map, Value};
@@ -99,6 +100,7 @@ pub struct StepContext<'a> {
     resolver: &'a ResolverSnapshot,
     csv_rows: &'a [usize],
     rng: &'a mut SmallRng,
+    extra: &'a mut Vec<ExtraEvent>,
     /// When the request's time starts (the open model's scheduled start for the
     /// first request of an iteration).
     pub start: Instant,
@@ -110,6 +112,7 @@ impl<'a> StepContext<'a> {
         resolver: &'a ResolverSnapshot,
         csv_rows: &'a [usize],
         rng: &'a mut SmallRng,
+        extra: &'a mut Vec<ExtraEvent>,
         start: Instant,
     ) -> Self {
         Self {
@@ -117,6 +120,7 @@ impl<'a> StepContext<'a> {
             resolver,
             csv_rows,
             rng,
+            extra,
             start,
         }
     }
@@ -127,10 +131,31 @@ impl<'a> StepContext<'a> {
             .with_csv(&self.resolver.tables, self.csv_rows)
     }
 
+    /// Reports a request event besides the step's own (fired after it).
+    pub fn report(&mut self, event: ExtraEvent) {
+        self.extra.push(event);
+    }
+
     /// Sets one of this user's variables (an extractor's result).
     pub fn set_variable(&mut self, name: String, value: String) {
         self.variables.insert(name, value);
     }
+}
+
+/// A request event a step reports besides its own: a message received on an MQTT
+/// subscription, ...
+#[derive(Debug)]
+pub struct ExtraEvent {
+    /// What it is reported as.
+    pub endpoint: Arc<Endpoint>,
+    /// When its time starts.
+    pub start: Instant,
+    /// Its response time.
+    pub response_time: Duration,
+    /// Bytes counted as its response's length.
+    pub response_length: u64,
+    /// `None` for a success, else why it failed.
+    pub failure: Option<String>,
 }
 
 /// What one step reports in its request event.
@@ -190,13 +215,10 @@ macro_rules! user_types {
 user_types! {
     "fast_http_user" => http::Http,
     "http_user" => http::Http,
+    "mqtt_user" => mqtt::Mqtt,
     "redis_user" => redis::Redis,
 }
 
 /// LoadDensity user types this engine does not run yet.
-pub const PLANNED_USER_TYPES: &[&str] = &[
-    "websocket_user",
-    "socket_user",
-    "mqtt_user",
-    "grpc_user",
-];
+pub const PLANNED_USER_TYPES: &[&str] =
+    &["websocket_user", "socket_user", "mqtt_user", "grpc_user"];

@@ -122,11 +122,8 @@ impl Protocol for Redis {
                 };
             }
         };
-        let result = tokio::time::timeout(
-            task.timeout,
-            command.query_async::<Reply>(connection),
-        )
-        .await;
+        let result =
+            tokio::time::timeout(task.timeout, command.query_async::<Reply>(connection)).await;
         let end = Instant::now();
         let (response_length, failure) = match result {
             Ok(Ok(reply)) => {
@@ -207,7 +204,11 @@ fn reply_size(reply: &Reply) -> u64 {
         Reply::SimpleString(s) => 1 + s.len() as u64 + 2,
         Reply::Okay => 5,
         Reply::Map(pairs) => {
-            header(pairs.len()) + pairs.iter().map(|(k, v)| reply_size(k) + reply_size(v)).sum::<u64>()
+            header(pairs.len())
+                + pairs
+                    .iter()
+                    .map(|(k, v)| reply_size(k) + reply_size(v))
+                    .sum::<u64>()
         }
         Reply::Attribute { data, attributes } => {
             header(attributes.len())

@@ -58,7 +58,7 @@ impl RedisTask {
 /// A Redis server: the client that opens connections to it, and how it is named
 /// in errors (without its password).
 #[derive(Debug)]
-pub struct Server {
+pub(super) struct Server {
     pub(super) client: redis::Client,
     /// `host:port` (or the socket path), never the credentials.
     pub(super) label: String,
@@ -100,9 +100,12 @@ pub(crate) fn parse(
     }
     let method = match object.get("method") {
         Some(Value::String(m)) => m.clone(),
-        None | Some(Value::Null) => method_key
-            .map(str::to_string)
-            .ok_or_else(|| err(format!("{path}.method"), "missing field; expected a Redis command such as get, set, incr"))?,
+        None | Some(Value::Null) => method_key.map(str::to_string).ok_or_else(|| {
+            err(
+                format!("{path}.method"),
+                "missing field; expected a Redis command such as get, set, incr",
+            )
+        })?,
         Some(other) => {
             return Err(err(
                 format!("{path}.method"),
@@ -111,7 +114,11 @@ pub(crate) fn parse(
         }
     };
     let command = method.trim().to_ascii_uppercase();
-    if command.is_empty() || !command.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'|') {
+    if command.is_empty()
+        || !command
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'|')
+    {
         return Err(err(
             format!("{path}.method"),
             format!("`{method}` is not a Redis command name"),
@@ -154,7 +161,8 @@ pub(crate) fn parse(
     let server = match ctx.host {
         Some(url) => Server::open(url).map_err(|e| err("connection.url", e))?,
         None => {
-            let url = url::Url::parse(DEFAULT_URL).map_err(|e| err("connection.url", e.to_string()))?;
+            let url =
+                url::Url::parse(DEFAULT_URL).map_err(|e| err("connection.url", e.to_string()))?;
             Server::open(&url).map_err(|e| err("connection.url", e))?
         }
     };
