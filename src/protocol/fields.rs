@@ -32,22 +32,6 @@ pub(crate) fn text_template(
         .map_err(|e| err(format!("{path}.{key}"), e))
 }
 
-/// A plain string field (no placeholders). `None` when absent or null.
-pub(crate) fn plain_string(
-    object: &Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<String>, TaskError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(err(
-            format!("{path}.{key}"),
-            format!("expected a string, got {other}"),
-        )),
-    }
-}
-
 /// An unsigned integer field no larger than `max`, `default` when absent or null.
 pub(crate) fn small_uint(
     object: &Map<String, Value>,

@@ -183,7 +183,9 @@ impl MqttClient {
             .clone()
             .unwrap_or_else(|| format!("loaddensity-{}", uuid::Uuid::new_v4().simple()));
         let mut options = MqttOptions::new(client_id, host, port);
-        options.set_keep_alive(task.keepalive).set_clean_session(true);
+        options
+            .set_keep_alive(task.keepalive)
+            .set_clean_session(true);
         if let Some(user) = &fields.username {
             options.set_credentials(user.clone(), fields.password.clone().unwrap_or_default());
         }
@@ -198,16 +200,21 @@ impl MqttClient {
         });
         let deadline = tokio::time::Instant::now() + task.timeout;
         let result = self
-            .wait_for(ctx, deadline, &format!("connect {broker}"), |event| match event {
-                Event::Incoming(Packet::ConnAck(ack)) => Some(
-                    if ack.code == rumqttc::ConnectReturnCode::Success {
-                        Ok(())
-                    } else {
-                        Err(format!("connection refused: {:?}", ack.code))
-                    },
-                ),
-                _ => None,
-            })
+            .wait_for(
+                ctx,
+                deadline,
+                &format!("connect {broker}"),
+                |event| match event {
+                    Event::Incoming(Packet::ConnAck(ack)) => {
+                        Some(if ack.code == rumqttc::ConnectReturnCode::Success {
+                            Ok(())
+                        } else {
+                            Err(format!("connection refused: {:?}", ack.code))
+                        })
+                    }
+                    _ => None,
+                },
+            )
             .await;
         if result.is_err() {
             self.connection = None;
@@ -229,10 +236,10 @@ struct Rendered {
 
 fn render(task: &MqttTask, ctx: &mut StepContext<'_>) -> Rendered {
     let mut render = ctx.render();
-    let payload = task
-        .payload
-        .as_ref()
-        .map_or_else(|| Ok(Vec::new()), |p| task::payload_bytes(&p.render(&mut render)));
+    let payload = task.payload.as_ref().map_or_else(
+        || Ok(Vec::new()),
+        |p| task::payload_bytes(&p.render(&mut render)),
+    );
     let payload = payload.map(|bytes| {
         if task.timestamp {
             let micros = SystemTime::now()
@@ -288,7 +295,11 @@ impl Protocol for Mqtt {
         MqttClient::default()
     }
 
-    async fn step(client: &mut MqttClient, task: &Task<MqttTask>, ctx: &mut StepContext<'_>) -> StepOutcome {
+    async fn step(
+        client: &mut MqttClient,
+        task: &Task<MqttTask>,
+        ctx: &mut StepContext<'_>,
+    ) -> StepOutcome {
         let fields = render(task, ctx);
         client.drain(ctx);
         let name = fields.name.clone();
@@ -389,7 +400,10 @@ async fn run(
                             .iter()
                             .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
                         {
-                            Err(format!("subscribe `{}`: refused by the broker", fields.topic))
+                            Err(format!(
+                                "subscribe `{}`: refused by the broker",
+                                fields.topic
+                            ))
                         } else {
                             Ok(())
                         },

@@ -111,7 +111,9 @@ pub(crate) fn parse(
         other => {
             return Err(err(
                 format!("{path}.method"),
-                format!("unknown method `{other}`; expected connect, publish, subscribe or disconnect"),
+                format!(
+                    "unknown method `{other}`; expected connect, publish, subscribe or disconnect"
+                ),
             ));
         }
     };
@@ -222,7 +224,10 @@ mod tests {
 
     #[test]
     fn brokers_and_payloads() {
-        assert_eq!(parse_broker("127.0.0.1:1884"), Ok(("127.0.0.1".into(), 1884)));
+        assert_eq!(
+            parse_broker("127.0.0.1:1884"),
+            Ok(("127.0.0.1".into(), 1884))
+        );
         assert_eq!(parse_broker("mqtt://h"), Ok(("h".into(), 1883)));
         assert!(parse_broker("h:x").is_err());
         assert_eq!(payload_bytes("hex:00ff10"), Ok(vec![0, 255, 16]));
