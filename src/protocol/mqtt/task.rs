@@ -206,7 +206,7 @@ pub(super) fn payload_bytes(text: &str) -> Result<Vec<u8>, String> {
         return Ok(text.as_bytes().to_vec());
     };
     let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err("`hex:` payload has an odd number of digits".to_string());
     }
     digits
