@@ -296,6 +296,9 @@ pub(super) struct StartTestArgs {
     wait_time: Option<Value>,
     #[serde(default)]
     host: Option<String>,
+    /// `redis_user`: `{"url": "redis://host:port/db"}` (used instead of `host`).
+    #[serde(default)]
+    connection: Option<ConnectionArg>,
     #[serde(default)]
     web_ui_dict: Option<Value>,
     #[serde(default)]
@@ -338,6 +341,13 @@ pub(super) const START_TEST_PARAMS: &[&str] = &[
     "master_port",
     "expected_workers",
 ];
+
+/// LD_start_test's `connection` (`redis_user`): where the server is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionArg {
+    url: String,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -506,9 +516,14 @@ impl StartTestArgs {
         if let Some(segment) = segment {
             resolver.tables.for_segment(segment);
         }
+        // `connection.url` (redis_user) stands for `host` when given.
+        let host = match &self.connection {
+            Some(ConnectionArg { url }) => Some(url.as_str()),
+            None => self.host.as_deref(),
+        };
         let scenario = Arc::new(Scenario::<P>::parse_with_host(
             &self.tasks,
-            self.host.as_deref(),
+            host,
             resolver,
         )?);
         let plan = TestPlan {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
 use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, ResponseParts, intern_endpoint};
-use crate::protocol::{Protocol, StepContext};
+use crate::protocol::{ExtraEvent, Protocol, StepContext};
 use crate::request_log;
 use crate::scenario::{RenderContext, Scenario};
 
@@ -36,6 +36,8 @@ pub(crate) struct VirtualUser<P: Protocol> {
     names: NameCache,
     /// The current request's URL, for the request log (reused buffer).
     url: String,
+    /// Events a step reported besides its own (reused).
+    extra: Vec<ExtraEvent>,
 }
 
 /// The endpoints one user rendered task names to, by (task endpoint, rendered name).
@@ -70,6 +72,7 @@ impl<P: Protocol> VirtualUser<P> {
             eligible: Vec::new(),
             names: NameCache::default(),
             url: String::new(),
+            extra: Vec::new(),
         }
     }
 
@@ -196,6 +199,7 @@ pub(super) async fn run_iteration<P: Protocol>(
             &scenario.resolver,
             &user.csv_rows,
             &mut user.rng,
+            &mut user.extra,
             start,
         )
         .with_log(&mut user.url, logging, sampled);
@@ -229,6 +233,23 @@ pub(super) async fn run_iteration<P: Protocol>(
                 body: &sample.body,
             }),
         );
+        for extra in user.extra.drain(..) {
+            let result = match &extra.failure {
+                None => Outcome::Success,
+                Some(failure) => Outcome::Failure(failure),
+            };
+            fire(
+                shared,
+                &extra.endpoint,
+                extra.start,
+                extra.response_time,
+                None,
+                extra.response_length,
+                result,
+                None,
+                None,
+            );
+        }
     }
     if ran {
         IterationEnd::Completed

@@ -12,8 +12,11 @@
 //! Adding a protocol: one folder here with a type implementing [`Protocol`], and
 //! one line in the `user_types!` registry below.
 
+pub(crate) mod fields;
 pub mod http;
+pub mod mqtt;
 pub mod payload;
+pub mod redis;
 pub mod socket;
 pub mod websocket;
 
@@ -21,7 +24,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use serde_json::{Map, Value};
@@ -110,6 +113,7 @@ pub struct StepContext<'a> {
     resolver: &'a ResolverSnapshot,
     csv_rows: &'a [usize],
     rng: &'a mut SmallRng,
+    extra: &'a mut Vec<ExtraEvent>,
     /// When the request's time starts (the open model's scheduled start for the
     /// first request of an iteration).
     pub start: Instant,
@@ -125,6 +129,7 @@ impl<'a> StepContext<'a> {
         resolver: &'a ResolverSnapshot,
         csv_rows: &'a [usize],
         rng: &'a mut SmallRng,
+        extra: &'a mut Vec<ExtraEvent>,
         start: Instant,
     ) -> Self {
         Self {
@@ -132,6 +137,7 @@ impl<'a> StepContext<'a> {
             resolver,
             csv_rows,
             rng,
+            extra,
             start,
             url: None,
             sample: false,
@@ -159,10 +165,31 @@ impl<'a> StepContext<'a> {
             .with_csv(&self.resolver.tables, self.csv_rows)
     }
 
+    /// Reports a request event besides the step's own (fired after it).
+    pub fn report(&mut self, event: ExtraEvent) {
+        self.extra.push(event);
+    }
+
     /// Sets one of this user's variables (an extractor's result).
     pub fn set_variable(&mut self, name: String, value: String) {
         self.variables.insert(name, value);
     }
+}
+
+/// A request event a step reports besides its own: a message received on an MQTT
+/// subscription, ...
+#[derive(Debug)]
+pub struct ExtraEvent {
+    /// What it is reported as.
+    pub endpoint: Arc<Endpoint>,
+    /// When its time starts.
+    pub start: Instant,
+    /// Its response time.
+    pub response_time: Duration,
+    /// Bytes counted as its response's length.
+    pub response_length: u64,
+    /// `None` for a success, else why it failed.
+    pub failure: Option<String>,
 }
 
 /// What one step reports in its request event.
@@ -240,7 +267,9 @@ user_types! {
     "http_user" => http::Http,
     "websocket_user" => websocket::WebSocket,
     "socket_user" => socket::Socket,
+    "mqtt_user" => mqtt::Mqtt,
+    "redis_user" => redis::Redis,
 }
 
 /// LoadDensity user types this engine does not run yet.
-pub const PLANNED_USER_TYPES: &[&str] = &["mqtt_user", "grpc_user", "redis_user"];
+pub const PLANNED_USER_TYPES: &[&str] = &["grpc_user"];
