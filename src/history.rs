@@ -241,6 +241,7 @@ impl RunHistory {
             })
             .and_then(Iterator::collect)
             .map_err(|e| self.sqlite(e));
+        #[allow(clippy::let_and_return)] // the rows borrow `statement`, which must outlive them
         rows
     }
 
@@ -285,6 +286,7 @@ impl RunHistory {
             })
             .and_then(Iterator::collect)
             .map_err(|e| self.sqlite(e));
+        #[allow(clippy::let_and_return)] // the rows borrow `statement`, which must outlive them
         rows
     }
 

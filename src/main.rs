@@ -2,11 +2,11 @@
 //! benchmark, or serve the built-in target.
 
 mod cli;
-mod subcommands;
-mod merge_cmd;
 mod history_cmd;
+mod merge_cmd;
 mod report_cmd;
 mod scale_out;
+mod subcommands;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};

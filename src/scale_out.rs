@@ -46,7 +46,7 @@ pub(crate) fn configure(executor: &mut Executor, flags: &ScaleFlags) -> Result<(
         None => match std::env::var(SEGMENT_ENV) {
             Ok(text) if !text.trim().is_empty() => Some(
                 text.parse::<Segment>()
-                    .with_context(|| format!("{SEGMENT_ENV}"))?,
+                    .with_context(|| SEGMENT_ENV.to_string())?,
             ),
             _ => None,
         },

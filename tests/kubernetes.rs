@@ -196,13 +196,11 @@ fn the_indexed_job_runs_here_and_its_segments_add_up() {
                 .output()
                 .expect("validate");
             let text = stderr(&output);
-            let users = text
-                .split("closed model: ")
+            text.split("closed model: ")
                 .nth(1)
                 .and_then(|t| t.split(' ').next())
                 .and_then(|u| u.parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("no slice in {text}"));
-            users
+                .unwrap_or_else(|| panic!("no slice in {text}"))
         })
         .sum();
     assert_eq!(users, whole_users);

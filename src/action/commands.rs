@@ -521,11 +521,7 @@ impl StartTestArgs {
             Some(ConnectionArg { url }) => Some(url.as_str()),
             None => self.host.as_deref(),
         };
-        let scenario = Arc::new(Scenario::<P>::parse_with_host(
-            &self.tasks,
-            host,
-            resolver,
-        )?);
+        let scenario = Arc::new(Scenario::<P>::parse_with_host(&self.tasks, host, resolver)?);
         let plan = TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,

@@ -89,7 +89,12 @@ fn record_rows(
 
 fn record_row(record: crate::request_log::RequestRecord) -> RecordRow {
     RecordRow {
-        outcome: if record.error.is_none() { "success" } else { "failure" }.into(),
+        outcome: if record.error.is_none() {
+            "success"
+        } else {
+            "failure"
+        }
+        .into(),
         method: Some(record.request_type.to_string()),
         test_url: Some(record.url),
         name: Some(record.name.to_string()),

@@ -21,7 +21,7 @@ mod socket_commands;
 pub use args::Args;
 pub use document::{Action, actions, parse_json, read_json_file};
 pub use error::{ActionError, ActionFailure, DocumentError};
-pub use segment_plan::segment_slices;
+pub use segment_plan::{SegmentSlice, segment_slices};
 
 use std::collections::BTreeMap;
 use std::io::Write;

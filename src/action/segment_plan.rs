@@ -5,13 +5,17 @@ use super::commands::{START_TEST_PARAMS, StartTestArgs};
 use super::{ActionError, DocumentError, actions};
 use crate::segment::Segment;
 
+/// One `LD_start_test`'s slice: its action index, and its description or why it is
+/// invalid for the segment.
+pub type SegmentSlice = (usize, Result<String, ActionError>);
+
 /// The slice of every `LD_start_test` of a document for `segment`: the action index
 /// with a description of the slice, or why the test is invalid for that segment.
 pub fn segment_slices(
     document: &serde_json::Value,
     source_name: &str,
     segment: &Segment,
-) -> Result<Vec<(usize, Result<String, ActionError>)>, DocumentError> {
+) -> Result<Vec<SegmentSlice>, DocumentError> {
     let mut slices = Vec::new();
     for (index, action) in actions(document, source_name)?.into_iter().enumerate() {
         let Ok(action) = action else { continue };

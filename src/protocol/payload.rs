@@ -84,7 +84,7 @@ impl Payload {
 /// Bytes from hex digits (`DEADBEEF`, case-insensitive, spaces allowed between bytes).
 fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!(
             "`hex:{text}` has an odd number of hex digits; expected pairs like `hex:DEADBEEF`"
         ));

@@ -363,7 +363,7 @@ impl Pusher {
     fn failed(&self, message: String) {
         let failures = self.counters.failed_pushes.fetch_add(1, Ordering::Relaxed) + 1;
         // Log the first failure and then every tenth, not one line per interval.
-        if failures == 1 || failures % 10 == 0 {
+        if failures == 1 || failures.is_multiple_of(10) {
             tracing::warn!("prometheus remote write: push failed ({failures} so far): {message}");
         }
         *lock(&self.counters.last_error) = Some(message);

@@ -119,8 +119,10 @@ mod tests {
 
     #[test]
     fn same_series_as_the_pull_exporter_plus_job_and_instance() {
-        let mut data = SeriesData::default();
-        data.outcomes = [3, 0];
+        let mut data = SeriesData {
+            outcomes: [3, 0],
+            ..Default::default()
+        };
         data.latency_ms.count = 3;
         data.latency_ms.sum = 21.0;
         data.latency_ms.buckets[1] = 2; // <= 10 ms
