@@ -16,10 +16,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
-use super::{Origin, PreparedRequest, Target, TlsConnectors};
+use super::{MAX_REDIRECTS, Origin, PreparedRequest, Target, TlsConnectors, redirect_hop};
 use crate::scenario::MAX_CAPTURED_BODY;
 
-const MAX_REDIRECTS: usize = 10;
 /// HTTP/1.1 read buffer per connection. hyper's adaptive default starts at 8 KiB and
 /// every page of it ends up resident as responses advance through it; 4 KiB keeps
 /// 10,000 idle users within 20 KiB each (bench/memory.sh). Large bodies take more
@@ -225,17 +224,7 @@ impl Session {
             else {
                 return Ok(response.into_response());
             };
-            url = url
-                .join(&location)
-                .map_err(|e| RequestError::Redirect(format!("bad Location `{location}`: {e}")))?;
-            let target = Target::from_url(&url).map_err(RequestError::Redirect)?;
-            if status == StatusCode::SEE_OTHER
-                || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
-                    && method == Method::POST)
-            {
-                method = Method::GET;
-                body = Bytes::new();
-            }
+            let target = redirect_hop(&mut url, &location, status, &mut method, &mut body)?;
             response = self
                 .send(&target, method.clone(), body.clone(), request)
                 .await?;

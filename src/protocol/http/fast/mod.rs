@@ -30,11 +30,10 @@ use http::{HeaderMap, Method, StatusCode};
 use tokio::time::{Instant, Sleep};
 
 use crate::protocol::http::{
-    Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors,
+    MAX_REDIRECTS, Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors,
+    redirect_hop,
 };
 use conn::{Conn, Failure, Outgoing, Received};
-
-const MAX_REDIRECTS: usize = 10;
 
 /// One virtual user's lean HTTP/1.1 client: a keep-alive connection per origin and
 /// a cookie jar, as [`crate::protocol::http::Session`] keeps.
@@ -148,17 +147,7 @@ impl FastSession {
             else {
                 return Ok(response.into_response());
             };
-            url = url
-                .join(&location)
-                .map_err(|e| RequestError::Redirect(format!("bad Location `{location}`: {e}")))?;
-            let target = Target::from_url(&url).map_err(RequestError::Redirect)?;
-            if status == StatusCode::SEE_OTHER
-                || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
-                    && method == Method::POST)
-            {
-                method = Method::GET;
-                body = Bytes::new();
-            }
+            let target = redirect_hop(&mut url, &location, status, &mut method, &mut body)?;
             response = self.send(&target, &method, &body, request, None).await?;
         }
         Err(RequestError::Redirect(format!(
