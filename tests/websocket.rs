@@ -97,7 +97,6 @@ fn name_stats<'a>(summary: &'a Summary, name: &str) -> &'a loaddensity::stats::N
 }
 
 #[test]
-#[ignore = "fails on the merged tree, never run by its author: see session 3's closing note (issue 14)"]
 fn loaddensity_documented_example_runs_without_failures() {
     let server = EchoServer::start();
     let mut executor = executor();
@@ -124,7 +123,6 @@ fn loaddensity_documented_example_runs_without_failures() {
 }
 
 #[test]
-#[ignore = "fails on the merged tree, never run by its author: see session 3's closing note (issue 14)"]
 fn wrong_expect_refused_connection_and_timeout_are_counted_failures() {
     let server = EchoServer::start();
     let refused = format!("ws://127.0.0.1:{}/", closed_port());
@@ -174,7 +172,6 @@ fn wrong_expect_refused_connection_and_timeout_are_counted_failures() {
 }
 
 #[test]
-#[ignore = "fails on the merged tree, never run by its author: see session 3's closing note (issue 14)"]
 fn a_step_before_any_connection_fails_clearly() {
     let mut executor = executor();
     let tasks = json!([{"method": "recv", "name": "lonely recv"}]);

@@ -19,11 +19,11 @@ use tokio::net::TcpStream;
 use super::{MAX_REDIRECTS, Origin, PreparedRequest, Target, TlsConnectors, redirect_hop};
 use crate::scenario::MAX_CAPTURED_BODY;
 
-/// HTTP/1.1 read buffer per connection. hyper's adaptive default starts at 8 KiB and
-/// every page of it ends up resident as responses advance through it; 4 KiB keeps
-/// 10,000 idle users within 20 KiB each (bench/memory.sh). Large bodies take more
-/// reads of 4 KiB.
-const READ_BUFFER: usize = 4096;
+/// Largest HTTP/1.1 read buffer per connection, and so the largest response head
+/// `http_user` accepts (the same bound as fast_http_user's). hyper's adaptive buffer
+/// starts at 8 KiB and grows only for larger heads; an exact size would reject every
+/// head that does not fit in one read.
+const MAX_READ_BUFFER: usize = 64 * 1024;
 
 /// What a completed exchange returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,7 +404,7 @@ where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (sender, conn) = http1::Builder::new()
-        .read_buf_exact_size(Some(READ_BUFFER))
+        .max_buf_size(MAX_READ_BUFFER)
         .handshake(io)
         .await
         .map_err(http_error)?;

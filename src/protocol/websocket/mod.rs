@@ -287,11 +287,13 @@ async fn connect(client: &mut WsClient, spec: &WsTask, url: String) -> Result<()
     } else {
         Connector::Plain
     };
+    // Later steps without a URL retry this one, even when it fails: they must not
+    // fall back to an older connection's URL and read its stale frames.
+    client.url = Some(url.clone());
     let (stream, _response) =
         tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
             .await
             .map_err(|e| format!("connect to `{url}` failed: {e}"))?;
     client.connection = Some(Box::new(stream));
-    client.url = Some(url);
     Ok(())
 }

@@ -85,7 +85,7 @@ impl ReadBuf {
         if self.end == self.data.len() {
             if self.data.len() >= MAX_HEAD {
                 return Err(RequestError::Http(format!(
-                    "response head or chunk line longer than {MAX_HEAD} bytes"
+                    "response head too large: header block or chunk line longer than {MAX_HEAD} bytes"
                 )));
             }
             let size = (self.data.len() * 2).max(INITIAL_READ_BUFFER);
