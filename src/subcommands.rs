@@ -161,21 +161,16 @@ pub(crate) fn import_har(args: &ImportHarArgs) -> Result<ExitCode> {
     for warning in &conversion.warnings {
         eprintln!("warning: {warning}");
     }
-    if conversion.tasks.is_empty() {
-        bail!(
-            "{}: no request left to replay ({} excluded by --include/--exclude, {} skipped)",
-            args.har.display(),
-            conversion.filtered,
-            conversion.skipped.len()
-        );
-    }
     let settings = TestSettings {
         user: args.user.clone(),
         user_count: args.users,
         spawn_rate: args.spawn_rate,
         test_time: args.test_time,
     };
-    let text = serde_json::to_string_pretty(&conversion.action_json(&settings))? + "\n";
+    let script = conversion
+        .action_json(&settings)
+        .with_context(|| args.har.display().to_string())?;
+    let text = serde_json::to_string_pretty(&script)? + "\n";
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write {}", path.display()))?,

@@ -18,6 +18,7 @@ use common::{closed_port, error, executor, ok};
 
 /// A WebSocket server on a free loopback port, on its own runtime thread.
 struct EchoServer {
+    scheme: &'static str,
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     _runtime: tokio::runtime::Runtime,
@@ -25,6 +26,15 @@ struct EchoServer {
 
 impl EchoServer {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// The same server behind TLS (`wss://`, a self-signed certificate).
+    fn start_tls() -> Self {
+        Self::start_with(Some(common::tls_acceptor(&[b"http/1.1"])))
+    }
+
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -35,14 +45,23 @@ impl EchoServer {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let connections = Arc::new(AtomicUsize::new(0));
+        let tls_scheme = tls.is_some();
         let counter = connections.clone();
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve(stream));
+                match tls.clone() {
+                    None => tokio::spawn(serve(stream)),
+                    Some(acceptor) => tokio::spawn(async move {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve(stream).await;
+                        }
+                    }),
+                };
             }
         });
         Self {
+            scheme: if tls_scheme { "wss" } else { "ws" },
             addr,
             connections,
             _runtime: runtime,
@@ -50,11 +69,14 @@ impl EchoServer {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 }
 
-async fn serve(stream: tokio::net::TcpStream) {
+async fn serve<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
@@ -98,6 +120,7 @@ fn name_stats<'a>(summary: &'a Summary, name: &str) -> &'a loaddensity::stats::N
 
 #[test]
 fn loaddensity_documented_example_runs_without_failures() {
+    let _serial = common::exclusive();
     let server = EchoServer::start();
     let mut executor = executor();
     // LoadDensity's README example, pointed at the local server.
@@ -124,6 +147,7 @@ fn loaddensity_documented_example_runs_without_failures() {
 
 #[test]
 fn wrong_expect_refused_connection_and_timeout_are_counted_failures() {
+    let _serial = common::exclusive();
     let server = EchoServer::start();
     let refused = format!("ws://127.0.0.1:{}/", closed_port());
     let mut executor = executor();
@@ -173,6 +197,7 @@ fn wrong_expect_refused_connection_and_timeout_are_counted_failures() {
 
 #[test]
 fn a_step_before_any_connection_fails_clearly() {
+    let _serial = common::exclusive();
     let mut executor = executor();
     let tasks = json!([{"method": "recv", "name": "lonely recv"}]);
     let records = executor.execute_document(&json!([start_test(tasks, 1, 0.3)]), "<ws>");
@@ -190,7 +215,44 @@ fn a_step_before_any_connection_fails_clearly() {
 }
 
 #[test]
+fn wss_verifies_the_certificate_unless_told_not_to() {
+    let _serial = common::exclusive();
+    let server = EchoServer::start_tls();
+    assert!(server.url("/").starts_with("wss://"));
+    let mut executor = executor();
+    let tasks = |verify: bool| {
+        json!([
+            {"method": "connect", "request_url": server.url("/"), "name": "open", "verify": verify},
+            {"method": "sendrecv", "payload": "ping", "expect": "pong", "name": "echo"},
+        ])
+    };
+    // Self-signed: refused by default, with the reason.
+    executor.execute_document(&json!([["LD_clear_records", {}]]), "<ws>");
+    let records = executor.execute_document(&json!([start_test(tasks(true), 1, 0.3)]), "<ws>");
+    ok(&records[0]);
+    let refused = summary(&executor);
+    assert_eq!(refused.totals.failures, refused.totals.requests);
+    assert!(
+        refused
+            .errors
+            .iter()
+            .any(|e| e.error.contains("certificate")),
+        "{:?}",
+        refused.errors
+    );
+    // `verify: false`: the exchange runs over TLS.
+    executor.execute_document(&json!([["LD_clear_records", {}]]), "<ws>");
+    let records = executor.execute_document(&json!([start_test(tasks(false), 1, 0.5)]), "<ws>");
+    ok(&records[0]);
+    let summary = summary(&executor);
+    assert_eq!(summary.totals.failures, 0, "{:?}", summary.errors);
+    assert!(name_stats(&summary, "echo").count >= 5);
+    assert!(server.connections.load(Ordering::Relaxed) >= 2);
+}
+
+#[test]
 fn unknown_method_and_bad_urls_name_the_field() {
+    let _serial = common::exclusive();
     let mut executor = executor();
     let cases = [
         (
@@ -223,6 +285,7 @@ fn unknown_method_and_bad_urls_name_the_field() {
 
 #[test]
 fn prometheus_and_influxdb_show_request_type_ws() {
+    let _serial = common::exclusive();
     let server = EchoServer::start();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
     udp.set_read_timeout(Some(Duration::from_secs(5)))

@@ -179,7 +179,10 @@ pub(super) fn register_har_commands(executor: &mut Executor) {
         "LD_har_to_action_json",
         typed(TO_ACTION_PARAMS, |_: &mut Executor, args: ToActionJson| {
             let (tasks, settings) = args.split();
-            Ok(tasks.convert()?.action_json(&settings))
+            tasks
+                .convert()?
+                .action_json(&settings)
+                .map_err(|e| ActionError::argument("har", e.to_string()))
         }),
     );
 }

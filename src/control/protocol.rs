@@ -255,4 +255,119 @@ mod tests {
         assert!(matches!(decide(b"{nope", None), Decision::Error(e) if e.starts_with("Error: ")));
         assert!(matches!(decide(b"\xff\xfe", None), Decision::Error(e) if e.contains("UTF-8")));
     }
+
+    /// Property tests over arbitrary bytes (a fixed seed, a bounded case count): the
+    /// frame reader and the envelope rules never panic, a well-formed frame gives back
+    /// its trimmed payload, and with a token nothing runs without it.
+    mod properties {
+        use super::super::LEGACY_READ;
+        use super::{Decision, MAX_FRAME, Request, SocketToken, decide, read};
+        use proptest::prelude::*;
+        use proptest::test_runner::{
+            Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner,
+        };
+        use serde_json::{Value, json};
+
+        fn runner(cases: u32) -> TestRunner {
+            let config = Config {
+                cases,
+                failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+                ..Config::default()
+            };
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[16; 32]))
+        }
+
+        fn trimmed(bytes: &[u8]) -> &[u8] {
+            let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+            let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace());
+            match (start, end) {
+                (Some(start), Some(end)) => &bytes[start..=end],
+                _ => &[],
+            }
+        }
+
+        #[test]
+        fn any_bytes_read_as_a_request_or_nothing() {
+            let bytes = prop::collection::vec(any::<u8>(), 0..64);
+            runner(500)
+                .run(&(bytes, any::<bool>()), |(bytes, framed)| {
+                    match read(&bytes, framed) {
+                        Request::Payload(payload) => {
+                            prop_assert!(!payload.is_empty());
+                            let limit = if framed { MAX_FRAME } else { LEGACY_READ };
+                            prop_assert!(payload.len() <= limit);
+                        }
+                        Request::TooLarge(length) => {
+                            prop_assert!(framed && length as usize > MAX_FRAME);
+                        }
+                        Request::Nothing => {}
+                    }
+                    Ok(())
+                })
+                .expect("property");
+        }
+
+        #[test]
+        fn a_well_formed_frame_gives_back_its_trimmed_payload() {
+            let payload = prop::collection::vec(any::<u8>(), 1..256);
+            let trailing = prop::collection::vec(any::<u8>(), 0..16);
+            runner(300)
+                .run(&(payload, trailing), |(payload, trailing)| {
+                    let length = u32::try_from(payload.len()).expect("small");
+                    let mut wire = length.to_be_bytes().to_vec();
+                    wire.extend_from_slice(&payload);
+                    // Bytes of a next frame must not leak into this one.
+                    wire.extend_from_slice(&trailing);
+                    let expected = trimmed(&payload);
+                    match read(&wire, true) {
+                        Request::Payload(got) => prop_assert_eq!(&got[..], expected),
+                        Request::Nothing => prop_assert!(expected.is_empty()),
+                        Request::TooLarge(_) => prop_assert!(false, "too large"),
+                    }
+                    Ok(())
+                })
+                .expect("property");
+        }
+
+        #[test]
+        fn with_a_token_nothing_runs_without_it() {
+            let token = SocketToken::new("s3cret").expect("token");
+            let supplied = prop_oneof![
+                Just(Value::String("s3cret".into())),
+                ".{0,8}".prop_map(Value::String),
+                any::<i64>().prop_map(|n| json!(n)),
+                Just(Value::Null),
+            ];
+            let payload = prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..48),
+                (supplied, prop::option::of("quit|run|.{0,4}"), any::<bool>()).prop_map(
+                    |(supplied, op, with_token)| {
+                        let mut envelope = json!({"command": {"load_density": []}});
+                        if with_token {
+                            envelope["token"] = supplied;
+                        }
+                        if let Some(op) = op {
+                            envelope["op"] = Value::String(op);
+                        }
+                        envelope.to_string().into_bytes()
+                    }
+                ),
+            ];
+            runner(500)
+                .run(&payload, |payload| {
+                    let authorised = serde_json::from_slice::<Value>(&payload)
+                        .ok()
+                        .and_then(|v| v.get("token").cloned())
+                        == Some(Value::String("s3cret".into()));
+                    match decide(&payload, Some(&token)) {
+                        Decision::Run(_) | Decision::Quit(_) => prop_assert!(authorised),
+                        Decision::Refuse(_) | Decision::Error(_) => {}
+                    }
+                    // Without a token, the same bytes never panic either.
+                    let _ = decide(&payload, None);
+                    Ok(())
+                })
+                .expect("property");
+        }
+    }
 }

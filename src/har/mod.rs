@@ -60,6 +60,16 @@ pub enum HarError {
         /// What is wrong and what was expected.
         message: String,
     },
+    /// Every entry was left out: a script without tasks could not run.
+    #[error(
+        "no request left to replay ({filtered} excluded by include/exclude, {skipped} skipped as cached or failed)"
+    )]
+    NothingToReplay {
+        /// Entries the patterns left out.
+        filtered: usize,
+        /// Entries the cache/failure rules left out.
+        skipped: usize,
+    },
     /// An `include` or `exclude` pattern is not a valid regular expression.
     #[error("{option}[{index}]: `{pattern}` is not a valid regular expression: {message}")]
     Pattern {
@@ -171,9 +181,16 @@ pub struct Conversion {
 }
 
 impl Conversion {
-    /// The action script running these tasks in `sequence` mode.
-    pub fn action_json(&self, settings: &TestSettings) -> Value {
-        json!({
+    /// The action script running these tasks in `sequence` mode; an error when no
+    /// task is left.
+    pub fn action_json(&self, settings: &TestSettings) -> Result<Value, HarError> {
+        if self.tasks.is_empty() {
+            return Err(HarError::NothingToReplay {
+                filtered: self.filtered,
+                skipped: self.skipped.len(),
+            });
+        }
+        Ok(json!({
             "load_density": [[
                 "LD_start_test",
                 {
@@ -184,7 +201,7 @@ impl Conversion {
                     "test_time": settings.test_time,
                 }
             ]]
-        })
+        }))
     }
 }
 

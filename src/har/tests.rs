@@ -102,7 +102,9 @@ fn mapping_rules() {
     assert!(conversion.warnings[0].contains("Authorization"));
     assert!(!conversion.warnings[0].contains("secret"));
 
-    let script = conversion.action_json(&TestSettings::default());
+    let script = conversion
+        .action_json(&TestSettings::default())
+        .expect("tasks");
     let start = &script["load_density"][0];
     assert_eq!(start[0], "LD_start_test");
     assert_eq!(start[1]["tasks"]["mode"], "sequence");

@@ -12,6 +12,7 @@ mod task;
 
 pub use task::{DEFAULT_TIMEOUT, FIELDS, MAX_EXPECT_BYTES, PROTOCOLS, SocketTask, Transport};
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -88,6 +89,19 @@ impl Protocol for Socket {
                 .map_or_else(Bytes::new, |p| p.render(&mut render));
             (target, name, expect, payload)
         };
+        if let Some(url) = ctx.log_url() {
+            url.clear();
+            url.push_str(match spec.transport {
+                Transport::Tcp => "tcp://",
+                Transport::Udp => "udp://",
+            });
+            match &target {
+                Target::Address(address) => {
+                    let _ = write!(url, "{address}");
+                }
+                Target::Resolve(text) => url.push_str(text),
+            }
+        }
         let timed = tokio::time::timeout(
             spec.timeout,
             exchange(client, spec, target, &payload, expect.as_deref()),

@@ -10,7 +10,7 @@ mod task;
 
 pub use task::{DEFAULT_TIMEOUT, FIELDS, METHODS, WsMethod, WsTask};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use crate::protocol::http::TlsConnectors;
 use crate::protocol::payload::check_contains;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::task::{Task, TaskError};
@@ -29,38 +30,11 @@ use crate::task::{Task, TaskError};
 #[derive(Debug, Clone)]
 pub struct WebSocket;
 
-/// What the users of one run share: the TLS configuration for `wss://`.
+/// What the users of one run share: the TLS configuration for `wss://` (HTTP's
+/// connectors, offering HTTP/1.1 only, as WebSocket's handshake needs).
 #[derive(Debug, Default)]
 pub struct WsShared {
-    tls: OnceLock<Arc<rustls::ClientConfig>>,
-}
-
-impl WsShared {
-    /// TLS with the system's roots, offering HTTP/1.1 only (WebSocket's handshake).
-    fn tls(&self) -> Arc<rustls::ClientConfig> {
-        self.tls
-            .get_or_init(|| {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in rustls_native_certs::load_native_certs().certs {
-                    let _ = roots.add(cert);
-                }
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let mut config = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map(|b| {
-                        b.with_root_certificates(roots.clone())
-                            .with_no_client_auth()
-                    })
-                    .unwrap_or_else(|_| {
-                        rustls::ClientConfig::builder()
-                            .with_root_certificates(roots)
-                            .with_no_client_auth()
-                    });
-                config.alpn_protocols = vec![b"http/1.1".to_vec()];
-                Arc::new(config)
-            })
-            .clone()
-    }
+    tls: TlsConnectors,
 }
 
 type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -141,6 +115,10 @@ impl Protocol for WebSocket {
             }
         };
         let end = Instant::now();
+        if let Some(log) = ctx.log_url() {
+            log.clear();
+            log.push_str(client.url.as_deref().unwrap_or(""));
+        }
         match result {
             Ok(length) => StepOutcome {
                 end,
@@ -283,7 +261,7 @@ async fn connect(client: &mut WsClient, spec: &WsTask, url: String) -> Result<()
             .insert(SEC_WEBSOCKET_PROTOCOL, protocols.clone());
     }
     let connector = if url.len() >= 6 && url[..6].eq_ignore_ascii_case("wss://") {
-        Connector::Rustls(client.shared.tls())
+        Connector::Rustls(client.shared.tls.get_http1(spec.verify).config().clone())
     } else {
         Connector::Plain
     };

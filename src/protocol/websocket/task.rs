@@ -9,7 +9,7 @@ use crate::event::intern_endpoint;
 use crate::protocol::payload::{Payload, optional_template};
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::Template;
-use crate::task::{TaskError, err, parse_timeout};
+use crate::task::{TaskError, err, parse_bool, parse_timeout};
 
 /// The `websocket_user` task fields (besides the common ones).
 pub const FIELDS: &[&str] = &[
@@ -22,6 +22,7 @@ pub const FIELDS: &[&str] = &[
     "timeout",
     "headers",
     "subprotocols",
+    "verify",
 ];
 
 /// Default step timeout, as LoadDensity's (5 s).
@@ -90,6 +91,8 @@ pub struct WsTask {
     pub(super) headers: Vec<(HeaderName, HeaderValue)>,
     /// `Sec-WebSocket-Protocol` offered in the handshake (empty: none).
     pub(super) subprotocols: Option<HeaderValue>,
+    /// `verify` (true): check a `wss://` server's certificate, as `http_user` does.
+    pub(super) verify: bool,
 }
 
 impl WsTask {
@@ -218,6 +221,7 @@ pub(super) fn parse(
             host: ctx.host_text.map(str::to_string),
             headers,
             subprotocols,
+            verify: parse_bool(object, "verify", path, true)?,
         },
     })
 }
