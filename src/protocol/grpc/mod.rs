@@ -162,8 +162,11 @@ impl Protocol for Grpc {
         let end = Instant::now();
         let (response_length, failure) = match result {
             Ok(Ok(length)) => (length, None),
-            Ok(Err(status)) => (0, Some(describe_status(&status))),
-            Err(_) => (
+            Ok(Err(status)) if !caused_by::<tonic::TimeoutExpired>(&status) => {
+                (0, Some(describe_status(&status)))
+            }
+            // The deadline sent as `grpc-timeout` is also enforced by the channel.
+            Ok(Err(_)) | Err(_) => (
                 0,
                 Some(format!("{} timed out after {:?}", task.method, task.timeout)),
             ),
@@ -207,6 +210,23 @@ async fn call(
             .await?;
         Ok(reply.get_ref().encoded_len() as u64)
     }
+}
+
+/// True when `E` is among the causes of `status`.
+fn caused_by<E: StdError + 'static>(status: &Status) -> bool {
+    let mut source = status.source();
+    let mut depth = 0;
+    while let Some(cause) = source {
+        if cause.is::<E>() {
+            return true;
+        }
+        source = cause.source();
+        depth += 1;
+        if depth > 8 {
+            break;
+        }
+    }
+    false
 }
 
 /// `status NOT_FOUND: no such key`.
