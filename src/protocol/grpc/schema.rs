@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use miette::Diagnostic;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor};
 use serde_json::Value;
@@ -37,11 +38,25 @@ pub(super) fn compile(proto: &Path, includes: &[PathBuf]) -> Result<DescriptorPo
     Ok(compiler.descriptor_pool())
 }
 
-/// A protox error with its file, when it names one.
+/// A protox error with its place (`file:line:column`) when it has one.
 fn describe(error: &protox::Error) -> String {
-    match error.file() {
-        Some(file) if !error.to_string().contains(file) => format!("{file}: {error}"),
-        _ => error.to_string(),
+    let place = error
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .and_then(|label| {
+            let source = error.source_code()?;
+            let contents = source.read_span(label.inner(), 0, 0).ok()?;
+            let name = contents.name().or(error.file()).unwrap_or("");
+            Some(format!(
+                "{name}:{}:{}",
+                contents.line() + 1,
+                contents.column() + 1
+            ))
+        })
+        .or_else(|| error.file().map(str::to_string));
+    match place {
+        Some(place) => format!("{place}: {error}"),
+        None => error.to_string(),
     }
 }
 
@@ -148,8 +163,15 @@ fn is_well_known(message: &MessageDescriptor) -> bool {
 /// Converts a JSON payload to a message of type `message` (protobuf's JSON
 /// mapping; unknown fields refused) and encodes it.
 pub(crate) fn encode_payload(payload: &Value, message: &MessageDescriptor) -> Result<Bytes, String> {
-    let dynamic = DynamicMessage::deserialize(message.clone(), payload).map_err(|e| {
-        format!("not a valid `{}`: {e}", message.full_name())
+    let mut track = serde_path_to_error::Track::new();
+    let deserializer = serde_path_to_error::Deserializer::new(payload, &mut track);
+    let dynamic = DynamicMessage::deserialize(message.clone(), deserializer).map_err(|e| {
+        let at = track.path().to_string();
+        if at.is_empty() || at == "." {
+            format!("not a valid `{}`: {e}", message.full_name())
+        } else {
+            format!("not a valid `{}`: field `{at}`: {e}", message.full_name())
+        }
     })?;
     Ok(Bytes::from(dynamic.encode_to_vec()))
 }
