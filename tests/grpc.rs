@@ -229,6 +229,11 @@ struct GrpcServer {
 
 impl GrpcServer {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// With TLS: `(certificate PEM, key PEM)`.
+    fn start_with(tls: Option<(String, String)>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -249,9 +254,17 @@ impl GrpcServer {
             state: state.clone(),
             pool: pool.clone(),
         };
+        let mut builder = Server::builder();
+        if let Some((cert, key)) = tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let identity = tonic::transport::Identity::from_pem(cert, key);
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .expect("server TLS");
+        }
         runtime.spawn(async move {
             let incoming = TcpIncoming::from(listener);
-            let _ = Server::builder()
+            let _ = builder
                 .add_service(store)
                 .serve_with_incoming(incoming)
                 .await;
@@ -562,4 +575,57 @@ fn bad_fields_are_clear_errors() {
         assert!(line.contains(field), "{line}");
         assert!(line.contains(needle), "{line}");
     }
+}
+
+#[test]
+fn tls_targets_verify_the_certificate_unless_told_not_to() {
+    let work = Workdir::new();
+    let certified = rcgen::generate_simple_self_signed(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+    ])
+    .expect("certificate");
+    let cert = certified.cert.pem();
+    let server =
+        GrpcServer::start_with(Some((cert.clone(), certified.signing_key.serialize_pem())));
+    let target = format!("https://{}", server.target());
+    let get = |name: &str, verify: bool| {
+        json!({"proto": proto(), "method": "loadtest.store.Store/Get", "name": name,
+               "payload": {"key": "fixed"}, "verify": verify})
+    };
+    let actions = json!([
+        start_test(&target, 2, 0.6, json!([get("unverified", false)])),
+        start_test(&target, 1, 0.4, json!([get("verified", true)])),
+    ]);
+    // Without the certificate among the trusted roots: verification fails.
+    let summary = run_script(&work, actions.clone());
+    let unverified = count(&summary, "unverified");
+    assert!(unverified > 0, "{summary}");
+    assert_eq!(failures(&summary, "unverified"), 0, "{:?}", errors_of(&summary, "unverified"));
+    let verified = count(&summary, "verified");
+    assert!(verified > 0, "{summary}");
+    assert_eq!(failures(&summary, "verified"), verified);
+    assert!(
+        errors_of(&summary, "verified")
+            .iter()
+            .any(|e| e.starts_with(&format!("connect {target}")) && e.contains("certificate")),
+        "{:?}",
+        errors_of(&summary, "verified")
+    );
+    assert_eq!(server.count(|s| &s.gets), unverified);
+    // Trusted through SSL_CERT_FILE (read by the system roots' loader): it succeeds.
+    let ca = work.write("ca.pem", &cert);
+    let file = work.write("tls.json", &script(actions));
+    let summary_path = work.path("tls-summary.json");
+    let output = common::bin()
+        .env("SSL_CERT_FILE", &ca)
+        .args(["run", file.to_str().expect("utf8"), "--summary-json"])
+        .arg(&summary_path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run loaddensity");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = common::read_json(&summary_path);
+    assert!(count(&summary, "verified") > 0, "{summary}");
+    assert_eq!(failures(&summary, "verified"), 0, "{:?}", errors_of(&summary, "verified"));
 }

@@ -20,6 +20,7 @@ use super::codec::DynamicCodec;
 use super::schema;
 use crate::event::intern_endpoint;
 use crate::protocol::fields::report_name;
+use crate::protocol::http::tls::accept_any_certificate;
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::{CsvLookup, Template, TemplateValue};
 use crate::task::{TaskError, err, parse_bool, parse_timeout};
@@ -37,6 +38,7 @@ pub const FIELDS: &[&str] = &[
     "metadata",
     "timeout",
     "name",
+    "verify",
     "stub_path",
     "request_path",
 ];
@@ -183,7 +185,8 @@ pub(crate) fn parse(
     let payload = parse_payload(object, path, &method.input(), ctx.csv)?;
     let metadata = parse_metadata(object, path, ctx.csv)?;
     let timeout = parse_timeout(object, path, DEFAULT_TIMEOUT)?;
-    let target = parse_target(object, path, ctx, timeout)?;
+    let verify = parse_bool(object, "verify", path, true)?;
+    let target = parse_target(object, path, ctx, timeout, verify)?;
     let (name_text, name) = report_name(object, path, ctx.csv, &full_method)?;
     Ok(ParsedSpec {
         endpoint: intern_endpoint("GRPC", &name_text),
@@ -315,6 +318,7 @@ fn parse_target(
     path: &str,
     ctx: &ParseContext<'_>,
     timeout: Duration,
+    verify: bool,
 ) -> Result<Target, TaskError> {
     let (key, text) = match (object.get("target"), object.get("host")) {
         (Some(Value::String(t)), _) => ("target", t.clone()),
@@ -330,12 +334,12 @@ fn parse_target(
             ));
         }
     };
-    open_target(&text, timeout).map_err(|e| err(format!("{path}.{key}"), e))
+    open_target(&text, timeout, verify).map_err(|e| err(format!("{path}.{key}"), e))
 }
 
 /// The endpoint of `host:port`, `http://host:port` or `https://host:port` (TLS,
-/// verified against the system's roots).
-pub(super) fn open_target(text: &str, timeout: Duration) -> Result<Target, String> {
+/// verified against the system's roots unless `verify` is false).
+pub(super) fn open_target(text: &str, timeout: Duration, verify: bool) -> Result<Target, String> {
     let text = text.trim().trim_end_matches('/');
     let (uri, tls, label) = if let Some(rest) = text.strip_prefix("https://") {
         (format!("https://{rest}"), true, text.to_string())
@@ -361,9 +365,12 @@ pub(super) fn open_target(text: &str, timeout: Duration) -> Result<Target, Strin
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     if tls {
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().with_native_roots())
-            .map_err(|e| format!("`{text}`: {e}"))?;
+        endpoint = if verify {
+            endpoint.tls_config(ClientTlsConfig::new().with_native_roots())
+        } else {
+            endpoint.tls_config_with_verifier(ClientTlsConfig::new(), accept_any_certificate())
+        }
+        .map_err(|e| format!("`{text}`: {e}"))?;
     }
     Ok(Target { endpoint, label })
 }
