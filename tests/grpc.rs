@@ -386,7 +386,10 @@ fn call_counts_match_the_server_and_placeholders_render() {
     );
     // Response length = encoded reply size (3 entries per List).
     let get_reply = entry(&server.pool, "fixed", "v1").len() as u64;
-    assert_eq!(bytes(&summary, get_name), get_reply * count(&summary, get_name));
+    assert_eq!(
+        bytes(&summary, get_name),
+        get_reply * count(&summary, get_name)
+    );
     let listed: u64 = (0..3)
         .map(|i| entry(&server.pool, &format!("k{i}"), "listed").len() as u64)
         .sum();
@@ -580,11 +583,9 @@ fn bad_fields_are_clear_errors() {
 #[test]
 fn tls_targets_verify_the_certificate_unless_told_not_to() {
     let work = Workdir::new();
-    let certified = rcgen::generate_simple_self_signed(vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-    ])
-    .expect("certificate");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("certificate");
     let cert = certified.cert.pem();
     let server =
         GrpcServer::start_with(Some((cert.clone(), certified.signing_key.serialize_pem())));
@@ -601,7 +602,12 @@ fn tls_targets_verify_the_certificate_unless_told_not_to() {
     let summary = run_script(&work, actions.clone());
     let unverified = count(&summary, "unverified");
     assert!(unverified > 0, "{summary}");
-    assert_eq!(failures(&summary, "unverified"), 0, "{:?}", errors_of(&summary, "unverified"));
+    assert_eq!(
+        failures(&summary, "unverified"),
+        0,
+        "{:?}",
+        errors_of(&summary, "unverified")
+    );
     let verified = count(&summary, "verified");
     assert!(verified > 0, "{summary}");
     assert_eq!(failures(&summary, "verified"), verified);
@@ -627,5 +633,10 @@ fn tls_targets_verify_the_certificate_unless_told_not_to() {
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = common::read_json(&summary_path);
     assert!(count(&summary, "verified") > 0, "{summary}");
-    assert_eq!(failures(&summary, "verified"), 0, "{:?}", errors_of(&summary, "verified"));
+    assert_eq!(
+        failures(&summary, "verified"),
+        0,
+        "{:?}",
+        errors_of(&summary, "verified")
+    );
 }

@@ -53,7 +53,7 @@ impl GrpcClient {
         if let Some((_, channel)) = self
             .channels
             .iter()
-            .find(|(open, _)| Arc::ptr_eq(open, target) || open.label == target.label)
+            .find(|(open, _)| Arc::ptr_eq(open, target) || open.same_as(target))
         {
             return Ok(channel.clone());
         }
@@ -112,7 +112,6 @@ impl Protocol for Grpc {
                 Payload::Static(bytes) => Ok(bytes.clone()),
                 Payload::Template { template, message } => {
                     schema::encode_payload(&template.render(&mut render), message)
-                        .map(Bytes::from)
                         .map_err(|e| format!("payload: {e}"))
                 }
             };
@@ -121,11 +120,10 @@ impl Protocol for Grpc {
                 for (key, value) in &task.metadata {
                     let value = match value {
                         MetadataValue::Static(value) => value.clone(),
-                        MetadataValue::Template(template) => {
-                            AsciiMetadataValue::try_from(template.render(&mut render)).map_err(
-                                |_| format!("metadata `{key}`: the value is not valid ASCII"),
-                            )?
-                        }
+                        MetadataValue::Template(template) => AsciiMetadataValue::try_from(
+                            template.render(&mut render),
+                        )
+                        .map_err(|_| format!("metadata `{key}`: the value is not valid ASCII"))?,
                     };
                     request.metadata_mut().insert(key.clone(), value);
                 }
@@ -160,15 +158,24 @@ impl Protocol for Grpc {
         };
         let result = tokio::time::timeout(task.timeout, call(channel, task, request)).await;
         let end = Instant::now();
+        let mut connect_failure = false;
         let (response_length, failure) = match result {
             Ok(Ok(length)) => (length, None),
+            // The channel lost its connection and could not open a new one.
+            Ok(Err(status)) if caused_by::<tonic::ConnectError>(&status) => {
+                connect_failure = true;
+                (0, Some(describe_status(&status)))
+            }
             Ok(Err(status)) if !caused_by::<tonic::TimeoutExpired>(&status) => {
                 (0, Some(describe_status(&status)))
             }
             // The deadline sent as `grpc-timeout` is also enforced by the channel.
             Ok(Err(_)) | Err(_) => (
                 0,
-                Some(format!("{} timed out after {:?}", task.method, task.timeout)),
+                Some(format!(
+                    "{} timed out after {:?}",
+                    task.method, task.timeout
+                )),
             ),
         };
         StepOutcome {
@@ -177,7 +184,7 @@ impl Protocol for Grpc {
             status: None,
             response_length,
             failure,
-            connect_failure: false,
+            connect_failure,
             sample: None,
         }
     }

@@ -101,7 +101,10 @@ fn list(names: &[String]) -> String {
 /// Checks that every field named in `payload` exists in `message` (and in the
 /// messages below it), by its JSON name or its proto name. Values are not
 /// checked here: they may hold placeholders.
-pub(super) fn check_field_names(payload: &Value, message: &MessageDescriptor) -> Result<(), String> {
+pub(super) fn check_field_names(
+    payload: &Value,
+    message: &MessageDescriptor,
+) -> Result<(), String> {
     let Value::Object(fields) = payload else {
         return Err(format!(
             "expected a JSON object for message type `{}`, got {payload}",
@@ -116,7 +119,10 @@ pub(super) fn check_field_names(payload: &Value, message: &MessageDescriptor) ->
             .get_field_by_json_name(name)
             .or_else(|| message.get_field_by_name(name))
         else {
-            let known: Vec<String> = message.fields().map(|f| f.json_name().to_string()).collect();
+            let known: Vec<String> = message
+                .fields()
+                .map(|f| f.json_name().to_string())
+                .collect();
             return Err(format!(
                 "unknown field `{name}` in message type `{}`; its fields: {}",
                 message.full_name(),
@@ -127,8 +133,9 @@ pub(super) fn check_field_names(payload: &Value, message: &MessageDescriptor) ->
             continue;
         }
         let nested = |value: &Value, kind: &Kind| match kind {
-            Kind::Message(inner) => check_field_names(value, inner)
-                .map_err(|e| format!("{name}: {e}")),
+            Kind::Message(inner) => {
+                check_field_names(value, inner).map_err(|e| format!("{name}: {e}"))
+            }
             _ => Ok(()),
         };
         if field.is_map() {
@@ -162,7 +169,10 @@ fn is_well_known(message: &MessageDescriptor) -> bool {
 
 /// Converts a JSON payload to a message of type `message` (protobuf's JSON
 /// mapping; unknown fields refused) and encodes it.
-pub(crate) fn encode_payload(payload: &Value, message: &MessageDescriptor) -> Result<Bytes, String> {
+pub(crate) fn encode_payload(
+    payload: &Value,
+    message: &MessageDescriptor,
+) -> Result<Bytes, String> {
     let mut track = serde_path_to_error::Track::new();
     let deserializer = serde_path_to_error::Deserializer::new(payload, &mut track);
     let dynamic = DynamicMessage::deserialize(message.clone(), deserializer).map_err(|e| {

@@ -93,6 +93,15 @@ pub(super) struct Target {
     pub(super) endpoint: Endpoint,
     /// `host:port`, or `https://host:port` for TLS.
     pub(super) label: String,
+    /// False when any certificate is accepted.
+    pub(super) verify: bool,
+}
+
+impl Target {
+    /// True when a channel opened for `other` serves this target too.
+    pub(super) fn same_as(&self, other: &Self) -> bool {
+        self.label == other.label && self.verify == other.verify
+    }
 }
 
 /// The request message.
@@ -213,7 +222,10 @@ fn parse_includes(object: &Map<String, Value>, path: &str) -> Result<Vec<PathBuf
             .iter()
             .map(|item| match item {
                 Value::String(dir) => Ok(PathBuf::from(dir)),
-                other => Err(err(&field, format!("expected a directory path, got {other}"))),
+                other => Err(err(
+                    &field,
+                    format!("expected a directory path, got {other}"),
+                )),
             })
             .collect(),
         Some(other) => Err(err(
@@ -330,7 +342,9 @@ fn parse_target(
         (Some(other), _) | (_, Some(other)) => {
             return Err(err(
                 format!("{path}.target"),
-                format!("expected `host:port`, `http://host:port` or `https://host:port`, got {other}"),
+                format!(
+                    "expected `host:port`, `http://host:port` or `https://host:port`, got {other}"
+                ),
             ));
         }
     };
@@ -353,7 +367,9 @@ pub(super) fn open_target(text: &str, timeout: Duration, verify: bool) -> Result
         (format!("http://{text}"), false, text.to_string())
     };
     if text.contains("${") {
-        return Err(format!("`{text}`: placeholders are not supported in the target"));
+        return Err(format!(
+            "`{text}`: placeholders are not supported in the target"
+        ));
     }
     let bad = || format!("`{text}` is not `host:port`");
     let parsed = url::Url::parse(&uri).map_err(|_| bad())?;
@@ -372,5 +388,36 @@ pub(super) fn open_target(text: &str, timeout: Duration, verify: bool) -> Result
         }
         .map_err(|e| format!("`{text}`: {e}"))?;
     }
-    Ok(Target { endpoint, label })
+    Ok(Target {
+        endpoint,
+        label,
+        verify,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_take_host_port_and_http_or_https_urls() {
+        let timeout = Duration::from_secs(1);
+        let plain = open_target("127.0.0.1:50051", timeout, true).expect("host:port");
+        assert_eq!(plain.label, "127.0.0.1:50051");
+        assert_eq!(plain.endpoint.uri().to_string(), "http://127.0.0.1:50051/");
+        let http = open_target("http://localhost:9/", timeout, true).expect("http");
+        assert_eq!(http.label, "localhost:9");
+        let tls = open_target("https://localhost:9", timeout, false).expect("https");
+        assert_eq!(tls.label, "https://localhost:9");
+        assert!(!tls.same_as(&open_target("https://localhost:9", timeout, true).expect("https")));
+        for bad in [
+            "ftp://h:1",
+            "h:port",
+            "http://h:1/path",
+            "${var.host}:1",
+            "",
+        ] {
+            assert!(open_target(bad, timeout, true).is_err(), "{bad}");
+        }
+    }
 }
