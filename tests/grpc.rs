@@ -36,6 +36,10 @@ fn proto_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/grpc/store.proto")
 }
 
+fn data_dir() -> String {
+    format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"))
+}
+
 fn proto() -> String {
     proto_path().to_str().expect("utf8").to_string()
 }
@@ -355,7 +359,10 @@ fn call_counts_match_the_server_and_placeholders_render() {
             {"proto": proto(), "method": "loadtest.store.Store/Get",
              "payload": {"key": "fixed"}, "metadata": {"x-token": "unused"}},
             {"proto": proto(), "method": "loadtest.store.Store/List", "name": "list",
-             "target": format!("http://{}", server.target()), "payload": {"count": 3}},
+             "target": format!("http://{}", server.target()), "payload": {"count": 3},
+             // store.proto is found there as grpc/store.proto; its import
+             // types.proto in the proto's own directory.
+             "includes": [data_dir()]},
         ]),
     );
     start[1]["variables"] = json!({"colour": "blue"});

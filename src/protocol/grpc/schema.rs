@@ -13,8 +13,8 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor};
 use serde_json::Value;
 
-/// Compiles `proto` (with its imports found under `includes`, or the proto's
-/// own directory when `includes` is empty) into a descriptor pool.
+/// Compiles `proto` into a descriptor pool, its imports found under `includes`,
+/// then in the proto's own directory.
 pub(super) fn compile(proto: &Path, includes: &[PathBuf]) -> Result<DescriptorPool, String> {
     if !proto.is_file() {
         return Err(format!("cannot read `{}`: no such file", proto.display()));
@@ -24,11 +24,10 @@ pub(super) fn compile(proto: &Path, includes: &[PathBuf]) -> Result<DescriptorPo
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let includes: Vec<PathBuf> = if includes.is_empty() {
-        vec![dir]
-    } else {
-        includes.to_vec()
-    };
+    let mut includes = includes.to_vec();
+    if !includes.contains(&dir) {
+        includes.push(dir);
+    }
     let mut compiler =
         protox::Compiler::new(&includes).map_err(|e| format!("`{}`: {e}", proto.display()))?;
     compiler.include_imports(true);
