@@ -15,6 +15,7 @@
 //! (`status NOT_FOUND: no such key`).
 
 mod codec;
+mod reflection;
 mod schema;
 mod task;
 

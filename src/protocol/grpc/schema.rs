@@ -59,21 +59,28 @@ fn describe(error: &protox::Error) -> String {
     }
 }
 
-/// Looks up `package.Service/Method` in `pool`; `proto` names the file in errors.
+/// `package.Service/Method` (a leading `/` allowed) split into service and method.
+pub(super) fn split_method(method: &str) -> Result<(&str, &str), String> {
+    match method.trim_start_matches('/').rsplit_once('/') {
+        Some((service, name)) if !service.is_empty() && !name.is_empty() => Ok((service, name)),
+        _ => Err(format!(
+            "`{method}` is not `package.Service/Method` (for example `helloworld.Greeter/SayHello`)"
+        )),
+    }
+}
+
+/// Looks up `package.Service/Method` in `pool`; `source` names where the pool
+/// came from in errors (the proto file).
 pub(super) fn find_method(
     pool: &DescriptorPool,
     method: &str,
-    proto: &str,
+    source: &str,
 ) -> Result<MethodDescriptor, String> {
-    let Some((service_name, method_name)) = method.trim_start_matches('/').rsplit_once('/') else {
-        return Err(format!(
-            "`{method}` is not `package.Service/Method` (for example `helloworld.Greeter/SayHello`)"
-        ));
-    };
+    let (service_name, method_name) = split_method(method)?;
     let Some(service) = pool.get_service_by_name(service_name) else {
         let known: Vec<String> = pool.services().map(|s| s.full_name().to_string()).collect();
         return Err(format!(
-            "service `{service_name}` is not defined in `{proto}`; it defines: {}",
+            "service `{service_name}` is not defined in {source}; it defines: {}",
             list(&known)
         ));
     };

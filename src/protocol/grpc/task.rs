@@ -1,9 +1,9 @@
 //! The `grpc_user` task schema: `target` / `host`, `proto` (with `includes`),
 //! `method` (`package.Service/Method`), `payload` (JSON, placeholders in its
 //! strings), `metadata` (pairs or an object), `timeout` and `name`, parsed
-//! strictly at start. LoadDensity's Python stub fields (`stub_path`,
-//! `request_path`) and `reflection` are refused with an error saying what to
-//! write instead.
+//! strictly at start; or `reflection: true` instead of `proto`. LoadDensity's
+//! Python stub fields (`stub_path`, `request_path`) are refused with an error
+//! saying what to write instead.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
 use super::codec::DynamicCodec;
-use super::schema;
+use super::{reflection, schema};
 use crate::event::intern_endpoint;
 use crate::protocol::fields::report_name;
 use crate::protocol::http::tls::accept_any_certificate;
@@ -25,8 +25,8 @@ use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::{CsvLookup, Template, TemplateValue};
 use crate::task::{TaskError, err, parse_bool, parse_timeout};
 
-/// The fields a `grpc_user` task reads (`stub_path`, `request_path` and
-/// `reflection` only to explain what to write instead).
+/// The fields a `grpc_user` task reads (`stub_path` and `request_path` only to
+/// explain what to write instead).
 pub const FIELDS: &[&str] = &[
     "target",
     "host",
@@ -140,18 +140,22 @@ pub(crate) fn parse(
             return Err(err(format!("{path}.{key}"), STUB_FORM));
         }
     }
-    if parse_bool(object, "reflection", path, false)? {
-        return Err(err(
-            format!("{path}.reflection"),
-            "server reflection is not supported yet; give `proto`, the path of the service's .proto file",
-        ));
-    }
+    let reflection = parse_bool(object, "reflection", path, false)?;
     let proto = match object.get("proto") {
-        Some(Value::String(p)) if !p.is_empty() => PathBuf::from(p),
+        Some(Value::String(p)) if !p.is_empty() => {
+            if reflection {
+                return Err(err(
+                    format!("{path}.reflection"),
+                    "give either `proto` or `reflection: true`, not both",
+                ));
+            }
+            Some(PathBuf::from(p))
+        }
+        None | Some(Value::Null) if reflection => None,
         None | Some(Value::Null) => {
             return Err(err(
                 format!("{path}.proto"),
-                "missing field; expected the path of the service's .proto file",
+                "missing field; expected the path of the service's .proto file (or `reflection: true`)",
             ));
         }
         Some(other) => {
@@ -177,8 +181,23 @@ pub(crate) fn parse(
             ));
         }
     };
-    let pool = schema::compile(&proto, &includes).map_err(|e| err(format!("{path}.proto"), e))?;
-    let method = schema::find_method(&pool, &method_text, &proto.display().to_string())
+    let timeout = parse_timeout(object, path, DEFAULT_TIMEOUT)?;
+    let verify = parse_bool(object, "verify", path, true)?;
+    let target = parse_target(object, path, ctx, timeout, verify)?;
+    let (service, _) =
+        schema::split_method(&method_text).map_err(|e| err(format!("{path}.method"), e))?;
+    let (pool, source) = match &proto {
+        Some(proto) => (
+            schema::compile(proto, &includes).map_err(|e| err(format!("{path}.proto"), e))?,
+            format!("`{}`", proto.display()),
+        ),
+        None => (
+            reflection::fetch(&target.endpoint, &target.label, service, timeout)
+                .map_err(|e| err(format!("{path}.reflection"), e))?,
+            format!("the reflection of {}", target.label),
+        ),
+    };
+    let method = schema::find_method(&pool, &method_text, &source)
         .map_err(|e| err(format!("{path}.method"), e))?;
     if method.is_client_streaming() {
         return Err(err(
@@ -193,9 +212,6 @@ pub(crate) fn parse(
         .map_err(|e| err(format!("{path}.method"), e.to_string()))?;
     let payload = parse_payload(object, path, &method.input(), ctx.csv)?;
     let metadata = parse_metadata(object, path, ctx.csv)?;
-    let timeout = parse_timeout(object, path, DEFAULT_TIMEOUT)?;
-    let verify = parse_bool(object, "verify", path, true)?;
-    let target = parse_target(object, path, ctx, timeout, verify)?;
     let (name_text, name) = report_name(object, path, ctx.csv, &full_method)?;
     Ok(ParsedSpec {
         endpoint: intern_endpoint("GRPC", &name_text),
