@@ -23,10 +23,10 @@ use loaddensity::protocol::grpc::DynamicCodec;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value as Field};
 use serde_json::{Value, json};
-use tonic::server::{NamedService, ServerStreamingService, UnaryService};
+use tonic::server::{NamedService, ServerStreamingService, StreamingService, UnaryService};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -45,7 +45,10 @@ fn proto() -> String {
 }
 
 fn pool() -> DescriptorPool {
-    let path = proto_path();
+    compile(proto_path())
+}
+
+fn compile(path: PathBuf) -> DescriptorPool {
     let dir = path.parent().expect("dir").to_path_buf();
     let mut compiler = protox::Compiler::new([dir]).expect("compiler");
     compiler.include_imports(true);
@@ -223,6 +226,95 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Store {
     }
 }
 
+/// Server reflection (grpc.reflection.v1): a symbol's own file, or a file by
+/// name (so that imports take a second round).
+#[derive(Clone)]
+struct Reflection {
+    store: DescriptorPool,
+    protocol: DescriptorPool,
+}
+
+impl NamedService for Reflection {
+    const NAME: &'static str = "grpc.reflection.v1.ServerReflection";
+}
+
+impl Reflection {
+    fn message(&self, name: &str) -> MessageDescriptor {
+        self.protocol
+            .get_message_by_name(&format!("grpc.reflection.v1.{name}"))
+            .expect("reflection message")
+    }
+
+    fn answer(&self, request: &DynamicMessage) -> Bytes {
+        let symbol = text_field(request, "file_containing_symbol");
+        let file_name = text_field(request, "file_by_filename");
+        let file = if symbol.is_empty() {
+            self.store.get_file_by_name(&file_name)
+        } else {
+            self.store
+                .get_service_by_name(&symbol)
+                .map(|s| s.parent_file())
+        };
+        let mut reply = DynamicMessage::new(self.message("ServerReflectionResponse"));
+        match file {
+            Some(file) => {
+                let mut files = DynamicMessage::new(self.message("FileDescriptorResponse"));
+                let encoded = Bytes::from(file.file_descriptor_proto().encode_to_vec());
+                files.set_field_by_name(
+                    "file_descriptor_proto",
+                    Field::List(vec![Field::Bytes(encoded)]),
+                );
+                reply.set_field_by_name("file_descriptor_response", Field::Message(files));
+            }
+            None => {
+                let mut error = DynamicMessage::new(self.message("ErrorResponse"));
+                error.set_field_by_name("error_code", Field::I32(5));
+                error.set_field_by_name("error_message", Field::String("symbol not found".into()));
+                reply.set_field_by_name("error_response", Field::Message(error));
+            }
+        }
+        Bytes::from(reply.encode_to_vec())
+    }
+}
+
+impl StreamingService<DynamicMessage> for Reflection {
+    type Response = Bytes;
+    type ResponseStream = EntryStream;
+    type Future = BoxFuture<Result<Response<EntryStream>, Status>>;
+
+    fn call(&mut self, request: Request<Streaming<DynamicMessage>>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut requests = request.into_inner();
+            let mut replies = Vec::new();
+            while let Some(request) = requests.message().await? {
+                replies.push(Ok(this.answer(&request)));
+            }
+            Ok(Response::new(futures_util::stream::iter(replies)))
+        })
+    }
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Reflection {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let codec = DynamicCodec::new(this.message("ServerReflectionRequest"));
+            Ok(tonic::server::Grpc::new(codec)
+                .streaming(this, request)
+                .await)
+        })
+    }
+}
+
 /// The test server on a free loopback port, with its own runtime.
 struct GrpcServer {
     runtime: Option<tokio::runtime::Runtime>,
@@ -233,11 +325,12 @@ struct GrpcServer {
 
 impl GrpcServer {
     fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, true)
     }
 
-    /// With TLS: `(certificate PEM, key PEM)`.
-    fn start_with(tls: Option<(String, String)>) -> Self {
+    /// With TLS when given `(certificate PEM, key PEM)`; with server reflection
+    /// when `reflection`.
+    fn start_with(tls: Option<(String, String)>, reflection: bool) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -266,10 +359,15 @@ impl GrpcServer {
                 .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
                 .expect("server TLS");
         }
+        let reflection = reflection.then(|| Reflection {
+            store: pool.clone(),
+            protocol: compile(proto_path().with_file_name("reflection.proto")),
+        });
         runtime.spawn(async move {
             let incoming = TcpIncoming::from(listener);
             let _ = builder
                 .add_service(store)
+                .add_optional_service(reflection)
                 .serve_with_incoming(incoming)
                 .await;
         });
@@ -554,9 +652,9 @@ fn bad_fields_are_clear_errors() {
             "no such file",
         ),
         (
-            json!([{"reflection": true, "method": get}]),
+            json!([{"reflection": true, "proto": proto(), "method": get}]),
             "tasks[0].reflection",
-            "not supported yet",
+            "not both",
         ),
         (
             json!([{"proto": proto(), "method": get, "metadata": "x-token: secret"}]),
@@ -594,8 +692,10 @@ fn tls_targets_verify_the_certificate_unless_told_not_to() {
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .expect("certificate");
     let cert = certified.cert.pem();
-    let server =
-        GrpcServer::start_with(Some((cert.clone(), certified.signing_key.serialize_pem())));
+    let server = GrpcServer::start_with(
+        Some((cert.clone(), certified.signing_key.serialize_pem())),
+        false,
+    );
     let target = format!("https://{}", server.target());
     let get = |name: &str, verify: bool| {
         json!({"proto": proto(), "method": "loadtest.store.Store/Get", "name": name,
@@ -646,4 +746,73 @@ fn tls_targets_verify_the_certificate_unless_told_not_to() {
         "{:?}",
         errors_of(&summary, "verified")
     );
+}
+
+#[test]
+fn reflection_finds_the_service_and_its_imports() {
+    let work = Workdir::new();
+    let server = GrpcServer::start();
+    let summary = run_script(
+        &work,
+        json!([start_test(
+            &server.target(),
+            2,
+            0.8,
+            json!([
+                {"reflection": true, "method": "loadtest.store.Store/Get", "name": "get",
+                 "payload": {"key": "fixed"}},
+                // Entry's `tags` is defined in the imported types.proto.
+                {"reflection": true, "method": "loadtest.store.Store/Put", "name": "put",
+                 "payload": {"key": "r-${uuid()}", "value": "v", "version": 7,
+                             "tags": {"labels": ["x"]}},
+                 "metadata": {"x-token": "secret"}},
+            ])
+        )]),
+    );
+    for name in ["get", "put"] {
+        assert!(count(&summary, name) > 0, "{summary}");
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(&summary, name)
+        );
+    }
+    assert_eq!(count(&summary, "get"), server.count(|s| &s.gets));
+    assert_eq!(count(&summary, "put"), server.count(|s| &s.puts));
+    // Errors: a service the server does not know; a server without reflection;
+    // an unknown payload field, checked against the reflected types.
+    let bare = GrpcServer::start_with(None, false);
+    let cases = [
+        (
+            server.target(),
+            json!([{"reflection": true, "method": "loadtest.store.Nope/Get"}]),
+            "does not know service `loadtest.store.Nope`: symbol not found",
+        ),
+        (
+            bare.target(),
+            json!([{"reflection": true, "method": "loadtest.store.Store/Get"}]),
+            "status UNIMPLEMENTED",
+        ),
+        (
+            server.target(),
+            json!([{"reflection": true, "method": "loadtest.store.Store/Get", "payload": {"kye": 1}}]),
+            "unknown field `kye` in message type `loadtest.store.GetRequest`",
+        ),
+    ];
+    let actions: Vec<Value> = cases
+        .iter()
+        .map(|(target, tasks, _)| start_test(target, 1, 0.2, tasks.clone()))
+        .collect();
+    let file = work.write("bad-reflection.json", &script(Value::Array(actions)));
+    let output = run(&["run", file.to_str().expect("utf8")], None);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    for (i, (_, _, needle)) in cases.iter().enumerate() {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("action[{i}]")))
+            .unwrap_or_else(|| panic!("no error for action[{i}] in:\n{text}"));
+        assert!(line.contains(needle), "{line}");
+    }
 }

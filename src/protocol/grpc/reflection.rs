@@ -85,8 +85,7 @@ pub(super) fn fetch(
                     .build()
                     .map_err(|e| format!("cannot start a runtime: {e}"))?;
                 runtime.block_on(async {
-                    match tokio::time::timeout(timeout, fetch_files(endpoint, label, service))
-                        .await
+                    match tokio::time::timeout(timeout, fetch_files(endpoint, label, service)).await
                     {
                         Ok(result) => result,
                         Err(_) => Err(format!(
@@ -115,7 +114,9 @@ async fn fetch_files(
     for _ in 0..MAX_ROUNDS {
         let replies = loop {
             match ask(channel.clone(), PATHS[path_index], &wanted).await {
-                Err(status) if status.code() == Code::Unimplemented && path_index + 1 < PATHS.len() => {
+                Err(status)
+                    if status.code() == Code::Unimplemented && path_index + 1 < PATHS.len() =>
+                {
                     path_index += 1;
                 }
                 Err(status) => {
@@ -131,8 +132,9 @@ async fn fetch_files(
             match reply.kind {
                 Some(ResponseKind::Files(found)) => {
                     for bytes in found.file_descriptor_proto {
-                        let file = FileDescriptorProto::decode(bytes.as_slice())
-                            .map_err(|e| format!("server reflection at {label}: bad descriptor: {e}"))?;
+                        let file = FileDescriptorProto::decode(bytes.as_slice()).map_err(|e| {
+                            format!("server reflection at {label}: bad descriptor: {e}")
+                        })?;
                         if !files.iter().any(|f| f.name == file.name) {
                             files.push(file);
                         }
@@ -169,7 +171,10 @@ async fn fetch_files(
                 .map_err(|e| format!("server reflection at {label}: {e}"))?;
             return Ok(pool);
         }
-        wanted = missing.into_iter().map(RequestKind::FileByFilename).collect();
+        wanted = missing
+            .into_iter()
+            .map(RequestKind::FileByFilename)
+            .collect();
     }
     Err(format!(
         "server reflection at {label}: imports still missing after {MAX_ROUNDS} rounds"
