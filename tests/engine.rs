@@ -146,7 +146,7 @@ fn bad_scripts_name_file_action_field_and_other_actions_still_run() {
         &script(json!([
             ["LD_start_test", {"user_count": 1, "tasks": [{"method": "get", "url": "http://127.0.0.1:1/", "colour": "red"}]}],
             ["LD_start_test", {"user_count": "many", "tasks": []}],
-            ["LD_start_test", {"user_detail_dict": {"user": "grpc_user"}, "tasks": []}],
+            ["LD_start_test", {"user_detail_dict": {"user": "kafka_user"}, "tasks": []}],
             ["LD_start_test", {"runner_mode": "master", "tasks": []}],
             ["LD_no_such_command", {}],
             ["LD_sleep", {"secs": 1}],
@@ -162,7 +162,7 @@ fn bad_scripts_name_file_action_field_and_other_actions_still_run() {
         format!("{name}: action[0] (LD_start_test): field `tasks[0].colour`: unknown field"),
         format!("{name}: action[1] (LD_start_test): field `user_count`: invalid type"),
         format!(
-            "{name}: action[2] (LD_start_test): user type `grpc_user` (user_detail_dict.user) is not supported yet; use one of: fast_http_user, http_user"
+            "{name}: action[2] (LD_start_test): field `user_detail_dict.user`: unknown user type `kafka_user`; expected one of: fast_http_user, http_user"
         ),
         format!("{name}: action[3] (LD_start_test): `runner_mode: master`"),
         format!("{name}: action[4] (LD_no_such_command): unknown command"),

@@ -13,6 +13,7 @@
 //! one line in the `user_types!` registry below.
 
 pub(crate) mod fields;
+pub mod grpc;
 pub mod http;
 pub mod mqtt;
 pub mod payload;
@@ -269,7 +270,8 @@ user_types! {
     "socket_user" => socket::Socket,
     "mqtt_user" => mqtt::Mqtt,
     "redis_user" => redis::Redis,
+    "grpc_user" => grpc::Grpc,
 }
 
 /// LoadDensity user types this engine does not run yet.
-pub const PLANNED_USER_TYPES: &[&str] = &["grpc_user"];
+pub const PLANNED_USER_TYPES: &[&str] = &[];

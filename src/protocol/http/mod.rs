@@ -12,7 +12,7 @@ mod session;
 mod step;
 mod task;
 mod template;
-mod tls;
+pub(crate) mod tls;
 
 pub use fast::{FastSession, WireRequest};
 pub use session::{RequestError, Response, Session};

@@ -89,6 +89,11 @@ fn unverified_config() -> ClientConfig {
         })
 }
 
+/// The verifier of `"verify": false` (also used by `grpc_user`'s channels).
+pub(crate) fn accept_any_certificate() -> Arc<dyn ServerCertVerifier> {
+    Arc::new(AcceptAnyCertificate(provider()))
+}
+
 /// `"verify": false`: accepts any server certificate, but still checks that the
 /// handshake signatures are valid. rustls ships no such verifier on purpose, so it is
 /// written here, as small as it can be.
