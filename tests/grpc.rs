@@ -9,13 +9,10 @@ mod grpc_server;
 
 use std::collections::HashSet;
 
+use common::summary::{bytes, count, errors_of, failures, run_script, script};
 use common::{Workdir, closed_port, run, run_ok_with_summary, stderr};
 use grpc_server::{GrpcServer, data_dir, entry, proto};
 use serde_json::{Value, json};
-
-fn script(actions: Value) -> String {
-    json!({ "load_density": actions }).to_string()
-}
 
 fn start_test(host: &str, users: u32, seconds: f64, tasks: Value) -> Value {
     json!(["LD_start_test", {
@@ -24,38 +21,6 @@ fn start_test(host: &str, users: u32, seconds: f64, tasks: Value) -> Value {
         "user_count": users, "spawn_rate": 100, "test_time": seconds,
         "wait_time": {"constant": 0.002}, "tasks": tasks
     }])
-}
-
-fn count(summary: &Value, name: &str) -> u64 {
-    summary["per_name"][name]["count"].as_u64().unwrap_or(0)
-}
-
-fn failures(summary: &Value, name: &str) -> u64 {
-    summary["per_name"][name]["failures"].as_u64().unwrap_or(0)
-}
-
-fn bytes(summary: &Value, name: &str) -> u64 {
-    summary["per_name"][name]["response_bytes"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-fn errors_of(summary: &Value, name: &str) -> Vec<String> {
-    summary["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter(|e| e["name"] == name)
-                .filter_map(|e| e["error"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn run_script(work: &Workdir, actions: Value) -> Value {
-    let file = work.write("grpc.json", &script(actions));
-    run_ok_with_summary(&file, work).1
 }
 
 #[test]
@@ -81,7 +46,7 @@ fn call_counts_match_the_server_and_placeholders_render() {
         ]),
     );
     start[1]["variables"] = json!({"colour": "blue"});
-    let summary = run_script(&work, json!([start]));
+    let summary = run_script(&work, "grpc.json", json!([start]));
     let get_name = "loadtest.store.Store/Get";
     for name in ["put", get_name, "list"] {
         assert!(count(&summary, name) > 10, "too few {name}: {summary}");
@@ -125,6 +90,7 @@ fn statuses_timeouts_and_refused_connections_are_failures() {
     let refused = format!("127.0.0.1:{}", closed_port());
     let summary = run_script(
         &work,
+        "grpc.json",
         json!([
             start_test(
                 &server.target(),
@@ -323,7 +289,7 @@ fn tls_targets_verify_the_certificate_unless_told_not_to() {
         start_test(&target, 1, 0.4, json!([get("verified", true)])),
     ]);
     // Without the certificate among the trusted roots: verification fails.
-    let summary = run_script(&work, actions.clone());
+    let summary = run_script(&work, "grpc.json", actions.clone());
     let unverified = count(&summary, "unverified");
     assert!(unverified > 0, "{summary}");
     assert_eq!(
@@ -371,6 +337,7 @@ fn reflection_finds_the_service_and_its_imports() {
     let server = GrpcServer::start();
     let summary = run_script(
         &work,
+        "grpc.json",
         json!([start_test(
             &server.target(),
             2,

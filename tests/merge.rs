@@ -127,7 +127,7 @@ fn segments_run_as_processes_merge_into_one_result() {
     let file = work.write(
         "s.json",
         &json!({"load_density": [["LD_start_test", {
-            "user_count": 4, "spawn_rate": 100, "test_time": 1,
+            "user_count": 5, "spawn_rate": 100, "test_time": 1,
             "wait_time": {"constant": 0.01},
             "tasks": [
                 {"method": "GET", "url": target.url("/"), "name": "home"},
@@ -197,6 +197,14 @@ fn segments_run_as_processes_merge_into_one_result() {
     assert_eq!(
         merged.latency_overall.p99_ms,
         expected.value_at_quantile(0.99) as f64 / 1000.0
+    );
+    // Each instance describes its slice of the load; the merge, the whole of it.
+    let users = |d: &ResultDocument| (d.run.load[0].users, d.run.load[0].spawn_rate);
+    assert_eq!((users(&a), users(&b)), ((2, 50.0), (3, 50.0)));
+    assert_eq!(users(&merged), (5, 100.0));
+    assert_eq!(
+        merged.run.load[0].users_started,
+        a.run.load[0].users_started + b.run.load[0].users_started
     );
     let raw = read_json(&merged_path);
     let instances = raw["run"]["instances"].as_array().expect("instances");

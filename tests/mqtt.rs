@@ -7,6 +7,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::summary::{count, errors_of, failures};
 use common::{Workdir, closed_port, run, run_ok_with_summary, stderr};
 use serde_json::{Value, json};
 
@@ -56,27 +57,6 @@ fn start_test(users: u32, seconds: f64, tasks: Value) -> Value {
         "user_count": users, "spawn_rate": 100, "test_time": seconds,
         "wait_time": {"constant": 0.005}, "tasks": tasks
     }])
-}
-
-fn count(summary: &Value, name: &str) -> u64 {
-    summary["per_name"][name]["count"].as_u64().unwrap_or(0)
-}
-
-fn failures(summary: &Value, name: &str) -> u64 {
-    summary["per_name"][name]["failures"].as_u64().unwrap_or(0)
-}
-
-fn errors_of(summary: &Value, name: &str) -> Vec<String> {
-    summary["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter(|e| e["name"] == name)
-                .filter_map(|e| e["error"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]

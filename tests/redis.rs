@@ -7,6 +7,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::summary::{count, errors_of, failures, run_script, script};
 use common::{Workdir, closed_port, run, run_ok_with_summary, stderr};
 use serde_json::{Value, json};
 
@@ -60,10 +61,6 @@ impl Drop for RedisServer {
     }
 }
 
-fn script(actions: Value) -> String {
-    json!({ "load_density": actions }).to_string()
-}
-
 fn start_test(url: &str, users: u32, seconds: f64, tasks: Value) -> Value {
     json!(["LD_start_test", {
         "user_detail_dict": {"user": "redis_user"},
@@ -71,32 +68,6 @@ fn start_test(url: &str, users: u32, seconds: f64, tasks: Value) -> Value {
         "user_count": users, "spawn_rate": 100, "test_time": seconds,
         "wait_time": {"constant": 0.002}, "tasks": tasks
     }])
-}
-
-fn count(summary: &Value, name: &str) -> u64 {
-    summary["per_name"][name]["count"].as_u64().unwrap_or(0)
-}
-
-fn failures(summary: &Value, name: &str) -> u64 {
-    summary["per_name"][name]["failures"].as_u64().unwrap_or(0)
-}
-
-fn errors_of(summary: &Value, name: &str) -> Vec<String> {
-    summary["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter(|e| e["name"] == name)
-                .filter_map(|e| e["error"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn run_script(work: &Workdir, actions: Value) -> Value {
-    let file = work.write("redis.json", &script(actions));
-    run_ok_with_summary(&file, work).1
 }
 
 #[test]
@@ -118,7 +89,7 @@ fn incr_count_matches_the_server_and_placeholders_make_unique_keys() {
     );
     start[1]["variables"] = json!({"extra": "gamma"});
     start[1]["csv_sources"] = json!([{"name": "values", "file_path": csv.to_str().expect("utf8")}]);
-    let summary = run_script(&work, json!([start]));
+    let summary = run_script(&work, "redis.json", json!([start]));
     let incr = count(&summary, "incr");
     assert!(incr > 10, "too few requests: {summary}");
     for name in ["incr", "set", "get", "rpush"] {
@@ -150,6 +121,7 @@ fn error_replies_and_expect_mismatches_are_failures_with_the_text() {
     redis.cli(&["set", "text", "hello"]);
     let summary = run_script(
         &work,
+        "redis.json",
         json!([start_test(
             &redis.url(),
             1,
@@ -212,6 +184,7 @@ fn timeouts_and_refused_connections_fail_clearly() {
     let redis = RedisServer::start(&work);
     let summary = run_script(
         &work,
+        "redis.json",
         json!([
             start_test(
                 &redis.url(),

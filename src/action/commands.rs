@@ -549,8 +549,14 @@ impl StartTestArgs {
 }
 
 impl StartTestArgs {
-    /// The `run.load` entry of this test in the result document.
-    fn load_description(&self, started_at: SystemTime, report: &RunReport) -> LoadDescription {
+    /// The `run.load` entry of this test in the result document. `users` and
+    /// `spawn_rate` are what this process ran: a segment's slice of the script's.
+    fn load_description(
+        &self,
+        started_at: SystemTime,
+        report: &RunReport,
+        (users, spawn_rate): (u32, f64),
+    ) -> LoadDescription {
         let shape = match &self.load_shape {
             None | Some(Value::Null) => None,
             Some(name) => Some(json!({
@@ -562,8 +568,8 @@ impl StartTestArgs {
             started_at: rfc3339_millis(started_at),
             ended_at: rfc3339_millis(SystemTime::now()),
             duration_s: report.duration.as_secs_f64(),
-            users: self.user_count,
-            spawn_rate: self.spawn_rate,
+            users,
+            spawn_rate,
             test_time: self.test_time,
             shape,
             arrival_rate: self.arrival_rate.clone().filter(|v| !v.is_null()),
@@ -668,7 +674,7 @@ fn run_test_with<P: Protocol>(
     let report = executor
         .runtime()
         .block_on(run_test(plan, listeners, interrupt, observers));
-    executor.record_test(args.load_description(started_at, &report));
+    executor.record_test(args.load_description(started_at, &report, (users, spawn_rate)));
     executor.stats().add_duration(report.duration);
     executor
         .stats()

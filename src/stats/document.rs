@@ -81,9 +81,9 @@ pub struct LoadDescription {
     pub ended_at: String,
     /// Seconds it ran.
     pub duration_s: f64,
-    /// `user_count`.
+    /// `user_count` (a segment's share of it when running one).
     pub users: u32,
-    /// `spawn_rate`, users per second.
+    /// `spawn_rate`, users per second (a segment's share).
     pub spawn_rate: f64,
     /// `test_time`, seconds (`None`: until interrupted or the shape's end).
     #[serde(default)]

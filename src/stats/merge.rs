@@ -192,6 +192,26 @@ pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Sum
         .iter()
         .map(|(name, h)| (name.clone(), encode_histogram(h)))
         .collect();
+    // Each test's load: the instances ran slices of it, which add up to the script's.
+    for (index, load) in merged.run.load.iter_mut().enumerate() {
+        for (_, document) in documents.iter().skip(1) {
+            let Some(part) = document.run.load.get(index) else {
+                continue;
+            };
+            load.users += part.users;
+            load.spawn_rate += part.spawn_rate;
+            load.users_started += part.users_started;
+            load.duration_s = load.duration_s.max(part.duration_s);
+            load.interrupted |= part.interrupted;
+            // RFC 3339 UTC with milliseconds: text order is time order.
+            if part.started_at < load.started_at {
+                load.started_at.clone_from(&part.started_at);
+            }
+            if part.ended_at > load.ended_at {
+                load.ended_at.clone_from(&part.ended_at);
+            }
+        }
+    }
     merged.run.started_at = earliest.map(rfc3339_millis);
     merged.run.ended_at = latest.map(rfc3339_millis);
     merged.run.sla = None;

@@ -2,6 +2,8 @@
 //! server on a free loopback port, and temporary scripts.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod summary;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
