@@ -10,7 +10,7 @@ mod grpc_server;
 use std::collections::HashSet;
 
 use common::summary::{bytes, count, errors_of, failures, run_script, script};
-use common::{Workdir, closed_port, run, run_ok_with_summary, stderr};
+use common::{Workdir, closed_port, run, stderr};
 use grpc_server::{GrpcServer, data_dir, entry, proto};
 use serde_json::{Value, json};
 

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::summary::{count, errors_of, failures, run_script, script};
-use common::{Workdir, closed_port, run, run_ok_with_summary, stderr};
+use common::{Workdir, closed_port, run, stderr};
 use serde_json::{Value, json};
 
 /// A `redis-server` on a free loopback port, killed on drop.
