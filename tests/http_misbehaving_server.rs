@@ -212,6 +212,7 @@ fn tasks(server: &BadServer) -> Value {
 
 #[test]
 fn every_misbehaviour_is_a_counted_failure_and_the_run_goes_on() {
+    let _serial = common::exclusive();
     let server = BadServer::start();
     let mut executor = common::executor();
     let rss_before = status_kib("VmRSS");
@@ -276,6 +277,7 @@ fn every_misbehaviour_is_a_counted_failure_and_the_run_goes_on() {
 /// whose exact 4 KiB read buffer made hyper reject any larger head).
 #[test]
 fn a_large_legal_header_block_is_read() {
+    let _serial = common::exclusive();
     let server = BadServer::start();
     let mut executor = common::executor();
     for user in ["http_user", "fast_http_user"] {

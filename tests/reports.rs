@@ -374,6 +374,7 @@ fn report_commands_write_files_real_parsers_read_with_the_summarys_counts() {
 
 #[test]
 fn every_report_command_fails_with_nothing_recorded() {
+    let _serial = common::exclusive();
     let mut executor = common::executor();
     let work = Workdir::new();
     let name = work.path("r").to_str().expect("utf8").to_string();
@@ -399,6 +400,7 @@ fn every_report_command_fails_with_nothing_recorded() {
 
 #[test]
 fn content_commands_return_the_records_and_clear_forgets_them() {
+    let _serial = common::exclusive();
     let target = Target::start();
     let mut executor = common::executor();
     let document = json!([

@@ -100,6 +100,7 @@ fn errors(summary: &Summary) -> Vec<String> {
 
 #[test]
 fn loaddensity_documented_example_runs_without_failures() {
+    let _serial = common::exclusive();
     let tcp = LineServer::start();
     let udp = udp_echo();
     let mut executor = executor();
@@ -126,6 +127,7 @@ fn loaddensity_documented_example_runs_without_failures() {
 
 #[test]
 fn keep_alive_reuses_one_connection_per_user() {
+    let _serial = common::exclusive();
     let tcp = LineServer::start();
     let mut executor = executor();
     let tasks = json!([
@@ -143,6 +145,7 @@ fn keep_alive_reuses_one_connection_per_user() {
 
 #[test]
 fn wrong_expect_refused_connection_and_timeout_are_counted_failures() {
+    let _serial = common::exclusive();
     let tcp = LineServer::start();
     let refused = format!("127.0.0.1:{}", closed_port());
     let silent_udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -185,6 +188,7 @@ fn wrong_expect_refused_connection_and_timeout_are_counted_failures() {
 
 #[test]
 fn unknown_protocol_and_bad_fields_name_the_field() {
+    let _serial = common::exclusive();
     let mut executor = executor();
     let cases = [
         (
@@ -221,6 +225,7 @@ fn unknown_protocol_and_bad_fields_name_the_field() {
 
 #[test]
 fn prometheus_and_influxdb_show_request_types_tcp_and_udp() {
+    let _serial = common::exclusive();
     let tcp = LineServer::start();
     let udp = udp_echo();
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind udp");

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::user::{VirtualUser, run_iteration};
+use super::user::{UserStop, VirtualUser, run_iteration};
 use super::{RunShared, STOP_GRACE};
 use crate::protocol::Protocol;
 
@@ -250,7 +250,8 @@ pub(super) async fn run_open_model<P: Protocol>(
                     continue;
                 }
             };
-            let (shared, idle_tx, stop) = (shared.clone(), idle_tx.clone(), stop.clone());
+            let (shared, idle_tx) = (shared.clone(), idle_tx.clone());
+            let stop = UserStop::with_run(stop.clone());
             in_flight.spawn(async move {
                 let mut user = user;
                 shared.active_users.fetch_add(1, Ordering::Relaxed);

@@ -20,12 +20,13 @@ pub use shape::{LoadShape, SHAPES, Stage};
 pub use wait::WaitTime;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use self::user::UserStop;
 use crate::listener::ListenerRegistry;
 use crate::protocol::Protocol;
 use crate::stats::StatsRecorder;
@@ -48,6 +49,9 @@ pub(crate) struct RunShared<P: Protocol> {
     /// Why a run may have sent nothing: tasks skipped by their condition (`run_if`,
     /// `skip_if`) and requests whose connection could not be made.
     pub(crate) idle_causes: IdleCauses,
+    /// Set once, when the run stops: what users check before each task (written
+    /// once, so reading it per request shares no cache line that changes).
+    pub(crate) stopping: AtomicBool,
     wall_base: SystemTime,
     instant_base: Instant,
 }
@@ -113,6 +117,7 @@ pub async fn run_test<P: Protocol>(
         dropped_iterations: AtomicU64::new(0),
         out_of_data: CancellationToken::new(),
         idle_causes: IdleCauses::default(),
+        stopping: AtomicBool::new(false),
         wall_base: SystemTime::now(),
         instant_base: started,
     });
@@ -153,6 +158,7 @@ pub async fn run_test<P: Protocol>(
         _ = shape_ended.cancelled() => false,
         _ = interrupt.cancelled() => true,
     };
+    shared.stopping.store(true, Ordering::Relaxed);
     stop_users.cancel();
     let users_started = supervisor.await.unwrap_or(0);
     let duration = started.elapsed();
@@ -185,7 +191,7 @@ async fn spawn_and_supervise<P: Protocol>(
     shape_ended: CancellationToken,
 ) -> u32 {
     let mut users = JoinSet::new();
-    let mut running: Vec<CancellationToken> = Vec::new();
+    let mut running: Vec<UserStop> = Vec::new();
     let shape = shared.plan.shape();
     let start = Instant::now();
     let mut last = start;
@@ -205,13 +211,13 @@ async fn spawn_and_supervise<P: Protocol>(
         allowance -= f64::from(changes);
         for _ in 0..changes {
             if current < target {
-                let token = stop.child_token();
-                users.spawn(user::run_user(shared.clone(), token.clone()));
-                running.push(token);
+                let user_stop = UserStop::retirable(stop.child_token());
+                users.spawn(user::run_user(shared.clone(), user_stop.clone()));
+                running.push(user_stop);
                 spawned += 1;
-            } else if let Some(token) = running.pop() {
+            } else if let Some(user_stop) = running.pop() {
                 // Finishes its in-flight request, which is counted.
-                token.cancel();
+                user_stop.retire();
             }
         }
         while users.try_join_next().is_some() {}
@@ -265,6 +271,7 @@ impl<P: Protocol> RunShared<P> {
             dropped_iterations: AtomicU64::new(0),
             out_of_data: CancellationToken::new(),
             idle_causes: IdleCauses::default(),
+            stopping: AtomicBool::new(false),
             wall_base: SystemTime::now(),
             instant_base: Instant::now(),
         }

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::SeedableRng;
@@ -97,12 +97,55 @@ pub(super) enum IterationEnd {
     OutOfData,
 }
 
-/// Runs one user (closed model) until `stop` is cancelled or its data runs out. A
+/// How a user learns that it must stop. Checked before every task, so without a
+/// lock: the run's `stopping` flag, or the user's own `retired` flag (a load shape
+/// ramping down). The token wakes it from a pause.
+#[derive(Clone)]
+pub(super) struct UserStop {
+    token: CancellationToken,
+    retired: Option<Arc<AtomicBool>>,
+}
+
+impl UserStop {
+    /// A user that stops with the run only (the open model's iterations).
+    pub(super) fn with_run(token: CancellationToken) -> Self {
+        Self {
+            token,
+            retired: None,
+        }
+    }
+
+    /// A user that a shape may also retire on its own (`token`: a child of the run's).
+    pub(super) fn retirable(token: CancellationToken) -> Self {
+        Self {
+            token,
+            retired: Some(Arc::new(AtomicBool::new(false))),
+        }
+    }
+
+    /// Stops this user after its in-flight request.
+    pub(super) fn retire(&self) {
+        if let Some(retired) = &self.retired {
+            retired.store(true, Ordering::Relaxed);
+        }
+        self.token.cancel();
+    }
+
+    fn is_set<P: Protocol>(&self, shared: &RunShared<P>) -> bool {
+        shared.stopping.load(Ordering::Relaxed)
+            || self
+                .retired
+                .as_ref()
+                .is_some_and(|r| r.load(Ordering::Relaxed))
+    }
+}
+
+/// Runs one user (closed model) until `stop` is set or its data runs out. A
 /// request in flight when the stop comes is finished and reported.
-pub(super) async fn run_user<P: Protocol>(shared: Arc<RunShared<P>>, stop: CancellationToken) {
+pub(super) async fn run_user<P: Protocol>(shared: Arc<RunShared<P>>, stop: UserStop) {
     shared.active_users.fetch_add(1, Ordering::Relaxed);
     let mut user = VirtualUser::new(&shared);
-    while !stop.is_cancelled() {
+    while !stop.is_set(&shared) {
         let iteration_start = Instant::now();
         let floor = match run_iteration(&shared, &mut user, None, &stop).await {
             IterationEnd::Completed => Duration::ZERO,
@@ -118,7 +161,7 @@ pub(super) async fn run_user<P: Protocol>(shared: Arc<RunShared<P>>, stop: Cance
         if !pause.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                _ = stop.cancelled() => break,
+                _ = stop.token.cancelled() => break,
             }
         }
     }
@@ -132,7 +175,7 @@ pub(super) async fn run_iteration<P: Protocol>(
     shared: &RunShared<P>,
     user: &mut VirtualUser<P>,
     scheduled: Option<Instant>,
-    stop: &CancellationToken,
+    stop: &UserStop,
 ) -> IterationEnd {
     let scenario = &*shared.plan.scenario;
     if !scenario.csv_sources.is_empty() {
@@ -169,7 +212,7 @@ pub(super) async fn run_iteration<P: Protocol>(
     };
     let mut ran = false;
     for task in tasks {
-        if stop.is_cancelled() {
+        if stop.is_set(shared) {
             return IterationEnd::Stopped;
         }
         let mut ctx = user.context(scenario);
@@ -186,7 +229,7 @@ pub(super) async fn run_iteration<P: Protocol>(
             scheduled = None;
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.cancelled() => return IterationEnd::Stopped,
+                _ = stop.token.cancelled() => return IterationEnd::Stopped,
             }
         }
         let start = scheduled.take().unwrap_or_else(Instant::now);
@@ -296,7 +339,7 @@ mod tests {
         )
         .expect("a valid task");
         let shared = std::sync::Arc::new(super::RunShared::for_tests(scenario));
-        let fut = super::run_user(shared, tokio_util::sync::CancellationToken::new());
+        let fut = super::run_user(shared, super::UserStop::with_run(Default::default()));
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 2048, "run_user future is {size} bytes");
     }
@@ -310,7 +353,7 @@ mod tests {
             let scenario = Scenario::<P>::parse(&tasks, None, ResolverSnapshot::default())
                 .expect("valid tasks");
             let shared = std::sync::Arc::new(super::RunShared::for_tests(scenario));
-            let fut = super::run_user(shared, tokio_util::sync::CancellationToken::new());
+            let fut = super::run_user(shared, super::UserStop::with_run(Default::default()));
             std::mem::size_of_val(&fut)
         }
         let ws = size::<WebSocket>(
