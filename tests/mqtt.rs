@@ -7,8 +7,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::summary::{count, errors_of, failures};
-use common::{Workdir, closed_port, run, run_ok_with_summary, stderr};
+use common::summary::{assert_action_errors, count, errors_of, failures};
+use common::{Workdir, closed_port, run_ok_with_summary};
 use serde_json::{Value, json};
 
 /// A mosquitto broker on a free loopback port, killed on drop.
@@ -194,16 +194,6 @@ fn refused_connections_and_bad_fields_fail_clearly() {
         .iter()
         .map(|(task, _, _)| start_test(1, 0.2, json!([task])))
         .collect();
-    let file = work.write("bad.json", &json!({"load_density": actions}).to_string());
-    let output = run(&["run", file.to_str().expect("utf8")], None);
-    assert_eq!(output.status.code(), Some(1));
-    let text = stderr(&output);
-    for (i, (_, field, needle)) in cases.iter().enumerate() {
-        let line = text
-            .lines()
-            .find(|l| l.contains(&format!("action[{i}]")))
-            .unwrap_or_else(|| panic!("no error for action[{i}] in:\n{text}"));
-        assert!(line.contains(field), "{line}");
-        assert!(line.contains(needle), "{line}");
-    }
+    let expected: Vec<(&str, &str)> = cases.iter().map(|(_, f, n)| (*f, *n)).collect();
+    assert_action_errors(&work, actions, &expected);
 }

@@ -7,7 +7,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::summary::{count, errors_of, failures, run_script, script};
+use common::summary::{
+    assert_action_errors, count, error_request_types, errors_of, failures, run_script, script,
+};
 use common::{Workdir, closed_port, run, stderr};
 use serde_json::{Value, json};
 
@@ -144,12 +146,7 @@ fn error_replies_and_expect_mismatches_are_failures_with_the_text() {
         "{:?}",
         errors_of(&summary, "wrongtype")
     );
-    let types: Vec<&str> = summary["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .filter_map(|e| e["request_type"].as_str())
-        .collect();
+    let types = error_request_types(&summary);
     assert!(
         !types.is_empty() && types.iter().all(|t| *t == "REDIS"),
         "{types:?}"
@@ -282,18 +279,8 @@ fn bad_fields_are_clear_errors() {
         .iter()
         .map(|(tasks, url, _, _)| start_test(url, 1, 0.2, tasks.clone()))
         .collect();
-    let file = work.write("bad.json", &script(Value::Array(actions)));
-    let output = run(&["run", file.to_str().expect("utf8")], None);
-    assert_eq!(output.status.code(), Some(1));
-    let text = stderr(&output);
-    for (i, (_, _, field, needle)) in cases.iter().enumerate() {
-        let line = text
-            .lines()
-            .find(|l| l.contains(&format!("action[{i}]")))
-            .unwrap_or_else(|| panic!("no error for action[{i}] in:\n{text}"));
-        assert!(line.contains(field), "{line}");
-        assert!(line.contains(needle), "{line}");
-    }
+    let expected: Vec<(&str, &str)> = cases.iter().map(|(_, _, f, n)| (*f, *n)).collect();
+    assert_action_errors(&work, actions, &expected);
     // The password of a URL is never printed.
     let secret = work.write(
         "secret.json",

@@ -46,3 +46,38 @@ pub fn errors_of(summary: &Value, name: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The request types of the recorded errors.
+pub fn error_request_types(summary: &Value) -> Vec<&str> {
+    summary["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["request_type"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `actions` (each refused) and checks that the error line of action `i` names
+/// `expected[i]`'s field and contains its text; the run exits 1. Returns stderr.
+pub fn assert_action_errors(
+    work: &Workdir,
+    actions: Vec<Value>,
+    expected: &[(&str, &str)],
+) -> String {
+    let file = work.write("bad.json", &script(Value::Array(actions)));
+    let output = super::run(&["run", file.to_str().expect("utf8")], None);
+    assert_eq!(output.status.code(), Some(1));
+    let text = super::stderr(&output);
+    for (i, (field, needle)) in expected.iter().enumerate() {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("action[{i}]")))
+            .unwrap_or_else(|| panic!("no error for action[{i}] in:\n{text}"));
+        assert!(line.contains(field), "{line}");
+        assert!(line.contains(needle), "{line}");
+    }
+    text
+}
