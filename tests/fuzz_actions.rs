@@ -2,23 +2,16 @@
 //! arguments, is validated without a panic, and every failure is located (file,
 //! action index, command) and, for a bad argument, names a field that was given.
 //!
-//! Deterministic: a fixed seed and a bounded number of cases (see `config`).
+//! Deterministic: a fixed seed and a bounded number of cases (`common::fuzz::runner`).
+
+mod common;
+
+use common::fuzz::runner;
 
 use loaddensity::action::ActionFailure;
 use loaddensity::{ActionError, Executor, ExecutorOptions};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Map, Number, Value, json};
-
-/// A runner with a fixed seed: the same cases on every run and machine.
-fn runner(cases: u32) -> TestRunner {
-    let config = Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
-        ..Config::default()
-    };
-    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[18; 32]))
-}
 
 /// Names LoadDensity scripts use, so that arbitrary objects often hit real fields.
 const KEYS: &[&str] = &[

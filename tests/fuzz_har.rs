@@ -4,24 +4,16 @@
 //! field, or a conversion that accounts for every entry and whose action script
 //! passes the executor's validation (it would run).
 //!
-//! Deterministic: a fixed seed and a bounded number of cases (see `runner`).
+//! Deterministic: a fixed seed and a bounded number of cases (`common::fuzz::runner`).
 
 mod common;
+
+use common::fuzz::runner;
 
 use loaddensity::Executor;
 use loaddensity::har::{HarError, HarFilter, TestSettings, har_to_tasks, parse_har};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Map, Value, json};
-
-fn runner(cases: u32) -> TestRunner {
-    let config = Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
-        ..Config::default()
-    };
-    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[16; 32]))
-}
 
 /// Any JSON value of a small depth: what a field of the wrong type may hold.
 fn any_json() -> impl Strategy<Value = Value> {

@@ -5,6 +5,10 @@
 //!
 //! Deterministic: a fixed seed and a bounded number of cases.
 
+mod common;
+
+use common::fuzz::runner;
+
 use std::collections::BTreeMap;
 
 use loaddensity::sinks::influxdb::line_protocol::{
@@ -12,16 +16,6 @@ use loaddensity::sinks::influxdb::line_protocol::{
 };
 use loaddensity::sinks::influxdb::{InfluxOptions, check_options};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
-
-fn runner(cases: u32) -> TestRunner {
-    let config = Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
-        ..Config::default()
-    };
-    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[18; 32]))
-}
 
 /// A field value as the specification types it.
 #[derive(Debug, Clone, PartialEq)]

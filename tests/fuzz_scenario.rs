@@ -3,7 +3,11 @@
 //! bodies and headers. Each property: no panic, and either an error naming the field
 //! (or file), or a result that round-trips.
 //!
-//! Deterministic: a fixed seed and a bounded number of cases (see `runner`).
+//! Deterministic: a fixed seed and a bounded number of cases (`common::fuzz::runner`).
+
+mod common;
+
+use common::fuzz::runner;
 
 use std::collections::HashMap;
 
@@ -13,17 +17,7 @@ use loaddensity::scenario::probe::{
 };
 use loaddensity::scenario::{CsvData, CsvTables, ResponseView, value_text};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Map, Value, json};
-
-fn runner(cases: u32) -> TestRunner {
-    let config = Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
-        ..Config::default()
-    };
-    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[18; 32]))
-}
 
 /// Text rich in the characters the parsers care about.
 fn tricky_text() -> impl Strategy<Value = String> {

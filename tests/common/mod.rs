@@ -2,6 +2,7 @@
 //! server on a free loopback port, and temporary scripts.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fuzz;
 pub mod summary;
 
 use std::io::Write;
