@@ -228,10 +228,6 @@ fn prometheus_and_influxdb_show_request_types_tcp_and_udp() {
     let _serial = common::exclusive();
     let tcp = LineServer::start();
     let udp = udp_echo();
-    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    sink.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let sink_port = sink.local_addr().expect("addr").port();
     let mut executor = executor();
     let tasks = json!([
         {"protocol": "tcp", "target": tcp.addr.to_string(), "payload": "PING\n",
@@ -239,54 +235,10 @@ fn prometheus_and_influxdb_show_request_types_tcp_and_udp() {
         {"protocol": "udp", "target": udp.to_string(), "payload": "x", "expect_bytes": 1,
          "name": "udp ping"},
     ]);
-    let records = executor.execute_document(
-        &json!([
-            ["LD_start_prometheus_exporter", {"port": 0}],
-            ["LD_start_influxdb_sink", {"transport": "udp", "host": "127.0.0.1", "port": sink_port}],
-            start_test(tasks, 1, 0.5),
-        ]),
+    common::sinks::assert_request_types_in_sinks(
+        &mut executor,
+        start_test(tasks, 1, 0.5),
         "<socket>",
-    );
-    for record in &records {
-        ok(record);
-    }
-    let addr = loaddensity::sinks::prometheus::prometheus_exporter_addr().expect("exporter");
-    let metrics = common::http_get_text(addr, "/metrics");
-    for (request_type, name) in [("TCP", "tcp ping"), ("UDP", "udp ping")] {
-        assert!(
-            metrics
-                .lines()
-                .any(|line| line.starts_with("loaddensity_requests_total")
-                    && line.contains(&format!("request_type=\"{request_type}\""))
-                    && line.contains(&format!("name=\"{name}\""))),
-            "{metrics}"
-        );
-    }
-    executor.execute_document(
-        &json!([
-            ["LD_stop_influxdb_sink", {}],
-            ["LD_stop_prometheus_exporter", {}]
-        ]),
-        "<socket>",
-    );
-    let mut lines = String::new();
-    let mut datagram = vec![0u8; 65536];
-    // Bounded: a few datagrams, 5 s each at most.
-    for _ in 0..50 {
-        if lines.contains("name=tcp\\ ping,") && lines.contains("name=udp\\ ping,") {
-            break;
-        }
-        let Ok(read) = sink.recv(&mut datagram) else {
-            break;
-        };
-        lines.push_str(&String::from_utf8_lossy(&datagram[..read]));
-    }
-    assert!(
-        lines.contains(",name=tcp\\ ping,request_type=TCP "),
-        "{lines}"
-    );
-    assert!(
-        lines.contains(",name=udp\\ ping,request_type=UDP "),
-        "{lines}"
+        &[("TCP", "tcp ping"), ("UDP", "udp ping")],
     );
 }

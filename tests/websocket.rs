@@ -7,7 +7,6 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use loaddensity::Summary;
@@ -287,53 +286,14 @@ fn unknown_method_and_bad_urls_name_the_field() {
 fn prometheus_and_influxdb_show_request_type_ws() {
     let _serial = common::exclusive();
     let server = EchoServer::start();
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    udp.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let udp_port = udp.local_addr().expect("addr").port();
     let mut executor = executor();
     let tasks = json!([
         {"method": "sendrecv", "request_url": server.url("/"), "payload": "ping", "expect": "pong", "name": "echo"},
     ]);
-    let records = executor.execute_document(
-        &json!([
-            ["LD_start_prometheus_exporter", {"port": 0}],
-            ["LD_start_influxdb_sink", {"transport": "udp", "host": "127.0.0.1", "port": udp_port}],
-            start_test(tasks, 1, 0.5),
-        ]),
+    common::sinks::assert_request_types_in_sinks(
+        &mut executor,
+        start_test(tasks, 1, 0.5),
         "<ws>",
+        &[("WS", "echo")],
     );
-    for record in &records {
-        ok(record);
-    }
-    let addr = loaddensity::sinks::prometheus::prometheus_exporter_addr().expect("exporter");
-    let metrics = common::http_get_text(addr, "/metrics");
-    assert!(
-        metrics
-            .lines()
-            .any(|line| line.starts_with("loaddensity_requests_total")
-                && line.contains("request_type=\"WS\"")
-                && line.contains("name=\"echo\"")),
-        "{metrics}"
-    );
-    executor.execute_document(
-        &json!([
-            ["LD_stop_influxdb_sink", {}],
-            ["LD_stop_prometheus_exporter", {}]
-        ]),
-        "<ws>",
-    );
-    // Tags in key order; the sink is process-wide, so other tests' points show too.
-    let mut lines = String::new();
-    let mut datagram = vec![0u8; 65536];
-    for _ in 0..50 {
-        if lines.contains(",name=echo,request_type=WS ") {
-            break;
-        }
-        let Ok(read) = udp.recv(&mut datagram) else {
-            break;
-        };
-        lines.push_str(&String::from_utf8_lossy(&datagram[..read]));
-    }
-    assert!(lines.contains(",name=echo,request_type=WS "), "{lines}");
 }

@@ -150,12 +150,16 @@ async fn run(
     expect: Option<&str>,
     payload: Option<(Bytes, bool)>,
 ) -> Result<u64, String> {
-    let url = url
-        .or_else(|| client.url.clone())
-        .or_else(|| spec.host.clone());
+    // The step's URL, else the user's last one, else `host`: looked up only when a
+    // connection is to be opened (a step on an open connection copies no URL).
+    let target = |client: &WsClient| {
+        url.clone()
+            .or_else(|| client.url.clone())
+            .or_else(|| spec.host.clone())
+    };
     match spec.method {
         WsMethod::Connect => {
-            let url = url.ok_or("no URL to connect to: give `request_url`")?;
+            let url = target(client).ok_or("no URL to connect to: give `request_url`")?;
             if client.connection.is_some() && client.url.as_deref() == Some(url.as_str()) {
                 return Ok(0);
             }
@@ -174,7 +178,7 @@ async fn run(
         WsMethod::Send | WsMethod::Recv | WsMethod::SendRecv => {}
     }
     if client.connection.is_none() {
-        let url = url.ok_or_else(|| {
+        let url = target(client).ok_or_else(|| {
             format!(
                 "`{}` on a connection that is not open: add a `connect` step or a `request_url`",
                 spec.method.as_str()
