@@ -204,7 +204,13 @@ fn every_point_round_trips() {
         text(),
         text(),
         prop::option::of(text()),
-        prop_oneof![any::<f64>(), 0.0f64..1e6],
+        // Any float, and measured latencies: whole nanoseconds (the exact fast path).
+        prop_oneof![
+            any::<f64>(),
+            0.0f64..1e6,
+            (0u64..1 << 53).prop_map(|ns| ns as f64 / 1e6),
+            (0u64..10_000_000_000).prop_map(|ns| ns as f64 / 1e6),
+        ],
         any::<u64>(),
         any::<bool>(),
         any::<i64>(),

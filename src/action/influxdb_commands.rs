@@ -10,9 +10,8 @@ use super::commands::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Executor};
 use crate::sinks::influxdb::{
     DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_HOST, DEFAULT_MAX_PENDING_POINTS,
-    DEFAULT_MEASUREMENT, DEFAULT_PORT, DEFAULT_TIMEOUT_SECS, DEFAULT_UDP_PAYLOAD_BYTES,
-    InfluxError, InfluxOptions, Token, Transport, check_options, influxdb_sink_report,
-    start_influxdb_sink, stop_influxdb_sink,
+    DEFAULT_MEASUREMENT, DEFAULT_PORT, DEFAULT_TIMEOUT_SECS, InfluxError, InfluxOptions, Token,
+    Transport, check_options, influxdb_sink_report, start_influxdb_sink, stop_influxdb_sink,
 };
 
 /// Registers `LD_start_influxdb_sink` and `LD_stop_influxdb_sink`.
@@ -42,7 +41,7 @@ pub(super) fn register_influxdb_commands(executor: &mut Executor) {
 
 /// `LD_start_influxdb_sink {"transport": "udp", "host": "127.0.0.1", "port": 8089,
 /// "url": null, "token": null, "measurement": "loaddensity_request", "timeout": 2.0,
-/// "flush_interval_ms": 1000, "batch_size": 5000, "udp_payload_bytes": 1400,
+/// "flush_interval_ms": 1000, "batch_size": 5000, "udp_payload_bytes": null,
 /// "max_pending_points": 500000, "gzip": false}`. Numbers are read wide so that
 /// out-of-range values get a clear message.
 #[derive(Deserialize)]
@@ -66,8 +65,9 @@ struct StartInflux {
     flush_interval_ms: i64,
     #[serde(default = "default_batch_size")]
     batch_size: i64,
-    #[serde(default = "default_udp_payload_bytes")]
-    udp_payload_bytes: i64,
+    /// None: 1400 bytes, or 32768 to a loopback address.
+    #[serde(default)]
+    udp_payload_bytes: Option<i64>,
     #[serde(default = "default_max_pending_points")]
     max_pending_points: i64,
     #[serde(default)]
@@ -94,9 +94,6 @@ fn default_flush_interval_ms() -> i64 {
 }
 fn default_batch_size() -> i64 {
     i64::try_from(DEFAULT_BATCH_SIZE).unwrap_or(i64::MAX)
-}
-fn default_udp_payload_bytes() -> i64 {
-    i64::try_from(DEFAULT_UDP_PAYLOAD_BYTES).unwrap_or(i64::MAX)
 }
 fn default_max_pending_points() -> i64 {
     i64::try_from(DEFAULT_MAX_PENDING_POINTS).unwrap_or(i64::MAX)
@@ -142,7 +139,10 @@ impl StartInflux {
             timeout: Duration::from_secs_f64(self.timeout),
             flush_interval: Duration::from_millis(flush_interval_ms as u64),
             batch_size: count("batch_size", self.batch_size)?,
-            udp_payload_bytes: count("udp_payload_bytes", self.udp_payload_bytes)?,
+            udp_payload_bytes: self
+                .udp_payload_bytes
+                .map(|bytes| count("udp_payload_bytes", bytes))
+                .transpose()?,
             max_pending_points: count("max_pending_points", self.max_pending_points)?,
             gzip: self.gzip,
         };

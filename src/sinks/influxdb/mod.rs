@@ -54,8 +54,12 @@ pub const DEFAULT_TIMEOUT_SECS: f64 = 2.0;
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 /// Default lines per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 5000;
-/// Default largest UDP datagram payload, in bytes.
+/// Default largest UDP datagram payload, in bytes: fits a 1500-byte Ethernet MTU.
 pub const DEFAULT_UDP_PAYLOAD_BYTES: usize = 1400;
+/// Default largest UDP datagram payload to a loopback address, in bytes. Loopback's MTU
+/// is 64 KiB, so such a datagram is never fragmented, and one `send` carries ~250 lines
+/// instead of ~10: the kernel's per-datagram cost, most of the sink's, is cut ~20 times.
+pub const LOOPBACK_UDP_PAYLOAD_BYTES: usize = 32_768;
 /// Default bound of the queue, in points.
 pub const DEFAULT_MAX_PENDING_POINTS: usize = 500_000;
 
@@ -116,8 +120,9 @@ pub struct InfluxOptions {
     pub flush_interval: Duration,
     /// Flush when this many lines are waiting. Default 5000.
     pub batch_size: usize,
-    /// UDP: the largest datagram payload. Default 1400 bytes.
-    pub udp_payload_bytes: usize,
+    /// UDP: the largest datagram payload. Default (`None`): 1400 bytes, or 32768 to a
+    /// loopback address ([`udp_payload_bytes_for`]).
+    pub udp_payload_bytes: Option<usize>,
     /// Points held at most (queued, being sent, waiting for a retry); beyond it new
     /// points are dropped and counted. Default 500,000.
     pub max_pending_points: usize,
@@ -137,7 +142,7 @@ impl Default for InfluxOptions {
             timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
             flush_interval: Duration::from_millis(DEFAULT_FLUSH_INTERVAL_MS),
             batch_size: DEFAULT_BATCH_SIZE,
-            udp_payload_bytes: DEFAULT_UDP_PAYLOAD_BYTES,
+            udp_payload_bytes: None,
             max_pending_points: DEFAULT_MAX_PENDING_POINTS,
             gzip: false,
         }
@@ -160,6 +165,16 @@ impl std::fmt::Debug for InfluxOptions {
             .field("max_pending_points", &self.max_pending_points)
             .field("gzip", &self.gzip)
             .finish()
+    }
+}
+
+/// The default largest datagram payload to `addr`: [`LOOPBACK_UDP_PAYLOAD_BYTES`] to a
+/// loopback address, else [`DEFAULT_UDP_PAYLOAD_BYTES`].
+pub fn udp_payload_bytes_for(addr: &SocketAddr) -> usize {
+    if addr.ip().is_loopback() {
+        LOOPBACK_UDP_PAYLOAD_BYTES
+    } else {
+        DEFAULT_UDP_PAYLOAD_BYTES
     }
 }
 
@@ -253,7 +268,10 @@ fn check_settings(options: &InfluxOptions) -> Result<(), InfluxError> {
     if options.max_pending_points == 0 {
         return invalid("max_pending_points", "must be at least 1");
     }
-    if !(64..=65_507).contains(&options.udp_payload_bytes) {
+    if options
+        .udp_payload_bytes
+        .is_some_and(|bytes| !(64..=65_507).contains(&bytes))
+    {
         return invalid("udp_payload_bytes", "must be between 64 and 65507");
     }
     if options.flush_interval.is_zero() {
@@ -378,7 +396,13 @@ pub fn start_influxdb_sink(options: InfluxOptions) -> Result<bool, InfluxError> 
     let target = destination.describe();
     let sender = match destination {
         Destination::Udp(addr) => Sender::Udp(
-            UdpTransport::connect(addr, options.udp_payload_bytes).map_err(InfluxError::Start)?,
+            UdpTransport::connect(
+                addr,
+                options
+                    .udp_payload_bytes
+                    .unwrap_or_else(|| udp_payload_bytes_for(&addr)),
+            )
+            .map_err(InfluxError::Start)?,
         ),
         Destination::Http(target) => Sender::Http(Box::new(
             HttpTransport::new(target).map_err(InfluxError::InvalidUrl)?,
@@ -528,7 +552,7 @@ mod tests {
         };
         assert!(check_options(&bad).is_err());
         let bad = InfluxOptions {
-            udp_payload_bytes: 10,
+            udp_payload_bytes: Some(10),
             ..InfluxOptions::default()
         };
         assert!(check_options(&bad).is_err());

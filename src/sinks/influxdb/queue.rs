@@ -1,11 +1,13 @@
 //! The hot path: the listener that copies each request into a bounded, sharded queue.
 //!
-//! `on_request` reserves a slot in the shared budget of `max_pending_points` (one
-//! atomic add), then pushes a small fixed-size record into its thread's shard (one
-//! uncontended lock). When the budget is spent the point is dropped and counted; the
-//! request loop never waits. A slot is given back when its point has been sent or
-//! given up, so the budget bounds everything the sink holds, encoded batches waiting
-//! for a retry included.
+//! `on_request` pushes a small fixed-size record into its thread's shard (one
+//! uncontended lock), taking one slot of the shard's reservation. A shard reserves
+//! slots from the shared budget of `max_pending_points` [`RESERVE`] at a time, so the
+//! shared counter is touched once per [`RESERVE`] requests, not per request. When the
+//! budget is spent the point is dropped and counted; the request loop never waits. A
+//! slot is given back when its point has been sent or given up, so the budget bounds
+//! everything the sink holds, encoded batches waiting for a retry and the shards'
+//! unused reservations included.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,12 +41,17 @@ pub(crate) struct NewEndpoint {
     pub(crate) name: Arc<str>,
 }
 
+/// Slots a shard takes from the shared budget at once.
+pub(crate) const RESERVE: usize = 256;
+
 /// One thread's queue.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
     pub(crate) records: Vec<Record>,
     pub(crate) new_endpoints: Vec<NewEndpoint>,
     seen: Vec<bool>,
+    /// Slots of the budget this shard holds and has not used yet.
+    reserved: usize,
 }
 
 impl Shard {
@@ -136,6 +143,26 @@ impl Queue {
         }
     }
 
+    /// Takes up to `wanted` slots of the budget; returns how many it got (0 when spent).
+    fn reserve(&self, wanted: usize) -> usize {
+        let mut pending = self.pending.load(Ordering::Relaxed);
+        loop {
+            let got = wanted.min(self.max_pending.saturating_sub(pending));
+            if got == 0 {
+                return 0;
+            }
+            match self.pending.compare_exchange_weak(
+                pending,
+                pending + got,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return got,
+                Err(now) => pending = now,
+            }
+        }
+    }
+
     /// Gives `n` slots back: their points were sent or given up.
     pub(crate) fn release(&self, n: usize) {
         self.pending.fetch_sub(n, Ordering::Relaxed);
@@ -150,14 +177,19 @@ impl Queue {
 impl RequestListener for Queue {
     #[inline]
     fn on_request(&self, event: &RequestEvent<'_>) {
-        if self.pending.fetch_add(1, Ordering::Relaxed) >= self.max_pending {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
-            self.counters
-                .dropped_queue_full
-                .fetch_add(1, Ordering::Relaxed);
-            self.counters.points_dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let mut shard = lock(&self.shards[shard_index()].0);
+        if shard.reserved == 0 {
+            shard.reserved = self.reserve(RESERVE);
+            if shard.reserved == 0 {
+                drop(shard);
+                self.counters
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.points_dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         }
+        shard.reserved -= 1;
         let record = Record {
             timestamp_ns: event
                 .start_time
@@ -172,7 +204,7 @@ impl RequestListener for Queue {
                 Outcome::Failure(text) => Some(truncate_error(text).into()),
             },
         };
-        lock(&self.shards[shard_index()].0).push(event.endpoint, record);
+        shard.push(event.endpoint, record);
     }
 }
 
@@ -181,6 +213,56 @@ mod tests {
     use super::*;
     use crate::event::EndpointInterner;
     use std::time::{Duration, SystemTime};
+
+    fn success(endpoint: &Endpoint) -> RequestEvent<'_> {
+        RequestEvent {
+            endpoint,
+            url: None,
+            response: None,
+            start_time: SystemTime::now(),
+            response_time: Duration::from_millis(1),
+            response_length: 10,
+            status: Some(200),
+            outcome: Outcome::Success,
+        }
+    }
+
+    #[test]
+    fn a_shard_takes_the_shared_budget_a_reservation_at_a_time() {
+        let interner = EndpointInterner::default();
+        let endpoint = interner.intern("GET", "/y");
+        let counters = Arc::new(Counters::default());
+        let budget = 3 * RESERVE + 7;
+        let queue = Queue::new(budget, counters.clone());
+        queue.on_request(&success(&endpoint));
+        assert_eq!(queue.pending.load(Ordering::Relaxed), RESERVE);
+        for _ in 1..RESERVE {
+            queue.on_request(&success(&endpoint));
+        }
+        // The first reservation is used up, and no other taken.
+        assert_eq!(queue.pending.load(Ordering::Relaxed), RESERVE);
+        queue.on_request(&success(&endpoint));
+        assert_eq!(queue.pending.load(Ordering::Relaxed), 2 * RESERVE);
+        // Every slot of the budget is usable; the next point is dropped.
+        for _ in RESERVE + 1..budget {
+            queue.on_request(&success(&endpoint));
+        }
+        assert_eq!(queue.pending.load(Ordering::Relaxed), budget);
+        assert_eq!(Counters::get(&counters.dropped_queue_full), 0);
+        queue.on_request(&success(&endpoint));
+        assert_eq!(Counters::get(&counters.dropped_queue_full), 1);
+        assert_eq!(lock(&queue.shards[shard_index()].0).records.len(), budget);
+        // Slots given back are taken again.
+        queue.release(5);
+        for _ in 0..6 {
+            queue.on_request(&success(&endpoint));
+        }
+        assert_eq!(Counters::get(&counters.dropped_queue_full), 2);
+        assert_eq!(
+            lock(&queue.shards[shard_index()].0).records.len(),
+            budget + 5
+        );
+    }
 
     #[test]
     fn bounded_and_counted() {

@@ -130,7 +130,7 @@ impl UdpTransport {
                 break;
             }
             done.consumed += datagram.len();
-            let lines = datagram.iter().filter(|b| **b == b'\n').count();
+            let lines = memchr::memchr_iter(b'\n', datagram).count();
             if datagram.len() > MAX_DATAGRAM {
                 done.lost += lines;
                 done.oversized = true;
@@ -191,12 +191,10 @@ impl<'a> Iterator for Datagrams<'a> {
         let end = if self.rest.len() <= self.limit {
             self.rest.len()
         } else {
-            match self.rest[..self.limit].iter().rposition(|b| *b == b'\n') {
+            match memchr::memrchr(b'\n', &self.rest[..self.limit]) {
                 Some(newline) => newline + 1,
                 // One line longer than a datagram: on its own.
-                None => self.rest[self.limit..]
-                    .iter()
-                    .position(|b| *b == b'\n')
+                None => memchr::memchr(b'\n', &self.rest[self.limit..])
                     .map_or(self.rest.len(), |i| self.limit + i + 1),
             }
         };
