@@ -58,6 +58,12 @@ impl WaitTime {
         Ok(wait)
     }
 
+    /// True when the pause depends on how long the iteration took (`constant_pacing`):
+    /// only then is the iteration timed.
+    pub fn paces(&self) -> bool {
+        matches!(self, WaitTime::ConstantPacing(_))
+    }
+
     /// The pause after an iteration that took `iteration` to run.
     pub fn delay(&self, rng: &mut impl Rng, iteration: Duration) -> Duration {
         match *self {

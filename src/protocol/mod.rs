@@ -115,9 +115,10 @@ pub struct StepContext<'a> {
     csv_rows: &'a [usize],
     rng: &'a mut SmallRng,
     extra: &'a mut Vec<ExtraEvent>,
-    /// When the request's time starts (the open model's scheduled start for the
-    /// first request of an iteration).
-    pub start: Instant,
+    /// When the step began: the base of the request's timeout, so that a step need
+    /// not read the clock again. (Its response time counts from the same reading, or
+    /// from the open model's scheduled start for an iteration's first request.)
+    pub began: Instant,
     /// The request log's URL buffer (reused per user); see [`StepContext::log_url`].
     url: Option<&'a mut String>,
     /// True when the request log wants this step's response as a sample.
@@ -131,7 +132,7 @@ impl<'a> StepContext<'a> {
         csv_rows: &'a [usize],
         rng: &'a mut SmallRng,
         extra: &'a mut Vec<ExtraEvent>,
-        start: Instant,
+        began: Instant,
     ) -> Self {
         Self {
             variables,
@@ -139,7 +140,7 @@ impl<'a> StepContext<'a> {
             csv_rows,
             rng,
             extra,
-            start,
+            began,
             url: None,
             sample: false,
         }
@@ -196,7 +197,8 @@ pub struct ExtraEvent {
 /// What one step reports in its request event.
 #[derive(Debug)]
 pub struct StepOutcome {
-    /// When the timed part ended (the response time is `end - ctx.start`).
+    /// When the timed part ended (the response time counts from the request's start
+    /// to here).
     pub end: Instant,
     /// For a templated `name`: the name to report under (else the task's endpoint).
     pub name: Option<String>,

@@ -3,7 +3,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cookie_store::CookieStore;
@@ -183,7 +183,17 @@ impl Session {
     /// response body (counting it; keeping it only when the request captures it).
     /// Bounded by the request's timeout.
     pub async fn execute(&mut self, request: &PreparedRequest) -> Result<Response, RequestError> {
-        match tokio::time::timeout(request.timeout, self.exchange(request)).await {
+        self.execute_from(request, Instant::now()).await
+    }
+
+    /// [`Session::execute`], with the timeout counted from `began`.
+    pub async fn execute_from(
+        &mut self,
+        request: &PreparedRequest,
+        began: Instant,
+    ) -> Result<Response, RequestError> {
+        let deadline = began + request.timeout;
+        match tokio::time::timeout_at(deadline.into(), self.exchange(request)).await {
             Ok(result) => result,
             Err(_) => {
                 // The connection is in an unknown state: drop it.

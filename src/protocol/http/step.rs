@@ -23,10 +23,13 @@ pub trait HttpClient: Send + 'static {
     /// A new user's client, with the run's TLS configurations.
     fn new(tls: Arc<TlsConnectors>) -> Self;
 
-    /// Sends one request (following redirects as it says) and reads its response.
+    /// Sends one request (following redirects as it says) and reads its response,
+    /// within the request's timeout counted from `began` (a clock reading the caller
+    /// already has).
     fn execute(
         &mut self,
         request: &PreparedRequest,
+        began: Instant,
     ) -> impl Future<Output = Result<Response, RequestError>> + Send;
 }
 
@@ -38,8 +41,9 @@ impl HttpClient for Session {
     fn execute(
         &mut self,
         request: &PreparedRequest,
+        began: Instant,
     ) -> impl Future<Output = Result<Response, RequestError>> + Send {
-        Session::execute(self, request)
+        Session::execute_from(self, request, began)
     }
 }
 
@@ -100,7 +104,7 @@ impl<C: HttpClient> Protocol for Http<C> {
                 ..(*request).clone()
             }));
         }
-        let result = client.execute(&request).await;
+        let result = client.execute(&request, ctx.began).await;
         let end = Instant::now();
         drop(request);
         match result {

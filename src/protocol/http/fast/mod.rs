@@ -98,7 +98,16 @@ impl FastSession {
     /// response (counting the body; keeping it only when the request captures it).
     /// Bounded by the request's timeout.
     pub async fn execute(&mut self, request: &PreparedRequest) -> Result<Response, RequestError> {
-        let deadline = Instant::now() + request.timeout;
+        self.execute_from(request, std::time::Instant::now()).await
+    }
+
+    /// [`FastSession::execute`], with the timeout counted from `began`.
+    pub async fn execute_from(
+        &mut self,
+        request: &PreparedRequest,
+        began: std::time::Instant,
+    ) -> Result<Response, RequestError> {
+        let deadline = Instant::from_std(began + request.timeout);
         let mut timer = self
             .timer
             .take()
@@ -275,8 +284,9 @@ impl super::HttpClient for FastSession {
     fn execute(
         &mut self,
         request: &PreparedRequest,
+        began: std::time::Instant,
     ) -> impl Future<Output = Result<Response, RequestError>> + Send {
-        FastSession::execute(self, request)
+        FastSession::execute_from(self, request, began)
     }
 }
 
