@@ -70,7 +70,7 @@ impl Protocol for Null {
         // A yield every few steps, as a user waiting on its socket would (and so that
         // the run's timer gets a turn), without making the scheduler all the work.
         *client = client.wrapping_add(1);
-        if *client % YIELD_EVERY == 0 {
+        if client.is_multiple_of(YIELD_EVERY) {
             tokio::task::yield_now().await;
         }
         StepOutcome {

@@ -92,6 +92,9 @@ impl OtelStarted {
 struct Running {
     options: ResolvedOptions,
     listener: ListenerId,
+    /// The attached listener, kept until the SDK is shut down: its shards are replayed
+    /// into the SDK before every collection, the final one included.
+    recorder: Arc<Recorder>,
     provider: SdkMeterProvider,
     runtime: tokio::runtime::Runtime,
 }
@@ -153,7 +156,8 @@ pub fn start_opentelemetry_exporter(options: &OtelOptions) -> Result<OtelStarted
         builder = builder.with_view(exponential_histograms);
     }
     let provider = builder.build();
-    let listener = request_event().add(Arc::new(Recorder::new(&provider)));
+    let recorder = Recorder::new(&provider);
+    let listener = request_event().add(recorder.clone());
     tracing::info!(
         "opentelemetry exporter: OTLP {} to {} every {:?} ({}, {} histograms)",
         resolved.protocol.as_str(),
@@ -171,6 +175,7 @@ pub fn start_opentelemetry_exporter(options: &OtelOptions) -> Result<OtelStarted
     *running = Some(Running {
         options: resolved,
         listener,
+        recorder,
         provider,
         runtime,
     });
@@ -261,6 +266,7 @@ pub fn stop_opentelemetry_exporter() -> bool {
     }
     let Running {
         options,
+        recorder,
         provider,
         runtime,
         ..
@@ -269,9 +275,11 @@ pub fn stop_opentelemetry_exporter() -> bool {
     let stopper = std::thread::Builder::new()
         .name("loaddensity-otlp-stop".into())
         .spawn(move || {
+            // The flush's collection replays what the recorder's shards still hold.
             let flushed = provider.force_flush();
             let shut = provider.shutdown();
             drop(provider);
+            drop(recorder);
             runtime.shutdown_background();
             let _ = done_tx.send((flushed, shut));
         });

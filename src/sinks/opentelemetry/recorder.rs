@@ -1,23 +1,31 @@
 //! The exporter's listener: records every request into the SDK's three instruments
-//! through handles bound once per (endpoint, outcome).
+//! through handles bound once per (endpoint, outcome), in per-thread batches.
 //!
 //! A bound handle resolves its attribute set (`request_type`, `name`, `outcome`) when
 //! it is created, so recording is a direct update of the SDK's aggregator: no
-//! attribute vector, no hashing, no map lookup per request. The handles live in a
-//! table indexed by [`crate::EndpointId`] behind an [`ArcSwap`], read without a lock
-//! and grown (rarely, on a new endpoint) by copy.
+//! attribute vector, no hashing, no map lookup. But the SDK's aggregators are shared
+//! by every thread (a counter is an atomic, a histogram sits behind a `Mutex`), so
+//! two worker threads recording each request straight into them would pass their
+//! cache lines back and forth on every request. Each thread therefore appends its
+//! requests to its own shard ([`crate::shard`]: an uncontended lock) and replays them
+//! into the SDK [`BATCH`] at a time; before every collection (the periodic export,
+//! a flush, the shutdown) an observable instrument's callback replays what every shard
+//! still holds, so an export misses nothing. The callback observes nothing, so that
+//! instrument is never exported.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use arc_swap::ArcSwap;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{
-    BoundCounter, BoundHistogram, Counter, Histogram, Meter, MeterProvider as _,
+    BoundCounter, BoundHistogram, Counter, Histogram, Meter, MeterProvider as _, ObservableGauge,
 };
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 use crate::event::{Endpoint, RequestEvent};
 use crate::listener::RequestListener;
+use crate::shard::{Padded, SHARDS, shard_index};
+use crate::sinks::lock;
 use crate::sinks::prometheus::{BYTES_BUCKETS, LATENCY_BUCKETS_MS};
 
 /// Name of the request counter.
@@ -28,6 +36,11 @@ pub const LATENCY: &str = "loaddensity.request.latency";
 pub const RESPONSE_SIZE: &str = "loaddensity.response.size";
 /// The instrumentation scope's name.
 pub const SCOPE: &str = "loaddensity";
+/// The instrument whose callback replays the shards before a collection; it observes
+/// nothing and is never exported.
+const REPLAY: &str = "loaddensity.internal.replay";
+/// Requests a shard holds before it replays them into the SDK.
+const BATCH: usize = 128;
 
 /// The three instruments.
 struct Instruments {
@@ -88,28 +101,123 @@ impl Slot {
 
 type Table = Vec<Option<Arc<Slot>>>;
 
+/// One request, as a shard holds it until the replay.
+struct Pending {
+    /// Index into the shard's `slots`.
+    slot: u32,
+    failed: bool,
+    latency_ms: f64,
+    size: u64,
+}
+
+/// One thread's batch, and the slots it refers to (its own references, so that the
+/// request path touches no reference count shared with other threads).
+#[derive(Default)]
+struct Shard {
+    slots: Vec<Arc<Slot>>,
+    /// Endpoint id to index into `slots`, plus one (0: not seen yet).
+    by_endpoint: Vec<u32>,
+    pending: Vec<Pending>,
+    /// Requests per slot and outcome since the last replay (one counter update per
+    /// slot and outcome per replay, not per request).
+    counts: Vec<[u64; 2]>,
+}
+
+impl Shard {
+    /// The index of the endpoint's slot in this shard.
+    #[inline]
+    fn slot_of(&mut self, recorder: &Recorder, endpoint: &Endpoint) -> usize {
+        let id = endpoint.id.0 as usize;
+        if let Some(&known) = self.by_endpoint.get(id)
+            && known > 0
+            && self.slots[known as usize - 1].is_for(endpoint)
+        {
+            return known as usize - 1;
+        }
+        self.add_slot(recorder.slot(endpoint), id)
+    }
+
+    #[cold]
+    fn add_slot(&mut self, slot: Arc<Slot>, id: usize) -> usize {
+        if self.by_endpoint.len() <= id {
+            self.by_endpoint.resize(id + 1, 0);
+        }
+        let index = self.slots.len();
+        self.slots.push(slot);
+        self.counts.push([0; 2]);
+        self.by_endpoint[id] = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        index
+    }
+
+    /// Records what the shard holds into the SDK's bound instruments.
+    fn replay(&mut self) {
+        for pending in self.pending.drain(..) {
+            let slot = &self.slots[pending.slot as usize];
+            if let Some(bound) = slot.outcomes[usize::from(pending.failed)].get() {
+                bound.latency.record(pending.latency_ms);
+                bound.size.record(pending.size);
+            }
+        }
+        for (slot, counts) in self.slots.iter().zip(self.counts.iter_mut()) {
+            for (outcome, count) in counts.iter_mut().enumerate() {
+                if *count > 0
+                    && let Some(bound) = slot.outcomes[outcome].get()
+                {
+                    bound.requests.add(*count);
+                }
+                *count = 0;
+            }
+        }
+    }
+}
+
 /// The listener attached to the request event while the exporter runs.
 pub(super) struct Recorder {
     instruments: Instruments,
+    /// Every endpoint's slot, shared by the shards (read when a shard meets an
+    /// endpoint for the first time).
     slots: ArcSwap<Table>,
     grow: Mutex<()>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
+    /// Kept for its callback, which replays the shards before each collection.
+    _replay: ObservableGauge<u64>,
 }
 
 impl Recorder {
     /// Creates the instruments on `provider`.
-    pub(super) fn new(provider: &SdkMeterProvider) -> Self {
+    pub(super) fn new(provider: &SdkMeterProvider) -> Arc<Self> {
         let meter = provider.meter(SCOPE);
-        Self {
-            instruments: Instruments::new(&meter),
-            slots: ArcSwap::from_pointee(Vec::new()),
-            grow: Mutex::new(()),
+        Arc::new_cyclic(|weak: &Weak<Recorder>| {
+            let weak = weak.clone();
+            let replay = meter
+                .u64_observable_gauge(REPLAY)
+                .with_callback(move |_| {
+                    if let Some(recorder) = weak.upgrade() {
+                        recorder.replay_all();
+                    }
+                })
+                .build();
+            Self {
+                instruments: Instruments::new(&meter),
+                slots: ArcSwap::from_pointee(Vec::new()),
+                grow: Mutex::new(()),
+                shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+                _replay: replay,
+            }
+        })
+    }
+
+    /// Replays every shard into the SDK.
+    fn replay_all(&self) {
+        for shard in self.shards.iter() {
+            lock(&shard.0).replay();
         }
     }
 
-    /// The slot of a new endpoint (or of an id reused by another interner). Runs once
-    /// per endpoint, never per request.
+    /// The endpoint's slot (created on its first request, or when its id was reused
+    /// by another interner). Runs once per endpoint and thread, never per request.
     #[cold]
-    fn add_slot(&self, endpoint: &Endpoint) -> Arc<Slot> {
+    fn slot(&self, endpoint: &Endpoint) -> Arc<Slot> {
         let _grow = self.grow.lock().unwrap_or_else(|e| e.into_inner());
         let index = endpoint.id.0 as usize;
         let current = self.slots.load();
@@ -147,31 +255,25 @@ impl Recorder {
     }
 }
 
-impl Recorder {
-    #[inline]
-    fn record(&self, slot: &Slot, event: &RequestEvent<'_>) {
-        let outcome = usize::from(!event.outcome.is_success());
-        let bound = slot.outcomes[outcome].get_or_init(|| self.bind(slot, event.outcome.label()));
-        bound.requests.add(1);
-        bound.latency.record(event.response_time_ms());
-        bound.size.record(event.response_length);
-    }
-}
-
 impl RequestListener for Recorder {
     #[inline]
     fn on_request(&self, event: &RequestEvent<'_>) {
-        let index = event.endpoint.id.0 as usize;
-        let table = self.slots.load();
-        if let Some(Some(slot)) = table.get(index)
-            && slot.is_for(event.endpoint)
-        {
-            self.record(slot, event);
-            return;
+        let mut shard = lock(&self.shards[shard_index()].0);
+        let index = shard.slot_of(self, event.endpoint);
+        let failed = !event.outcome.is_success();
+        // Bound here, on the outcome's first request, not during a collection.
+        shard.slots[index].outcomes[usize::from(failed)]
+            .get_or_init(|| self.bind(&shard.slots[index], event.outcome.label()));
+        shard.counts[index][usize::from(failed)] += 1;
+        shard.pending.push(Pending {
+            slot: u32::try_from(index).unwrap_or(u32::MAX),
+            failed,
+            latency_ms: event.response_time_ms(),
+            size: event.response_length,
+        });
+        if shard.pending.len() >= BATCH {
+            shard.replay();
         }
-        drop(table);
-        let slot = self.add_slot(event.endpoint);
-        self.record(&slot, event);
     }
 }
 
@@ -267,7 +369,7 @@ mod tests {
         let provider = SdkMeterProvider::builder()
             .with_reader(PeriodicReader::builder(capture.clone()).build())
             .build();
-        let recorder = Arc::new(Recorder::new(&provider));
+        let recorder = Recorder::new(&provider);
         let interner = EndpointInterner::default();
         let a = interner.intern("GET", "/a");
         let b = interner.intern("POST", "/b");
