@@ -138,7 +138,7 @@ pub fn request_event() -> &'static Arc<ListenerRegistry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EndpointInterner, Outcome};
+    use crate::event::{Endpoint, EndpointInterner, Outcome};
     use std::sync::atomic::AtomicUsize;
     use std::time::{Duration, SystemTime};
 
@@ -149,13 +149,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn add_fire_remove() {
-        let registry = ListenerRegistry::default();
-        let interner = EndpointInterner::default();
-        let endpoint = interner.intern("GET", "/");
-        let event = RequestEvent {
-            endpoint: &endpoint,
+    fn event(endpoint: &Endpoint) -> RequestEvent<'_> {
+        RequestEvent {
+            endpoint,
             start_time: SystemTime::now(),
             response_time: Duration::from_micros(10),
             response_length: 3,
@@ -163,7 +159,15 @@ mod tests {
             outcome: Outcome::Success,
             url: None,
             response: None,
-        };
+        }
+    }
+
+    #[test]
+    fn add_fire_remove() {
+        let registry = ListenerRegistry::default();
+        let interner = EndpointInterner::default();
+        let endpoint = interner.intern("GET", "/");
+        let event = event(&endpoint);
         let a = Arc::new(Counter(AtomicUsize::new(0)));
         let b = Arc::new(Counter(AtomicUsize::new(0)));
         let ida = registry.add(a.clone());
@@ -184,16 +188,7 @@ mod tests {
         let registry = ListenerRegistry::default();
         let interner = EndpointInterner::default();
         let endpoint = interner.intern("GET", "/");
-        let event = RequestEvent {
-            endpoint: &endpoint,
-            start_time: SystemTime::now(),
-            response_time: Duration::from_micros(10),
-            response_length: 3,
-            status: Some(200),
-            outcome: Outcome::Success,
-            url: None,
-            response: None,
-        };
+        let event = event(&endpoint);
         let mut cache = registry.cache();
         cache.fire(&event);
         let a = Arc::new(Counter(AtomicUsize::new(0)));

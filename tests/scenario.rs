@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::summary::errors_of;
 use common::{Target, Workdir, run, run_ok_with_summary, stderr, stdout};
 use serde_json::{Value, json};
 
@@ -52,20 +53,6 @@ fn assert_no_failures(summary: &Value, name: &str) {
         "{name}: {:?}",
         errors_of(summary, name)
     );
-}
-
-/// The failure texts recorded for `name`.
-fn errors_of(summary: &Value, name: &str) -> Vec<String> {
-    summary["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter(|e| e["name"] == name)
-                .filter_map(|e| e["error"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]
