@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-core throughput: wrk and loaddensity against the same nginx, side by side in one
 # run. nginx is pinned to core 0, the load generator to core 1. Prints a markdown table
-# of median requests/s over RUNS runs and the ratio to wrk.
+# of median requests/s over RUNS interleaved runs, with ratios to wrk and to loaddensity
+# without a sink, both as ratios of medians and as medians of run-by-run (paired) ratios.
 #
 #   bench/compare.sh            # RUNS=3 DURATION=10 CONNECTIONS=32 by default
 set -euo pipefail
@@ -80,17 +81,18 @@ request_log_script on null
 request_log_script off 0
 
 declare -A RESULTS
-# Each row is "label|command producing one rps figure".
+# Each row is "label|command producing one rps figure". The all-sinks row runs right
+# after the plain one, so that each of its paired ratios compares neighbouring runs.
 ROWS=(
     "wrk|wrk_rps $URL $CONNECTIONS $DURATION"
     "loaddensity bench|ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s"
+    "loaddensity + all three sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps_all $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT"
     "loaddensity + prometheus|LOADDENSITY_LOG=warn ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:0"
     "loaddensity + prometheus, scraped every 100 ms|LOADDENSITY_LOG=warn ld_rps_scraped $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT"
     "loaddensity + influxdb sink (UDP)|LOADDENSITY_LOG=warn ld_rps_udp $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --influxdb-udp 127.0.0.1:$UDP_PORT"
     "loaddensity + opentelemetry, exported every 1 s|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --otlp http://127.0.0.1:$OTLP_PORT"
     "loaddensity run, request log off (max_records: 0)|ld_rps $WORK/s.json run $WORK/log_off.json"
     "loaddensity run, request log on (max_records: null)|ld_rps $WORK/s.json run $WORK/log_on.json"
-    "loaddensity + all three sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps_all $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT"
 )
 # oha (hyper-based, like http_user) when installed: `cargo install oha`.
 if command -v oha >/dev/null 2>&1; then
@@ -105,13 +107,17 @@ run_rows "$RUNS"
 wrk_median=$(row_median wrk)
 base_median=$(row_median "loaddensity bench")
 echo
-echo "| tool | median req/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to wrk | ratio to loaddensity, no sink |"
-echo "|---|---:|---:|---:|"
+echo "Ratios of medians divide the rows' medians; paired ratios are the median of the run-by-run"
+echo "ratios (each run against the other row's run in the same round), which a slow spell cancels out of."
+echo
+echo "| tool | median req/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to wrk | paired ratio to wrk | ratio to loaddensity, no sink | paired ratio to loaddensity, no sink |"
+echo "|---|---:|---:|---:|---:|---:|"
 for row in "${ROWS[@]}"; do
     label=${row%%|*}
     m=$(row_median "$label")
     ratio=$(awk -v a="$m" -v b="$wrk_median" 'BEGIN {printf "%.3f", a/b}')
     base=$(awk -v a="$m" -v b="$base_median" 'BEGIN {printf "%.3f", a/b}')
-    printf '| %s | %.0f | %s | %s |\n' "$label" "$m" "$ratio" "$base"
+    printf '| %s | %.0f | %s | %.3f | %s | %.3f |\n' "$label" "$m" "$ratio" \
+        "$(paired_ratio "$label" wrk)" "$base" "$(paired_ratio "$label" "loaddensity bench")"
 done
 rm -rf "$WORK"

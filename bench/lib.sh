@@ -73,3 +73,12 @@ run_rows() {
 row_median() {
     echo "${RESULTS[$1]}" | tr ' ' '\n' | grep . | median
 }
+
+# paired_ratio LABEL BASE_LABEL: the median over runs of RESULTS[LABEL] / RESULTS[BASE_LABEL]
+# taken run by run. run_rows interleaves the rows, so each ratio compares two runs made
+# seconds apart, and a slow spell of the machine cancels out of it.
+paired_ratio() {
+    paste -d ' ' <(echo "${RESULTS[$1]}" | tr ' ' '\n' | grep .) \
+        <(echo "${RESULTS[$2]}" | tr ' ' '\n' | grep .) \
+        | awk '$2 > 0 {print $1 / $2}' | median
+}

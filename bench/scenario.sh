@@ -60,11 +60,12 @@ run_rows "$RUNS"
 
 base=$(row_median "loaddensity, plain GET")
 echo
-echo "| scenario | median req/s (${RUNS} runs, ${USERS} users, ${DURATION}s, 1 core) | ratio to plain GET |"
-echo "|---|---:|---:|"
+echo "| scenario | median req/s (${RUNS} runs, ${USERS} users, ${DURATION}s, 1 core) | ratio to plain GET | paired ratio to plain GET |"
+echo "|---|---:|---:|---:|"
 for row in "${ROWS[@]}"; do
     label=${row%%|*}
     m=$(row_median "$label")
-    printf '| %s | %.0f | %s |\n' "$label" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.3f", a/b}')"
+    printf '| %s | %.0f | %s | %.3f |\n' "$label" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.3f", a/b}')" \
+        "$(paired_ratio "$label" "loaddensity, plain GET")"
 done
 rm -rf "$WORK"
