@@ -5,6 +5,7 @@
 # without a sink, both as ratios of medians and as medians of run-by-run (paired) ratios.
 #
 #   bench/compare.sh            # RUNS=3 DURATION=10 CONNECTIONS=32 by default
+#   ONLY='all three' RUNS=20 bench/compare.sh   # wrk, no sink and all three sinks only
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
@@ -100,6 +101,18 @@ if command -v oha >/dev/null 2>&1; then
 fi
 if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then
     source "$EXTRA_ROWS_FILE"
+fi
+# ONLY: an extended regular expression; only the rows whose labels match it run (wrk and
+# "loaddensity bench", the bases of the ratios, always run).
+if [ -n "${ONLY:-}" ]; then
+    kept=()
+    for row in "${ROWS[@]}"; do
+        label=${row%%|*}
+        if [ "$label" = wrk ] || [ "$label" = "loaddensity bench" ] || [[ $label =~ $ONLY ]]; then
+            kept+=("$row")
+        fi
+    done
+    ROWS=("${kept[@]}")
 fi
 
 run_rows "$RUNS"

@@ -7,8 +7,6 @@
 //! is malformed (`${randint(9, 1)}`, an unknown CSV column or faker method) is an
 //! error when the test starts, not on every request.
 
-use std::fmt::Write as _;
-
 use rand::Rng;
 use serde_json::{Map, Value};
 
@@ -127,6 +125,20 @@ impl Template {
         Self { segments }
     }
 
+    /// About how long a rendering is (exact for literals, UUIDs and integers), so
+    /// that it is written into one allocation.
+    fn rendered_len_hint(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Literal(text) => text.len(),
+                Segment::Uuid => uuid::fmt::Hyphenated::LENGTH,
+                Segment::RandInt(..) => 20,
+                Segment::Var { .. } | Segment::Csv { .. } | Segment::Now | Segment::Faker(_) => 32,
+            })
+            .sum()
+    }
+
     /// Expands the placeholders into `out`.
     pub(crate) fn render_into(&self, out: &mut String, ctx: &mut RenderContext<'_>) {
         for segment in &self.segments {
@@ -137,14 +149,16 @@ impl Template {
                     None => out.push_str(raw),
                 },
                 Segment::Csv { source, column } => out.push_str(ctx.csv(*source, *column)),
-                Segment::Uuid => {
-                    let _ = write!(out, "{}", uuid::Uuid::new_v4());
-                }
+                Segment::Uuid => out.push_str(
+                    uuid::Uuid::new_v4()
+                        .hyphenated()
+                        .encode_lower(&mut uuid::Uuid::encode_buffer()),
+                ),
                 Segment::Now => out.push_str(
                     &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
                 ),
                 Segment::RandInt(low, high) => {
-                    let _ = write!(out, "{}", ctx.rng.gen_range(*low..=*high));
+                    out.push_str(itoa::Buffer::new().format(ctx.rng.gen_range(*low..=*high)));
                 }
                 Segment::Faker(kind) => out.push_str(&kind.generate()),
             }
@@ -153,7 +167,7 @@ impl Template {
 
     /// Expands the placeholders.
     pub(crate) fn render(&self, ctx: &mut RenderContext<'_>) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.rendered_len_hint());
         self.render_into(&mut out, ctx);
         out
     }

@@ -115,9 +115,9 @@ pub struct Target {
     pub origin: Origin,
     /// `/path?query`, for HTTP/1.1 request lines.
     pub origin_form: Uri,
-    /// The absolute URI, for HTTP/2 pseudo-headers (for plain-http targets made by
-    /// [`Target::with_path`], the same as `origin_form`: HTTP/2 runs over TLS only).
-    pub absolute: Uri,
+    /// The absolute URI, for HTTP/2 pseudo-headers; `None` for plain-http targets
+    /// made by [`Target::with_path`] (HTTP/2 runs over TLS only, so nothing reads it).
+    pub absolute: Option<Uri>,
     /// The `Host` header value for HTTP/1.1.
     pub host_header: HeaderValue,
 }
@@ -149,7 +149,7 @@ impl Target {
                 port,
             },
             origin_form: origin_form.parse().map_err(|e| format!("{e}"))?,
-            absolute: url.as_str().parse().map_err(|e| format!("{e}"))?,
+            absolute: Some(url.as_str().parse().map_err(|e| format!("{e}"))?),
             host_header: HeaderValue::from_str(&authority).map_err(|e| format!("{e}"))?,
         })
     }
@@ -160,17 +160,16 @@ impl Target {
         if !path_and_query.starts_with('/') {
             return None;
         }
-        let origin_form: Uri = path_and_query.parse().ok()?;
         // Only HTTP/2 (over TLS) sends the absolute form.
         let absolute = if self.origin.https {
             let host = self.host_header.to_str().ok()?;
-            format!("https://{host}{path_and_query}").parse().ok()?
+            Some(format!("https://{host}{path_and_query}").parse().ok()?)
         } else {
-            origin_form.clone()
+            None
         };
         Some(Self {
             origin: self.origin.clone(),
-            origin_form,
+            origin_form: path_and_query.parse().ok()?,
             absolute,
             host_header: self.host_header.clone(),
         })

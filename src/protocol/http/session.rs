@@ -274,7 +274,10 @@ impl Session {
                 drive(&mut conn.driver, sender.send_request(request)).await
             }
             Sender::H2(sender) => {
-                *request.uri_mut() = target.absolute.clone();
+                *request.uri_mut() = target
+                    .absolute
+                    .clone()
+                    .unwrap_or_else(|| target.origin_form.clone());
                 drive(&mut conn.driver, sender.ready())
                     .await
                     .map_err(http_error)?;

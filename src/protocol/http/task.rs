@@ -565,4 +565,43 @@ mod tests {
             .expect("valid");
         assert_eq!(prepared(&basic).headers[AUTHORIZATION], "Basic dTpw");
     }
+
+    #[test]
+    fn a_rendered_request_keeps_the_task_settings_and_rejects_bad_header_values() {
+        use crate::scenario::{RenderContext, SharedVariables};
+        use rand::SeedableRng;
+        let task = one(json!({
+            "method": "get", "url": "https://h:8443/p/${var.id}", "headers": {"X-User": "${var.id}"},
+            "timeout": 3, "allow_redirects": false, "verify": false
+        }))
+        .expect("valid");
+        let shared = SharedVariables::new();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let user = std::collections::HashMap::from([("id".to_string(), "7".to_string())]);
+        let mut ctx = RenderContext::new(&user, &shared, &mut rng);
+        let (request, _) = task.render(&mut ctx).expect("renders");
+        assert_eq!(request.method, Method::GET);
+        assert_eq!(request.timeout, Duration::from_secs(3));
+        assert!(!request.allow_redirects && !request.verify);
+        assert!(
+            request.wire.is_none(),
+            "a rendered request is serialized per send"
+        );
+        assert_eq!(request.target.origin_form.to_string(), "/p/7");
+        assert_eq!(
+            request.target.absolute.as_ref().map(ToString::to_string),
+            Some("https://h:8443/p/7".to_string()),
+            "HTTP/2 needs the absolute form"
+        );
+
+        let user = std::collections::HashMap::from([("id".to_string(), "a\nb".to_string())]);
+        let mut ctx = RenderContext::new(&user, &shared, &mut rng);
+        let Err(message) = task.render(&mut ctx) else {
+            panic!("a line break in a header value must be refused");
+        };
+        assert!(
+            message.contains("x-user") && message.contains("a\nb"),
+            "{message}"
+        );
+    }
 }

@@ -160,10 +160,24 @@ impl RequestSpec {
             RequestSpec::Static(request) => return Ok((Rendered::Prepared(request), None)),
             RequestSpec::Dynamic(template) => template,
         };
-        let mut request = Box::new(template.base.clone());
-        if let Some(url) = &template.url {
-            request.target = url.render(ctx)?;
-        }
+        let base = &template.base;
+        // Field by field rather than a clone of `base`, whose target a templated URL
+        // would replace.
+        let target = match &template.url {
+            Some(url) => url.render(ctx)?,
+            None => base.target.clone(),
+        };
+        let mut request = Box::new(PreparedRequest {
+            method: base.method.clone(),
+            target,
+            headers: base.headers.clone(),
+            body: base.body.clone(),
+            timeout: base.timeout,
+            allow_redirects: base.allow_redirects,
+            verify: base.verify,
+            capture: base.capture,
+            wire: None,
+        });
         for (name, header) in &template.headers {
             let text = match header {
                 HeaderTemplate::Text(value) => value.render(ctx),
@@ -171,9 +185,9 @@ impl RequestSpec {
                     basic_auth(&user.render(ctx), &password.render(ctx))
                 }
             };
-            let value = HeaderValue::from_str(&text)
-                .map_err(|_| format!("header `{name}`: `{text}` is not a valid header value"))?;
-            request.headers.insert(name.clone(), value);
+            request
+                .headers
+                .insert(name.clone(), header_value(text, name)?);
         }
         match &template.body {
             Some(BodyTemplate::Json(value)) => {
@@ -212,6 +226,19 @@ impl std::ops::Deref for Rendered<'_> {
             Self::Owned(request) => request,
         }
     }
+}
+
+/// A rendered header's value, taking the text without copying it.
+fn header_value(text: String, name: &HeaderName) -> Result<HeaderValue, String> {
+    // The rule `HeaderValue` checks (visible ASCII, obs-text, space and tab), checked
+    // first so that the error can quote the text.
+    if !text.bytes().all(|b| b == b'\t' || (b >= b' ' && b != 0x7f)) {
+        return Err(format!(
+            "header `{name}`: `{text}` is not a valid header value"
+        ));
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(text))
+        .map_err(|_| format!("header `{name}`: not a valid header value"))
 }
 
 pub(super) fn basic_auth(user: &str, password: &str) -> String {
