@@ -70,6 +70,7 @@ impl Condition {
     pub(crate) fn holds(&self, ctx: &mut RenderContext<'_>) -> bool {
         match self {
             Self::Const(b) => *b,
+            Self::Truthy(TemplateValue::String(text)) => truthy_text(&text.render_cow(ctx)),
             Self::Truthy(v) => truthy(&v.render(ctx)),
             Self::Equals(a, b) => loose_eq(&a.render(ctx), &b.render(ctx)),
             Self::NotEquals(a, b) => !loose_eq(&a.render(ctx), &b.render(ctx)),
@@ -85,19 +86,21 @@ pub fn truthy(value: &Value) -> bool {
         Value::Null => false,
         Value::Bool(b) => *b,
         Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => {
-            let text = s.trim();
-            if text.starts_with("${") && text.ends_with('}') {
-                return false;
-            }
-            !matches!(
-                text.to_ascii_lowercase().as_str(),
-                "" | "false" | "0" | "no" | "none" | "null"
-            )
-        }
+        Value::String(s) => truthy_text(s),
         Value::Array(items) => !items.is_empty(),
         Value::Object(map) => !map.is_empty(),
     }
+}
+
+/// [`truthy`] of a string.
+fn truthy_text(text: &str) -> bool {
+    let text = text.trim();
+    if text.starts_with("${") && text.ends_with('}') {
+        return false;
+    }
+    !["", "false", "0", "no", "none", "null"]
+        .iter()
+        .any(|falsy| text.eq_ignore_ascii_case(falsy))
 }
 
 /// Equality where a string equals a number or boolean with the same text (variables
@@ -157,6 +160,18 @@ mod tests {
         assert!(!holds(json!({"in": ["${var.role}", ["guest"]]})));
         assert!(holds(json!({"in": ["dm", "${var.role}"]})));
         assert!(holds(json!({"truthy": "${var.role}"})));
+    }
+
+    #[test]
+    fn falsy_words_in_any_case_and_padding_are_false() {
+        for text in [
+            "", "  ", "false", "FALSE", " No ", "none", "NULL", "0", "${var.x}",
+        ] {
+            assert!(!truthy(&json!(text)), "`{text}` must be false");
+        }
+        for text in ["yes", "true", "1", "nope", "nullable", "00", "token-abc"] {
+            assert!(truthy(&json!(text)), "`{text}` must be true");
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! is malformed (`${randint(9, 1)}`, an unknown CSV column or faker method) is an
 //! error when the test starts, not on every request.
 
+use std::borrow::Cow;
+
 use rand::Rng;
 use serde_json::{Map, Value};
 
@@ -162,6 +164,17 @@ impl Template {
                 }
                 Segment::Faker(kind) => out.push_str(&kind.generate()),
             }
+        }
+    }
+
+    /// Expands the placeholders, borrowing the text when the template is one literal
+    /// or one variable (a `run_if` condition, checked every iteration, allocates nothing).
+    pub(crate) fn render_cow<'r, 'a: 'r>(&'r self, ctx: &mut RenderContext<'a>) -> Cow<'r, str> {
+        match &self.segments[..] {
+            [] => Cow::Borrowed(""),
+            [Segment::Literal(text)] => Cow::Borrowed(text),
+            [Segment::Var { name, raw }] => Cow::Borrowed(ctx.variable(name).unwrap_or(raw)),
+            _ => Cow::Owned(self.render(ctx)),
         }
     }
 
