@@ -32,7 +32,7 @@ fn encode(c: &mut Criterion) {
                 encode_line(
                     &prefixes[i % prefixes.len()],
                     &PointFields {
-                        latency_ms: 0.137 + i as f64 * 0.001,
+                        latency_ns: 137_000 + i as u64 * 1_000,
                         response_bytes: 612 + (i as u64 & 1023),
                         success: true,
                         error: None,
@@ -51,7 +51,7 @@ fn encode(c: &mut Criterion) {
                 encode_line(
                     &prefixes[i % prefixes.len()],
                     &PointFields {
-                        latency_ms: 12.5 + i as f64 * 0.01,
+                        latency_ns: 12_500_000 + i as u64 * 10_000,
                         response_bytes: 0,
                         success: false,
                         error: Some("HTTP 503 Service \"Unavailable\""),
@@ -80,7 +80,7 @@ fn main() {
         encode_line(
             &prefix,
             &PointFields {
-                latency_ms: 0.5,
+                latency_ns: 500_000,
                 response_bytes: 2,
                 success: i % 2 == 0,
                 error: (i % 2 == 1).then_some("HTTP 500"),

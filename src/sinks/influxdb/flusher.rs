@@ -207,7 +207,7 @@ impl Flusher {
         encode_line(
             prefix,
             &PointFields {
-                latency_ms: record.latency_ns as f64 / 1e6,
+                latency_ns: record.latency_ns,
                 response_bytes: record.response_bytes,
                 success: record.success,
                 error: record.error.as_deref(),

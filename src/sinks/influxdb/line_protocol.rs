@@ -15,8 +15,8 @@
 //! sign, space or backslash, and at the end of the value).
 //!
 //! The encoder escapes the measurement and the tags of an endpoint once
-//! ([`SeriesPrefix`]) and formats numbers with `itoa` and `ryu`, writing into a
-//! reused buffer: no allocation per line.
+//! ([`SeriesPrefix`]) and formats numbers with integer arithmetic (`itoa`), writing into
+//! a reused buffer: no allocation per line.
 
 /// The most characters of a failure text written to the `error` field.
 pub const MAX_ERROR_CHARS: usize = 512;
@@ -136,10 +136,10 @@ impl SeriesPrefix {
 }
 
 /// The fields and timestamp of one request point.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PointFields<'a> {
-    /// Response time in milliseconds.
-    pub latency_ms: f64,
+    /// Response time in nanoseconds (written as the float field `latency_ms`).
+    pub latency_ns: u64,
     /// Response body length in bytes.
     pub response_bytes: u64,
     /// Whether the request succeeded.
@@ -150,43 +150,29 @@ pub struct PointFields<'a> {
     pub timestamp_ns: i64,
 }
 
-/// Latencies below this many milliseconds (2^53 ns) are whole nanoseconds exactly.
-const EXACT_NS_BELOW_MS: f64 = 9_007_199_254.740_992;
-
-/// Writes a latency as a float field (non-finite as 0). A whole number of nanoseconds,
-/// which every measured latency is, is written with integer arithmetic as
-/// `<ms>.<up to 6 digits>`: the exact decimal of `ns / 1e6`, so it reads back as the
-/// same `f64`, at a fraction of a float formatter's cost. Anything else goes to `ryu`.
+/// Writes a latency in nanoseconds as milliseconds, `<ms>.<up to 6 digits>`: the exact
+/// decimal of `ns / 1e6`, so that it reads back as the `f64` nearest to it, written with
+/// integer arithmetic (a float formatter costs several times more).
 #[inline]
-fn write_latency_ms(latency_ms: f64, out: &mut Vec<u8>) {
-    if (0.0..EXACT_NS_BELOW_MS).contains(&latency_ms) {
-        let ns = (latency_ms * 1e6).round();
-        if ns / 1e6 == latency_ms {
-            // In range and whole: the cast is exact.
-            let ns = ns as u64;
-            out.extend_from_slice(itoa::Buffer::new().format(ns / 1_000_000).as_bytes());
-            out.push(b'.');
-            let mut fraction = ns % 1_000_000;
-            if fraction == 0 {
-                out.push(b'0');
-                return;
-            }
-            let mut digits = [b'0'; 6];
-            for digit in digits.iter_mut().rev() {
-                *digit = b'0' + (fraction % 10) as u8;
-                fraction /= 10;
-            }
-            let end = digits.iter().rposition(|d| *d != b'0').map_or(1, |i| i + 1);
-            out.extend_from_slice(&digits[..end]);
-            return;
-        }
+fn write_latency_ms(latency_ns: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(
+        itoa::Buffer::new()
+            .format(latency_ns / 1_000_000)
+            .as_bytes(),
+    );
+    out.push(b'.');
+    let mut fraction = latency_ns % 1_000_000;
+    if fraction == 0 {
+        out.push(b'0');
+        return;
     }
-    let latency = if latency_ms.is_finite() {
-        latency_ms
-    } else {
-        0.0
-    };
-    out.extend_from_slice(ryu::Buffer::new().format_finite(latency).as_bytes());
+    let mut digits = [b'0'; 6];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (fraction % 10) as u8;
+        fraction /= 10;
+    }
+    let end = digits.iter().rposition(|d| *d != b'0').map_or(1, |i| i + 1);
+    out.extend_from_slice(&digits[..end]);
 }
 
 /// Appends one complete line (with its trailing newline) to `out`.
@@ -194,7 +180,7 @@ fn write_latency_ms(latency_ms: f64, out: &mut Vec<u8>) {
 pub fn encode_line(prefix: &SeriesPrefix, fields: &PointFields<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(prefix.as_bytes());
     out.extend_from_slice(b"latency_ms=");
-    write_latency_ms(fields.latency_ms, out);
+    write_latency_ms(fields.latency_ns, out);
     out.extend_from_slice(b",response_bytes=");
     // An integer field is a signed 64-bit integer: saturate rather than write one
     // InfluxDB rejects.
@@ -237,14 +223,14 @@ mod tests {
         String::from_utf8(out).expect("utf8")
     }
 
-    fn latency(latency_ms: f64) -> String {
+    fn latency(latency_ns: u64) -> String {
         let mut out = Vec::new();
-        write_latency_ms(latency_ms, &mut out);
+        write_latency_ms(latency_ns, &mut out);
         String::from_utf8(out).expect("utf8")
     }
 
     #[test]
-    fn whole_nanosecond_latencies_are_written_exactly() {
+    fn latencies_are_written_as_exact_milliseconds() {
         for (ns, text) in [
             (0u64, "0.0"),
             (1, "0.000001"),
@@ -254,17 +240,19 @@ mod tests {
             (12_500_000, "12.5"),
             (999_999_999, "999.999999"),
             (86_400_000_000_000, "86400000.0"),
+            (u64::MAX, "18446744073709.551615"),
         ] {
-            let ms = ns as f64 / 1e6;
-            let written = latency(ms);
+            let written = latency(ns);
             assert_eq!(written, text, "{ns} ns");
-            assert_eq!(written.parse::<f64>().expect("a float"), ms, "{ns} ns");
+            if ns < 1 << 53 {
+                // Where `ns as f64` is exact, the division is the nearest f64 too.
+                assert_eq!(
+                    written.parse::<f64>().expect("a float"),
+                    ns as f64 / 1e6,
+                    "{ns} ns"
+                );
+            }
         }
-        // Not a whole number of nanoseconds, negative or not finite: the float formatter.
-        assert_eq!(latency(0.1234567), "0.1234567");
-        assert_eq!(latency(-1.5), "-1.5");
-        assert_eq!(latency(f64::NAN), "0.0");
-        assert_eq!(latency(1e300), "1e300");
     }
 
     /// The examples of the specification's "Special characters" section.
@@ -317,7 +305,7 @@ mod tests {
         encode_line(
             &prefix,
             &PointFields {
-                latency_ms: 12.5,
+                latency_ns: 12_500_000,
                 response_bytes: 1024,
                 success: true,
                 error: None,
@@ -328,7 +316,7 @@ mod tests {
         encode_line(
             &prefix,
             &PointFields {
-                latency_ms: 0.25,
+                latency_ns: 250_000,
                 response_bytes: 0,
                 success: false,
                 error: Some("HTTP 500 \"oops\"\nnext"),
