@@ -102,16 +102,21 @@ fi
 if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then
     source "$EXTRA_ROWS_FILE"
 fi
-# ONLY: an extended regular expression; only the rows whose labels match it run (wrk and
-# "loaddensity bench", the bases of the ratios, always run).
+# ONLY: text; only the rows whose labels contain it run (wrk and "loaddensity bench", the
+# bases of the ratios, always run).
 if [ -n "${ONLY:-}" ]; then
     kept=()
     for row in "${ROWS[@]}"; do
         label=${row%%|*}
-        if [ "$label" = wrk ] || [ "$label" = "loaddensity bench" ] || [[ $label =~ $ONLY ]]; then
+        if [ "$label" = wrk ] || [ "$label" = "loaddensity bench" ] || [[ $label == *"$ONLY"* ]]; then
             kept+=("$row")
         fi
     done
+    if [ "${#kept[@]}" -le 2 ]; then
+        echo "ONLY='$ONLY' matches no row; the rows are:" >&2
+        printf '  %s\n' "${ROWS[@]%%|*}" >&2
+        exit 2
+    fi
     ROWS=("${kept[@]}")
 fi
 

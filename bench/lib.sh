@@ -63,6 +63,11 @@ run_rows() {
         for row in "${ROWS[@]}"; do
             label=${row%%|*}
             rps=$(eval "${row#*|}")
+            if [ -z "$rps" ]; then
+                # An empty figure would shift every later pair of paired_ratio.
+                echo "run $run: $label: no requests/s figure" >&2
+                return 1
+            fi
             RESULTS[$label]="${RESULTS[$label]:-} $rps"
             echo "run $run: $label: $rps req/s" >&2
         done
@@ -75,8 +80,9 @@ row_median() {
 }
 
 # paired_ratio LABEL BASE_LABEL: the median over runs of RESULTS[LABEL] / RESULTS[BASE_LABEL]
-# taken run by run. run_rows interleaves the rows, so each ratio compares two runs made
-# seconds apart, and a slow spell of the machine cancels out of it.
+# taken run by run. run_rows interleaves the rows, so each ratio compares two runs of the
+# same round (at most one round apart, instead of the whole benchmark), and a slow spell
+# of the machine cancels out of it.
 paired_ratio() {
     paste -d ' ' <(echo "${RESULTS[$1]}" | tr ' ' '\n' | grep .) \
         <(echo "${RESULTS[$2]}" | tr ' ' '\n' | grep .) \

@@ -2,7 +2,8 @@
 # The cost of the scenario language, on one core against nginx (pinned to the other):
 # a plain GET, the same GET with 2 placeholders and a status assertion, and a
 # realistic weighted script (login + extract, browse, cart with CSV data, assertions).
-# Prints median requests/s over RUNS runs and the ratio to the plain GET.
+# Prints median requests/s over RUNS interleaved runs, and the ratio to the plain GET both
+# of medians and paired (the median of run-by-run ratios; see paired_ratio in lib.sh).
 #
 #   bench/scenario.sh            # RUNS=3 DURATION=10 USERS=32 by default
 set -euo pipefail

@@ -144,6 +144,33 @@ fn http_and_https_h2_against_nginx() {
     );
 }
 
+/// A templated URL is rendered per request into a target of its own; over HTTP/2 that
+/// target must still carry the absolute form (`:scheme`, `:authority`).
+#[test]
+fn templated_https_urls_go_over_http2() {
+    let nginx = Nginx::start();
+    let work = Workdir::new();
+    let https = format!("https://localhost:{}", nginx.https_port);
+    let file = work.write(
+        "t.json",
+        &json!({"load_density": [["LD_start_test", {
+            "user_detail_dict": {"user": "http_user"},
+            "user_count": 2, "spawn_rate": 100, "test_time": 1,
+            "wait_time": {"constant": 0},
+            "tasks": [{
+                "method": "get", "url": format!("{https}/items/${{randint(1, 9)}}"),
+                "name": "templated", "verify": false,
+                "assertions": [{"type": "contains", "value": "ok h2"}]
+            }]
+        }]]})
+        .to_string(),
+    );
+    let (_, summary) = common::run_ok_with_summary(&file, &work);
+    let templated = &summary["per_name"]["templated"];
+    assert!(templated["count"].as_u64() > Some(10), "{templated}");
+    assert_eq!(templated["failures"], 0, "{}", summary["errors"]);
+}
+
 #[test]
 fn https_negotiates_http2() {
     let nginx = Nginx::start();

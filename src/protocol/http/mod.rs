@@ -115,8 +115,9 @@ pub struct Target {
     pub origin: Origin,
     /// `/path?query`, for HTTP/1.1 request lines.
     pub origin_form: Uri,
-    /// The absolute URI, for HTTP/2 pseudo-headers; `None` for plain-http targets
-    /// made by [`Target::with_path`] (HTTP/2 runs over TLS only, so nothing reads it).
+    /// The absolute URI, for HTTP/2 pseudo-headers. [`Target::from_url`] always sets
+    /// it; [`Target::with_path`] leaves it `None` for plain http (HTTP/2 runs over TLS
+    /// only, so nothing reads it there).
     pub absolute: Option<Uri>,
     /// The `Host` header value for HTTP/1.1.
     pub host_header: HeaderValue,

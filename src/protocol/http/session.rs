@@ -274,6 +274,11 @@ impl Session {
                 drive(&mut conn.driver, sender.send_request(request)).await
             }
             Sender::H2(sender) => {
+                // HTTP/2 runs over TLS only, whose targets carry the absolute form.
+                debug_assert!(
+                    target.absolute.is_some(),
+                    "an HTTP/2 target without its URI"
+                );
                 *request.uri_mut() = target
                     .absolute
                     .clone()

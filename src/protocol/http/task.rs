@@ -571,8 +571,10 @@ mod tests {
         use crate::scenario::{RenderContext, SharedVariables};
         use rand::SeedableRng;
         let task = one(json!({
-            "method": "get", "url": "https://h:8443/p/${var.id}", "headers": {"X-User": "${var.id}"},
-            "timeout": 3, "allow_redirects": false, "verify": false
+            "method": "get", "url": "https://h:8443/p/${var.id}",
+            "headers": {"X-User": "${var.id}", "X-Static": "s"},
+            "timeout": 3, "allow_redirects": false, "verify": false,
+            "assertions": [{"type": "contains", "value": "ok"}]
         }))
         .expect("valid");
         let shared = SharedVariables::new();
@@ -583,6 +585,8 @@ mod tests {
         assert_eq!(request.method, Method::GET);
         assert_eq!(request.timeout, Duration::from_secs(3));
         assert!(!request.allow_redirects && !request.verify);
+        assert_eq!(request.headers["x-static"], "s");
+        assert!(request.capture.body, "the assertion needs the body");
         assert!(
             request.wire.is_none(),
             "a rendered request is serialized per send"
@@ -592,6 +596,14 @@ mod tests {
             request.target.absolute.as_ref().map(ToString::to_string),
             Some("https://h:8443/p/7".to_string()),
             "HTTP/2 needs the absolute form"
+        );
+
+        let plain = one(json!({"method": "get", "url": "http://h/p/${var.id}"})).expect("valid");
+        let (request, _) = plain.render(&mut ctx).expect("renders");
+        assert_eq!(request.target.origin_form.to_string(), "/p/7");
+        assert!(
+            request.target.absolute.is_none(),
+            "plain http is HTTP/1.1 only"
         );
 
         let user = std::collections::HashMap::from([("id".to_string(), "a\nb".to_string())]);
