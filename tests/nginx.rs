@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::summary::{count, errors_of, failures, run_script};
 use common::{Workdir, closed_port};
 use serde_json::json;
 
@@ -107,9 +108,10 @@ fn http_and_https_h2_against_nginx() {
     let work = Workdir::new();
     let http = format!("http://127.0.0.1:{}", nginx.http_port);
     let https = format!("https://localhost:{}", nginx.https_port);
-    let file = work.write(
+    let summary = run_script(
+        &work,
         "t.json",
-        &json!({"load_density": [["LD_start_test", {
+        json!([["LD_start_test", {
             "user_detail_dict": {"user": "fast_http_user"},
             "user_count": 4, "spawn_rate": 100, "test_time": 2,
             "wait_time": {"constant": 0},
@@ -119,10 +121,8 @@ fn http_and_https_h2_against_nginx() {
                 {"method": "get", "url": format!("{https}/"), "name": "h2", "verify": false},
                 {"method": "get", "url": format!("{https}/"), "name": "verified"}
             ]
-        }]]})
-        .to_string(),
+        }]]),
     );
-    let (_, summary) = common::run_ok_with_summary(&file, &work);
     let per_name = &summary["per_name"];
     assert!(per_name["plain"]["count"].as_u64() > Some(100));
     assert_eq!(per_name["plain"]["failures"], 0);
@@ -151,9 +151,10 @@ fn templated_https_urls_go_over_http2() {
     let nginx = Nginx::start();
     let work = Workdir::new();
     let https = format!("https://localhost:{}", nginx.https_port);
-    let file = work.write(
+    let summary = run_script(
+        &work,
         "t.json",
-        &json!({"load_density": [["LD_start_test", {
+        json!([["LD_start_test", {
             "user_detail_dict": {"user": "http_user"},
             "user_count": 2, "spawn_rate": 100, "test_time": 1,
             "wait_time": {"constant": 0},
@@ -162,13 +163,15 @@ fn templated_https_urls_go_over_http2() {
                 "name": "templated", "verify": false,
                 "assertions": [{"type": "contains", "value": "ok h2"}]
             }]
-        }]]})
-        .to_string(),
+        }]]),
     );
-    let (_, summary) = common::run_ok_with_summary(&file, &work);
-    let templated = &summary["per_name"]["templated"];
-    assert!(templated["count"].as_u64() > Some(10), "{templated}");
-    assert_eq!(templated["failures"], 0, "{}", summary["errors"]);
+    assert!(count(&summary, "templated") > 10, "{}", summary["per_name"]);
+    assert_eq!(
+        failures(&summary, "templated"),
+        0,
+        "{:?}",
+        errors_of(&summary, "templated")
+    );
 }
 
 #[test]
