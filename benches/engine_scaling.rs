@@ -18,6 +18,7 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use loaddensity::RunContext;
 use loaddensity::engine::{RunObservers, TestPlan, WaitTime, run_test};
 use loaddensity::event::intern_endpoint;
 use loaddensity::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
@@ -30,7 +31,6 @@ use loaddensity::sinks::prometheus::{
     PrometheusOptions, start_prometheus_exporter, stop_prometheus_exporter,
 };
 use loaddensity::task::{Task, TaskError};
-use loaddensity::{StatsRecorder, request_event};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +86,7 @@ impl Protocol for Null {
 }
 
 /// Requests/s of one run of `seconds` on `threads` worker threads.
-fn run(threads: usize, seconds: f64) -> f64 {
+fn run(context: &RunContext, threads: usize, seconds: f64) -> f64 {
     let scenario = Scenario::<Null>::parse(
         &json!([{"name": "a"}, {"name": "b"}]),
         None,
@@ -102,9 +102,9 @@ fn run(threads: usize, seconds: f64) -> f64 {
         arrival: None,
         scenario: Arc::new(scenario),
     };
-    let stats = Arc::new(StatsRecorder::default());
-    let listeners = request_event().clone();
-    let id = listeners.add(stats.clone());
+    // The context's own statistics count the requests, as an executor's do.
+    let listeners = context.listeners().clone();
+    let before = context.stats().counts().0;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -116,48 +116,58 @@ fn run(threads: usize, seconds: f64) -> f64 {
         CancellationToken::new(),
         RunObservers::default(),
     ));
-    listeners.remove(id);
-    stats.counts().0 as f64 / report.duration.as_secs_f64()
+    (context.stats().counts().0 - before) as f64 / report.duration.as_secs_f64()
 }
 
 /// Attaches the three sinks: Prometheus (not scraped), InfluxDB over UDP to a socket
 /// nobody reads, OpenTelemetry exporting every second to a port nobody listens on.
 /// Their request-path cost is the same as with real backends.
 /// `SINKS` (a comma-separated list) picks some of them instead.
-fn start_sinks(udp: &UdpSocket) {
+fn start_sinks(context: &RunContext, udp: &UdpSocket) {
+    let sinks = context.sinks();
     let wanted =
         std::env::var("SINKS").unwrap_or_else(|_| "prometheus,influxdb,opentelemetry".into());
     if wanted.contains("prometheus") {
-        start_prometheus_exporter(PrometheusOptions {
-            port: 0,
-            ..PrometheusOptions::default()
-        })
+        start_prometheus_exporter(
+            sinks,
+            PrometheusOptions {
+                port: 0,
+                ..PrometheusOptions::default()
+            },
+        )
         .expect("prometheus");
     }
     if wanted.contains("influxdb") {
         let target = udp.local_addr().expect("udp address");
-        start_influxdb_sink(InfluxOptions {
-            host: target.ip().to_string(),
-            port: target.port(),
-            ..InfluxOptions::default()
-        })
+        start_influxdb_sink(
+            sinks,
+            InfluxOptions {
+                host: target.ip().to_string(),
+                port: target.port(),
+                ..InfluxOptions::default()
+            },
+        )
         .expect("influxdb");
     }
     if wanted.contains("opentelemetry") {
-        start_opentelemetry_exporter(&OtelOptions {
-            endpoint: Some("http://127.0.0.1:9".into()),
-            export_interval_ms: Some(1000),
-            timeout_ms: Some(200),
-            ..OtelOptions::default()
-        })
+        start_opentelemetry_exporter(
+            sinks,
+            &OtelOptions {
+                endpoint: Some("http://127.0.0.1:9".into()),
+                export_interval_ms: Some(1000),
+                timeout_ms: Some(200),
+                ..OtelOptions::default()
+            },
+        )
         .expect("opentelemetry");
     }
 }
 
-fn stop_sinks() {
-    stop_prometheus_exporter();
-    stop_influxdb_sink();
-    stop_opentelemetry_exporter();
+fn stop_sinks(context: &RunContext) {
+    let sinks = context.sinks();
+    stop_prometheus_exporter(sinks);
+    stop_influxdb_sink(sinks);
+    stop_opentelemetry_exporter(sinks);
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -183,19 +193,20 @@ fn main() {
         (1, 0.2)
     };
     let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let context = RunContext::new();
     let mut table = Vec::new();
     for sinks in [false, true] {
         if sinks {
-            start_sinks(&udp);
+            start_sinks(&context, &udp);
         }
         let (mut one, mut two) = (Vec::new(), Vec::new());
         // Interleaved, so that a slow moment of the machine hits both.
         for _ in 0..rounds {
-            one.push(run(1, seconds));
-            two.push(run(2, seconds));
+            one.push(run(&context, 1, seconds));
+            two.push(run(&context, 2, seconds));
         }
         if sinks {
-            stop_sinks();
+            stop_sinks(&context);
         }
         let (one, two) = (median(one), median(two));
         assert!(one > 0.0 && two > 0.0, "no request counted");

@@ -5,6 +5,7 @@
 //! on every request.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -64,9 +65,75 @@ pub struct RequestEvent<'a> {
     pub outcome: Outcome<'a>,
     /// The URL requested, when the protocol has one (for the request log).
     pub url: Option<&'a str>,
-    /// The response's headers and body start, only for responses the request log asked
-    /// to sample ([`crate::request_log::sample_wanted`]); `None` for all others.
+    /// The response's headers and body start, only for responses a listener asked to
+    /// sample ([`EventDetail::take_sample`]); `None` for all others.
     pub response: Option<ResponseParts<'a>>,
+}
+
+/// Body bytes a sampled response keeps ([`ResponseParts::body`]).
+pub const SAMPLE_BODY: usize = 4096;
+
+/// Sample captures granted at a time (see [`EventDetail::rearm_samples`]).
+const SAMPLE_REARM: u32 = 64;
+
+/// What the listeners of one request event want in it beyond the basics: the URL of
+/// each request, and the response of a few. The engine asks before each request, so
+/// that a run with no such listener does neither.
+///
+/// A listener that wants URLs holds a claim ([`EventDetail::want_urls`]) while it is
+/// attached. Samples are paid from a budget of captures that the sampling listener
+/// re-arms when a response it still wanted went by without one.
+#[derive(Debug)]
+pub struct EventDetail {
+    url_claims: AtomicUsize,
+    sample_budget: AtomicU32,
+}
+
+impl Default for EventDetail {
+    fn default() -> Self {
+        Self {
+            url_claims: AtomicUsize::new(0),
+            sample_budget: AtomicU32::new(SAMPLE_REARM),
+        }
+    }
+}
+
+impl EventDetail {
+    /// True while some listener wants each request's URL (and so samples too).
+    #[inline]
+    pub fn urls_wanted(&self) -> bool {
+        self.url_claims.load(Ordering::Relaxed) > 0
+    }
+
+    /// Claims URLs for a listener being attached. Pair with [`EventDetail::release_urls`].
+    pub fn want_urls(&self) {
+        self.url_claims.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops a claim of [`EventDetail::want_urls`].
+    pub fn release_urls(&self) {
+        let _ = self
+            .url_claims
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// True when the engine should keep this request's response headers and body
+    /// start: spends one capture of the budget.
+    #[inline]
+    pub fn take_sample(&self) -> bool {
+        if self.sample_budget.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.sample_budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Grants more captures: a response that a listener wanted went by without one.
+    pub fn rearm_samples(&self) {
+        self.sample_budget
+            .fetch_max(SAMPLE_REARM, Ordering::Relaxed);
+    }
 }
 
 /// Headers and body of a sampled response.

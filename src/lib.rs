@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod compare;
+pub mod context;
 pub mod control;
 pub mod engine;
 pub mod event;
@@ -32,7 +33,8 @@ mod serve;
 mod shard;
 
 pub use action::{ActionError, Executor, ExecutorOptions};
+pub use context::RunContext;
 pub use event::{Endpoint, EndpointId, Outcome, RequestEvent};
-pub use listener::{ListenerId, ListenerRegistry, RequestListener, request_event};
+pub use listener::{ListenerId, ListenerRegistry, RequestListener};
 pub use segment::Segment;
 pub use stats::{StatsRecorder, Summary};

@@ -6,12 +6,12 @@
 //! fires through its own [`ListenerCache`], which keeps the snapshot it last saw and
 //! checks with one relaxed load that it is still current.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 
 use arc_swap::{ArcSwap, Cache};
 
-use crate::event::RequestEvent;
+use crate::event::{EventDetail, RequestEvent};
 
 /// Something that consumes request events: statistics, a metric sink, a user's own hook.
 ///
@@ -29,10 +29,12 @@ pub struct ListenerId(u64);
 
 type Snapshot = Vec<(ListenerId, Arc<dyn RequestListener>)>;
 
-/// The set of listeners attached to the request event.
+/// The set of listeners attached to one request event (Locust's `events.request`):
+/// each run's context holds its own.
 pub struct ListenerRegistry {
     listeners: Arc<ArcSwap<Snapshot>>,
     next_id: AtomicU64,
+    detail: Arc<EventDetail>,
 }
 
 impl Default for ListenerRegistry {
@@ -40,6 +42,7 @@ impl Default for ListenerRegistry {
         Self {
             listeners: Arc::new(ArcSwap::from_pointee(Vec::new())),
             next_id: AtomicU64::new(1),
+            detail: Arc::default(),
         }
     }
 }
@@ -76,6 +79,12 @@ impl ListenerRegistry {
                 .collect::<Snapshot>()
         });
         found
+    }
+
+    /// What the attached listeners want in the events beyond the basics (URLs, response
+    /// samples); the engine reads it before each request.
+    pub fn detail(&self) -> &Arc<EventDetail> {
+        &self.detail
     }
 
     /// Number of attached listeners.
@@ -125,14 +134,6 @@ impl ListenerCache {
             listener.on_request(event);
         }
     }
-}
-
-static REQUEST_EVENT: LazyLock<Arc<ListenerRegistry>> = LazyLock::new(Default::default);
-
-/// The process-wide request event, which the action executor's tests fire and the
-/// `start_*` sinks attach to (Locust's `events.request`).
-pub fn request_event() -> &'static Arc<ListenerRegistry> {
-    &REQUEST_EVENT
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // The segment and instance name first: the sinks label their output with them.
             scale_out::configure(&mut executor, &scale)?;
             executor.set_script(&path);
-            start_prometheus(prometheus.as_ref())?;
+            start_prometheus(&executor, prometheus.as_ref())?;
             start_influxdb(&mut executor, &influxdb)?;
             otel::start(&mut executor, otlp.as_deref())?;
             let documents = load_documents(&path)?;
@@ -83,7 +83,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             eprintln!("error: {error}");
                         }
                     }
-                    stop_influxdb_sink();
+                    stop_influxdb_sink(executor.sinks());
                     return finish(&executor, summary_json.as_deref(), Some(&reports), true);
                 }
             }
@@ -94,14 +94,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     Err(error) => {
                         eprintln!("error: {error}");
-                        stop_influxdb_sink();
+                        stop_influxdb_sink(executor.sinks());
                         return finish(&executor, summary_json.as_deref(), Some(&reports), true);
                     }
                 }
             }
             // Sends what a sink still holds (bounded by its timeout) before the
             // summary reports its counters.
-            stop_influxdb_sink();
+            stop_influxdb_sink(executor.sinks());
             finish(&executor, summary_json.as_deref(), Some(&reports), false)
         }
         Command::Validate { path, segment } => validate(&path, segment.as_ref(), options),
@@ -110,13 +110,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compare(args) => history_cmd::compare_runs(&args),
         Command::Bench(args) => {
             let mut executor = executor(options)?;
-            start_prometheus(args.prometheus.as_ref())?;
+            start_prometheus(&executor, args.prometheus.as_ref())?;
             start_influxdb(&mut executor, &args.influxdb)?;
             otel::start(&mut executor, args.otlp.as_deref())?;
             let document = bench_document(&args)?;
             executor.set_script("<bench>");
             executor.execute_document(&document, "<bench>");
-            stop_influxdb_sink();
+            stop_influxdb_sink(executor.sinks());
             finish(&executor, args.summary_json.as_deref(), None, false)
         }
         Command::Target { addr } => serve_target(&addr, options),
@@ -136,15 +136,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Starts the Prometheus exporter for `--prometheus`; it serves until the process
 /// exits (or a script's `LD_stop_prometheus_exporter`).
-fn start_prometheus(flag: Option<&PrometheusFlag>) -> Result<()> {
+fn start_prometheus(executor: &Executor, flag: Option<&PrometheusFlag>) -> Result<()> {
     let Some(flag) = flag else {
         return Ok(());
     };
-    start_prometheus_exporter(PrometheusOptions {
-        port: flag.port,
-        addr: flag.addr.clone(),
-        ..PrometheusOptions::default()
-    })
+    start_prometheus_exporter(
+        executor.sinks(),
+        PrometheusOptions {
+            port: flag.port,
+            addr: flag.addr.clone(),
+            ..PrometheusOptions::default()
+        },
+    )
     .with_context(|| format!("--prometheus {}:{}", flag.addr, flag.port))?;
     Ok(())
 }
@@ -175,7 +178,7 @@ fn start_influxdb(executor: &mut Executor, flags: &InfluxFlags) -> Result<()> {
     } else {
         "--influxdb-url"
     };
-    start_influxdb_sink(options).with_context(|| flag.to_string())?;
+    start_influxdb_sink(executor.sinks(), options).with_context(|| flag.to_string())?;
     executor.set_sink_report("influxdb", Some(Box::new(influxdb_sink_report)));
     Ok(())
 }
@@ -198,18 +201,19 @@ mod otel {
             endpoint: Some(endpoint.to_string()),
             ..OtelOptions::default()
         };
-        start_opentelemetry_exporter(&options).with_context(|| format!("--otlp {endpoint}"))?;
+        start_opentelemetry_exporter(executor.sinks(), &options)
+            .with_context(|| format!("--otlp {endpoint}"))?;
         executor.set_sink_report(
             "opentelemetry",
-            Some(Box::new(|| {
-                opentelemetry_report().unwrap_or(serde_json::Value::Null)
+            Some(Box::new(|sinks| {
+                opentelemetry_report(sinks).unwrap_or(serde_json::Value::Null)
             })),
         );
         Ok(())
     }
 
-    pub(crate) fn stop() {
-        stop_opentelemetry_exporter();
+    pub(crate) fn stop(executor: &Executor) {
+        stop_opentelemetry_exporter(executor.sinks());
     }
 }
 
@@ -226,7 +230,7 @@ mod otel {
         Ok(())
     }
 
-    pub(crate) fn stop() {}
+    pub(crate) fn stop(_: &Executor) {}
 }
 
 /// An executor whose interrupt token is wired to Ctrl-C and SIGTERM. A second
@@ -279,9 +283,9 @@ fn finish(
     reports: Option<&cli::RunReportFlags>,
     failed: bool,
 ) -> Result<ExitCode> {
-    otel::stop();
+    otel::stop(executor);
     // The final push, so that the backend holds every request.
-    loaddensity::sinks::prometheus_remote_write::stop_prometheus_remote_write();
+    loaddensity::sinks::prometheus_remote_write::stop_prometheus_remote_write(executor.sinks());
     if let Some(path) = summary_json {
         let text = serde_json::to_string_pretty(&executor.summary())?;
         std::fs::write(path, text + "\n")

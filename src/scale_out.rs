@@ -67,10 +67,13 @@ pub(crate) fn configure(executor: &mut Executor, flags: &ScaleFlags) -> Result<(
     executor.set_segment(segment);
     set_instance_name(instance);
     if let Some(url) = &flags.prometheus_remote_write {
-        start_prometheus_remote_write(&RemoteWriteOptions {
-            url: url.clone(),
-            ..RemoteWriteOptions::default()
-        })
+        start_prometheus_remote_write(
+            executor.sinks(),
+            &RemoteWriteOptions {
+                url: url.clone(),
+                ..RemoteWriteOptions::default()
+            },
+        )
         .with_context(|| "--prometheus-remote-write".to_string())?;
         executor.set_sink_report(
             "prometheus_remote_write",

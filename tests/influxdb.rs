@@ -849,7 +849,7 @@ fn bad_arguments_are_rejected_before_anything_is_sent() {
     assert!(text(4).0.contains("70000"), "{}", text(4).0);
     assert!(text(5).0.contains("batch_size"), "{}", text(5).0);
     assert!(text(6).0.contains("tokn"), "{}", text(6).0);
-    assert!(!influxdb_sink_running());
+    assert!(!influxdb_sink_running(executor.sinks()));
     assert!(matches!(&records[7].result, Ok(v) if v == &json!({"stopped": false})));
 
     // The CLI flags check the same way.

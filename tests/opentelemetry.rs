@@ -859,6 +859,8 @@ fn stop_with_a_silent_collector_is_bounded_in_process() {
     };
     let _turn = exporter_lock();
     let silent = SilentCollector::start();
+    let context = loaddensity::RunContext::new();
+    let sinks = context.sinks();
     for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {
         let options = OtelOptions {
             endpoint: Some(format!("http://{}", silent.addr)),
@@ -867,7 +869,7 @@ fn stop_with_a_silent_collector_is_bounded_in_process() {
             timeout_ms: Some(800),
             ..OtelOptions::default()
         };
-        start_opentelemetry_exporter(&options).expect("start");
+        start_opentelemetry_exporter(sinks, &options).expect("start");
         // Something to export (an SDK with nothing recorded does not export).
         let endpoint = loaddensity::event::intern_endpoint("GET", "/in-process");
         let event = loaddensity::RequestEvent {
@@ -881,11 +883,11 @@ fn stop_with_a_silent_collector_is_bounded_in_process() {
             response: None,
         };
         for _ in 0..10 {
-            loaddensity::request_event().fire(&event);
+            context.listeners().fire(&event);
         }
         std::thread::sleep(Duration::from_millis(300));
         let started = Instant::now();
-        assert!(stop_opentelemetry_exporter());
+        assert!(stop_opentelemetry_exporter(sinks));
         let took = started.elapsed();
         eprintln!("{protocol:?}: stop with a silent collector took {took:?}");
         // The export in flight holds the flush back: the stop waits for the timeout,

@@ -20,7 +20,7 @@ use loaddensity::event::intern_endpoint;
 use loaddensity::sinks::prometheus::{
     PrometheusOptions, start_prometheus_exporter, stop_prometheus_exporter,
 };
-use loaddensity::{ActionError, Executor, Outcome, RequestEvent, request_event};
+use loaddensity::{ActionError, Executor, Outcome, RequestEvent, RunContext};
 use serde_json::{Value, json};
 
 /// The exporter is process-wide: tests that use it in this process take turns.
@@ -257,9 +257,9 @@ fn prometheus_scrapes_a_run_and_stores_every_request() {
     assert_eq!(sample_value(&bytes_count[0]), expected);
 }
 
-fn fire(name: &str, ms: u64, bytes: u64, ok: bool) {
+fn fire(context: &RunContext, name: &str, ms: u64, bytes: u64, ok: bool) {
     let endpoint = intern_endpoint("GET", name);
-    request_event().fire(&RequestEvent {
+    context.listeners().fire(&RequestEvent {
         endpoint: &endpoint,
         start_time: SystemTime::now(),
         response_time: Duration::from_millis(ms),
@@ -308,16 +308,19 @@ fn promtool_and_the_python_parser_accept_the_exposition() {
         "promtool",
         "install the Debian package `prometheus` (scripts/test does)",
     );
-    let _turn = exporter_lock();
-    let port = start_prometheus_exporter(PrometheusOptions {
-        port: 0,
-        ..PrometheusOptions::default()
-    })
+    let context = RunContext::new();
+    let port = start_prometheus_exporter(
+        context.sinks(),
+        PrometheusOptions {
+            port: 0,
+            ..PrometheusOptions::default()
+        },
+    )
     .expect("start");
     let weird = "/search?q=\"a\\b\"\nnext";
     for i in 0..50 {
-        fire("/exposition", 3 + i, 100 * i, i % 5 != 0);
-        fire(weird, 20, 2_000_000, false);
+        fire(&context, "/exposition", 3 + i, 100 * i, i % 5 != 0);
+        fire(&context, weird, 20, 2_000_000, false);
     }
     let (status, head, text) = http_get(local(port), "/metrics", None);
     let (om_status, om_head, om_text) = http_get(
@@ -325,7 +328,7 @@ fn promtool_and_the_python_parser_accept_the_exposition() {
         "/metrics",
         Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
     );
-    assert!(stop_prometheus_exporter());
+    assert!(stop_prometheus_exporter(context.sinks()));
     assert_eq!(status, 200);
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
     assert_eq!(om_status, 200);
@@ -433,15 +436,19 @@ fn stop_action_frees_the_port_and_start_works_again() {
     assert!(body.contains("# TYPE loaddensity_requests_total counter"));
 
     // The Rust API, too.
-    assert!(stop_prometheus_exporter());
-    assert!(!stop_prometheus_exporter());
-    let port = start_prometheus_exporter(PrometheusOptions {
-        port: 0,
-        ..PrometheusOptions::default()
-    })
+    let sinks = executor.sinks();
+    assert!(stop_prometheus_exporter(sinks));
+    assert!(!stop_prometheus_exporter(sinks));
+    let port = start_prometheus_exporter(
+        sinks,
+        PrometheusOptions {
+            port: 0,
+            ..PrometheusOptions::default()
+        },
+    )
     .expect("start");
     assert_eq!(http_get(local(port), "/metrics", None).0, 200);
-    assert!(stop_prometheus_exporter());
+    assert!(stop_prometheus_exporter(sinks));
     assert!(TcpStream::connect(local(port)).is_err());
 }
 

@@ -22,7 +22,7 @@ fn peak_rss_kib() -> u64 {
 
 #[test]
 fn a_long_uncapped_log_spills_to_disk_with_bounded_memory() {
-    let log = Arc::new(RequestLog::new(None).expect("request log"));
+    let log = Arc::new(RequestLog::new(None, Default::default()).expect("request log"));
     let before = peak_rss_kib();
     let threads = 4;
     let per_thread = 200_000u64;
@@ -86,7 +86,7 @@ fn a_long_uncapped_log_spills_to_disk_with_bounded_memory() {
 
 #[test]
 fn a_capped_log_counts_what_it_does_not_keep() {
-    let log = RequestLog::new(Some(1000)).expect("request log");
+    let log = RequestLog::new(Some(1000), Default::default()).expect("request log");
     let endpoint = intern_endpoint("GET", "/capped");
     for _ in 0..5000 {
         log.on_request(&RequestEvent {

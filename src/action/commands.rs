@@ -18,9 +18,7 @@ use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, TestPlan, WaitTime, run_test,
 };
 use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
-use crate::scenario::{
-    ResolverSnapshot, Scenario, register_csv_data, register_variable, value_text,
-};
+use crate::scenario::{ParameterResolver, ResolverSnapshot, Scenario, value_text};
 use crate::segment::Segment;
 use crate::stats::document::rfc3339_millis;
 use crate::stats::{LoadDescription, render_table};
@@ -45,7 +43,7 @@ where
     A: DeserializeOwned + CheckArgs,
     F: Fn(&mut Executor, A) -> Result<Value, ActionError> + Send + Sync,
 {
-    fn validate(&self, args: &Args) -> Result<(), ActionError> {
+    fn validate(&self, args: &Args, _: &ParameterResolver) -> Result<(), ActionError> {
         args.parse::<A>(self.params)?.check()
     }
 
@@ -400,10 +398,13 @@ impl StartTestArgs {
     }
 
     /// The plan these arguments describe; with a segment, that instance's slice of it
-    /// (users, rates and the rows of CSV sources that are not shared).
+    /// (users, rates and the rows of CSV sources that are not shared). `registered`
+    /// is the run's resolver as it is now; the test's own variables and sources are
+    /// added to it.
     pub(super) fn plan<P: Protocol>(
         &self,
         segment: Option<&Segment>,
+        registered: ResolverSnapshot,
     ) -> Result<TestPlan<P>, ActionError> {
         if self.web_ui_dict.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(ActionError::not_supported(
@@ -505,7 +506,7 @@ impl StartTestArgs {
                 )
             }
         };
-        let mut resolver = ResolverSnapshot::take();
+        let mut resolver = registered;
         for (name, value) in self.variables.iter().flatten() {
             resolver.variables.insert(name.clone(), value_text(value));
         }
@@ -582,9 +583,9 @@ impl StartTestArgs {
 struct StartTest;
 
 impl Command for StartTest {
-    fn validate(&self, args: &Args) -> Result<(), ActionError> {
+    fn validate(&self, args: &Args, scratch: &ParameterResolver) -> Result<(), ActionError> {
         let args = args.parse::<StartTestArgs>(START_TEST_PARAMS)?;
-        args.with_user_type(ValidateTest(&args))?
+        args.with_user_type(ValidateTest(&args, scratch))?
     }
 
     fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
@@ -597,13 +598,13 @@ impl Command for StartTest {
 }
 
 /// Checks a test's arguments with its user type's protocol.
-struct ValidateTest<'a>(&'a StartTestArgs);
+struct ValidateTest<'a>(&'a StartTestArgs, &'a ParameterResolver);
 
 impl UserTypeVisitor for ValidateTest<'_> {
     type Output = Result<(), ActionError>;
 
     fn visit<P: Protocol>(self) -> Self::Output {
-        self.0.plan::<P>(None).map(|_| ())
+        self.0.plan::<P>(None, self.1.snapshot()).map(|_| ())
     }
 }
 
@@ -614,7 +615,9 @@ impl UserTypeVisitor for DescribeSegment<'_> {
     type Output = Result<String, ActionError>;
 
     fn visit<P: Protocol>(self) -> Self::Output {
-        self.0.plan::<P>(Some(self.1)).map(|plan| plan.describe())
+        self.0
+            .plan::<P>(Some(self.1), ResolverSnapshot::default())
+            .map(|plan| plan.describe())
     }
 }
 
@@ -644,16 +647,17 @@ fn run_test_with<P: Protocol>(
     args: &StartTestArgs,
 ) -> Result<Value, ActionError> {
     let segment = executor.segment;
-    let plan = args.plan::<P>(segment.as_ref())?;
+    let plan = args.plan::<P>(segment.as_ref(), executor.context().resolver().snapshot())?;
     if let Some(segment) = &segment {
         tracing::info!("segment {segment}: {}", plan.describe());
     }
     // As in LoadDensity, `variables` and `csv_sources` stay registered for later tests.
+    let resolver = executor.context().resolver();
     for (name, value) in args.variables.iter().flatten() {
-        register_variable(name, value);
+        resolver.register_variable(name, value);
     }
     for (i, source) in args.csv_sources.iter().flatten().enumerate() {
-        register_csv_data(&source.name, source.read(&format!("csv_sources[{i}]."))?);
+        resolver.register_csv_data(&source.name, source.read(&format!("csv_sources[{i}]."))?);
     }
     let interrupt = executor.interrupt_token();
     if interrupt.is_cancelled() {

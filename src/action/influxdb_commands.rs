@@ -33,8 +33,8 @@ pub(super) fn register_influxdb_commands(executor: &mut Executor) {
     );
     executor.add_command(
         "LD_stop_influxdb_sink",
-        typed(&[], |_: &mut Executor, _: NoArgs| {
-            Ok(json!({"stopped": stop_influxdb_sink()}))
+        typed(&[], |executor: &mut Executor, _: NoArgs| {
+            Ok(json!({"stopped": stop_influxdb_sink(executor.sinks())}))
         }),
     );
 }
@@ -174,7 +174,7 @@ impl CheckArgs for StartInflux {
 fn start(executor: &mut Executor, args: StartInflux) -> Result<Value, ActionError> {
     let options = args.options()?;
     let transport = options.transport;
-    let started = start_influxdb_sink(options).map_err(argument_error)?;
+    let started = start_influxdb_sink(executor.sinks(), options).map_err(argument_error)?;
     executor.set_sink_report("influxdb", Some(Box::new(influxdb_sink_report)));
     Ok(json!({"started": started, "transport": transport.as_str()}))
 }

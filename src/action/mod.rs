@@ -31,8 +31,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::listener::{ListenerRegistry, request_event};
+use crate::context::RunContext;
+use crate::listener::ListenerRegistry;
+use crate::scenario::ParameterResolver;
 use crate::segment::Segment;
+use crate::sinks::Sinks;
 use crate::stats::{LoadDescription, RunInfo, SlaGateResult, StatsRecorder, Summary};
 use crate::target::TargetServer;
 
@@ -42,8 +45,10 @@ pub const MAX_DEPTH: usize = 16;
 /// A command the executor can run.
 pub trait Command: Send + Sync {
     /// Checks the arguments without side effects, for `loaddensity validate`.
-    fn validate(&self, args: &Args) -> Result<(), ActionError> {
-        let _ = args;
+    /// `scratch` is the resolver of the document being validated: registering commands
+    /// fill it, so that later actions are checked against those variables and sources.
+    fn validate(&self, args: &Args, scratch: &ParameterResolver) -> Result<(), ActionError> {
+        let _ = (args, scratch);
         Ok(())
     }
 
@@ -78,24 +83,26 @@ pub struct ActionRecord {
     pub result: Result<Value, ActionFailure>,
 }
 
-/// Runs action documents. Holds the runtime, the statistics and the state that
-/// actions share (the built-in target server, the sinks).
+/// A sink's counters for the summary's `sinks` section, read from the run's sinks.
+pub type SinkReport = Box<dyn Fn(&Sinks) -> Value + Send + Sync>;
+
+/// Runs action documents. Holds the runtime, the run's [`RunContext`] (request
+/// event, statistics, resolver, request log, sinks) and the state that actions share
+/// (the built-in target server).
 pub struct Executor {
     commands: BTreeMap<String, Arc<dyn Command>>,
     runtime: tokio::runtime::Runtime,
-    listeners: Arc<ListenerRegistry>,
-    stats: Arc<StatsRecorder>,
+    context: RunContext,
     interrupt: CancellationToken,
     options: ExecutorOptions,
     target: Option<TargetServer>,
-    sink_reports: BTreeMap<String, Box<dyn Fn() -> Value + Send + Sync>>,
+    sink_reports: BTreeMap<String, SinkReport>,
     output: Box<dyn Write + Send>,
     failures: usize,
     sla_failures: usize,
     depth: usize,
     segment: Option<Segment>,
     run: RunInfo,
-    request_log: Option<report_commands::AttachedLog>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -108,22 +115,18 @@ impl std::fmt::Debug for Executor {
 }
 
 impl Executor {
-    /// An executor with the built-in commands, firing into the process-wide request
-    /// event ([`request_event`]), with statistics attached to it.
+    /// An executor with the built-in commands and a run context of its own (a new
+    /// request event with statistics attached to it, no sink).
     pub fn new(options: ExecutorOptions) -> std::io::Result<Self> {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         if let Some(threads) = options.threads {
             builder.worker_threads(threads.max(1));
         }
         let runtime = builder.enable_all().build()?;
-        let listeners = request_event().clone();
-        let stats = Arc::new(StatsRecorder::default());
-        listeners.add(stats.clone());
         let mut executor = Self {
             commands: BTreeMap::new(),
             runtime,
-            listeners,
-            stats,
+            context: RunContext::new(),
             interrupt: CancellationToken::new(),
             options,
             target: None,
@@ -134,7 +137,6 @@ impl Executor {
             depth: 0,
             segment: None,
             run: RunInfo::default(),
-            request_log: None,
         };
         commands::register_builtins(&mut executor);
         Ok(executor)
@@ -177,22 +179,29 @@ impl Executor {
         &self.runtime
     }
 
+    /// The state this executor's run owns: request event, statistics, resolver,
+    /// request log and sinks.
+    pub fn context(&self) -> &RunContext {
+        &self.context
+    }
+
     /// The request event this executor's tests fire.
     pub fn listeners(&self) -> &Arc<ListenerRegistry> {
-        &self.listeners
+        self.context.listeners()
     }
 
     /// The statistics of every request since start or `LD_clear_records`.
     pub fn stats(&self) -> &Arc<StatsRecorder> {
-        &self.stats
+        self.context.stats()
+    }
+
+    /// The metric sinks of this executor's run.
+    pub fn sinks(&self) -> &Sinks {
+        self.context.sinks()
     }
 
     /// Registers a sink's counters for the summary's `sinks` section.
-    pub fn set_sink_report(
-        &mut self,
-        name: &str,
-        report: Option<Box<dyn Fn() -> Value + Send + Sync>>,
-    ) {
+    pub fn set_sink_report(&mut self, name: &str, report: Option<SinkReport>) {
         match report {
             Some(report) => self.sink_reports.insert(name.to_string(), report),
             None => self.sink_reports.remove(name),
@@ -202,9 +211,9 @@ impl Executor {
     /// The summary of every request recorded so far: the result document, with its
     /// `run` block.
     pub fn summary(&self) -> Summary {
-        let mut summary = Summary::from_snapshot(&self.stats.snapshot());
+        let mut summary = Summary::from_snapshot(&self.stats().snapshot());
         for (name, report) in &self.sink_reports {
-            summary.sinks.insert(name.clone(), report());
+            summary.sinks.insert(name.clone(), report(self.sinks()));
         }
         summary.run = self.run.clone();
         summary.run.started_at = self.run.load.first().map(|l| l.started_at.clone());
@@ -245,7 +254,7 @@ impl Executor {
 
     /// Forgets every recorded request, test and SLA result (`LD_clear_records`).
     pub fn clear_records(&mut self) {
-        self.stats.clear();
+        self.stats().clear();
         self.clear_request_log();
         self.run.load.clear();
         self.run.sla = None;
@@ -333,11 +342,12 @@ impl Executor {
         source_name: &str,
     ) -> Result<Vec<ActionFailure>, DocumentError> {
         let mut failures = Vec::new();
+        let scratch = ParameterResolver::default();
         for (index, action) in actions(document, source_name)?.into_iter().enumerate() {
             let (command, result) = match action {
                 Ok(action) => {
                     let result = match self.commands.get(&action.command) {
-                        Some(command) => command.validate(&action.args),
+                        Some(command) => command.validate(&action.args, &scratch),
                         None => Err(ActionError::UnknownCommand(action.command.clone())),
                     };
                     (action.command, result)
@@ -387,7 +397,7 @@ impl Executor {
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        self.detach_request_log();
+        self.context.detach_request_log();
         if let Some(target) = self.target.take() {
             self.runtime.block_on(target.stop());
         }

@@ -46,8 +46,8 @@ mod imp {
         );
         executor.add_command(
             "LD_stop_opentelemetry_exporter",
-            typed(&[], |_: &mut Executor, _: NoArgs| {
-                Ok(json!({"stopped": stop_opentelemetry_exporter()}))
+            typed(&[], |executor: &mut Executor, _: NoArgs| {
+                Ok(json!({"stopped": stop_opentelemetry_exporter(executor.sinks())}))
             }),
         );
     }
@@ -153,13 +153,17 @@ mod imp {
     }
 
     fn start(executor: &mut Executor, args: StartOtel) -> Result<Value, ActionError> {
-        let started = start_opentelemetry_exporter(&args.options()?).map_err(|e| match e {
-            OtelError::Config(e) => config_error(e),
-            OtelError::Build(_) | OtelError::Runtime(_) => ActionError::Failed(e.to_string()),
-        })?;
+        let started = start_opentelemetry_exporter(executor.sinks(), &args.options()?).map_err(
+            |e| match e {
+                OtelError::Config(e) => config_error(e),
+                OtelError::Build(_) | OtelError::Runtime(_) => ActionError::Failed(e.to_string()),
+            },
+        )?;
         executor.set_sink_report(
             "opentelemetry",
-            Some(Box::new(|| opentelemetry_report().unwrap_or(Value::Null))),
+            Some(Box::new(|sinks| {
+                opentelemetry_report(sinks).unwrap_or(Value::Null)
+            })),
         );
         Ok(started.to_json())
     }
@@ -184,7 +188,11 @@ mod imp {
     struct NotBuilt;
 
     impl Command for NotBuilt {
-        fn validate(&self, _args: &Args) -> Result<(), ActionError> {
+        fn validate(
+            &self,
+            _args: &Args,
+            _: &crate::scenario::ParameterResolver,
+        ) -> Result<(), ActionError> {
             Err(not_built())
         }
 

@@ -24,9 +24,9 @@ pub(super) fn register_remote_write_commands(executor: &mut Executor) {
     );
     executor.add_command(
         "LD_stop_prometheus_remote_write",
-        typed(&[], |_: &mut Executor, _: NoArgs| {
-            let stopped = stop_prometheus_remote_write();
-            Ok(json!({"stopped": stopped, "report": prometheus_remote_write_report()}))
+        typed(&[], |executor: &mut Executor, _: NoArgs| {
+            let stopped = stop_prometheus_remote_write(executor.sinks());
+            Ok(json!({"stopped": stopped, "report": prometheus_remote_write_report(executor.sinks())}))
         }),
     );
 }
@@ -116,7 +116,7 @@ impl CheckArgs for StartRemoteWrite {
 
 fn start(executor: &mut Executor, args: StartRemoteWrite) -> Result<Value, ActionError> {
     let options = args.options()?;
-    start_prometheus_remote_write(&options).map_err(argument_error)?;
+    start_prometheus_remote_write(executor.sinks(), &options).map_err(argument_error)?;
     executor.set_sink_report(
         "prometheus_remote_write",
         Some(Box::new(prometheus_remote_write_report)),

@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 
 use super::commands::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Executor};
-use crate::listener::ListenerId;
 use crate::report::{
     RecordCounts, ReportError, render_html, render_json, render_junit, render_xml, write_csv,
     write_json, write_text, write_xml,
@@ -34,63 +33,24 @@ type PairWriter = fn(
     BufWriter<File>,
 ) -> Result<RecordCounts, ReportError>;
 
-/// The executor's request log and whether it listens now.
-pub(super) struct AttachedLog {
-    log: Arc<RequestLog>,
-    listener: Option<ListenerId>,
-}
-
 impl Executor {
     /// Sets the request log up for the next test: `Some(0)` detaches it (what it holds
     /// stays readable), anything else attaches it with that cap (`None`: no cap).
     pub fn configure_request_log(&mut self, max_records: Option<u64>) -> Result<(), ActionError> {
-        if max_records == Some(0) {
-            self.detach_request_log();
-            return Ok(());
-        }
-        let attached = match self.request_log.take() {
-            Some(attached) => attached,
-            None => AttachedLog {
-                log: Arc::new(RequestLog::new(max_records).map_err(|e| {
-                    ActionError::Failed(format!("cannot start the request log: {e}"))
-                })?),
-                listener: None,
-            },
-        };
-        attached.log.set_max_records(max_records);
-        let listener = match attached.listener {
-            Some(id) => id,
-            None => {
-                attached.log.activate();
-                self.listeners.add(attached.log.clone())
-            }
-        };
-        self.request_log = Some(AttachedLog {
-            log: attached.log,
-            listener: Some(listener),
-        });
-        Ok(())
-    }
-
-    /// Stops feeding the request log (it stays readable).
-    pub(super) fn detach_request_log(&mut self) {
-        if let Some(attached) = &mut self.request_log
-            && let Some(id) = attached.listener.take()
-        {
-            self.listeners.remove(id);
-            attached.log.deactivate();
-        }
+        self.context()
+            .configure_request_log(max_records)
+            .map_err(|e| ActionError::Failed(format!("cannot start the request log: {e}")))
     }
 
     /// The request log, once a test has started with it on.
-    pub fn request_log(&self) -> Option<&Arc<RequestLog>> {
-        self.request_log.as_ref().map(|a| &a.log)
+    pub fn request_log(&self) -> Option<Arc<RequestLog>> {
+        self.context().request_log()
     }
 
     /// Forgets the log's records and samples (part of `LD_clear_records`).
     pub(super) fn clear_request_log(&mut self) {
-        if let Some(attached) = &self.request_log {
-            let _ = attached.log.clear();
+        if let Some(log) = self.request_log() {
+            let _ = log.clear();
         }
     }
 
@@ -109,7 +69,7 @@ impl Executor {
     fn records_for_report(
         &self,
     ) -> Result<(RecordReader, Vec<ResponseSample>, RequestLogCounts), ReportError> {
-        let (requests, _) = self.stats.counts();
+        let (requests, _) = self.stats().counts();
         if requests == 0 {
             return Err(ReportError::NoRecords);
         }
@@ -131,7 +91,7 @@ impl Executor {
 
     /// "N of M requests kept", when the log did not keep every request.
     pub fn request_log_note(&self) -> Option<String> {
-        let (requests, _) = self.stats.counts();
+        let (requests, _) = self.stats().counts();
         let counts = self.request_log()?.counts();
         (counts.kept < requests).then(|| {
             let why = match counts.max_records {
@@ -173,7 +133,7 @@ impl Executor {
     }
 
     fn html_report(&self) -> Result<String, ReportError> {
-        if self.stats.counts().0 == 0 {
+        if self.stats().counts().0 == 0 {
             return Err(ReportError::NoRecords);
         }
         render_html(&self.summary())
@@ -308,7 +268,7 @@ pub(super) fn register_report_commands(executor: &mut Executor) {
     executor.add_command(
         "LD_generate_junit_report",
         typed(&["report_name"], |ex, a: JunitArgs| {
-            if ex.stats.counts().0 == 0 {
+            if ex.stats().counts().0 == 0 {
                 return Err(report_error(ReportError::NoRecords));
             }
             let path = format!("{}.xml", a.report_name);

@@ -9,21 +9,25 @@ use serde_json::{Value, json};
 
 use super::commands::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Args, Command, Executor};
-use crate::scenario::{CsvData, clear_resolver, register_csv_data, register_variable};
+use crate::scenario::{CsvData, ParameterResolver};
 
 pub(super) fn register_resolver_commands(executor: &mut Executor) {
     executor.add_command(
         "LD_register_variable",
-        typed(&["name", "value"], |_: &mut Executor, a: Variable| {
-            register_variable(&a.name, &a.value);
-            Ok(json!({"registered": [a.name]}))
-        }),
+        typed(
+            &["name", "value"],
+            |executor: &mut Executor, a: Variable| {
+                let resolver = executor.context().resolver();
+                resolver.register_variable(&a.name, &a.value);
+                Ok(json!({"registered": [a.name]}))
+            },
+        ),
     );
     executor.add_command(
         "LD_register_variables",
-        typed(&["variables"], |_: &mut Executor, a: Variables| {
+        typed(&["variables"], |executor: &mut Executor, a: Variables| {
             for (name, value) in &a.variables {
-                register_variable(name, value);
+                executor.context().resolver().register_variable(name, value);
             }
             Ok(json!({"registered": a.variables.keys().collect::<Vec<_>>()}))
         }),
@@ -32,8 +36,8 @@ pub(super) fn register_resolver_commands(executor: &mut Executor) {
     executor.add_command("LD_register_csv_sources", RegisterCsv { many: true });
     executor.add_command(
         "LD_clear_resolver",
-        typed(&[], |_: &mut Executor, _: NoArgs| {
-            clear_resolver();
+        typed(&[], |executor: &mut Executor, _: NoArgs| {
+            executor.context().resolver().clear();
             Ok(json!({"status": "cleared"}))
         }),
     );
@@ -81,8 +85,8 @@ impl CsvSource {
             .map_err(|e| ActionError::argument(format!("{prefix}file_path"), e.to_string()))
     }
 
-    fn register(&self, prefix: &str) -> Result<Value, ActionError> {
-        let rows = register_csv_data(&self.name, self.read(prefix)?);
+    fn register(&self, resolver: &ParameterResolver, prefix: &str) -> Result<Value, ActionError> {
+        let rows = resolver.register_csv_data(&self.name, self.read(prefix)?);
         Ok(json!({"name": self.name, "rows": rows}))
     }
 }
@@ -95,23 +99,23 @@ struct CsvSources {
 }
 
 /// `LD_register_csv_source` (one) and `LD_register_csv_sources` (many). Validating
-/// registers too, so that the later actions of the same script are validated against
-/// the sources' columns.
+/// registers into the validation's scratch resolver, so that the later actions of the
+/// same script are validated against the sources' columns.
 struct RegisterCsv {
     many: bool,
 }
 
 impl RegisterCsv {
-    fn register(&self, args: &Args) -> Result<Value, ActionError> {
+    fn register(&self, resolver: &ParameterResolver, args: &Args) -> Result<Value, ActionError> {
         if !self.many {
             return args
                 .parse::<CsvSource>(&["name", "file_path", "cycle", "shared"])?
-                .register("");
+                .register(resolver, "");
         }
         let sources = args.parse::<CsvSources>(&["sources"])?.sources;
         let mut rows = serde_json::Map::new();
         for (i, source) in sources.iter().enumerate() {
-            let registered = source.register(&format!("sources[{i}]."))?;
+            let registered = source.register(resolver, &format!("sources[{i}]."))?;
             rows.insert(source.name.clone(), registered["rows"].clone());
         }
         Ok(json!({"rows": rows}))
@@ -119,11 +123,11 @@ impl RegisterCsv {
 }
 
 impl Command for RegisterCsv {
-    fn validate(&self, args: &Args) -> Result<(), ActionError> {
-        self.register(args).map(|_| ())
+    fn validate(&self, args: &Args, scratch: &ParameterResolver) -> Result<(), ActionError> {
+        self.register(scratch, args).map(|_| ())
     }
 
-    fn run(&self, _: &mut Executor, args: Args) -> Result<Value, ActionError> {
-        self.register(&args)
+    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
+        self.register(executor.context().resolver(), &args)
     }
 }

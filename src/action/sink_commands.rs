@@ -18,8 +18,8 @@ pub(super) fn register_sink_commands(executor: &mut Executor) {
     );
     executor.add_command(
         "LD_stop_prometheus_exporter",
-        typed(&[], |_: &mut Executor, _: NoArgs| {
-            Ok(json!({"stopped": stop_prometheus_exporter()}))
+        typed(&[], |executor: &mut Executor, _: NoArgs| {
+            Ok(json!({"stopped": stop_prometheus_exporter(executor.sinks())}))
         }),
     );
 }
@@ -82,13 +82,14 @@ impl CheckArgs for StartPrometheus {
     }
 }
 
-fn start_prometheus(_: &mut Executor, args: StartPrometheus) -> Result<Value, ActionError> {
-    let port = start_prometheus_exporter(args.options()?).map_err(|e| match e {
-        PrometheusError::InvalidAddr(_) => ActionError::argument("addr", e.to_string()),
-        PrometheusError::InvalidMaxSeries => ActionError::argument("max_series", e.to_string()),
-        PrometheusError::Bind { .. } | PrometheusError::Server(_) => {
-            ActionError::Failed(e.to_string())
-        }
-    })?;
+fn start_prometheus(executor: &mut Executor, args: StartPrometheus) -> Result<Value, ActionError> {
+    let port =
+        start_prometheus_exporter(executor.sinks(), args.options()?).map_err(|e| match e {
+            PrometheusError::InvalidAddr(_) => ActionError::argument("addr", e.to_string()),
+            PrometheusError::InvalidMaxSeries => ActionError::argument("max_series", e.to_string()),
+            PrometheusError::Bind { .. } | PrometheusError::Server(_) => {
+                ActionError::Failed(e.to_string())
+            }
+        })?;
     Ok(json!({"port": port}))
 }

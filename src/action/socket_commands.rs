@@ -140,7 +140,11 @@ impl AddPackage {
 }
 
 impl Command for AddPackage {
-    fn validate(&self, _: &Args) -> Result<(), ActionError> {
+    fn validate(
+        &self,
+        _: &Args,
+        _: &crate::scenario::ParameterResolver,
+    ) -> Result<(), ActionError> {
         Err(Self::error())
     }
 

@@ -15,7 +15,6 @@ use super::RunShared;
 use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, ResponseParts, intern_endpoint};
 use crate::listener::ListenerCache;
 use crate::protocol::{ExtraEvent, Protocol, StepContext};
-use crate::request_log;
 use crate::scenario::{RenderContext, Scenario};
 
 /// How long a user pauses after an iteration in which no task was eligible.
@@ -241,8 +240,9 @@ pub(super) async fn run_iteration<P: Protocol>(
             }
         }
         // The request log: the URL, and the response itself for a few samples.
-        let logging = request_log::is_active();
-        let sampled = logging && request_log::sample_wanted();
+        let detail = shared.listeners.detail();
+        let logging = detail.urls_wanted();
+        let sampled = logging && detail.take_sample();
         user.url.clear();
         let mut ctx = StepContext::new(
             &mut user.variables,

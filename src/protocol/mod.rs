@@ -220,7 +220,7 @@ pub struct StepOutcome {
 pub struct ResponseSample {
     /// The response headers.
     pub headers: ::http::HeaderMap,
-    /// The first bytes of the body ([`crate::request_log::SAMPLE_BODY`] at most).
+    /// The first bytes of the body ([`crate::event::SAMPLE_BODY`] at most).
     pub body: Vec<u8>,
 }
 

@@ -17,16 +17,15 @@ mod samples;
 mod writer;
 
 pub use record::{RecordReader, RequestRecord};
-pub use samples::{MAX_SAMPLES, SAMPLE_BODY, SAMPLES_PER_KEY, sample_wanted};
+pub use samples::{MAX_SAMPLES, SAMPLE_BODY, SAMPLES_PER_KEY};
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
-use crate::event::RequestEvent;
-use crate::http::Target;
+use crate::event::{EventDetail, RequestEvent};
 use crate::listener::RequestListener;
 use crate::shard::{Padded, SHARDS, shard_index};
 use crate::stats::ResponseSample;
@@ -42,32 +41,6 @@ const BATCH_BYTES: usize = 32 * 1024;
 pub const QUEUE_BATCHES: usize = 512;
 /// Record slots a thread reserves from the cap at a time.
 const RESERVE: u64 = 256;
-
-static ACTIVE_LOGS: AtomicUsize = AtomicUsize::new(0);
-
-/// True while a request log is attached: the engine then reports URLs.
-#[inline]
-pub fn is_active() -> bool {
-    ACTIVE_LOGS.load(Ordering::Relaxed) > 0
-}
-
-/// Writes a request target's URL into `buf` (reused: no allocation once it is large
-/// enough).
-pub fn write_url(buf: &mut String, target: &Target) {
-    buf.clear();
-    buf.push_str(if target.origin.https {
-        "https://"
-    } else {
-        "http://"
-    });
-    buf.push_str(target.host_header.to_str().unwrap_or(""));
-    buf.push_str(
-        target
-            .origin_form
-            .path_and_query()
-            .map_or("/", |p| p.as_str()),
-    );
-}
 
 /// Errors of the request log.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +108,7 @@ pub struct RequestLog {
     dropped: AtomicU64,
     names: Mutex<EndpointNames>,
     samples: Mutex<Samples>,
+    detail: Arc<EventDetail>,
     sender: SyncSender<Message>,
     writer: Writer,
 }
@@ -155,8 +129,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl RequestLog {
     /// A log keeping at most `max_records` records (`None`: no cap), spilling to a new
-    /// temporary file written by its own thread.
-    pub fn new(max_records: Option<u64>) -> Result<Self, RequestLogError> {
+    /// temporary file written by its own thread. `detail` is the request event it
+    /// will listen to ([`crate::ListenerRegistry::detail`]): the log asks it for URLs
+    /// and response samples.
+    pub fn new(
+        max_records: Option<u64>,
+        detail: Arc<EventDetail>,
+    ) -> Result<Self, RequestLogError> {
         let (sender, writer) = Writer::start(QUEUE_BATCHES)?;
         Ok(Self {
             shards: (0..SHARDS).map(|_| Padded::default()).collect(),
@@ -164,7 +143,8 @@ impl RequestLog {
             reserved: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             names: Mutex::default(),
-            samples: Mutex::default(),
+            samples: Mutex::new(Samples::new(detail.clone())),
+            detail,
             sender,
             writer,
         })
@@ -176,16 +156,15 @@ impl RequestLog {
             .store(max_records.unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    /// Marks the log as attached: the engine reports URLs while any log is active.
-    /// Pair with [`RequestLog::deactivate`].
+    /// Marks the log as attached: its request event reports URLs (and samples)
+    /// while any log is active. Pair with [`RequestLog::deactivate`].
     pub fn activate(&self) {
-        ACTIVE_LOGS.fetch_add(1, Ordering::Relaxed);
+        self.detail.want_urls();
     }
 
     /// Undoes [`RequestLog::activate`].
     pub fn deactivate(&self) {
-        let _ =
-            ACTIVE_LOGS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.detail.release_urls();
     }
 
     /// Takes record slots for a thread: up to [`RESERVE`], never past the cap.

@@ -2,28 +2,25 @@
 //! outcome) keep their headers and the first [`SAMPLE_BODY`] bytes of their body.
 //! Requests that got no response are grouped under status "none" per name.
 //!
-//! The engine keeps a response's body only when asked ([`sample_wanted`]): a shared
-//! budget of captures, spent one per captured request and re-armed whenever a response
-//! arrives for a group that still has a free slot but was not captured. Once every
-//! group seen is full, no more bodies are captured.
+//! The engine keeps a response's body only when asked
+//! ([`EventDetail::take_sample`]): a budget of captures of the run's request event,
+//! spent one per captured request and re-armed whenever a response arrives for a group
+//! that still has a free slot but was not captured. Once every group seen is full, no
+//! more bodies are captured.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::UNIX_EPOCH;
 
-use crate::event::RequestEvent;
+pub use crate::event::SAMPLE_BODY;
+use crate::event::{EventDetail, RequestEvent};
 use crate::stats::ResponseSample;
 use crate::stats::document::rfc3339_millis;
 
 /// Responses kept per (name, status, outcome).
 pub const SAMPLES_PER_KEY: usize = 3;
-/// Body bytes kept per sample.
-pub const SAMPLE_BODY: usize = 4096;
 /// Most samples kept in all (bounds memory with many names: about 5 MiB).
 pub const MAX_SAMPLES: usize = 1000;
-/// Captures granted when a group with a free slot was missed.
-const REARM: u32 = 64;
 
 /// Headers whose values carry credentials: kept as `<redacted>`.
 const REDACTED_HEADERS: &[&str] = &[
@@ -33,25 +30,6 @@ const REDACTED_HEADERS: &[&str] = &[
     "proxy-authorization",
     "www-authenticate",
 ];
-
-static CAPTURE_BUDGET: AtomicU32 = AtomicU32::new(REARM);
-
-/// True when the engine should keep this request's response headers and body for a
-/// sample. Spends one capture of the shared budget.
-#[inline]
-pub fn sample_wanted() -> bool {
-    if CAPTURE_BUDGET.load(Ordering::Relaxed) == 0 {
-        return false;
-    }
-    CAPTURE_BUDGET
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-/// Grants more captures: a group with a free slot was missed.
-fn rearm() {
-    CAPTURE_BUDGET.fetch_max(REARM, Ordering::Relaxed);
-}
 
 /// The group a response is sampled in, compact enough for per-thread caches.
 pub(crate) type SampleKey = (u32, u16, bool);
@@ -76,13 +54,24 @@ pub(crate) enum Offer {
 }
 
 /// The samples kept so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Samples {
     counts: HashMap<(Arc<str>, u16, bool), usize>,
     pub(crate) list: Vec<ResponseSample>,
+    /// The request event whose capture budget a missed response re-arms.
+    pub(crate) detail: Arc<EventDetail>,
 }
 
 impl Samples {
+    /// No samples yet, re-arming the captures of `detail`.
+    pub(crate) fn new(detail: Arc<EventDetail>) -> Self {
+        Self {
+            counts: HashMap::new(),
+            list: Vec::new(),
+            detail,
+        }
+    }
+
     /// Offers an event whose group is not known to be full.
     pub(crate) fn offer(&mut self, event: &RequestEvent<'_>) -> Offer {
         if self.list.len() >= MAX_SAMPLES {
@@ -98,7 +87,7 @@ impl Samples {
         }
         // A request with no response is complete without a body.
         if event.response.is_none() && event.status.is_some() {
-            rearm();
+            self.detail.rearm_samples();
             return Offer::Missed;
         }
         *count += 1;
@@ -121,7 +110,7 @@ impl Samples {
     pub(crate) fn clear(&mut self) {
         self.counts.clear();
         self.list.clear();
-        rearm();
+        self.detail.rearm_samples();
     }
 }
 

@@ -20,8 +20,7 @@ pub use condition::{Condition, PREDICATES, loose_eq, truthy};
 pub use fake::FakeKind;
 pub(crate) use resolver::RenderContext;
 pub use resolver::{
-    CsvData, CsvError, CsvTables, ResolverSnapshot, SharedVariables, clear_resolver,
-    register_csv_data, register_csv_source, register_variable, value_text,
+    CsvData, CsvError, CsvTables, ParameterResolver, ResolverSnapshot, SharedVariables, value_text,
 };
 pub(crate) use template::CsvLookup;
 pub use template::{Template, TemplateValue};

@@ -1,6 +1,6 @@
 //! The parameter resolver: registered variables and CSV sources, shared by every
-//! test of the process (LoadDensity's `parameter_resolver`), and the per-request
-//! context placeholders are rendered in.
+//! test of one run (LoadDensity's `parameter_resolver`), and the per-request context
+//! placeholders are rendered in.
 //!
 //! Registered variables are shared defaults. Variables a user extracts from a
 //! response belong to that user alone and are looked up first.
@@ -124,15 +124,6 @@ struct Registry {
     sources: BTreeMap<String, Arc<CsvData>>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    variables: BTreeMap::new(),
-    sources: BTreeMap::new(),
-});
-
-fn registry() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The text a registered value renders as: strings as they are, other JSON as JSON.
 pub fn value_text(value: &Value) -> String {
     match value {
@@ -141,49 +132,56 @@ pub fn value_text(value: &Value) -> String {
     }
 }
 
-/// Registers (or replaces) a shared variable (`LD_register_variable`).
-pub fn register_variable(name: &str, value: &Value) {
-    registry()
-        .variables
-        .insert(name.to_string(), value_text(value));
-}
-
-/// Registers (or replaces) a CSV source (`LD_register_csv_source`), reading the file now.
-pub fn register_csv_source(name: &str, path: &Path, cycle: bool) -> Result<usize, CsvError> {
-    let data = CsvData::read(path, cycle)?;
-    let rows = data.len();
-    registry().sources.insert(name.to_string(), Arc::new(data));
-    Ok(rows)
-}
-
-/// Registers (or replaces) a CSV source already read (`"shared"` set or not).
-pub fn register_csv_data(name: &str, data: CsvData) -> usize {
-    let rows = data.len();
-    registry().sources.insert(name.to_string(), Arc::new(data));
-    rows
-}
-
-/// Forgets every registered variable and CSV source (`LD_clear_resolver`).
-pub fn clear_resolver() {
-    let mut registry = registry();
-    registry.variables.clear();
-    registry.sources.clear();
-}
-
-/// What a test resolves against: a snapshot of the registry when it starts.
+/// The registered variables and CSV sources of one run (LoadDensity's
+/// `parameter_resolver`). Each test resolves against a [`ResolverSnapshot`] taken
+/// when it starts.
 #[derive(Debug, Default)]
-pub struct ResolverSnapshot {
-    /// The registered variables.
-    pub variables: SharedVariables,
-    /// The registered CSV sources, each with its own cursor for this test.
-    pub tables: CsvTables,
-}
+pub struct ParameterResolver(Mutex<Registry>);
 
-impl ResolverSnapshot {
-    /// Takes the registry as it is now.
-    pub fn take() -> Self {
-        let registry = registry();
-        Self {
+impl ParameterResolver {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers (or replaces) a shared variable (`LD_register_variable`).
+    pub fn register_variable(&self, name: &str, value: &Value) {
+        self.registry()
+            .variables
+            .insert(name.to_string(), value_text(value));
+    }
+
+    /// Registers (or replaces) a CSV source (`LD_register_csv_source`), reading the
+    /// file now.
+    pub fn register_csv_source(
+        &self,
+        name: &str,
+        path: &Path,
+        cycle: bool,
+    ) -> Result<usize, CsvError> {
+        let data = CsvData::read(path, cycle)?;
+        Ok(self.register_csv_data(name, data))
+    }
+
+    /// Registers (or replaces) a CSV source already read (`"shared"` set or not).
+    pub fn register_csv_data(&self, name: &str, data: CsvData) -> usize {
+        let rows = data.len();
+        self.registry()
+            .sources
+            .insert(name.to_string(), Arc::new(data));
+        rows
+    }
+
+    /// Forgets every registered variable and CSV source (`LD_clear_resolver`).
+    pub fn clear(&self) {
+        let mut registry = self.registry();
+        registry.variables.clear();
+        registry.sources.clear();
+    }
+
+    /// The registry as it is now, for a test to resolve against.
+    pub fn snapshot(&self) -> ResolverSnapshot {
+        let registry = self.registry();
+        ResolverSnapshot {
             variables: registry
                 .variables
                 .iter()
@@ -202,6 +200,15 @@ impl ResolverSnapshot {
             },
         }
     }
+}
+
+/// What a test resolves against: a snapshot of the registry when it starts.
+#[derive(Debug, Default)]
+pub struct ResolverSnapshot {
+    /// The registered variables.
+    pub variables: SharedVariables,
+    /// The registered CSV sources, each with its own cursor for this test.
+    pub tables: CsvTables,
 }
 
 #[derive(Debug)]

@@ -38,9 +38,9 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Attached, lock};
+use super::{Attached, Sinks, lock};
 use crate::event::{Endpoint, RequestEvent};
-use crate::listener::{RequestListener, request_event};
+use crate::listener::RequestListener;
 use crate::serve::serve_http1;
 use crate::shard::{Padded, SHARDS, shard_index};
 
@@ -145,15 +145,22 @@ struct Running {
     attached: Attached,
 }
 
-static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
+/// This sink's state in one run's [`Sinks`].
+#[derive(Default)]
+pub(crate) struct SinkState {
+    running: Mutex<Option<Running>>,
+}
 
-/// Starts the exporter: attaches its listener to the process-wide request event
-/// ([`request_event`]) and serves `/metrics`. Returns the bound port.
+/// Starts the exporter: attaches its listener to the request event of `sinks` and
+/// serves `/metrics`. Returns the bound port.
 ///
 /// When the exporter is already running this returns its port and logs so; the
 /// options are then ignored. Counts start from zero at every start.
-pub fn start_prometheus_exporter(options: PrometheusOptions) -> Result<u16, PrometheusError> {
-    let mut running = lock(&RUNNING);
+pub fn start_prometheus_exporter(
+    sinks: &Sinks,
+    options: PrometheusOptions,
+) -> Result<u16, PrometheusError> {
+    let mut running = lock(&sinks.prometheus.running);
     if let Some(current) = running.as_ref() {
         tracing::info!(
             "prometheus exporter already running on http://{}/metrics",
@@ -195,7 +202,7 @@ pub fn start_prometheus_exporter(options: PrometheusOptions) -> Result<u16, Prom
         .spawn(move || runtime.block_on(serve(listener, registry, token)))
         .map_err(PrometheusError::Server)?;
 
-    let listener_id = request_event().add(metrics);
+    let listener_id = sinks.listeners().add(metrics);
     *running = Some(Running {
         addr,
         attached: Attached {
@@ -216,21 +223,23 @@ pub fn start_prometheus_exporter(options: PrometheusOptions) -> Result<u16, Prom
 /// Stops the exporter: detaches its listener and shuts the HTTP server down, closing
 /// open connections and freeing the port before it returns. Returns false when it
 /// was not running.
-pub fn stop_prometheus_exporter() -> bool {
+pub fn stop_prometheus_exporter(sinks: &Sinks) -> bool {
     // The lock is held until the port is free, so a start racing this stop cannot
     // fail to bind the same port.
-    let mut running = lock(&RUNNING);
+    let mut running = lock(&sinks.prometheus.running);
     let Some(current) = running.take() else {
         return false;
     };
-    current.attached.detach_and_join("prometheus exporter");
+    current
+        .attached
+        .detach_and_join(sinks.listeners(), "prometheus exporter");
     tracing::info!("prometheus exporter on {} stopped", current.addr);
     true
 }
 
 /// The address the exporter is bound to, when it is running.
-pub fn prometheus_exporter_addr() -> Option<SocketAddr> {
-    lock(&RUNNING).as_ref().map(|r| r.addr)
+pub fn prometheus_exporter_addr(sinks: &Sinks) -> Option<SocketAddr> {
+    lock(&sinks.prometheus.running).as_ref().map(|r| r.addr)
 }
 
 async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: CancellationToken) {

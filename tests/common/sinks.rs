@@ -33,7 +33,8 @@ pub fn assert_request_types_in_sinks(
     for record in &records {
         ok(record);
     }
-    let addr = loaddensity::sinks::prometheus::prometheus_exporter_addr().expect("exporter");
+    let addr = loaddensity::sinks::prometheus::prometheus_exporter_addr(executor.sinks())
+        .expect("exporter");
     let metrics = super::http_get_text(addr, "/metrics");
     for (request_type, name) in expected {
         assert!(

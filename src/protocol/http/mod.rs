@@ -124,6 +124,23 @@ pub struct Target {
 }
 
 impl Target {
+    /// Writes the URL requested into `buf`, as the request event reports it (reused:
+    /// no allocation once it is large enough).
+    pub fn write_url(&self, buf: &mut String) {
+        buf.clear();
+        buf.push_str(if self.origin.https {
+            "https://"
+        } else {
+            "http://"
+        });
+        buf.push_str(self.host_header.to_str().unwrap_or(""));
+        buf.push_str(
+            self.origin_form
+                .path_and_query()
+                .map_or("/", |p| p.as_str()),
+        );
+    }
+
     /// Prepares a target from an `http` or `https` URL.
     pub fn from_url(url: &Url) -> Result<Self, String> {
         let https = match url.scheme() {

@@ -14,7 +14,6 @@ use super::{Capture, PreparedRequest, Rendered, RequestError, Response, Session,
 use crate::protocol::{
     ParseContext, ParsedSpec, Protocol, ResponseSample, StepContext, StepOutcome,
 };
-use crate::request_log;
 use crate::scenario::ResponseView;
 use crate::task::{Task, TaskError};
 
@@ -92,7 +91,7 @@ impl<C: HttpClient> Protocol for Http<C> {
             Err(message) => return StepOutcome::failed(format!("template: {message}")),
         };
         if let Some(url) = ctx.log_url() {
-            request_log::write_url(url, &request.target);
+            request.target.write_url(url);
         }
         if ctx.sample {
             // A sample for the request log: keep this response's headers and body.
@@ -111,7 +110,7 @@ impl<C: HttpClient> Protocol for Http<C> {
             Ok(response) => {
                 let failure = judge(task, &response, ctx).err();
                 let sample = ctx.sample.then(|| {
-                    let kept = response.body.len().min(request_log::SAMPLE_BODY);
+                    let kept = response.body.len().min(crate::event::SAMPLE_BODY);
                     Box::new(ResponseSample {
                         headers: response.headers.clone(),
                         body: response.body[..kept].to_vec(),

@@ -14,7 +14,7 @@
 //! - Drops and write errors are counted ([`influxdb_sink_report`], the summary's `sinks`
 //!   section) and warned about at most every 10 s. Tokens are never printed.
 //!
-//! As in LoadDensity, the sink is process-wide: [`start_influxdb_sink`] while it runs
+//! One sink runs per run ([`crate::sinks::Sinks`]): [`start_influxdb_sink`] while it runs
 //! changes nothing, and [`stop_influxdb_sink`] detaches it, flushes what is pending
 //! (bounded by `timeout`) and ends the background thread.
 
@@ -34,8 +34,7 @@ use http::Uri;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Attached, lock};
-use crate::listener::request_event;
+use super::{Attached, Sinks, lock};
 use flusher::{FlushSettings, Flusher, Sender};
 use queue::{Counters, Queue};
 use transport::{HttpTarget, HttpTransport, UdpTransport};
@@ -376,15 +375,19 @@ struct Report {
     target: String,
 }
 
-static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
-static REPORT: Mutex<Option<Report>> = Mutex::new(None);
+/// This sink's state in one run's [`Sinks`].
+#[derive(Default)]
+pub(crate) struct SinkState {
+    running: Mutex<Option<Running>>,
+    report: Mutex<Option<Report>>,
+}
 
 /// Starts the sink: checks the options (before anything is sent), attaches a listener
-/// to the process-wide request event and starts the background thread. Returns true
+/// to the request event of `sinks` and starts the background thread. Returns true
 /// when it started, false when it was already running (the options are then ignored,
 /// as in LoadDensity).
-pub fn start_influxdb_sink(options: InfluxOptions) -> Result<bool, InfluxError> {
-    let mut running = lock(&RUNNING);
+pub fn start_influxdb_sink(sinks: &Sinks, options: InfluxOptions) -> Result<bool, InfluxError> {
+    let mut running = lock(&sinks.influxdb.running);
     if let Some(current) = running.as_ref() {
         tracing::info!(
             "influxdb sink already running, sending to {}; start ignored",
@@ -433,12 +436,12 @@ pub fn start_influxdb_sink(options: InfluxOptions) -> Result<bool, InfluxError> 
     counters
         .running
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    *lock(&REPORT) = Some(Report {
+    *lock(&sinks.influxdb.report) = Some(Report {
         counters,
         transport: options.transport,
         target: target.clone(),
     });
-    let listener = request_event().add(queue);
+    let listener = sinks.listeners().add(queue);
     tracing::info!(
         "influxdb sink sending {} points to {target}",
         options.transport.as_str()
@@ -457,13 +460,15 @@ pub fn start_influxdb_sink(options: InfluxOptions) -> Result<bool, InfluxError> 
 /// Stops the sink: detaches its listener, sends what is pending (for at most the
 /// `timeout` it was started with) and ends the background thread. Returns false when
 /// it was not running. Its counters stay readable ([`influxdb_sink_report`]).
-pub fn stop_influxdb_sink() -> bool {
-    let mut running = lock(&RUNNING);
+pub fn stop_influxdb_sink(sinks: &Sinks) -> bool {
+    let mut running = lock(&sinks.influxdb.running);
     let Some(current) = running.take() else {
         return false;
     };
-    current.attached.detach_and_join("influxdb sink");
-    if let Some(report) = lock(&REPORT).as_ref() {
+    current
+        .attached
+        .detach_and_join(sinks.listeners(), "influxdb sink");
+    if let Some(report) = lock(&sinks.influxdb.report).as_ref() {
         report
             .counters
             .running
@@ -474,15 +479,15 @@ pub fn stop_influxdb_sink() -> bool {
 }
 
 /// True while the sink runs.
-pub fn influxdb_sink_running() -> bool {
-    lock(&RUNNING).is_some()
+pub fn influxdb_sink_running(sinks: &Sinks) -> bool {
+    lock(&sinks.influxdb.running).is_some()
 }
 
 /// The counters of the running sink, or of the last one stopped (`null` when none
 /// ever started): `points_sent`, `points_dropped` (of which `dropped_queue_full`),
 /// `write_errors`, `retries`, `batches_sent`, `bytes_sent`, `last_error`...
-pub fn influxdb_sink_report() -> Value {
-    match lock(&REPORT).as_ref() {
+pub fn influxdb_sink_report(sinks: &Sinks) -> Value {
+    match lock(&sinks.influxdb.report).as_ref() {
         Some(report) => report
             .counters
             .report(report.transport.as_str(), &report.target),

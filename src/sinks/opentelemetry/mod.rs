@@ -44,8 +44,8 @@ use opentelemetry_sdk::metrics::{
 };
 use serde_json::{Value, json};
 
-use crate::listener::{ListenerId, request_event};
-use crate::sinks::lock;
+use crate::listener::ListenerId;
+use crate::sinks::{Sinks, lock};
 use export::{CountingExporter, ExportStats, RuntimeHttpClient, tls_connector};
 use recorder::Recorder;
 
@@ -107,17 +107,23 @@ struct Last {
     running: bool,
 }
 
-static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
-static LAST: Mutex<Option<Last>> = Mutex::new(None);
+/// This sink's state in one run's [`Sinks`].
+#[derive(Default)]
+pub(crate) struct SinkState {
+    running: Mutex<Option<Running>>,
+    last: Mutex<Option<Last>>,
+}
 
-/// Starts the exporter and attaches its listener to the process-wide request event
-/// ([`request_event`]).
+/// Starts the exporter and attaches its listener to the request event of `sinks`.
 ///
 /// When an exporter is already running this returns its settings with
 /// `already_running` set, and the options are ignored. Counts start from zero at
 /// every start.
-pub fn start_opentelemetry_exporter(options: &OtelOptions) -> Result<OtelStarted, OtelError> {
-    let mut running = lock(&RUNNING);
+pub fn start_opentelemetry_exporter(
+    sinks: &Sinks,
+    options: &OtelOptions,
+) -> Result<OtelStarted, OtelError> {
+    let mut running = lock(&sinks.opentelemetry.running);
     if let Some(current) = running.as_ref() {
         tracing::info!(
             "opentelemetry exporter already running, exporting to {}",
@@ -157,7 +163,7 @@ pub fn start_opentelemetry_exporter(options: &OtelOptions) -> Result<OtelStarted
     }
     let provider = builder.build();
     let recorder = Recorder::new(&provider);
-    let listener = request_event().add(recorder.clone());
+    let listener = sinks.listeners().add(recorder.clone());
     tracing::info!(
         "opentelemetry exporter: OTLP {} to {} every {:?} ({}, {} histograms)",
         resolved.protocol.as_str(),
@@ -167,7 +173,7 @@ pub fn start_opentelemetry_exporter(options: &OtelOptions) -> Result<OtelStarted
         resolved.histogram.as_str(),
     );
     let answer = started(&resolved, false);
-    *lock(&LAST) = Some(Last {
+    *lock(&sinks.opentelemetry.last) = Some(Last {
         options: resolved.clone(),
         stats,
         running: true,
@@ -256,12 +262,12 @@ fn build_exporter(
 /// Stops the exporter: detaches its listener, then force-flushes and shuts the SDK
 /// down, waiting at most the export timeout (a collector that never answers is given
 /// up on, with a warning). Returns false when it was not running.
-pub fn stop_opentelemetry_exporter() -> bool {
-    let Some(current) = lock(&RUNNING).take() else {
+pub fn stop_opentelemetry_exporter(sinks: &Sinks) -> bool {
+    let Some(current) = lock(&sinks.opentelemetry.running).take() else {
         return false;
     };
-    request_event().remove(current.listener);
-    if let Some(last) = lock(&LAST).as_mut() {
+    sinks.listeners().remove(current.listener);
+    if let Some(last) = lock(&sinks.opentelemetry.last).as_mut() {
         last.running = false;
     }
     let Running {
@@ -309,8 +315,8 @@ pub fn stop_opentelemetry_exporter() -> bool {
 
 /// The exporter's counters for the summary's `sinks` section: the last exporter
 /// started, running or stopped. `None` when none was started.
-pub fn opentelemetry_report() -> Option<Value> {
-    let last = lock(&LAST);
+pub fn opentelemetry_report(sinks: &Sinks) -> Option<Value> {
+    let last = lock(&sinks.opentelemetry.last);
     let last = last.as_ref()?;
     Some(json!({
         "endpoint": last.options.endpoint,
@@ -323,6 +329,6 @@ pub fn opentelemetry_report() -> Option<Value> {
 }
 
 /// True while the exporter runs.
-pub fn opentelemetry_exporter_running() -> bool {
-    lock(&RUNNING).is_some()
+pub fn opentelemetry_exporter_running(sinks: &Sinks) -> bool {
+    lock(&sinks.opentelemetry.running).is_some()
 }

@@ -32,8 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::influxdb::transport::{handshake, tls_connector};
 use super::prometheus::{DEFAULT_MAX_SERIES, Metrics};
-use super::{Attached, lock};
-use crate::listener::request_event;
+use super::{Attached, Sinks, lock};
 
 /// Default push interval, in milliseconds.
 pub const DEFAULT_INTERVAL_MS: u64 = 5000;
@@ -196,16 +195,23 @@ struct Running {
     attached: Attached,
 }
 
-static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
-static LAST: Mutex<Option<(String, Arc<Counters>)>> = Mutex::new(None);
+/// This sink's state in one run's [`Sinks`].
+#[derive(Default)]
+pub(crate) struct SinkState {
+    running: Mutex<Option<Running>>,
+    last: Mutex<Option<(String, Arc<Counters>)>>,
+}
 
-/// Starts the sink: attaches its listener to the process-wide request event and
+/// Starts the sink: attaches its listener to the request event of `sinks` and
 /// pushes every `interval`. The `instance` label is the instance name
 /// ([`crate::instance`]) or, when none is set, the host name. When the sink is
 /// already running this logs so and changes nothing. Counts start from zero.
-pub fn start_prometheus_remote_write(options: &RemoteWriteOptions) -> Result<(), RemoteWriteError> {
+pub fn start_prometheus_remote_write(
+    sinks: &Sinks,
+    options: &RemoteWriteOptions,
+) -> Result<(), RemoteWriteError> {
     let target = target(options)?;
-    let mut running = lock(&RUNNING);
+    let mut running = lock(&sinks.remote_write.running);
     if running.is_some() {
         tracing::info!("prometheus remote write already running");
         return Ok(());
@@ -231,13 +237,13 @@ pub fn start_prometheus_remote_write(options: &RemoteWriteOptions) -> Result<(),
         .name("loaddensity-remote-write".into())
         .spawn(move || runtime.block_on(pusher.run(interval, token)))
         .map_err(RemoteWriteError::Thread)?;
-    let listener = request_event().add(metrics);
+    let listener = sinks.listeners().add(metrics);
     let url = redacted_url(&options.url);
     tracing::info!(
         "prometheus remote write: pushing to {url} every {:?}",
         options.interval
     );
-    *lock(&LAST) = Some((url, counters));
+    *lock(&sinks.remote_write.last) = Some((url, counters));
     *running = Some(Running {
         attached: Attached {
             listener,
@@ -250,24 +256,26 @@ pub fn start_prometheus_remote_write(options: &RemoteWriteOptions) -> Result<(),
 
 /// Stops the sink: detaches its listener, makes the final push (with its retries) and
 /// waits for it. Returns false when it was not running.
-pub fn stop_prometheus_remote_write() -> bool {
-    let mut running = lock(&RUNNING);
+pub fn stop_prometheus_remote_write(sinks: &Sinks) -> bool {
+    let mut running = lock(&sinks.remote_write.running);
     let Some(current) = running.take() else {
         return false;
     };
-    current.attached.detach_and_join("prometheus remote write");
+    current
+        .attached
+        .detach_and_join(sinks.listeners(), "prometheus remote write");
     true
 }
 
 /// True while the sink runs.
-pub fn prometheus_remote_write_running() -> bool {
-    lock(&RUNNING).is_some()
+pub fn prometheus_remote_write_running(sinks: &Sinks) -> bool {
+    lock(&sinks.remote_write.running).is_some()
 }
 
 /// The counters of the running or last sink: pushes, failed pushes, retries, series
 /// in the last push and the last error; `null` when it never ran.
-pub fn prometheus_remote_write_report() -> Value {
-    let last = lock(&LAST);
+pub fn prometheus_remote_write_report(sinks: &Sinks) -> Value {
+    let last = lock(&sinks.remote_write.last);
     let Some((url, counters)) = last.as_ref() else {
         return Value::Null;
     };
