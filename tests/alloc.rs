@@ -3,6 +3,7 @@
 //! target running as a separate process (so that its allocations do not count), on
 //! a current-thread runtime (so that no other thread of this process runs).
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::alloc::System;

@@ -1,0 +1,193 @@
+//! Against nginx (installed by scripts/test): plain HTTP/1.1 keep-alive, and HTTPS
+//! where ALPN negotiates HTTP/2, with and without certificate verification.
+
+use crate::common;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::summary::{count, errors_of, failures, run_script};
+use common::{Workdir, closed_port};
+use serde_json::json;
+
+fn nginx_binary() -> &'static str {
+    for candidate in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
+        if Path::new(candidate).exists() {
+            return candidate;
+        }
+    }
+    panic!("nginx is not installed: run scripts/test, which installs nginx-light");
+}
+
+struct Nginx {
+    child: Child,
+    http_port: u16,
+    https_port: u16,
+    _dir: Workdir,
+}
+
+impl Nginx {
+    fn start() -> Self {
+        let dir = Workdir::new();
+        let d = dir.dir.path().display().to_string();
+        let status = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                &format!("{d}/key.pem"),
+                "-out",
+                &format!("{d}/cert.pem"),
+            ])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl failed");
+        let (http_port, https_port) = (closed_port(), closed_port());
+        let conf = format!(
+            r#"worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  server {{
+    listen 127.0.0.1:{http_port};
+    listen 127.0.0.1:{https_port} ssl http2;
+    ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;
+    location / {{ default_type text/plain; return 200 "ok $http2"; }}
+    location /missing {{ return 404; }}
+  }}
+}}"#
+        );
+        dir.write("nginx.conf", &conf);
+        let child = Command::new(nginx_binary())
+            .args([
+                "-c",
+                &format!("{d}/nginx.conf"),
+                "-e",
+                &format!("{d}/error.log"),
+            ])
+            .spawn()
+            .expect("start nginx");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", https_port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            http_port,
+            https_port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its workers; SIGKILL would orphan them.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn http_and_https_h2_against_nginx() {
+    let nginx = Nginx::start();
+    let work = Workdir::new();
+    let http = format!("http://127.0.0.1:{}", nginx.http_port);
+    let https = format!("https://localhost:{}", nginx.https_port);
+    let summary = run_script(
+        &work,
+        "t.json",
+        json!([["LD_start_test", {
+            "user_detail_dict": {"user": "fast_http_user"},
+            "user_count": 4, "spawn_rate": 100, "test_time": 2,
+            "wait_time": {"constant": 0},
+            "tasks": [
+                {"method": "get", "url": format!("{http}/"), "name": "plain"},
+                {"method": "get", "url": format!("{http}/missing"), "name": "missing"},
+                {"method": "get", "url": format!("{https}/"), "name": "h2", "verify": false},
+                {"method": "get", "url": format!("{https}/"), "name": "verified"}
+            ]
+        }]]),
+    );
+    let per_name = &summary["per_name"];
+    assert!(per_name["plain"]["count"].as_u64() > Some(100));
+    assert_eq!(per_name["plain"]["failures"], 0);
+    assert_eq!(
+        per_name["missing"]["failures"],
+        per_name["missing"]["count"]
+    );
+    assert!(per_name["h2"]["count"].as_u64() > Some(10));
+    assert_eq!(per_name["h2"]["failures"], 0);
+    // A self-signed certificate fails verification.
+    assert_eq!(
+        per_name["verified"]["failures"],
+        per_name["verified"]["count"]
+    );
+    let errors = summary["errors"].to_string();
+    assert!(
+        errors.contains("TLS handshake with localhost failed"),
+        "{errors}"
+    );
+}
+
+/// A templated URL is rendered per request into a target of its own; over HTTP/2 that
+/// target must still carry the absolute form (`:scheme`, `:authority`).
+#[test]
+fn templated_https_urls_go_over_http2() {
+    let nginx = Nginx::start();
+    let work = Workdir::new();
+    let https = format!("https://localhost:{}", nginx.https_port);
+    let summary = run_script(
+        &work,
+        "t.json",
+        json!([["LD_start_test", {
+            "user_detail_dict": {"user": "http_user"},
+            "user_count": 2, "spawn_rate": 100, "test_time": 1,
+            "wait_time": {"constant": 0},
+            "tasks": [{
+                "method": "get", "url": format!("{https}/items/${{randint(1, 9)}}"),
+                "name": "templated", "verify": false,
+                "assertions": [{"type": "contains", "value": "ok h2"}]
+            }]
+        }]]),
+    );
+    assert!(count(&summary, "templated") > 10, "{}", summary["per_name"]);
+    assert_eq!(
+        failures(&summary, "templated"),
+        0,
+        "{:?}",
+        errors_of(&summary, "templated")
+    );
+}
+
+#[test]
+fn https_negotiates_http2() {
+    let nginx = Nginx::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let tasks = loaddensity::scenario::parse_tasks(
+        &json!([{"method": "get", "url": format!("https://localhost:{}/", nginx.https_port), "verify": false}]),
+        None,
+    )
+    .expect("task");
+    let mut session = loaddensity::http::Session::new(Default::default());
+    // nginx answers "ok h2" over HTTP/2 and "ok " over HTTP/1.1.
+    let response = runtime
+        .block_on(session.execute(tasks.tasks[0].prepared().expect("static")))
+        .expect("response");
+    assert_eq!(response.status.as_u16(), 200);
+    assert_eq!(response.body_len, "ok h2".len() as u64);
+}
