@@ -24,18 +24,10 @@ const FLAGS: &[&str] = &[
 ];
 
 fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| {
-            std::env::var_os("PATH")
-                .map(|p| {
-                    std::env::split_paths(&p)
-                        .map(|d| d.join(name))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
-        .find(|p| p.is_file())
+    common::require_program(
+        &["chromium", "chromium-browser", "google-chrome"],
+        "install the Debian package `chromium` (scripts/test does)",
+    )
 }
 
 /// Runs chromium with `extra` flags on `page`, killed after 90 s; returns stdout.
@@ -90,7 +82,6 @@ fn pixels_near(png_path: &Path, rgb: [u8; 3], rows: std::ops::Range<u32>) -> (us
 #[test]
 fn chromium_draws_the_charts() {
     let Some(browser) = chromium() else {
-        eprintln!("SKIPPED: chromium is not installed (scripts/test installs it)");
         return;
     };
     let target = Target::start();

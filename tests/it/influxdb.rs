@@ -30,17 +30,13 @@ const TOKEN: &str = "tok-9f3c1e-NEVER-PRINT-ME";
 /// here: timed ratios in tests fail on noise.
 const NOT_BLOCKED: f64 = 0.5;
 
-/// Fails with a clear message when a program the tests need is missing.
+/// Fails with a clear message when a program the tests need is missing (these
+/// tests never skip: scripts/test installs what they need).
 fn require(program: &str, hint: &str) {
-    let found = Command::new("sh")
-        .args([
-            "-c",
-            &format!("command -v {program} || test -x /usr/bin/{program}"),
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(found, "`{program}` is not installed: {hint}");
+    assert!(
+        common::find_program(&[program]).is_some(),
+        "`{program}` is not installed: {hint}"
+    );
 }
 
 fn free_udp_port() -> u16 {

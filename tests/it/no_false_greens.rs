@@ -154,3 +154,53 @@ fn bench_gates_fail_on_no_requests_through_the_same_check() {
         Err("latency_p95: no requests recorded".to_string())
     );
 }
+
+/// Run only by [`a_test_missing_its_program_fails_under_ci_and_skips_elsewhere`], in a
+/// child process whose environment it sets.
+#[test]
+#[ignore = "a probe, run by another test in a child process"]
+fn probe_a_missing_program() {
+    let found = common::require_program(
+        &["loaddensity-no-such-program"],
+        "nothing installs it: this probe checks what a missing tool does",
+    );
+    assert!(found.is_none());
+}
+
+/// A test whose tool is missing fails under CI (`CI` set) instead of passing having
+/// checked nothing (issue #26, finding 9); elsewhere it skips and says so.
+#[test]
+fn a_test_missing_its_program_fails_under_ci_and_skips_elsewhere() {
+    let probe = |ci: bool| {
+        let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        command.args([
+            "--ignored",
+            "--exact",
+            "no_false_greens::probe_a_missing_program",
+            "--test-threads=1",
+            "--nocapture",
+        ]);
+        command.env_remove("CI");
+        if ci {
+            command.env("CI", "true");
+        }
+        command.output().expect("run the probe")
+    };
+    let under_ci = probe(true);
+    let text = String::from_utf8_lossy(&under_ci.stdout).into_owned()
+        + &String::from_utf8_lossy(&under_ci.stderr);
+    assert!(!under_ci.status.success(), "{text}");
+    assert!(
+        text.contains("`loaddensity-no-such-program` is not installed, and CI must run this test"),
+        "{text}"
+    );
+    let locally = probe(false);
+    let text = String::from_utf8_lossy(&locally.stdout).into_owned()
+        + &String::from_utf8_lossy(&locally.stderr);
+    assert!(locally.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the probe did not run: {text}");
+    assert!(
+        text.contains("SKIPPED: `loaddensity-no-such-program`"),
+        "{text}"
+    );
+}

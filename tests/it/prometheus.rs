@@ -22,15 +22,13 @@ use loaddensity::sinks::prometheus::{
 use loaddensity::{ActionError, Executor, Outcome, RequestEvent, RunContext};
 use serde_json::{Value, json};
 
-/// Fails with a clear message when a program the tests need is missing.
+/// Fails with a clear message when a program the tests need is missing (these
+/// tests never skip: scripts/test installs what they need).
 fn require(program: &str, hint: &str) {
-    let found = Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(found, "`{program}` is not installed: {hint}");
+    assert!(
+        common::find_program(&[program]).is_some(),
+        "`{program}` is not installed: {hint}"
+    );
 }
 
 /// One HTTP/1.1 request with `Connection: close`: (status, headers, body).

@@ -218,3 +218,34 @@ pub fn tls_acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
     tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
 }
 
+/// The path of the first of `names` found on `PATH` (or in /usr/sbin, where Debian
+/// puts some servers).
+pub fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push(PathBuf::from("/usr/sbin"));
+    names
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// A program a test needs. Under CI (`CI` set) a missing one fails the test, so that
+/// no test passes by checking nothing; elsewhere the test may skip, saying so.
+/// `hint` says how to install it. `None`: skip (outside CI only).
+pub fn require_program(names: &[&str], hint: &str) -> Option<PathBuf> {
+    let found = find_program(names);
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{}` is not installed, and CI must run this test: {hint}",
+            names.join("` or `")
+        );
+        eprintln!(
+            "SKIPPED: `{}` is not installed: {hint}",
+            names.join("` or `")
+        );
+    }
+    found
+}
