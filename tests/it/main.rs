@@ -34,6 +34,7 @@ mod redis;
 mod remote_write;
 mod reports;
 mod request_log;
+mod run_context;
 mod scenario;
 mod segments;
 mod sla;
