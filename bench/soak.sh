@@ -27,8 +27,9 @@ CHURN=${CHURN:-$([ "$DURATION" -ge 3600 ] && echo 1 || echo 0)}
 RATE=${RATE:-}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# NO_BUILD=1 runs target/release/loaddensity as it is.
-[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+# NO_BUILD=1 runs target/release/loaddensity as it is; LD_BIN=PATH runs another build.
+LD_BIN=${LD_BIN:-$ROOT/target/release/loaddensity}
+[ -n "${NO_BUILD:-}" ] || [ "$LD_BIN" != "$ROOT/target/release/loaddensity" ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 WORK=$(mktemp -d)
 UDP_PID=
 LD_PID=
@@ -54,7 +55,7 @@ fi
 SINKS_ON='["LD_start_prometheus_exporter", {"port": '$PROM_PORT', "addr": "127.0.0.1"}],
   ["LD_start_influxdb_sink", {"transport": "udp", "host": "127.0.0.1", "port": '$UDP_PORT'}],'
 SINKS_OFF='["LD_stop_prometheus_exporter", {}], ["LD_stop_influxdb_sink", {}],'
-if [ "$CHURN" = 1 ] && "$ROOT/target/release/loaddensity" validate - >/dev/null 2>&1 <<<'[["LD_start_opentelemetry_exporter", {"endpoint": "http://127.0.0.1:9"}]]'; then
+if [ "$CHURN" = 1 ] && "$LD_BIN" validate - >/dev/null 2>&1 <<<'[["LD_start_opentelemetry_exporter", {"endpoint": "http://127.0.0.1:9"}]]'; then
     SINKS_ON="$SINKS_ON"'
   ["LD_start_opentelemetry_exporter", {"endpoint": "http://127.0.0.1:9", "export_interval_ms": 5000, "timeout_ms": 500}],'
     SINKS_OFF="$SINKS_OFF"' ["LD_stop_opentelemetry_exporter", {}],'
@@ -89,9 +90,9 @@ JSON
     fi
     echo ']}'
 } > "$WORK/soak.json"
-"$ROOT/target/release/loaddensity" validate "$WORK/soak.json" >/dev/null
+"$LD_BIN" validate "$WORK/soak.json" >"$WORK/validate.txt" 2>&1 || { cat "$WORK/validate.txt" >&2; exit 1; }
 
-taskset -c "$LOAD_CPU" "$ROOT/target/release/loaddensity" --quiet run "$WORK/soak.json" \
+taskset -c "$LOAD_CPU" "$LD_BIN" --quiet run "$WORK/soak.json" \
     --summary-json "$WORK/summary.json" >"$WORK/out.txt" 2>"$WORK/err.txt" &
 LD_PID=$!
 if [ "$CHURN" = 1 ]; then
