@@ -9,12 +9,13 @@ use loaddensity::Executor;
 use loaddensity::report::{render_html, render_junit};
 use loaddensity::stats::ResultDocument;
 
-use crate::cli::{ReportArgs, RunReportFlags};
+use crate::documents::report_document;
+use crate::flags::{ReportArgs, RunReportFlags};
 
 /// `loaddensity report RESULT.json ...`.
 pub(crate) fn report(args: &ReportArgs) -> Result<ExitCode> {
     let (document, source) =
-        crate::history_cmd::report_document(args.result.as_deref(), args.db.as_deref(), args.run)?;
+        report_document(args.result.as_deref(), args.db.as_deref(), args.run)?;
     let per_request = [
         ("--csv", args.csv.is_some()),
         ("--json", args.json.is_some()),

@@ -1,7 +1,8 @@
-//! Command-line flags (clap).
+//! Every command-line flag (clap): the subcommands, their arguments, and the value
+//! parsers. What the flags do lives in `cmd/`, one file per subcommand.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 
@@ -29,7 +30,7 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
     #[command(flatten)]
-    pub(crate) legacy: crate::subcommands::LegacyFlags,
+    pub(crate) legacy: LegacyFlags,
     /// Worker threads (default: every core this process may use).
     #[arg(long, global = true)]
     pub(crate) threads: Option<usize>,
@@ -44,28 +45,9 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run an action script: a file, every .json of a directory (sorted), or - for stdin.
-    Run {
-        /// FILE, DIR or -.
-        path: String,
-        /// Write the summary (LoadDensity's schema) to this file at the end.
-        #[arg(long)]
-        summary_json: Option<PathBuf>,
-        /// Serve Prometheus metrics on [ADDR:]PORT while the script runs (port 0 picks a free one).
-        #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
-        prometheus: Option<PrometheusFlag>,
-        #[command(flatten)]
-        influxdb: InfluxFlags,
-        /// Export metrics over OTLP to this collector URL while the script runs (gRPC,
-        /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
-        #[arg(long, value_name = "ENDPOINT")]
-        otlp: Option<String>,
-        #[command(flatten)]
-        scale: crate::scale_out::ScaleFlags,
-        #[command(flatten)]
-        reports: RunReportFlags,
-    },
+    Run(RunArgs),
     /// Merge the result documents of several instances into one exact result.
-    Merge(crate::merge_cmd::MergeArgs),
+    Merge(MergeArgs),
     /// Render reports from a saved result document (`--summary-json`), without rerunning.
     Report(ReportArgs),
     /// Compare two runs: per endpoint, the change in rps, p50/p95/p99 and failure
@@ -111,9 +93,32 @@ pub(crate) enum Command {
     },
     /// Convert a HAR recording (Chrome/Firefox DevTools, mitmproxy, Charles) into an
     /// action script.
-    ImportHar(crate::subcommands::ImportHarArgs),
+    ImportHar(ImportHarArgs),
     /// Serve the control socket: run action JSON sent over TCP (LoadDensity's `serve`).
-    Serve(crate::subcommands::ServeArgs),
+    Serve(ServeArgs),
+}
+
+/// Flags of `loaddensity run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// FILE, DIR or -.
+    pub(crate) path: String,
+    /// Write the summary (LoadDensity's schema) to this file at the end.
+    #[arg(long)]
+    pub(crate) summary_json: Option<PathBuf>,
+    /// Serve Prometheus metrics on [ADDR:]PORT while the script runs (port 0 picks a free one).
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
+    pub(crate) prometheus: Option<PrometheusFlag>,
+    #[command(flatten)]
+    pub(crate) influxdb: InfluxFlags,
+    /// Export metrics over OTLP to this collector URL while the script runs (gRPC,
+    /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub(crate) otlp: Option<String>,
+    #[command(flatten)]
+    pub(crate) scale: ScaleFlags,
+    #[command(flatten)]
+    pub(crate) reports: RunReportFlags,
 }
 
 /// Flags of `loaddensity bench`.
@@ -241,6 +246,120 @@ pub(crate) struct InfluxFlags {
     pub(crate) influxdb_url: Option<String>,
 }
 
+/// LoadDensity's hidden single-flag forms.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct LegacyFlags {
+    /// Run an action file (legacy form of `run`).
+    #[arg(short = 'e', long = "execute_file", hide = true, value_name = "FILE")]
+    pub(crate) execute_file: Option<String>,
+    /// Run every .json of a directory (legacy form of `run-dir`).
+    #[arg(short = 'd', long = "execute_dir", hide = true, value_name = "DIR")]
+    pub(crate) execute_dir: Option<String>,
+    /// Run a JSON string (legacy form of `run-str`).
+    #[arg(long = "execute_str", hide = true, value_name = "JSON")]
+    pub(crate) execute_str: Option<String>,
+    /// Scaffold a project (legacy form of `init`).
+    #[arg(short = 'c', long = "create_project", hide = true, value_name = "PATH")]
+    pub(crate) create_project: Option<PathBuf>,
+}
+
+/// Scale-out flags of `loaddensity run`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ScaleFlags {
+    /// Run execution segment I of N (0-based): this instance's share of the users,
+    /// 1/N of the rates, and CSV rows I, I+N, ... (also LOADDENSITY_SEGMENT=I/N).
+    #[arg(long, value_name = "I/N")]
+    pub(crate) segment: Option<loaddensity::Segment>,
+    /// Parse and validate the script and open the sinks, then wait until this
+    /// wall-clock time before the first test: RFC 3339 (2026-01-31T12:00:00Z) or
+    /// relative (+30s, +2m).
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub(crate) start_at: Option<SystemTime>,
+    /// This instance's name in the metric sinks (InfluxDB `instance` tag,
+    /// OpenTelemetry `service.instance.id`, remote-write `instance` label). Default
+    /// with --segment: the host name (the pod name on Kubernetes).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) instance: Option<String>,
+    /// Push metrics to this Prometheus remote-write URL every 5 s and at the end,
+    /// e.g. http://prometheus:9090/api/v1/write.
+    #[arg(long, value_name = "URL")]
+    pub(crate) prometheus_remote_write: Option<String>,
+}
+
+/// Flags of `loaddensity merge`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct MergeArgs {
+    /// Result documents (`--summary-json`); `-` reads one or more concatenated
+    /// documents from standard input (e.g. `kubectl logs`).
+    #[arg(required = true)]
+    pub(crate) results: Vec<String>,
+    /// Where to write the merged result.
+    #[arg(short = 'o', long)]
+    pub(crate) output: PathBuf,
+    /// Evaluate these SLA rules (a JSON list, as LD_assert_sla's `rules`) on the merged
+    /// result; exit code 99 when one fails.
+    #[arg(long, value_name = "RULES.json")]
+    pub(crate) sla: Option<PathBuf>,
+    /// Merge even when a segment appears twice (its requests then count twice).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// Flags of `loaddensity import-har`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportHarArgs {
+    /// The HAR file.
+    pub(crate) har: PathBuf,
+    /// Where to write the action script (default: standard output).
+    #[arg(short = 'o', long)]
+    pub(crate) output: Option<PathBuf>,
+    /// Keep only entries whose URL matches this regex (repeatable).
+    #[arg(long)]
+    pub(crate) include: Vec<String>,
+    /// Drop entries whose URL matches this regex (repeatable).
+    #[arg(long)]
+    pub(crate) exclude: Vec<String>,
+    /// The user type.
+    #[arg(long, default_value = "fast_http_user")]
+    pub(crate) user: String,
+    /// `user_count` of the generated test.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) users: u32,
+    /// `spawn_rate` (users per second).
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) spawn_rate: f64,
+    /// `test_time` in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) test_time: f64,
+    /// Keep the recorded pause before each request as the task's `wait`.
+    #[arg(long)]
+    pub(crate) keep_think_time: bool,
+}
+
+/// Flags of `loaddensity serve` (LoadDensity's names and defaults).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Host or IP address to bind; anything but loopback needs a token.
+    #[arg(long, default_value = "localhost")]
+    pub(crate) host: String,
+    /// Port to bind (0 picks a free one).
+    #[arg(long, default_value_t = loaddensity::control::DEFAULT_PORT)]
+    pub(crate) port: u16,
+    /// A 4-byte big-endian length before each JSON payload and reply piece.
+    #[arg(long)]
+    pub(crate) framed: bool,
+    /// The shared secret each request's envelope must carry (default: the
+    /// LOAD_DENSITY_SOCKET_TOKEN environment variable, which keeps it out of `ps`).
+    #[arg(long)]
+    pub(crate) token: Option<String>,
+    /// PEM certificate chain: serve TLS 1.2+.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
+}
+
 /// `HOST:PORT`, `127.0.0.1:8089` or `[::1]:8089`.
 fn parse_host_port(text: &str) -> Result<(String, u16), String> {
     let text = text.trim();
@@ -318,10 +437,28 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// `--start-at`: RFC 3339 (`2026-01-31T12:00:00Z`, `...+02:00`) or `+DURATION`
+/// relative to now (`+30s`, `+2m`, `+500ms`).
+fn parse_start_at(text: &str) -> Result<SystemTime, String> {
+    let text = text.trim();
+    if let Some(relative) = text.strip_prefix('+') {
+        let delay = humantime::parse_duration(relative)
+            .map_err(|e| format!("`{text}`: expected +DURATION such as +30s or +2m ({e})"))?;
+        return Ok(SystemTime::now() + delay);
+    }
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            format!(
+                "`{text}`: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, or +30s ({e})"
+            )
+        })?;
+    Ok(SystemTime::from(parsed))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{PrometheusFlag, parse_duration, parse_host_port, parse_prometheus};
-    use std::time::Duration;
+    use super::{PrometheusFlag, parse_duration, parse_host_port, parse_prometheus, parse_start_at};
+    use std::time::{Duration, SystemTime};
 
     #[test]
     fn prometheus_flags() {
@@ -361,5 +498,25 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn start_times() {
+        let at = parse_start_at("2026-01-31T12:00:00Z").expect("parses");
+        assert_eq!(
+            at.duration_since(SystemTime::UNIX_EPOCH).expect("after"),
+            Duration::from_secs(1_769_860_800)
+        );
+        let offset = parse_start_at("2026-01-31T14:00:00.500+02:00").expect("parses");
+        assert_eq!(
+            offset.duration_since(at).expect("after"),
+            Duration::from_millis(500)
+        );
+        let soon = parse_start_at("+30s").expect("parses");
+        let left = soon.duration_since(SystemTime::now()).expect("future");
+        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+        for bad in ["tomorrow", "+abc", "2026-01-31 12:00", "12:00:00Z"] {
+            assert!(parse_start_at(bad).is_err(), "{bad}");
+        }
     }
 }
