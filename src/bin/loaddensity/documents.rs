@@ -2,11 +2,10 @@
 //! input or a `run-str` string) and result documents (a file or a run of the SQLite
 //! history).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use loaddensity::action::{DocumentError, parse_json};
+use loaddensity::action::{DocumentError, parse_json, read_json};
 use loaddensity::history::RunHistory;
 use loaddensity::stats::ResultDocument;
 
@@ -17,11 +16,8 @@ pub(crate) type Loaded = (String, Result<serde_json::Value, DocumentError>);
 /// order, or standard input for `-`.
 pub(crate) fn load_documents(path: &str) -> Result<Vec<Loaded>> {
     if path == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read standard input")?;
-        return Ok(vec![("<stdin>".into(), parse_json(&text, "<stdin>"))]);
+        let document = read_json(std::io::stdin().lock(), "<stdin>");
+        return Ok(vec![("<stdin>".into(), document)]);
     }
     let path = PathBuf::from(path);
     let files = if path.is_dir() {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use loaddensity::output::write_atomically;
 use loaddensity::sinks::influxdb::stop_influxdb_sink;
 use loaddensity::{Executor, ExecutorOptions, Segment};
 
@@ -116,7 +117,7 @@ pub(crate) fn validate_documents(
 
 /// Ends a run: stops the sinks that still hold data (InfluxDB, OpenTelemetry,
 /// remote write: their final sends happen and are counted), writes `--summary-json`
-/// and the reports, and picks the exit code.
+/// and the reports (each whole or not at all), and picks the exit code.
 pub(crate) fn finish(
     executor: &Executor,
     summary_json: Option<&Path>,
@@ -131,8 +132,7 @@ pub(crate) fn finish(
     loaddensity::sinks::prometheus_remote_write::stop_prometheus_remote_write();
     if let Some(path) = summary_json {
         let text = serde_json::to_string_pretty(&executor.summary())?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_atomically(path, (text + "\n").as_bytes())?;
     }
     if let Some(reports) = reports {
         crate::cmd::report::write_run_reports(executor, reports)?;

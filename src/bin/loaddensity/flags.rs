@@ -126,12 +126,12 @@ pub(crate) struct RunArgs {
 pub(crate) struct BenchArgs {
     /// The URL to load.
     pub(crate) url: String,
-    /// Concurrent users (connections); with `-q`, the most iterations in flight.
+    /// Concurrent users (connections); with `--rate`, the most iterations in flight.
     #[arg(short = 'u', long, default_value_t = 32)]
     pub(crate) users: u32,
     /// Open model: start this many requests per second whatever the target's speed
-    /// (latency counts from each request's scheduled start).
-    #[arg(short = 'q', long)]
+    /// (latency counts from each request's scheduled start). `-q` is `--quiet`.
+    #[arg(short = 'r', long)]
     pub(crate) rate: Option<f64>,
     /// Duration, e.g. 10s, 1m, 500ms.
     #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
@@ -310,9 +310,13 @@ pub(crate) struct MergeArgs {
 pub(crate) struct ImportHarArgs {
     /// The HAR file.
     pub(crate) har: PathBuf,
-    /// Where to write the action script (default: standard output).
+    /// Where to write the action script (default: standard output); an existing
+    /// file is refused without --force.
     #[arg(short = 'o', long)]
     pub(crate) output: Option<PathBuf>,
+    /// Replace the file of -o when it exists.
+    #[arg(long, requires = "output")]
+    pub(crate) force: bool,
     /// Keep only entries whose URL matches this regex (repeatable).
     #[arg(long)]
     pub(crate) include: Vec<String>,
@@ -350,7 +354,7 @@ pub(crate) struct ServeArgs {
     pub(crate) framed: bool,
     /// The shared secret each request's envelope must carry (default: the
     /// LOAD_DENSITY_SOCKET_TOKEN environment variable, which keeps it out of `ps`).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_token)]
     pub(crate) token: Option<String>,
     /// PEM certificate chain: serve TLS 1.2+.
     #[arg(long, requires = "tls_key", value_name = "FILE")]
@@ -410,12 +414,31 @@ fn parse_prometheus(text: &str) -> Result<PrometheusFlag, String> {
     })
 }
 
-/// `10s`, `1m`, `500ms`, `1h` or a plain number of seconds.
+/// `--token`: an empty one would silently mean "no token".
+fn parse_token(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err(
+            "empty: an empty token would mean no token at all; give the shared secret, \
+             or leave --token out"
+                .into(),
+        );
+    }
+    Ok(text.to_string())
+}
+
+/// The longest duration a flag takes, in seconds (about 31 years), as for the
+/// script's durations.
+const MAX_DURATION_SECS: f64 = 1e9;
+
+/// `10s`, `1m`, `500ms`, `1h` or a plain number of seconds, at most
+/// [`MAX_DURATION_SECS`].
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
+    // The unit is the trailing letters, so that `1e3s` reads as 1000 seconds.
+    let number = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = match &text[number.len()..] {
+        "" => "s",
+        unit => unit,
     };
     let value: f64 = number
         .parse()
@@ -434,7 +457,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(seconds > 0.0 && seconds.is_finite()) {
         return Err(format!("`{text}`: expected a positive duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    if seconds > MAX_DURATION_SECS {
+        return Err(format!(
+            "`{text}`: too long; at most {MAX_DURATION_SECS:e} s (about 31 years)"
+        ));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
 /// `--start-at`: RFC 3339 (`2026-01-31T12:00:00Z`, `...+02:00`) or `+DURATION`
@@ -444,7 +472,11 @@ fn parse_start_at(text: &str) -> Result<SystemTime, String> {
     if let Some(relative) = text.strip_prefix('+') {
         let delay = humantime::parse_duration(relative)
             .map_err(|e| format!("`{text}`: expected +DURATION such as +30s or +2m ({e})"))?;
-        return Ok(SystemTime::now() + delay);
+        let too_far = || format!("`{text}`: too far; at most {MAX_DURATION_SECS:e} s from now");
+        if delay.as_secs_f64() > MAX_DURATION_SECS {
+            return Err(too_far());
+        }
+        return SystemTime::now().checked_add(delay).ok_or_else(too_far);
     }
     let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|e| {
@@ -457,7 +489,9 @@ fn parse_start_at(text: &str) -> Result<SystemTime, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{PrometheusFlag, parse_duration, parse_host_port, parse_prometheus, parse_start_at};
+    use super::{
+        PrometheusFlag, parse_duration, parse_host_port, parse_prometheus, parse_start_at,
+    };
     use std::time::{Duration, SystemTime};
 
     #[test]
@@ -498,6 +532,22 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("abc").is_err());
+        // Too large for a Duration: an error, not a panic.
+        assert_eq!(parse_duration("1.5e3ms"), Ok(Duration::from_millis(1500)));
+        for huge in [
+            "1e23h",
+            "100000000000000000000000h",
+            "18446744073709551616s",
+            "1e300",
+            "2e9s",
+        ] {
+            let error = parse_duration(huge).expect_err(huge);
+            assert!(error.contains("too long"), "{huge}: {error}");
+        }
+        assert_eq!(
+            parse_duration("1e9"),
+            Ok(Duration::from_secs(1_000_000_000))
+        );
     }
 
     #[test]
@@ -515,7 +565,14 @@ mod tests {
         let soon = parse_start_at("+30s").expect("parses");
         let left = soon.duration_since(SystemTime::now()).expect("future");
         assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
-        for bad in ["tomorrow", "+abc", "2026-01-31 12:00", "12:00:00Z"] {
+        for bad in [
+            "tomorrow",
+            "+abc",
+            "2026-01-31 12:00",
+            "12:00:00Z",
+            "+18446744073709551615s",
+            "+2000000000s",
+        ] {
             assert!(parse_start_at(bad).is_err(), "{bad}");
         }
     }

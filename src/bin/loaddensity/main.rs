@@ -7,6 +7,7 @@ mod cmd;
 mod documents;
 mod execute;
 mod flags;
+mod outputs;
 mod scale_out;
 mod sinks;
 

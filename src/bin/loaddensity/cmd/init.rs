@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use loaddensity::output::write_new;
 
 const EXAMPLE_SCRIPT: &str = r#"{"load_density": [
   ["LD_start_target_server", {"addr": "127.0.0.1:18090"}],
@@ -54,7 +55,9 @@ Point `host` at your service and remove the target server actions to test it.
 ";
 
 /// `init PATH`: `PATH/LoadDensity/` with `keyword/keyword1.json`, `keyword/users.csv`
-/// and `README.md`. Existing files are left alone (an error names them).
+/// and `README.md`. Existing files are left alone (an error names them), and so is
+/// anything else already at those paths, a dangling symbolic link included: each file
+/// is created new, never written through a link.
 pub(crate) fn init_project(path: &Path) -> Result<ExitCode> {
     let root = path.join("LoadDensity");
     let keyword = root.join("keyword");
@@ -63,15 +66,16 @@ pub(crate) fn init_project(path: &Path) -> Result<ExitCode> {
         (keyword.join("users.csv"), EXAMPLE_CSV),
         (root.join("README.md"), EXAMPLE_README),
     ];
+    // `symlink_metadata`, not `exists`: a dangling link exists too.
     for (file, _) in &files {
-        if file.exists() {
+        if file.symlink_metadata().is_ok() {
             bail!("{} already exists; not overwriting it", file.display());
         }
     }
     std::fs::create_dir_all(&keyword)
         .with_context(|| format!("cannot create {}", keyword.display()))?;
     for (file, text) in &files {
-        std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+        write_new(file, text.as_bytes())?;
     }
     eprintln!(
         "created {} (see its README.md: cd {} && loaddensity run-dir keyword)",

@@ -2,15 +2,20 @@
 //! one exact result from the results of several instances.
 
 use std::io::Read as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use loaddensity::stats::{ResultDocument, SlaGateResult, merge_results};
 
 use crate::flags::MergeArgs;
+use crate::outputs::refuse_inputs;
 
 /// Runs `loaddensity merge`.
 pub(crate) fn merge(args: &MergeArgs) -> Result<ExitCode> {
+    let mut inputs: Vec<PathBuf> = args.results.iter().map(PathBuf::from).collect();
+    inputs.extend(args.sla.clone());
+    refuse_inputs(&[("--output", Some(args.output.as_path()))], &inputs)?;
     let mut documents = Vec::new();
     for source in &args.results {
         if source == "-" {

@@ -1,21 +1,22 @@
 //! `loaddensity report` and the `--html/--junit/--csv` flags of `loaddensity run`:
 //! reports rendered from a result document (saved, or the executor's own).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use loaddensity::Executor;
+use loaddensity::output::write_atomically;
 use loaddensity::report::{render_html, render_junit};
 use loaddensity::stats::ResultDocument;
 
 use crate::documents::report_document;
 use crate::flags::{ReportArgs, RunReportFlags};
+use crate::outputs::refuse_inputs;
 
 /// `loaddensity report RESULT.json ...`.
 pub(crate) fn report(args: &ReportArgs) -> Result<ExitCode> {
-    let (document, source) =
-        report_document(args.result.as_deref(), args.db.as_deref(), args.run)?;
+    let (document, source) = report_document(args.result.as_deref(), args.db.as_deref(), args.run)?;
     let per_request = [
         ("--csv", args.csv.is_some()),
         ("--json", args.json.is_some()),
@@ -32,6 +33,14 @@ pub(crate) fn report(args: &ReportArgs) -> Result<ExitCode> {
     if args.html.is_none() && args.junit.is_none() {
         bail!("nothing to render: give --html FILE and/or --junit FILE");
     }
+    let inputs: Vec<PathBuf> = args.result.iter().chain(&args.db).cloned().collect();
+    refuse_inputs(
+        &[
+            ("--html", args.html.as_deref()),
+            ("--junit", args.junit.as_deref()),
+        ],
+        &inputs,
+    )?;
     write_document_reports(&document, args.html.as_deref(), args.junit.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -69,6 +78,8 @@ pub(crate) fn write_run_reports(executor: &Executor, flags: &RunReportFlags) -> 
     Ok(())
 }
 
+/// Writes a report whole or not at all (a previous report stays when writing fails).
 fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    write_atomically(path, text.as_bytes())?;
+    Ok(())
 }

@@ -10,6 +10,7 @@ use loaddensity::ExecutorOptions;
 use crate::documents::{Loaded, load_documents};
 use crate::execute::{execute_documents, executor, finish, validate_documents};
 use crate::flags::RunArgs;
+use crate::outputs::{document_files, refuse_inputs};
 use crate::scale_out;
 use crate::sinks::{otel, start_influxdb, start_prometheus};
 
@@ -17,6 +18,17 @@ use crate::sinks::{otel, start_influxdb, start_prometheus};
 /// document, then writes the summary and the reports.
 pub(crate) fn run(args: &RunArgs, options: ExecutorOptions) -> Result<ExitCode> {
     scale_out::check_flags(&args.scale)?;
+    let summary_json = args.summary_json.as_deref();
+    let documents = load_documents(&args.path)?;
+    refuse_inputs(
+        &[
+            ("--summary-json", summary_json),
+            ("--html", args.reports.html.as_deref()),
+            ("--junit", args.reports.junit.as_deref()),
+            ("--csv", args.reports.csv.as_deref()),
+        ],
+        &document_files(&documents),
+    )?;
     let status_line = options.progress;
     let mut executor = executor(options)?;
     // The segment and instance name first: the sinks label their output with them.
@@ -25,9 +37,7 @@ pub(crate) fn run(args: &RunArgs, options: ExecutorOptions) -> Result<ExitCode> 
     start_prometheus(args.prometheus.as_ref())?;
     start_influxdb(&mut executor, &args.influxdb)?;
     otel::start(&mut executor, args.otlp.as_deref())?;
-    let summary_json = args.summary_json.as_deref();
     let reports = Some(&args.reports);
-    let documents = load_documents(&args.path)?;
     if let Some(at) = args.scale.start_at {
         let problems = validate_documents(&executor, &documents, None, false)?;
         if problems > 0 {
@@ -49,6 +59,10 @@ pub(crate) fn run_loaded(
     documents: Vec<Loaded>,
     summary_json: Option<&Path>,
 ) -> Result<ExitCode> {
+    refuse_inputs(
+        &[("--summary-json", summary_json)],
+        &document_files(&documents),
+    )?;
     let mut executor = executor(options)?;
     let read = execute_documents(&mut executor, documents);
     finish(&executor, summary_json, None, !read)
