@@ -362,3 +362,55 @@ fn an_empty_token_is_refused() {
     assert_eq!(status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("--token"), "{}", stderr(&output));
 }
+
+/// Starts a 20-second run, sends `signal` after a second, and returns the exit status
+/// and the summary.
+#[cfg(unix)]
+fn interrupted_run(signal: &str) -> (ExitStatus, serde_json::Value) {
+    let target = Target::start();
+    let work = Workdir::new();
+    let script = json!({"load_density": [["LD_start_test", {
+        "user_count": 2, "spawn_rate": 10, "test_time": 20,
+        "wait_time": {"constant": 0.05},
+        "tasks": [{"method": "get", "request_url": target.url("/json")}]
+    }]]});
+    let path = work.write("s.json", &script.to_string());
+    let summary = work.path("summary.json");
+    let mut child = bin()
+        .args([
+            "run",
+            path.to_str().expect("utf8"),
+            "--summary-json",
+            summary.to_str().expect("utf8"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = wait_bounded(&mut child, Duration::from_secs(15));
+    (status, read_json(&summary))
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_exits_143_and_the_summary_says_interrupted() {
+    let (status, summary) = interrupted_run("TERM");
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert_eq!(summary["run"]["load"][0]["interrupted"], json!(true));
+    assert!(summary["totals"]["requests"].as_u64().expect("requests") > 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_exits_130_and_the_summary_says_interrupted() {
+    let (status, summary) = interrupted_run("INT");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(summary["run"]["load"][0]["interrupted"], json!(true));
+}

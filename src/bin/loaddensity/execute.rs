@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::{Context, Result};
 use loaddensity::output::write_atomically;
@@ -14,44 +15,58 @@ use crate::documents::Loaded;
 use crate::flags::RunReportFlags;
 use crate::sinks::otel;
 
-/// An executor whose interrupt token is wired to Ctrl-C and SIGTERM. A second
-/// signal exits at once.
+/// SIGINT's number: Ctrl-C.
+const SIGINT: u8 = 2;
+/// SIGTERM's number: `kill`, a CI job's timeout, Kubernetes stopping a pod.
+const SIGTERM: u8 = 15;
+
+/// The signal that interrupted this process, 0 while none has. Signals are
+/// process-wide, and so is this: [`finish`] turns it into the exit code.
+static INTERRUPTED_BY: AtomicU8 = AtomicU8::new(0);
+
+/// An executor whose interrupt token is wired to Ctrl-C and SIGTERM: the run stops
+/// gracefully, its reports are written, and it exits 128 + the signal's number (130
+/// after SIGINT, 143 after SIGTERM, as a shell reports). A second signal exits at once.
 pub(crate) fn executor(options: ExecutorOptions) -> Result<Executor> {
     let executor = Executor::new(options).context("cannot start the runtime")?;
     let interrupt = executor.interrupt_token();
     executor.runtime().spawn(async move {
         for attempt in 0.. {
-            wait_for_signal().await;
+            let signal = wait_for_signal().await;
             if attempt == 0 {
                 eprintln!("\nstopping: finishing in-flight requests (Ctrl-C again to quit now)");
+                INTERRUPTED_BY.store(signal, Ordering::SeqCst);
                 interrupt.cancel();
             } else {
-                std::process::exit(130);
+                std::process::exit(128 + i32::from(signal));
             }
         }
     });
     Ok(executor)
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM; returns the signal's number.
+async fn wait_for_signal() -> u8 {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => SIGINT,
+                    _ = term.recv() => SIGTERM,
                 }
             }
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
+                SIGINT
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        SIGINT
     }
 }
 
@@ -117,7 +132,8 @@ pub(crate) fn validate_documents(
 
 /// Ends a run: stops the sinks that still hold data (InfluxDB, OpenTelemetry,
 /// remote write: their final sends happen and are counted), writes `--summary-json`
-/// and the reports (each whole or not at all), and picks the exit code.
+/// and the reports (each whole or not at all), and picks the exit code: 128 + the
+/// signal's number after an interruption, 1 when `failed`, else the executor's.
 pub(crate) fn finish(
     executor: &Executor,
     summary_json: Option<&Path>,
@@ -137,7 +153,16 @@ pub(crate) fn finish(
     if let Some(reports) = reports {
         crate::cmd::report::write_run_reports(executor, reports)?;
     }
-    Ok(if failed {
+    let signal = INTERRUPTED_BY.load(Ordering::SeqCst);
+    Ok(if signal != 0 {
+        let name = if signal == SIGTERM {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
+        eprintln!("interrupted by {name}: exit code {}", 128 + signal);
+        ExitCode::from(128 + signal)
+    } else if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::from(executor.exit_code())
