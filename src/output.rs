@@ -7,8 +7,10 @@
 //! are renamed, so the set appears whole or not at all.
 //!
 //! A path that is a symbolic link to a file replaces the file it points to (as a plain
-//! write would). [`write_new`] refuses any existing entry, a dangling symbolic link
-//! included (create-new semantics, for scaffolding and `--force`-less writes).
+//! write would). A path that exists and is not a regular file (`/dev/null`,
+//! `/dev/stdout`, a named pipe) is written in place: it cannot be replaced, and must
+//! not be. [`write_new`] refuses any existing entry, a dangling symbolic link included
+//! (create-new semantics, for scaffolding and `--force`-less writes).
 
 use std::fs::File;
 use std::io::Write;
@@ -101,7 +103,16 @@ pub fn write_new(path: &Path, contents: &[u8]) -> Result<(), OutputError> {
 /// and leaves every final path as it was.
 #[derive(Debug, Default)]
 pub struct StagedFiles {
-    files: Vec<(PathBuf, NamedTempFile)>,
+    files: Vec<(PathBuf, Staged)>,
+}
+
+/// One file of a [`StagedFiles`].
+#[derive(Debug)]
+enum Staged {
+    /// A temporary file beside the final path, renamed over it at the commit.
+    Temporary(NamedTempFile),
+    /// An existing special file (a device, a pipe), written in place.
+    InPlace(File),
 }
 
 impl StagedFiles {
@@ -113,17 +124,31 @@ impl StagedFiles {
     /// A new, empty temporary file that [`StagedFiles::commit`] renames to `path`.
     pub fn create(&mut self, path: &Path) -> Result<&mut File, OutputError> {
         let target = final_path(path)?;
-        let temp = temp_beside(&target)?;
-        self.files.push((target, temp));
+        let staged = match std::fs::metadata(&target) {
+            Ok(meta) if !meta.is_file() => Staged::InPlace(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&target)
+                    .map_err(|source| write_error(path, source))?,
+            ),
+            _ => Staged::Temporary(temp_beside(&target)?),
+        };
+        self.files.push((target, staged));
         let index = self.files.len() - 1;
-        Ok(self.files[index].1.as_file_mut())
+        Ok(match &mut self.files[index].1 {
+            Staged::Temporary(temp) => temp.as_file_mut(),
+            Staged::InPlace(file) => file,
+        })
     }
 
     /// Flushes every file to disk, then renames each into place. Every final path is
     /// checked before the first rename, so a path that cannot be replaced leaves all
     /// of them as they were.
     pub fn commit(self) -> Result<(), OutputError> {
-        for (target, temp) in &self.files {
+        for (target, staged) in &self.files {
+            let Staged::Temporary(temp) = staged else {
+                continue;
+            };
             if target.is_dir() {
                 return Err(OutputError::IsDirectory {
                     file: target.display().to_string(),
@@ -133,11 +158,13 @@ impl StagedFiles {
                 .sync_all()
                 .map_err(|source| write_error(target, source))?;
         }
-        for (target, temp) in self.files {
-            temp.persist(&target).map_err(|e| OutputError::Replace {
-                file: target.display().to_string(),
-                source: e.error,
-            })?;
+        for (target, staged) in self.files {
+            if let Staged::Temporary(temp) = staged {
+                temp.persist(&target).map_err(|e| OutputError::Replace {
+                    file: target.display().to_string(),
+                    source: e.error,
+                })?;
+            }
         }
         Ok(())
     }
@@ -264,6 +291,32 @@ mod tests {
             ));
             assert!(!target.exists(), "the link's target was created");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_special_file_is_written_in_place() {
+        // /dev/null stays the device: nothing is renamed over it.
+        write_atomically(std::path::Path::new("/dev/null"), b"report").expect("write");
+        let meta = std::fs::metadata("/dev/null").expect("/dev/null");
+        assert!(!meta.is_file(), "/dev/null became a regular file");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut staged = StagedFiles::new();
+        staged
+            .create(std::path::Path::new("/dev/null"))
+            .expect("in place")
+            .write_all(b"x")
+            .expect("write");
+        staged
+            .create(&dir.path().join("r.xml"))
+            .expect("temporary")
+            .write_all(b"y")
+            .expect("write");
+        staged.commit().expect("commit");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("r.xml")).expect("read"),
+            "y"
+        );
     }
 
     #[cfg(unix)]

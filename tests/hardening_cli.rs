@@ -414,3 +414,27 @@ fn sigint_exits_130_and_the_summary_says_interrupted() {
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert_eq!(summary["run"]["load"][0]["interrupted"], json!(true));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_summary_to_a_special_file_is_written_in_place() {
+    let target = Target::start();
+    let work = Workdir::new();
+    work.write("s.json", &short_script(&target, json!([])));
+    let output = run_in(
+        work.dir.path(),
+        &["run", "s.json", "--summary-json", "/dev/stdout"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        common::stdout(&output).contains("\"totals\""),
+        "{}",
+        common::stdout(&output)
+    );
+    let output = run_in(
+        work.dir.path(),
+        &["run", "s.json", "--summary-json", "/dev/null"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!std::fs::metadata("/dev/null").expect("meta").is_file());
+}
