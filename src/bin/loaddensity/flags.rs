@@ -462,7 +462,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
             "`{text}`: too long; at most {MAX_DURATION_SECS:e} s (about 31 years)"
         ));
     }
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err(format!(
+            "`{text}`: expected a positive duration (at least 1 ns)"
+        )),
+        Err(e) => Err(format!("`{text}`: {e}")),
+    }
 }
 
 /// `--start-at`: RFC 3339 (`2026-01-31T12:00:00Z`, `...+02:00`) or `+DURATION`
@@ -530,6 +536,7 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("1e-12s").is_err(), "rounds to zero");
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("abc").is_err());
         // Too large for a Duration: an error, not a panic.
@@ -548,6 +555,40 @@ mod tests {
             parse_duration("1e9"),
             Ok(Duration::from_secs(1_000_000_000))
         );
+    }
+
+    /// Any number with any unit: a duration of at most 1e9 s or an error, never a panic.
+    #[test]
+    fn durations_never_panic() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{
+            Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner,
+        };
+        let config = Config {
+            cases: 4000,
+            failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+            ..Config::default()
+        };
+        let mut runner =
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[26; 32]));
+        let number = prop_oneof![
+            "[0-9.eE+-]{0,30}",
+            any::<f64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| format!("{n:e}")),
+            any::<u64>().prop_map(|n| format!("{n}000000")),
+        ];
+        let unit = prop::sample::select(vec!["", "ms", "s", "m", "h", "x", "e"]);
+        runner
+            .run(&(number, unit), |(number, unit)| {
+                let text = format!("{number}{unit}");
+                if let Ok(duration) = parse_duration(&text) {
+                    prop_assert!(duration <= Duration::from_secs(1_000_000_000), "{text}");
+                    prop_assert!(!duration.is_zero(), "{text}");
+                }
+                let _ = parse_start_at(&format!("+{number}{unit}"));
+                Ok(())
+            })
+            .expect("durations");
     }
 
     #[test]
