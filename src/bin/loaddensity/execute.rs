@@ -151,7 +151,7 @@ pub(crate) fn finish(
         write_atomically(path, (text + "\n").as_bytes())?;
     }
     if let Some(reports) = reports {
-        crate::cmd::report::write_run_reports(executor, reports)?;
+        crate::reports::write_run_reports(executor, reports)?;
     }
     let signal = INTERRUPTED_BY.load(Ordering::SeqCst);
     Ok(if signal != 0 {

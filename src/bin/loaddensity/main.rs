@@ -1,13 +1,15 @@
 //! The `loaddensity` command line: parses the flags (`flags`) and hands each
 //! subcommand to its file in `cmd/`. What several subcommands share lives beside
 //! this file: `execute` (the executor, the validate and execute loops, the end of a
-//! run), `documents` (loading scripts and result documents), `sinks` and `scale_out`.
+//! run), `documents` (loading scripts and result documents), `outputs`, `reports`,
+//! `sinks` and `scale_out`.
 
 mod cmd;
 mod documents;
 mod execute;
 mod flags;
 mod outputs;
+mod reports;
 mod scale_out;
 mod sinks;
 

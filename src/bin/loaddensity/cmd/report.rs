@@ -1,18 +1,15 @@
-//! `loaddensity report` and the `--html/--junit/--csv` flags of `loaddensity run`:
-//! reports rendered from a result document (saved, or the executor's own).
+//! `loaddensity report`: HTML and JUnit reports rendered from a saved result document
+//! (a file or a run of the SQLite history), without rerunning anything.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use loaddensity::Executor;
-use loaddensity::output::write_atomically;
-use loaddensity::report::{render_html, render_junit};
-use loaddensity::stats::ResultDocument;
+use anyhow::{Result, bail};
 
 use crate::documents::report_document;
-use crate::flags::{ReportArgs, RunReportFlags};
+use crate::flags::ReportArgs;
 use crate::outputs::refuse_inputs;
+use crate::reports::write_document_reports;
 
 /// `loaddensity report RESULT.json ...`.
 pub(crate) fn report(args: &ReportArgs) -> Result<ExitCode> {
@@ -43,43 +40,4 @@ pub(crate) fn report(args: &ReportArgs) -> Result<ExitCode> {
     )?;
     write_document_reports(&document, args.html.as_deref(), args.junit.as_deref())?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the HTML and JUnit reports of a result document.
-fn write_document_reports(
-    document: &ResultDocument,
-    html: Option<&Path>,
-    junit: Option<&Path>,
-) -> Result<()> {
-    if let Some(path) = html {
-        let text = render_html(document).context("--html")?;
-        write(path, &text)?;
-    }
-    if let Some(path) = junit {
-        write(path, &render_junit(document))?;
-    }
-    Ok(())
-}
-
-/// The reports `loaddensity run --html/--junit/--csv` writes at the end.
-pub(crate) fn write_run_reports(executor: &Executor, flags: &RunReportFlags) -> Result<()> {
-    if flags.html.is_some() || flags.junit.is_some() {
-        let document = executor.summary();
-        write_document_reports(&document, flags.html.as_deref(), flags.junit.as_deref())?;
-    }
-    if let Some(path) = &flags.csv {
-        executor
-            .write_csv_report(path)
-            .with_context(|| format!("--csv {}", path.display()))?;
-        if let Some(note) = executor.request_log_note() {
-            eprintln!("{note}");
-        }
-    }
-    Ok(())
-}
-
-/// Writes a report whole or not at all (a previous report stays when writing fails).
-fn write(path: &Path, text: &str) -> Result<()> {
-    write_atomically(path, text.as_bytes())?;
-    Ok(())
 }
