@@ -121,7 +121,9 @@ impl StagedFiles {
         Self::default()
     }
 
-    /// A new, empty temporary file that [`StagedFiles::commit`] renames to `path`.
+    /// A new, empty temporary file that [`StagedFiles::commit`] renames to `path`
+    /// (or, when `path` is an existing special file such as `/dev/null`, that file
+    /// opened for writing in place).
     pub fn create(&mut self, path: &Path) -> Result<&mut File, OutputError> {
         let target = final_path(path)?;
         let staged = match std::fs::metadata(&target) {
