@@ -7,14 +7,14 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
-    && echo 'fn main() {}' > src/main.rs \
+RUN mkdir -p src/bin/loaddensity benches \
+    && echo 'fn main() {}' > src/bin/loaddensity/main.rs \
     && touch src/lib.rs \
     && echo 'fn main() {}' > benches/line_protocol.rs \
     && cargo build --release --locked --bin loaddensity || true
 COPY src ./src
 COPY benches ./benches
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/bin/loaddensity/main.rs src/lib.rs \
     && cargo build --release --locked --bin loaddensity \
     && strip target/release/loaddensity
 

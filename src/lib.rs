@@ -16,6 +16,7 @@ pub mod har;
 pub mod history;
 pub mod instance;
 pub mod listener;
+pub mod output;
 pub mod protocol;
 pub mod report;
 pub mod request_log;

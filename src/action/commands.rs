@@ -234,8 +234,8 @@ fn generate_summary_report(
     let path = format!("{}.json", args.report_name);
     let text = serde_json::to_string_pretty(&executor.summary())
         .map_err(|e| ActionError::Failed(e.to_string()))?;
-    std::fs::write(&path, text + "\n")
-        .map_err(|e| ActionError::Failed(format!("cannot write {path}: {e}")))?;
+    crate::output::write_atomically(std::path::Path::new(&path), (text + "\n").as_bytes())
+        .map_err(|e| ActionError::Failed(e.to_string()))?;
     Ok(Value::String(path))
 }
 

@@ -1,5 +1,6 @@
 //! Reading action documents: `{"load_density": [...]}` or a bare list of actions.
 
+use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
@@ -25,14 +26,37 @@ pub fn parse_json(text: &str, path: &str) -> Result<Value, DocumentError> {
     })
 }
 
-/// Reads and parses a JSON file.
+/// The largest action document read ([`read_json_file`], [`read_json`]): 64 MiB.
+pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads and parses a JSON file of at most [`MAX_DOCUMENT_BYTES`].
 pub fn read_json_file(path: &Path) -> Result<Value, DocumentError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DocumentError::Io {
+    let file = std::fs::File::open(path).map_err(|source| DocumentError::Io {
         path: name.clone(),
         source,
     })?;
-    parse_json(&text, &name)
+    read_json(file, &name)
+}
+
+/// Reads and parses JSON from `reader` (standard input, a file) named `path` in
+/// errors; more than [`MAX_DOCUMENT_BYTES`] is an error, and no more is read.
+pub fn read_json(reader: impl Read, path: &str) -> Result<Value, DocumentError> {
+    let mut text = String::new();
+    reader
+        .take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|source| DocumentError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+    if text.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(DocumentError::TooLarge {
+            path: path.to_string(),
+            limit: MAX_DOCUMENT_BYTES,
+        });
+    }
+    parse_json(&text, path)
 }
 
 /// Splits a document into its actions. A malformed action is an error in its own

@@ -14,6 +14,14 @@ pub enum DocumentError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The document is larger than the limit (nothing past it is read).
+    #[error("{path}: too large: an action document may be at most {} MiB", limit / (1024 * 1024))]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The text is not valid JSON.
     #[error("{path}: line {line}, column {column}: malformed JSON: {message}")]
     Json {

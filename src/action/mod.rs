@@ -19,7 +19,7 @@ mod sla_commands;
 mod socket_commands;
 
 pub use args::Args;
-pub use document::{Action, actions, parse_json, read_json_file};
+pub use document::{Action, MAX_DOCUMENT_BYTES, actions, parse_json, read_json, read_json_file};
 pub use error::{ActionError, ActionFailure, DocumentError};
 pub use segment_plan::{SegmentSlice, segment_slices};
 

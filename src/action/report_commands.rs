@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::commands::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Executor};
+use crate::output::StagedFiles;
 use crate::report::{
     RecordCounts, ReportError, render_html, render_json, render_junit, render_xml, write_csv,
     write_json, write_text, write_xml,
@@ -106,12 +107,15 @@ impl Executor {
         })
     }
 
-    /// Writes every recorded request as CSV (`--csv`, `LD_generate_csv_report`).
+    /// Writes every recorded request as CSV (`--csv`, `LD_generate_csv_report`),
+    /// whole or not at all.
     pub fn write_csv_report(&self, path: &Path) -> Result<RecordCounts, ReportError> {
         let (records, _, _) = self.records_for_report()?;
         let file = path.display().to_string();
-        let output = File::create(path).map_err(|e| ReportError::io(&file, e))?;
-        write_csv(records, BufWriter::new(output), &file)
+        let mut staged = StagedFiles::new();
+        let counts = write_csv(records, BufWriter::new(staged.create(path)?), &file)?;
+        staged.commit()?;
+        Ok(counts)
     }
 
     fn write_pair(
@@ -123,12 +127,17 @@ impl Executor {
         let (records, samples, _) = self.records_for_report()?;
         let success = format!("{name}_success.{extension}");
         let failure = format!("{name}_failure.{extension}");
-        let create = |path: &str| {
-            File::create(path)
-                .map(BufWriter::new)
-                .map_err(|e| ReportError::io(path, e))
+        // Both files are written before either replaces its previous version: the
+        // pair appears whole or not at all.
+        let mut staged = StagedFiles::new();
+        let mut create = |path: &str| -> Result<BufWriter<File>, ReportError> {
+            let file = staged.create(Path::new(path))?;
+            let handle = file.try_clone().map_err(|e| ReportError::io(path, e))?;
+            Ok(BufWriter::new(handle))
         };
-        write(records, &samples, create(&success)?, create(&failure)?)?;
+        let (success_file, failure_file) = (create(&success)?, create(&failure)?);
+        write(records, &samples, success_file, failure_file)?;
+        staged.commit()?;
         Ok((success, failure))
     }
 

@@ -29,6 +29,9 @@ pub enum ReportError {
     /// This renderer is not part of this build yet.
     #[error("the {0} report is not built yet")]
     NotBuilt(&'static str),
+    /// An output file could not be written (the previous one, if any, is intact).
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     /// A file could not be written or read.
     #[error("{file}: {source}")]
     Io {
@@ -54,9 +57,11 @@ pub fn render_html(document: &ResultDocument) -> Result<String, ReportError> {
     Ok(html::render_html(document))
 }
 
-/// Writes a rendered text report to `path`.
+/// Writes a rendered text report to `path`, whole or not at all (the previous file
+/// stays when writing fails).
 pub fn write_text(path: &str, text: &str) -> Result<(), ReportError> {
-    std::fs::write(path, text).map_err(|e| ReportError::io(path, e))
+    crate::output::write_atomically(std::path::Path::new(path), text.as_bytes())?;
+    Ok(())
 }
 
 /// Escapes text for XML content and attribute values.

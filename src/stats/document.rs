@@ -189,6 +189,9 @@ pub enum ResultError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The document could not be written (the previous file, if any, is intact).
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     /// A field is missing or of the wrong type.
     #[error("{file}: field `{field}`: {message}")]
     Field {
@@ -259,15 +262,15 @@ impl Summary {
         })
     }
 
-    /// Writes the document as pretty JSON.
+    /// Writes the document as pretty JSON, whole or not at all.
     pub fn write(&self, path: &Path) -> Result<(), ResultError> {
-        let file = path.display().to_string();
         let text = serde_json::to_string_pretty(self).map_err(|e| ResultError::Field {
-            file: file.clone(),
+            file: path.display().to_string(),
             field: String::new(),
             message: e.to_string(),
         })?;
-        std::fs::write(path, text + "\n").map_err(|source| ResultError::Io { file, source })
+        crate::output::write_atomically(path, (text + "\n").as_bytes())?;
+        Ok(())
     }
 
     /// The latency histogram of every request (µs).

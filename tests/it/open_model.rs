@@ -31,7 +31,7 @@ fn achieved_rate_matches_the_requested_rate() {
         &[
             "bench",
             &target.url("/"),
-            "-q",
+            "-r",
             "400",
             "-u",
             "50",

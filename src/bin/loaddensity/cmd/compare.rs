@@ -1,44 +1,20 @@
-//! `loaddensity compare` and `loaddensity report --db FILE --run ID`: result
-//! documents read from files or from the SQLite run history.
+//! `loaddensity compare`: two runs, read from result documents or from the SQLite
+//! run history, side by side per endpoint, with `--fail-if` limits.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use loaddensity::compare::{check, compare, render_comparison};
-use loaddensity::history::RunHistory;
 use loaddensity::stats::ResultDocument;
 
-use crate::cli::CompareArgs;
+use crate::documents::document_from_db;
+use crate::flags::CompareArgs;
 
 /// The exit code of a comparison that passed a `--fail-if` limit (as for SLA gates).
 const LIMIT_PASSED: u8 = 99;
 
-/// The result document of a stored run.
-pub(crate) fn document_from_db(db: &Path, run: i64) -> Result<ResultDocument> {
-    let history = RunHistory::open(db)?;
-    let text = history.summary_json(run)?;
-    ResultDocument::from_json_text(&text)
-        .map_err(|e| e.in_file(&format!("{} (run {run})", db.display())))
-        .map_err(Into::into)
-}
-
-/// The result document of `report RESULT.json` or `report --db FILE --run ID`.
-pub(crate) fn report_document(
-    result: Option<&Path>,
-    db: Option<&Path>,
-    run: Option<i64>,
-) -> Result<(ResultDocument, String)> {
-    match (result, db, run) {
-        (Some(path), _, _) => Ok((ResultDocument::read(path)?, path.display().to_string())),
-        (None, Some(db), Some(run)) => Ok((
-            document_from_db(db, run)?,
-            format!("run {run} of {}", db.display()),
-        )),
-        _ => anyhow::bail!("give a result document, or --db FILE --run ID"),
-    }
-}
-
+/// One run of `compare`: a result document, or with `--db` a run id.
 fn load(arg: &str, db: Option<&PathBuf>, which: &str) -> Result<ResultDocument> {
     match db {
         Some(db) => {

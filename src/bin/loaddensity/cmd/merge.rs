@@ -8,27 +8,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use loaddensity::stats::{ResultDocument, SlaGateResult, merge_results};
 
-/// Flags of `loaddensity merge`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct MergeArgs {
-    /// Result documents (`--summary-json`); `-` reads one or more concatenated
-    /// documents from standard input (e.g. `kubectl logs`).
-    #[arg(required = true)]
-    pub(crate) results: Vec<String>,
-    /// Where to write the merged result.
-    #[arg(short = 'o', long)]
-    pub(crate) output: PathBuf,
-    /// Evaluate these SLA rules (a JSON list, as LD_assert_sla's `rules`) on the merged
-    /// result; exit code 99 when one fails.
-    #[arg(long, value_name = "RULES.json")]
-    pub(crate) sla: Option<PathBuf>,
-    /// Merge even when a segment appears twice (its requests then count twice).
-    #[arg(long)]
-    pub(crate) force: bool,
-}
+use crate::flags::MergeArgs;
+use crate::outputs::refuse_inputs;
 
 /// Runs `loaddensity merge`.
 pub(crate) fn merge(args: &MergeArgs) -> Result<ExitCode> {
+    let mut inputs: Vec<PathBuf> = args.results.iter().map(PathBuf::from).collect();
+    inputs.extend(args.sla.clone());
+    refuse_inputs(&[("--output", Some(args.output.as_path()))], &inputs)?;
     let mut documents = Vec::new();
     for source in &args.results {
         if source == "-" {

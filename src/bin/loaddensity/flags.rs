@@ -1,7 +1,8 @@
-//! Command-line flags (clap).
+//! Every command-line flag (clap): the subcommands, their arguments, and the value
+//! parsers. What the flags do lives in `cmd/`, one file per subcommand.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 
@@ -29,7 +30,7 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
     #[command(flatten)]
-    pub(crate) legacy: crate::subcommands::LegacyFlags,
+    pub(crate) legacy: LegacyFlags,
     /// Worker threads (default: every core this process may use).
     #[arg(long, global = true)]
     pub(crate) threads: Option<usize>,
@@ -44,28 +45,9 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run an action script: a file, every .json of a directory (sorted), or - for stdin.
-    Run {
-        /// FILE, DIR or -.
-        path: String,
-        /// Write the summary (LoadDensity's schema) to this file at the end.
-        #[arg(long)]
-        summary_json: Option<PathBuf>,
-        /// Serve Prometheus metrics on [ADDR:]PORT while the script runs (port 0 picks a free one).
-        #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
-        prometheus: Option<PrometheusFlag>,
-        #[command(flatten)]
-        influxdb: InfluxFlags,
-        /// Export metrics over OTLP to this collector URL while the script runs (gRPC,
-        /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
-        #[arg(long, value_name = "ENDPOINT")]
-        otlp: Option<String>,
-        #[command(flatten)]
-        scale: crate::scale_out::ScaleFlags,
-        #[command(flatten)]
-        reports: RunReportFlags,
-    },
+    Run(RunArgs),
     /// Merge the result documents of several instances into one exact result.
-    Merge(crate::merge_cmd::MergeArgs),
+    Merge(MergeArgs),
     /// Render reports from a saved result document (`--summary-json`), without rerunning.
     Report(ReportArgs),
     /// Compare two runs: per endpoint, the change in rps, p50/p95/p99 and failure
@@ -111,9 +93,32 @@ pub(crate) enum Command {
     },
     /// Convert a HAR recording (Chrome/Firefox DevTools, mitmproxy, Charles) into an
     /// action script.
-    ImportHar(crate::subcommands::ImportHarArgs),
+    ImportHar(ImportHarArgs),
     /// Serve the control socket: run action JSON sent over TCP (LoadDensity's `serve`).
-    Serve(crate::subcommands::ServeArgs),
+    Serve(ServeArgs),
+}
+
+/// Flags of `loaddensity run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// FILE, DIR or -.
+    pub(crate) path: String,
+    /// Write the summary (LoadDensity's schema) to this file at the end.
+    #[arg(long)]
+    pub(crate) summary_json: Option<PathBuf>,
+    /// Serve Prometheus metrics on [ADDR:]PORT while the script runs (port 0 picks a free one).
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_prometheus)]
+    pub(crate) prometheus: Option<PrometheusFlag>,
+    #[command(flatten)]
+    pub(crate) influxdb: InfluxFlags,
+    /// Export metrics over OTLP to this collector URL while the script runs (gRPC,
+    /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub(crate) otlp: Option<String>,
+    #[command(flatten)]
+    pub(crate) scale: ScaleFlags,
+    #[command(flatten)]
+    pub(crate) reports: RunReportFlags,
 }
 
 /// Flags of `loaddensity bench`.
@@ -121,12 +126,12 @@ pub(crate) enum Command {
 pub(crate) struct BenchArgs {
     /// The URL to load.
     pub(crate) url: String,
-    /// Concurrent users (connections); with `-q`, the most iterations in flight.
+    /// Concurrent users (connections); with `--rate`, the most iterations in flight.
     #[arg(short = 'u', long, default_value_t = 32)]
     pub(crate) users: u32,
     /// Open model: start this many requests per second whatever the target's speed
-    /// (latency counts from each request's scheduled start).
-    #[arg(short = 'q', long)]
+    /// (latency counts from each request's scheduled start). `-q` is `--quiet`.
+    #[arg(short = 'r', long)]
     pub(crate) rate: Option<f64>,
     /// Duration, e.g. 10s, 1m, 500ms.
     #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
@@ -241,6 +246,124 @@ pub(crate) struct InfluxFlags {
     pub(crate) influxdb_url: Option<String>,
 }
 
+/// LoadDensity's hidden single-flag forms.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct LegacyFlags {
+    /// Run an action file (legacy form of `run`).
+    #[arg(short = 'e', long = "execute_file", hide = true, value_name = "FILE")]
+    pub(crate) execute_file: Option<String>,
+    /// Run every .json of a directory (legacy form of `run-dir`).
+    #[arg(short = 'd', long = "execute_dir", hide = true, value_name = "DIR")]
+    pub(crate) execute_dir: Option<String>,
+    /// Run a JSON string (legacy form of `run-str`).
+    #[arg(long = "execute_str", hide = true, value_name = "JSON")]
+    pub(crate) execute_str: Option<String>,
+    /// Scaffold a project (legacy form of `init`).
+    #[arg(short = 'c', long = "create_project", hide = true, value_name = "PATH")]
+    pub(crate) create_project: Option<PathBuf>,
+}
+
+/// Scale-out flags of `loaddensity run`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ScaleFlags {
+    /// Run execution segment I of N (0-based): this instance's share of the users,
+    /// 1/N of the rates, and CSV rows I, I+N, ... (also LOADDENSITY_SEGMENT=I/N).
+    #[arg(long, value_name = "I/N")]
+    pub(crate) segment: Option<loaddensity::Segment>,
+    /// Parse and validate the script and open the sinks, then wait until this
+    /// wall-clock time before the first test: RFC 3339 (2026-01-31T12:00:00Z) or
+    /// relative (+30s, +2m).
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub(crate) start_at: Option<SystemTime>,
+    /// This instance's name in the metric sinks (InfluxDB `instance` tag,
+    /// OpenTelemetry `service.instance.id`, remote-write `instance` label). Default
+    /// with --segment: the host name (the pod name on Kubernetes).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) instance: Option<String>,
+    /// Push metrics to this Prometheus remote-write URL every 5 s and at the end,
+    /// e.g. http://prometheus:9090/api/v1/write.
+    #[arg(long, value_name = "URL")]
+    pub(crate) prometheus_remote_write: Option<String>,
+}
+
+/// Flags of `loaddensity merge`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct MergeArgs {
+    /// Result documents (`--summary-json`); `-` reads one or more concatenated
+    /// documents from standard input (e.g. `kubectl logs`).
+    #[arg(required = true)]
+    pub(crate) results: Vec<String>,
+    /// Where to write the merged result.
+    #[arg(short = 'o', long)]
+    pub(crate) output: PathBuf,
+    /// Evaluate these SLA rules (a JSON list, as LD_assert_sla's `rules`) on the merged
+    /// result; exit code 99 when one fails.
+    #[arg(long, value_name = "RULES.json")]
+    pub(crate) sla: Option<PathBuf>,
+    /// Merge even when a segment appears twice (its requests then count twice).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// Flags of `loaddensity import-har`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportHarArgs {
+    /// The HAR file.
+    pub(crate) har: PathBuf,
+    /// Where to write the action script (default: standard output); an existing
+    /// file is refused without --force.
+    #[arg(short = 'o', long)]
+    pub(crate) output: Option<PathBuf>,
+    /// Replace the file of -o when it exists.
+    #[arg(long, requires = "output")]
+    pub(crate) force: bool,
+    /// Keep only entries whose URL matches this regex (repeatable).
+    #[arg(long)]
+    pub(crate) include: Vec<String>,
+    /// Drop entries whose URL matches this regex (repeatable).
+    #[arg(long)]
+    pub(crate) exclude: Vec<String>,
+    /// The user type.
+    #[arg(long, default_value = "fast_http_user")]
+    pub(crate) user: String,
+    /// `user_count` of the generated test.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) users: u32,
+    /// `spawn_rate` (users per second).
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) spawn_rate: f64,
+    /// `test_time` in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) test_time: f64,
+    /// Keep the recorded pause before each request as the task's `wait`.
+    #[arg(long)]
+    pub(crate) keep_think_time: bool,
+}
+
+/// Flags of `loaddensity serve` (LoadDensity's names and defaults).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Host or IP address to bind; anything but loopback needs a token.
+    #[arg(long, default_value = "localhost")]
+    pub(crate) host: String,
+    /// Port to bind (0 picks a free one).
+    #[arg(long, default_value_t = loaddensity::control::DEFAULT_PORT)]
+    pub(crate) port: u16,
+    /// A 4-byte big-endian length before each JSON payload and reply piece.
+    #[arg(long)]
+    pub(crate) framed: bool,
+    /// The shared secret each request's envelope must carry (default: the
+    /// LOAD_DENSITY_SOCKET_TOKEN environment variable, which keeps it out of `ps`).
+    #[arg(long, value_parser = parse_token)]
+    pub(crate) token: Option<String>,
+    /// PEM certificate chain: serve TLS 1.2+.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
+}
+
 /// `HOST:PORT`, `127.0.0.1:8089` or `[::1]:8089`.
 fn parse_host_port(text: &str) -> Result<(String, u16), String> {
     let text = text.trim();
@@ -291,12 +414,31 @@ fn parse_prometheus(text: &str) -> Result<PrometheusFlag, String> {
     })
 }
 
-/// `10s`, `1m`, `500ms`, `1h` or a plain number of seconds.
+/// `--token`: an empty one would silently mean "no token".
+fn parse_token(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err(
+            "empty: an empty token would mean no token at all; give the shared secret, \
+             or leave --token out"
+                .into(),
+        );
+    }
+    Ok(text.to_string())
+}
+
+/// The longest duration a flag takes, in seconds (about 31 years), as for the
+/// script's durations.
+const MAX_DURATION_SECS: f64 = 1e9;
+
+/// `10s`, `1m`, `500ms`, `1h` or a plain number of seconds, at most
+/// [`MAX_DURATION_SECS`].
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
+    // The unit is the trailing letters, so that `1e3s` reads as 1000 seconds.
+    let number = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = match &text[number.len()..] {
+        "" => "s",
+        unit => unit,
     };
     let value: f64 = number
         .parse()
@@ -315,13 +457,48 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(seconds > 0.0 && seconds.is_finite()) {
         return Err(format!("`{text}`: expected a positive duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    if seconds > MAX_DURATION_SECS {
+        return Err(format!(
+            "`{text}`: too long; at most {MAX_DURATION_SECS:e} s (about 31 years)"
+        ));
+    }
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err(format!(
+            "`{text}`: expected a positive duration (at least 1 ns)"
+        )),
+        Err(e) => Err(format!("`{text}`: {e}")),
+    }
+}
+
+/// `--start-at`: RFC 3339 (`2026-01-31T12:00:00Z`, `...+02:00`) or `+DURATION`
+/// relative to now (`+30s`, `+2m`, `+500ms`).
+fn parse_start_at(text: &str) -> Result<SystemTime, String> {
+    let text = text.trim();
+    if let Some(relative) = text.strip_prefix('+') {
+        let delay = humantime::parse_duration(relative)
+            .map_err(|e| format!("`{text}`: expected +DURATION such as +30s or +2m ({e})"))?;
+        let too_far = || format!("`{text}`: too far; at most {MAX_DURATION_SECS:e} s from now");
+        if delay.as_secs_f64() > MAX_DURATION_SECS {
+            return Err(too_far());
+        }
+        return SystemTime::now().checked_add(delay).ok_or_else(too_far);
+    }
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            format!(
+                "`{text}`: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, or +30s ({e})"
+            )
+        })?;
+    Ok(SystemTime::from(parsed))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{PrometheusFlag, parse_duration, parse_host_port, parse_prometheus};
-    use std::time::Duration;
+    use super::{
+        PrometheusFlag, parse_duration, parse_host_port, parse_prometheus, parse_start_at,
+    };
+    use std::time::{Duration, SystemTime};
 
     #[test]
     fn prometheus_flags() {
@@ -359,7 +536,85 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("1e-12s").is_err(), "rounds to zero");
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("abc").is_err());
+        // Too large for a Duration: an error, not a panic.
+        assert_eq!(parse_duration("1.5e3ms"), Ok(Duration::from_millis(1500)));
+        for huge in [
+            "1e23h",
+            "100000000000000000000000h",
+            "18446744073709551616s",
+            "1e300",
+            "2e9s",
+        ] {
+            let error = parse_duration(huge).expect_err(huge);
+            assert!(error.contains("too long"), "{huge}: {error}");
+        }
+        assert_eq!(
+            parse_duration("1e9"),
+            Ok(Duration::from_secs(1_000_000_000))
+        );
+    }
+
+    /// Any number with any unit: a duration of at most 1e9 s or an error, never a panic.
+    #[test]
+    fn durations_never_panic() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{
+            Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner,
+        };
+        let config = Config {
+            cases: 4000,
+            failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+            ..Config::default()
+        };
+        let mut runner =
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[26; 32]));
+        let number = prop_oneof![
+            "[0-9.eE+-]{0,30}",
+            any::<f64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| format!("{n:e}")),
+            any::<u64>().prop_map(|n| format!("{n}000000")),
+        ];
+        let unit = prop::sample::select(vec!["", "ms", "s", "m", "h", "x", "e"]);
+        runner
+            .run(&(number, unit), |(number, unit)| {
+                let text = format!("{number}{unit}");
+                if let Ok(duration) = parse_duration(&text) {
+                    prop_assert!(duration <= Duration::from_secs(1_000_000_000), "{text}");
+                    prop_assert!(!duration.is_zero(), "{text}");
+                }
+                let _ = parse_start_at(&format!("+{number}{unit}"));
+                Ok(())
+            })
+            .expect("durations");
+    }
+
+    #[test]
+    fn start_times() {
+        let at = parse_start_at("2026-01-31T12:00:00Z").expect("parses");
+        assert_eq!(
+            at.duration_since(SystemTime::UNIX_EPOCH).expect("after"),
+            Duration::from_secs(1_769_860_800)
+        );
+        let offset = parse_start_at("2026-01-31T14:00:00.500+02:00").expect("parses");
+        assert_eq!(
+            offset.duration_since(at).expect("after"),
+            Duration::from_millis(500)
+        );
+        let soon = parse_start_at("+30s").expect("parses");
+        let left = soon.duration_since(SystemTime::now()).expect("future");
+        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+        for bad in [
+            "tomorrow",
+            "+abc",
+            "2026-01-31 12:00",
+            "12:00:00Z",
+            "+18446744073709551615s",
+            "+2000000000s",
+        ] {
+            assert!(parse_start_at(bad).is_err(), "{bad}");
+        }
     }
 }
