@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use loaddensity::http::FastSession;
 use loaddensity::http::PreparedRequest;
-use loaddensity::scenario::parse_tasks;
+use loaddensity::engine::parse_tasks;
 use serde_json::json;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use loaddensity::http::FastSession;
 use loaddensity::http::{PreparedRequest, RequestError, Response};
-use loaddensity::scenario::parse_tasks;
+use loaddensity::engine::parse_tasks;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use loaddensity::engine::{RunObservers, TestPlan, WaitTime, run_test};
 use loaddensity::http::{Session, TlsConnectors};
-use loaddensity::scenario::parse_tasks;
+use loaddensity::engine::parse_tasks;
 use loaddensity::{ListenerRegistry, RequestEvent, RequestListener, StatsRecorder};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

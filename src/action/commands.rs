@@ -15,12 +15,11 @@ use super::empty_run::{TestCounts, empty_run_warning};
 use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
-    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, TestPlan, WaitTime, run_test,
+    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, Scenario, TestPlan, WaitTime,
+    run_test,
 };
 use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
-use crate::scenario::{
-    ResolverSnapshot, Scenario, register_csv_data, register_variable, value_text,
-};
+use crate::scenario::{ResolverSnapshot, register_csv_data, register_variable, value_text};
 use crate::segment::Segment;
 use crate::stats::document::rfc3339_millis;
 use crate::stats::{LoadDescription, render_table};

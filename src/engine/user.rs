@@ -11,12 +11,12 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
-use super::RunShared;
+use super::{RunShared, Scenario};
 use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, ResponseParts, intern_endpoint};
 use crate::listener::ListenerCache;
 use crate::protocol::{ExtraEvent, Protocol, StepContext};
 use crate::request_log;
-use crate::scenario::{RenderContext, Scenario};
+use crate::scenario::RenderContext;
 
 /// How long a user pauses after an iteration in which no task was eligible.
 const IDLE_PAUSE: Duration = Duration::from_millis(10);
@@ -346,7 +346,7 @@ mod tests {
     /// redirects) are boxed.
     #[test]
     fn user_future_stays_small() {
-        let scenario = crate::scenario::parse_tasks(
+        let scenario = crate::engine::parse_tasks(
             &serde_json::json!([{"method": "get", "url": "http://127.0.0.1:1/"}]),
             None,
         )
@@ -361,7 +361,8 @@ mod tests {
     #[test]
     fn websocket_and_socket_user_futures_stay_small() {
         use crate::protocol::{Protocol, socket::Socket, websocket::WebSocket};
-        use crate::scenario::{ResolverSnapshot, Scenario};
+        use crate::engine::Scenario;
+        use crate::scenario::ResolverSnapshot;
         fn size<P: Protocol>(tasks: serde_json::Value) -> usize {
             let scenario = Scenario::<P>::parse(&tasks, None, ResolverSnapshot::default())
                 .expect("valid tasks");

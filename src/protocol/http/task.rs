@@ -399,7 +399,7 @@ mod tests {
     type Task = crate::task::Task<HttpTask>;
 
     fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Vec<Task>, TaskError> {
-        crate::scenario::parse_tasks(value, host).map(|s| s.tasks)
+        crate::engine::parse_tasks(value, host).map(|s| s.tasks)
     }
 
     fn one(task: Value) -> Result<Task, TaskError> {
