@@ -14,6 +14,7 @@ pub mod event;
 pub mod har;
 pub mod history;
 pub mod instance;
+pub mod json_file;
 pub mod listener;
 pub mod protocol;
 pub mod report;

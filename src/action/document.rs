@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{ActionError, Args, DocumentError};
+use crate::json_file;
 
 /// One action of a document, not yet run.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,22 +18,13 @@ pub struct Action {
 
 /// Parses JSON text; a syntax error reports the line and column.
 pub fn parse_json(text: &str, path: &str) -> Result<Value, DocumentError> {
-    serde_json::from_str(text).map_err(|e| DocumentError::Json {
-        path: path.to_string(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })
+    Ok(json_file::parse_json(text, path)?)
 }
 
 /// Reads and parses a JSON file.
 pub fn read_json_file(path: &Path) -> Result<Value, DocumentError> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DocumentError::Io {
-        path: name.clone(),
-        source,
-    })?;
-    parse_json(&text, &name)
+    let text = json_file::read_text(path)?;
+    parse_json(&text, &path.display().to_string())
 }
 
 /// Splits a document into its actions. A malformed action is an error in its own

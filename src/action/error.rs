@@ -1,31 +1,15 @@
 //! Errors of action scripts: a whole document that cannot be read, or one action
 //! that failed (located by file, index and command).
 
+use crate::json_file::JsonFileError;
 use crate::task::TaskError;
 
 /// A document that cannot be used at all.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
-    /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The text is not valid JSON.
-    #[error("{path}: line {line}, column {column}: malformed JSON: {message}")]
-    Json {
-        /// The file.
-        path: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// The parser's message.
-        message: String,
-    },
+    /// The file could not be read, or its text is not valid JSON.
+    #[error(transparent)]
+    File(#[from] JsonFileError),
     /// Valid JSON, but not an action document.
     #[error("{path}: {message}")]
     Shape {
