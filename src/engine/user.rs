@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -272,38 +272,34 @@ pub(super) async fn run_iteration<P: Protocol>(
             None => Outcome::Success,
             Some(failure) => Outcome::Failure(failure),
         };
-        fire(
-            shared,
-            &mut user.listeners,
-            &endpoint,
-            start,
+        user.listeners.fire(&RequestEvent {
+            endpoint: &endpoint,
+            start_time: shared.wall_clock_at(start),
             response_time,
-            outcome.status,
-            outcome.response_length,
-            result,
-            logging.then_some(user.url.as_str()),
-            outcome.sample.as_deref().map(|sample| ResponseParts {
+            response_length: outcome.response_length,
+            status: outcome.status,
+            outcome: result,
+            url: logging.then_some(user.url.as_str()),
+            response: outcome.sample.as_deref().map(|sample| ResponseParts {
                 headers: &sample.headers,
                 body: &sample.body,
             }),
-        );
+        });
         for extra in user.extra.drain(..) {
             let result = match &extra.failure {
                 None => Outcome::Success,
                 Some(failure) => Outcome::Failure(failure),
             };
-            fire(
-                shared,
-                &mut user.listeners,
-                &extra.endpoint,
-                extra.start,
-                extra.response_time,
-                None,
-                extra.response_length,
-                result,
-                None,
-                None,
-            );
+            user.listeners.fire(&RequestEvent {
+                endpoint: &extra.endpoint,
+                start_time: shared.wall_clock_at(extra.start),
+                response_time: extra.response_time,
+                response_length: extra.response_length,
+                status: None,
+                outcome: result,
+                url: None,
+                response: None,
+            });
         }
     }
     if ran {
@@ -311,32 +307,6 @@ pub(super) async fn run_iteration<P: Protocol>(
     } else {
         IterationEnd::Idle
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fire<P: Protocol>(
-    shared: &RunShared<P>,
-    listeners: &mut ListenerCache,
-    endpoint: &Arc<Endpoint>,
-    start: Instant,
-    response_time: std::time::Duration,
-    status: Option<u16>,
-    response_length: u64,
-    outcome: Outcome<'_>,
-    url: Option<&str>,
-    response: Option<ResponseParts<'_>>,
-) {
-    let start_time: SystemTime = shared.wall_clock_at(start);
-    listeners.fire(&RequestEvent {
-        endpoint,
-        start_time,
-        response_time,
-        response_length,
-        status,
-        outcome,
-        url,
-        response,
-    });
 }
 
 #[cfg(test)]
