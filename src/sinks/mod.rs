@@ -4,6 +4,7 @@
 //! Each sink is started and stopped by a pair of functions (and the matching `LD_*`
 //! actions) and keeps process-wide state, as LoadDensity's `start_*` helpers do.
 
+mod http_post;
 pub mod influxdb;
 #[cfg(feature = "opentelemetry")]
 pub mod opentelemetry;
