@@ -97,6 +97,21 @@ struct Connection {
 }
 
 impl Connection {
+    /// A connection whose handshake gave `sender` and the connection future `conn`.
+    fn new<F>(origin: &Origin, verify: bool, sender: Sender, conn: F) -> Self
+    where
+        F: Future + Send + 'static,
+    {
+        Self {
+            origin: origin.clone(),
+            verify,
+            sender,
+            driver: Some(Box::pin(async move {
+                let _ = conn.await;
+            })),
+        }
+    }
+
     fn is_usable(&self) -> bool {
         self.driver.is_some()
             && match &self.sender {
@@ -353,14 +368,7 @@ async fn connect(
             .handshake(io)
             .await
             .map_err(http_error)?;
-        Ok(Connection {
-            origin: origin.clone(),
-            verify,
-            sender: Sender::H2(sender),
-            driver: Some(Box::pin(async move {
-                let _ = conn.await;
-            })),
-        })
+        Ok(Connection::new(origin, verify, Sender::H2(sender), conn))
     } else {
         handshake_h1(io, origin, verify).await
     }
@@ -375,14 +383,7 @@ where
         .handshake(io)
         .await
         .map_err(http_error)?;
-    Ok(Connection {
-        origin: origin.clone(),
-        verify,
-        sender: Sender::H1(sender),
-        driver: Some(Box::pin(async move {
-            let _ = conn.await;
-        })),
-    })
+    Ok(Connection::new(origin, verify, Sender::H1(sender), conn))
 }
 
 /// Adds the jar's cookies for `url` to the `Cookie` header (after the task's own).
