@@ -9,13 +9,13 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::args::{CheckArgs, NoArgs, typed};
 use super::empty_run::{TestCounts, empty_run_warning};
 use super::resolver_commands::CsvSource;
-use super::args::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
-    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, Scenario, TestPlan, WaitTime,
-    run_test,
+    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, Scenario, TestPlan,
+    WaitTime, run_test,
 };
 use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
 use crate::scenario::{ResolverSnapshot, register_csv_data, register_variable, value_text};

@@ -330,8 +330,8 @@ mod tests {
     /// The other protocols' users stay small too.
     #[test]
     fn websocket_and_socket_user_futures_stay_small() {
-        use crate::protocol::{Protocol, socket::Socket, websocket::WebSocket};
         use crate::engine::Scenario;
+        use crate::protocol::{Protocol, socket::Socket, websocket::WebSocket};
         use crate::scenario::ResolverSnapshot;
         fn size<P: Protocol>(tasks: serde_json::Value) -> usize {
             let scenario = Scenario::<P>::parse(&tasks, None, ResolverSnapshot::default())

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
-use crate::protocol::payload::{Payload, optional_template};
 use crate::protocol::fields::report_name;
+use crate::protocol::payload::{Payload, optional_template};
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::Template;
 use crate::task::{TaskError, err, parse_bool, parse_timeout};
