@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loaddensity::RunContext;
-use loaddensity::engine::{RunObservers, TestPlan, WaitTime, run_test};
+use loaddensity::engine::{RunObservers, Scenario, TestPlan, WaitTime, run_test};
 use loaddensity::event::intern_endpoint;
 use loaddensity::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use loaddensity::scenario::{ResolverSnapshot, Scenario};
+use loaddensity::scenario::ResolverSnapshot;
 use loaddensity::sinks::influxdb::{InfluxOptions, start_influxdb_sink, stop_influxdb_sink};
 use loaddensity::sinks::opentelemetry::{
     OtelOptions, start_opentelemetry_exporter, stop_opentelemetry_exporter,

@@ -15,6 +15,7 @@ pub mod event;
 pub mod har;
 pub mod history;
 pub mod instance;
+pub mod json_file;
 pub mod listener;
 pub mod output;
 pub mod protocol;

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::stats::Summary;
+use crate::stats::{SlaGateResult, Summary};
 
 /// What a rule measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +259,20 @@ pub struct RuleResult {
     pub value: f64,
     /// One line saying why, e.g. `latency_p95(browse)=1234.5 not lte 1000`.
     pub reason: String,
+}
+
+/// A verdict as the result document keeps it (`run.sla`).
+impl From<&RuleResult> for SlaGateResult {
+    fn from(r: &RuleResult) -> Self {
+        Self {
+            rule: r.rule.clone(),
+            passed: r.passed,
+            actual: r.actual,
+            op: r.op.to_string(),
+            value: r.value,
+            reason: r.reason.clone(),
+        }
+    }
 }
 
 /// The reason a gate on no requests fails.

@@ -1,7 +1,7 @@
 //! A task as every protocol has it: what it is reported as, its weight and the
-//! conditions that run or skip it, around the protocol's own fields (see
-//! [`crate::protocol::Protocol::parse`]). Parsed strictly, with errors naming the
-//! field (`tasks[1].timeout`).
+//! conditions that run or skip it, around the protocol's own fields; and the field
+//! parsers the protocols share. Parsed strictly, with errors naming the field
+//! (`tasks[1].timeout`).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -10,7 +10,6 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::event::Endpoint;
-use crate::protocol::{ParseContext, Protocol};
 use crate::scenario::{Condition, RenderContext};
 
 /// The task fields every protocol has.
@@ -65,83 +64,6 @@ impl<S> Task<S> {
     pub(crate) fn should_run(&self, ctx: &mut RenderContext<'_>) -> bool {
         self.run_if.as_ref().is_none_or(|c| c.holds(ctx))
             && !self.skip_if.as_ref().is_some_and(|c| c.holds(ctx))
-    }
-}
-
-/// Parses one task object for protocol `P`. `method_key` is the method given by
-/// the legacy map's key; `path` names the task in errors (`tasks[0]`).
-pub(crate) fn parse_task<P: Protocol>(
-    object: &Map<String, Value>,
-    method_key: Option<&str>,
-    path: &str,
-    ctx: &ParseContext<'_>,
-) -> Result<Task<P::Spec>, TaskError> {
-    if let Some(key) = object
-        .keys()
-        .find(|k| !P::FIELDS.contains(&k.as_str()) && !COMMON_FIELDS.contains(&k.as_str()))
-    {
-        return Err(err(
-            format!("{path}.{key}"),
-            format!(
-                "unknown field; expected one of: {}, {}",
-                P::FIELDS.join(", "),
-                COMMON_FIELDS.join(", ")
-            ),
-        ));
-    }
-    let parsed = P::parse(object, method_key, path, ctx)?;
-    let weight = match object.get("weight") {
-        None | Some(Value::Null) => 1,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|w| u32::try_from(w).ok())
-            .filter(|w| *w >= 1)
-            .ok_or_else(|| {
-                err(
-                    format!("{path}.weight"),
-                    format!("expected a positive integer, got {n}"),
-                )
-            })?,
-        Some(other) => {
-            return Err(err(
-                format!("{path}.weight"),
-                format!("expected a positive integer, got {other}"),
-            ));
-        }
-    };
-    let condition = |field: &str| -> Result<Option<Condition>, TaskError> {
-        object
-            .get(field)
-            .map(|v| Condition::parse(v, ctx.csv).map_err(|e| err(format!("{path}.{field}"), e)))
-            .transpose()
-    };
-    Ok(Task {
-        endpoint: parsed.endpoint,
-        spec: parsed.spec,
-        weight,
-        run_if: condition("run_if")?,
-        skip_if: condition("skip_if")?,
-        wait: parse_wait(object, path)?,
-    })
-}
-
-/// `wait`: seconds to pause before the request (0 to 3600).
-fn parse_wait(object: &Map<String, Value>, path: &str) -> Result<Option<Duration>, TaskError> {
-    match object.get("wait") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(s) if (0.0..=3600.0).contains(&s) => {
-                Ok(Some(Duration::from_secs_f64(s)).filter(|d| !d.is_zero()))
-            }
-            _ => Err(err(
-                format!("{path}.wait"),
-                format!("expected a number of seconds from 0 to 3600, got {n}"),
-            )),
-        },
-        Some(other) => Err(err(
-            format!("{path}.wait"),
-            format!("expected a number of seconds, got {other}"),
-        )),
     }
 }
 

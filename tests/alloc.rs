@@ -9,9 +9,9 @@ mod common;
 use std::alloc::System;
 use std::time::Duration;
 
+use loaddensity::engine::parse_tasks;
 use loaddensity::http::FastSession;
 use loaddensity::http::PreparedRequest;
-use loaddensity::scenario::parse_tasks;
 use serde_json::json;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 

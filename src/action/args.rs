@@ -1,9 +1,14 @@
-//! An action's arguments and their strict parsing into typed structs.
+//! An action's arguments and their strict parsing into typed structs, and the
+//! helper that makes a command from such a struct ([`typed`]).
 
+use std::marker::PhantomData;
+
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::ActionError;
+use super::{ActionError, Command, Executor};
+use crate::scenario::ParameterResolver;
 
 /// The arguments of one action: none, keyword arguments, or positional ones.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,6 +54,57 @@ impl Args {
         })
     }
 }
+
+/// Argument structs that can check themselves beyond their types.
+pub(super) trait CheckArgs {
+    /// Checks what the types cannot say (ranges, files that must exist, ...).
+    fn check(&self) -> Result<(), ActionError> {
+        Ok(())
+    }
+}
+
+/// A command whose arguments parse into `A`, with `params` naming positional ones.
+pub(super) struct Typed<A, F> {
+    params: &'static [&'static str],
+    run: F,
+    _args: PhantomData<fn() -> A>,
+}
+
+impl<A, F> Command for Typed<A, F>
+where
+    A: DeserializeOwned + CheckArgs,
+    F: Fn(&mut Executor, A) -> Result<Value, ActionError> + Send + Sync,
+{
+    fn validate(&self, args: &Args, _: &ParameterResolver) -> Result<(), ActionError> {
+        args.parse::<A>(self.params)?.check()
+    }
+
+    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
+        let args = args.parse::<A>(self.params)?;
+        args.check()?;
+        (self.run)(executor, args)
+    }
+}
+
+/// A command of `run`, whose arguments are parsed into `A` (positional ones named by
+/// `params`) and checked before it runs.
+pub(super) fn typed<A, F>(params: &'static [&'static str], run: F) -> Typed<A, F>
+where
+    A: DeserializeOwned + CheckArgs,
+    F: Fn(&mut Executor, A) -> Result<Value, ActionError> + Send + Sync,
+{
+    Typed {
+        params,
+        run,
+        _args: PhantomData,
+    }
+}
+
+/// No arguments at all.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NoArgs {}
+impl CheckArgs for NoArgs {}
 
 #[cfg(test)]
 mod tests {

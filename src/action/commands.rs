@@ -1,78 +1,31 @@
 //! The built-in `LD_*` commands of the engine: tests, nested actions, sleeping,
 //! summaries, records and the built-in target server.
 
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::args::{CheckArgs, NoArgs, typed};
 use super::empty_run::{TestCounts, empty_run_warning};
 use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
-    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, TestPlan, WaitTime, run_test,
+    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, Scenario, TestPlan,
+    WaitTime, run_test,
 };
 use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
-use crate::scenario::{ParameterResolver, ResolverSnapshot, Scenario, value_text};
+use crate::scenario::{ParameterResolver, ResolverSnapshot, value_text};
 use crate::segment::Segment;
 use crate::stats::document::rfc3339_millis;
 use crate::stats::{LoadDescription, render_table};
 use crate::target::TargetServer;
 
-/// Argument structs that can check themselves beyond their types.
-pub(super) trait CheckArgs {
-    fn check(&self) -> Result<(), ActionError> {
-        Ok(())
-    }
-}
-
-/// A command whose arguments parse into `A`, with `params` naming positional ones.
-pub(super) struct Typed<A, F> {
-    params: &'static [&'static str],
-    run: F,
-    _args: PhantomData<fn() -> A>,
-}
-
-impl<A, F> Command for Typed<A, F>
-where
-    A: DeserializeOwned + CheckArgs,
-    F: Fn(&mut Executor, A) -> Result<Value, ActionError> + Send + Sync,
-{
-    fn validate(&self, args: &Args, _: &ParameterResolver) -> Result<(), ActionError> {
-        args.parse::<A>(self.params)?.check()
-    }
-
-    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
-        let args = args.parse::<A>(self.params)?;
-        args.check()?;
-        (self.run)(executor, args)
-    }
-}
-
-pub(super) fn typed<A, F>(params: &'static [&'static str], run: F) -> Typed<A, F>
-where
-    A: DeserializeOwned + CheckArgs,
-    F: Fn(&mut Executor, A) -> Result<Value, ActionError> + Send + Sync,
-{
-    Typed {
-        params,
-        run,
-        _args: PhantomData,
-    }
-}
-
-/// No arguments at all.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NoArgs {}
-impl CheckArgs for NoArgs {}
-
-pub(super) fn register_builtins(executor: &mut Executor) {
+/// Registers the commands of this module.
+pub(super) fn register_commands(executor: &mut Executor) {
     executor.add_command("LD_start_test", StartTest);
     executor.add_command(
         "LD_execute_action",
@@ -132,16 +85,6 @@ pub(super) fn register_builtins(executor: &mut Executor) {
             Ok(json!({"stopped": stopped}))
         }),
     );
-    super::sink_commands::register_sink_commands(executor);
-    super::influxdb_commands::register_influxdb_commands(executor);
-    super::otel_commands::register_otel_commands(executor);
-    super::sla_commands::register_sla_commands(executor);
-    super::resolver_commands::register_resolver_commands(executor);
-    super::har_commands::register_har_commands(executor);
-    super::socket_commands::register_socket_commands(executor);
-    super::remote_write_commands::register_remote_write_commands(executor);
-    super::report_commands::register_report_commands(executor);
-    super::history_commands::register_history_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{ActionError, Args, DocumentError};
+use crate::json_file::{self, JsonFileError};
 
 /// One action of a document, not yet run.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,12 +19,7 @@ pub struct Action {
 
 /// Parses JSON text; a syntax error reports the line and column.
 pub fn parse_json(text: &str, path: &str) -> Result<Value, DocumentError> {
-    serde_json::from_str(text).map_err(|e| DocumentError::Json {
-        path: path.to_string(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })
+    Ok(json_file::parse_json(text, path)?)
 }
 
 /// The largest action document read ([`read_json_file`], [`read_json`]): 64 MiB.
@@ -32,7 +28,7 @@ pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Reads and parses a JSON file of at most [`MAX_DOCUMENT_BYTES`].
 pub fn read_json_file(path: &Path) -> Result<Value, DocumentError> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| DocumentError::Io {
+    let file = std::fs::File::open(path).map_err(|source| JsonFileError::Io {
         path: name.clone(),
         source,
     })?;
@@ -46,7 +42,7 @@ pub fn read_json(reader: impl Read, path: &str) -> Result<Value, DocumentError> 
     reader
         .take(MAX_DOCUMENT_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|source| DocumentError::Io {
+        .map_err(|source| JsonFileError::Io {
             path: path.to_string(),
             source,
         })?;

@@ -1,19 +1,15 @@
 //! Errors of action scripts: a whole document that cannot be read, or one action
 //! that failed (located by file, index and command).
 
+use crate::json_file::JsonFileError;
 use crate::task::TaskError;
 
 /// A document that cannot be used at all.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
-    /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The file could not be read, or its text is not valid JSON.
+    #[error(transparent)]
+    File(#[from] JsonFileError),
     /// The document is larger than the limit (nothing past it is read).
     #[error("{path}: too large: an action document may be at most {} MiB", limit / (1024 * 1024))]
     TooLarge {
@@ -21,18 +17,6 @@ pub enum DocumentError {
         path: String,
         /// The limit in bytes.
         limit: u64,
-    },
-    /// The text is not valid JSON.
-    #[error("{path}: line {line}, column {column}: malformed JSON: {message}")]
-    Json {
-        /// The file.
-        path: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// The parser's message.
-        message: String,
     },
     /// Valid JSON, but not an action document.
     #[error("{path}: {message}")]

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::ActionError;
 use super::Executor;
-use super::commands::{CheckArgs, typed};
+use super::args::{CheckArgs, typed};
 use crate::har::{Conversion, HarFilter, TestSettings, har_to_tasks, load_har};
 
 #[derive(Deserialize)]

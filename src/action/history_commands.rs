@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::commands::{CheckArgs, typed};
+use super::args::{CheckArgs, typed};
 use super::{ActionError, Executor};
 use crate::history::{DEFAULT_LIST_LIMIT, NewRun, RecordRow, RunHistory};
 use crate::stats::document::rfc3339_millis;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::commands::{CheckArgs, NoArgs, typed};
+use super::args::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Executor};
 use crate::sinks::influxdb::{
     DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_HOST, DEFAULT_MAX_PENDING_POINTS,

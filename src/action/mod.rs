@@ -138,7 +138,7 @@ impl Executor {
             segment: None,
             run: RunInfo::default(),
         };
-        commands::register_builtins(&mut executor);
+        register_builtins(&mut executor);
         Ok(executor)
     }
 
@@ -393,6 +393,21 @@ impl Executor {
         self.depth -= 1;
         Ok(result)
     }
+}
+
+/// Registers the built-in `LD_*` commands, module by module.
+fn register_builtins(executor: &mut Executor) {
+    commands::register_commands(executor);
+    sink_commands::register_sink_commands(executor);
+    influxdb_commands::register_influxdb_commands(executor);
+    otel_commands::register_otel_commands(executor);
+    sla_commands::register_sla_commands(executor);
+    resolver_commands::register_resolver_commands(executor);
+    har_commands::register_har_commands(executor);
+    socket_commands::register_socket_commands(executor);
+    remote_write_commands::register_remote_write_commands(executor);
+    report_commands::register_report_commands(executor);
+    history_commands::register_history_commands(executor);
 }
 
 impl Drop for Executor {

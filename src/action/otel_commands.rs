@@ -31,7 +31,7 @@ mod imp {
     use serde_json::{Value, json};
 
     use super::START_PARAMS;
-    use crate::action::commands::{CheckArgs, NoArgs, typed};
+    use crate::action::args::{CheckArgs, NoArgs, typed};
     use crate::action::{ActionError, Executor};
     use crate::sinks::opentelemetry::{
         DEFAULT_SERVICE_NAME, HistogramKind, OtelConfigError, OtelError, OtelOptions,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::commands::{CheckArgs, NoArgs, typed};
+use super::args::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Executor};
 use crate::sinks::prometheus::DEFAULT_MAX_SERIES;
 use crate::sinks::prometheus_remote_write::{

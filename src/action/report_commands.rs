@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::commands::{CheckArgs, NoArgs, typed};
+use super::args::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Executor};
 use crate::output::StagedFiles;
 use crate::report::{

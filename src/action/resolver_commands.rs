@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::commands::{CheckArgs, NoArgs, typed};
+use super::args::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Args, Command, Executor};
 use crate::scenario::{CsvData, ParameterResolver};
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::commands::{CheckArgs, NoArgs, typed};
+use super::args::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Executor};
 use crate::sinks::prometheus::{
     DEFAULT_ADDR, DEFAULT_MAX_SERIES, DEFAULT_PORT, PrometheusError, PrometheusOptions, parse_addr,

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::commands::{CheckArgs, typed};
+use super::args::{CheckArgs, typed};
 use super::{ActionError, Executor};
 use crate::sla::{Rule, RuleResult, evaluate, parse_rules};
 use crate::stats::SlaGateResult;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::commands::{CheckArgs, typed};
+use super::args::{CheckArgs, typed};
 use super::{ActionError, Args, Command, Executor};
 use crate::control::{ControlServer, DEFAULT_PORT, ServerOptions, SocketToken, TlsFiles};
 

@@ -14,7 +14,7 @@ mod user;
 mod wait;
 
 pub use arrival::{ArrivalRate, RateStage};
-pub use plan::TestPlan;
+pub use plan::{MODES, Mode, Scenario, TestPlan, parse_tasks};
 pub use progress::Progress;
 pub use shape::{LoadShape, SHAPES, Stage};
 pub use wait::WaitTime;
@@ -254,7 +254,7 @@ async fn spawn_and_supervise<P: Protocol>(
 #[cfg(test)]
 impl<P: Protocol> RunShared<P> {
     /// One user running `scenario` once, with no listeners.
-    pub(crate) fn for_tests(scenario: crate::scenario::Scenario<P>) -> Self {
+    pub(crate) fn for_tests(scenario: Scenario<P>) -> Self {
         Self {
             plan: TestPlan {
                 users: 1,

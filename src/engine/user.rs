@@ -5,17 +5,17 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
-use super::RunShared;
+use super::{RunShared, Scenario};
 use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, ResponseParts, intern_endpoint};
 use crate::listener::ListenerCache;
 use crate::protocol::{ExtraEvent, Protocol, StepContext};
-use crate::scenario::{RenderContext, Scenario};
+use crate::scenario::RenderContext;
 
 /// How long a user pauses after an iteration in which no task was eligible.
 const IDLE_PAUSE: Duration = Duration::from_millis(10);
@@ -272,38 +272,34 @@ pub(super) async fn run_iteration<P: Protocol>(
             None => Outcome::Success,
             Some(failure) => Outcome::Failure(failure),
         };
-        fire(
-            shared,
-            &mut user.listeners,
-            &endpoint,
-            start,
+        user.listeners.fire(&RequestEvent {
+            endpoint: &endpoint,
+            start_time: shared.wall_clock_at(start),
             response_time,
-            outcome.status,
-            outcome.response_length,
-            result,
-            logging.then_some(user.url.as_str()),
-            outcome.sample.as_deref().map(|sample| ResponseParts {
+            response_length: outcome.response_length,
+            status: outcome.status,
+            outcome: result,
+            url: logging.then_some(user.url.as_str()),
+            response: outcome.sample.as_deref().map(|sample| ResponseParts {
                 headers: &sample.headers,
                 body: &sample.body,
             }),
-        );
+        });
         for extra in user.extra.drain(..) {
             let result = match &extra.failure {
                 None => Outcome::Success,
                 Some(failure) => Outcome::Failure(failure),
             };
-            fire(
-                shared,
-                &mut user.listeners,
-                &extra.endpoint,
-                extra.start,
-                extra.response_time,
-                None,
-                extra.response_length,
-                result,
-                None,
-                None,
-            );
+            user.listeners.fire(&RequestEvent {
+                endpoint: &extra.endpoint,
+                start_time: shared.wall_clock_at(extra.start),
+                response_time: extra.response_time,
+                response_length: extra.response_length,
+                status: None,
+                outcome: result,
+                url: None,
+                response: None,
+            });
         }
     }
     if ran {
@@ -313,32 +309,6 @@ pub(super) async fn run_iteration<P: Protocol>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn fire<P: Protocol>(
-    shared: &RunShared<P>,
-    listeners: &mut ListenerCache,
-    endpoint: &Arc<Endpoint>,
-    start: Instant,
-    response_time: std::time::Duration,
-    status: Option<u16>,
-    response_length: u64,
-    outcome: Outcome<'_>,
-    url: Option<&str>,
-    response: Option<ResponseParts<'_>>,
-) {
-    let start_time: SystemTime = shared.wall_clock_at(start);
-    listeners.fire(&RequestEvent {
-        endpoint,
-        start_time,
-        response_time,
-        response_length,
-        status,
-        outcome,
-        url,
-        response,
-    });
-}
-
 #[cfg(test)]
 mod tests {
     /// Every user's task holds this future: keep it small (an idle user must cost at
@@ -346,7 +316,7 @@ mod tests {
     /// redirects) are boxed.
     #[test]
     fn user_future_stays_small() {
-        let scenario = crate::scenario::parse_tasks(
+        let scenario = crate::engine::parse_tasks(
             &serde_json::json!([{"method": "get", "url": "http://127.0.0.1:1/"}]),
             None,
         )
@@ -360,8 +330,9 @@ mod tests {
     /// The other protocols' users stay small too.
     #[test]
     fn websocket_and_socket_user_futures_stay_small() {
+        use crate::engine::Scenario;
         use crate::protocol::{Protocol, socket::Socket, websocket::WebSocket};
-        use crate::scenario::{ResolverSnapshot, Scenario};
+        use crate::scenario::ResolverSnapshot;
         fn size<P: Protocol>(tasks: serde_json::Value) -> usize {
             let scenario = Scenario::<P>::parse(&tasks, None, ResolverSnapshot::default())
                 .expect("valid tasks");

@@ -18,6 +18,8 @@ use std::path::Path;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
+use crate::json_file::{self, JsonFileError};
+
 /// Request headers never copied from a recording.
 pub const DROPPED_HEADERS: &[&str] = &["host", "content-length", "connection"];
 
@@ -30,26 +32,9 @@ const METHODS: &[&str] = &["get", "post", "put", "patch", "delete", "head", "opt
 /// A recording that cannot be read or converted.
 #[derive(Debug, thiserror::Error)]
 pub enum HarError {
-    /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid JSON.
-    #[error("{path}: line {line}, column {column}: malformed JSON: {message}")]
-    Json {
-        /// The file.
-        path: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// The parser's message.
-        message: String,
-    },
+    /// The file could not be read, or its text is not valid JSON.
+    #[error(transparent)]
+    File(#[from] JsonFileError),
     /// A field of the recording is missing or of the wrong type.
     #[error("{}field `{field}`: {message}", entry_text(*entry))]
     Field {
@@ -207,23 +192,14 @@ impl Conversion {
 
 /// Reads a HAR file (a UTF-8 byte order mark is allowed).
 pub fn load_har(path: &Path) -> Result<Value, HarError> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| HarError::Io {
-        path: name.clone(),
-        source,
-    })?;
-    parse_har(&text, &name)
+    let text = json_file::read_text(path)?;
+    parse_har(&text, &path.display().to_string())
 }
 
 /// Parses HAR text; `name` is used in errors.
 pub fn parse_har(text: &str, name: &str) -> Result<Value, HarError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    serde_json::from_str(text).map_err(|e| HarError::Json {
-        path: name.to_string(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })
+    Ok(json_file::parse_json(text, name)?)
 }
 
 /// Converts a HAR document into tasks.

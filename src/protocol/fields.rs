@@ -1,5 +1,5 @@
-//! Task field parsers shared by the protocols that are not HTTP (Redis, MQTT,
-//! gRPC): texts that may hold `${...}` placeholders, the reported `name`, plain
+//! Task field parsers shared by the protocols: texts that may hold `${...}`
+//! placeholders (Redis, MQTT, gRPC), the reported `name` (every protocol), plain
 //! strings and small integers, each error naming its field (`tasks[0].key`).
 
 use serde_json::{Map, Value};

@@ -3,10 +3,10 @@
 //!
 //! A [`Protocol`] owns its task schema (parsed strictly, errors naming the field),
 //! its per-user client state and one async [`Protocol::step`] that runs a task once
-//! and says what its request event carries ([`StepOutcome`]). The engine
-//! ([`crate::engine`]) and the scenario machinery ([`crate::scenario`]: modes,
-//! weights, conditions, placeholders, variables, CSV rows, wait times) are generic
-//! over it: each protocol is compiled into its own copy of the user loop, with no
+//! and says what its request event carries ([`StepOutcome`]). The engine (its plan:
+//! modes, weights, wait times; its users) is generic over it, and hands each step the
+//! scenario machinery ([`crate::scenario`]: conditions, placeholders, variables, CSV
+//! rows): each protocol is compiled into its own copy of the user loop, with no
 //! dynamic call per request.
 //!
 //! Adding a protocol: one folder here with a type implementing [`Protocol`], and

@@ -6,6 +6,7 @@
 //! process-wide globals, each run here holds its own [`Sinks`]: the functions act on
 //! the one they are given, and dropping it stops every sink it runs.
 
+mod http_post;
 pub mod influxdb;
 #[cfg(feature = "opentelemetry")]
 pub mod opentelemetry;

@@ -120,19 +120,6 @@ pub struct SlaGateResult {
     pub reason: String,
 }
 
-impl From<&crate::sla::RuleResult> for SlaGateResult {
-    fn from(r: &crate::sla::RuleResult) -> Self {
-        Self {
-            rule: r.rule.clone(),
-            passed: r.passed,
-            actual: r.actual,
-            op: r.op.to_string(),
-            value: r.value,
-            reason: r.reason.clone(),
-        }
-    }
-}
-
 /// One sampled response: the first 3 of each (name, status or error) keep their
 /// headers and the first 4 KiB of their body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

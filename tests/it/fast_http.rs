@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use loaddensity::engine::parse_tasks;
 use loaddensity::http::FastSession;
 use loaddensity::http::{PreparedRequest, RequestError, Response};
-use loaddensity::scenario::parse_tasks;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -12,6 +12,7 @@ use common::fuzz::runner;
 
 use loaddensity::Executor;
 use loaddensity::har::{HarError, HarFilter, TestSettings, har_to_tasks, parse_har};
+use loaddensity::json_file::JsonFileError;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -254,9 +255,9 @@ fn any_text_parses_or_is_a_json_error_with_its_position() {
                     })?;
                     prop_assert_eq!(value, again);
                 }
-                Err(HarError::Json {
+                Err(HarError::File(JsonFileError::Json {
                     path, line, column, ..
-                }) => {
+                })) => {
                     prop_assert_eq!(path, "rec.har");
                     prop_assert!(line >= 1 && column <= text.len() + 1);
                 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use loaddensity::engine::parse_tasks;
 use loaddensity::engine::{RunObservers, TestPlan, WaitTime, run_test};
 use loaddensity::http::{Session, TlsConnectors};
-use loaddensity::scenario::parse_tasks;
 use loaddensity::{ListenerRegistry, RequestEvent, RequestListener, StatsRecorder};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

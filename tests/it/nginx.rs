@@ -178,7 +178,7 @@ fn templated_https_urls_go_over_http2() {
 fn https_negotiates_http2() {
     let nginx = Nginx::start();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let tasks = loaddensity::scenario::parse_tasks(
+    let tasks = loaddensity::engine::parse_tasks(
         &json!([{"method": "get", "url": format!("https://localhost:{}/", nginx.https_port), "verify": false}]),
         None,
     )

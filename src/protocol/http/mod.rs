@@ -5,9 +5,11 @@
 //! Each user drives its own connection inside its own task (no spawned connection
 //! task, so no cross-task wake-up per request): see [`drive`].
 
+mod connect;
 mod fast;
 mod fields;
 mod multipart;
+mod redirect;
 mod session;
 mod step;
 mod task;
@@ -27,33 +29,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use url::Url;
-
-/// Most redirects followed for one request.
-pub(crate) const MAX_REDIRECTS: usize = 10;
-
-/// Moves `url` to a redirect's `location` and returns the new target; a 303, or a
-/// 301/302 answering a POST, turns the request into a GET without body (as browsers
-/// do). Shared by both HTTP clients.
-pub(crate) fn redirect_hop(
-    url: &mut Url,
-    location: &str,
-    status: http::StatusCode,
-    method: &mut Method,
-    body: &mut Bytes,
-) -> Result<Target, RequestError> {
-    *url = url
-        .join(location)
-        .map_err(|e| RequestError::Redirect(format!("bad Location `{location}`: {e}")))?;
-    let target = Target::from_url(url).map_err(RequestError::Redirect)?;
-    if status == http::StatusCode::SEE_OTHER
-        || ((status == http::StatusCode::MOVED_PERMANENTLY || status == http::StatusCode::FOUND)
-            && *method == Method::POST)
-    {
-        *method = Method::GET;
-        *body = Bytes::new();
-    }
-    Ok(target)
-}
 
 /// What of a response to keep for assertions and extractors. By default only the
 /// status and the body's length are kept; the body itself is dropped as it arrives.

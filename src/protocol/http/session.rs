@@ -13,10 +13,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 
-use super::{MAX_REDIRECTS, Origin, PreparedRequest, Target, TlsConnectors, redirect_hop};
+use super::connect::{Socket, open_socket};
+use super::redirect::{Exchanged, SendHop, follow_redirects};
+use super::{Origin, PreparedRequest, Target, TlsConnectors};
 use crate::scenario::MAX_CAPTURED_BODY;
 
 /// Largest HTTP/1.1 read buffer per connection, and so the largest response head
@@ -36,26 +36,6 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The final response's body (up to its limit), when the request asked for it.
     pub body: Bytes,
-}
-
-/// One response as read off the connection, before redirects are followed.
-struct Exchanged {
-    status: StatusCode,
-    body_len: u64,
-    location: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Exchanged {
-    fn into_response(self) -> Response {
-        Response {
-            status: self.status,
-            body_len: self.body_len,
-            headers: self.headers,
-            body: self.body,
-        }
-    }
 }
 
 /// Why a request got no response.
@@ -117,6 +97,21 @@ struct Connection {
 }
 
 impl Connection {
+    /// A connection whose handshake gave `sender` and the connection future `conn`.
+    fn new<F>(origin: &Origin, verify: bool, sender: Sender, conn: F) -> Self
+    where
+        F: Future + Send + 'static,
+    {
+        Self {
+            origin: origin.clone(),
+            verify,
+            sender,
+            driver: Some(Box::pin(async move {
+                let _ = conn.await;
+            })),
+        }
+    }
+
     fn is_usable(&self) -> bool {
         self.driver.is_some()
             && match &self.sender {
@@ -217,31 +212,7 @@ impl Session {
             return Ok(response.into_response());
         }
         // Boxed: rare, and it would double the size of every user's task.
-        Box::pin(self.follow_redirects(request, response)).await
-    }
-
-    async fn follow_redirects(
-        &mut self,
-        request: &PreparedRequest,
-        mut response: Exchanged,
-    ) -> Result<Response, RequestError> {
-        let mut url = request.target.url().map_err(RequestError::Redirect)?;
-        let mut method = request.method.clone();
-        let mut body = request.body.clone();
-        for _ in 0..MAX_REDIRECTS {
-            let status = response.status;
-            let Some(location) = response.location.take().filter(|_| status.is_redirection())
-            else {
-                return Ok(response.into_response());
-            };
-            let target = redirect_hop(&mut url, &location, status, &mut method, &mut body)?;
-            response = self
-                .send(&target, method.clone(), body.clone(), request)
-                .await?;
-        }
-        Err(RequestError::Redirect(format!(
-            "more than {MAX_REDIRECTS} redirects"
-        )))
+        Box::pin(follow_redirects(self, request, response)).await
     }
 
     /// One request/response on a pooled connection.
@@ -368,52 +339,38 @@ impl Session {
     }
 }
 
+impl SendHop for Session {
+    fn send_hop(
+        &mut self,
+        target: &Target,
+        method: &Method,
+        body: &Bytes,
+        request: &PreparedRequest,
+    ) -> impl Future<Output = Result<Exchanged, RequestError>> + Send {
+        self.send(target, method.clone(), body.clone(), request)
+    }
+}
+
 /// Opens a connection: TCP, then TLS with ALPN for https, then the HTTP handshake.
 async fn connect(
     tls: &TlsConnectors,
     origin: &Origin,
     verify: bool,
 ) -> Result<Connection, RequestError> {
-    {
-        let tcp = TcpStream::connect((&*origin.host, origin.port))
+    let tls = match open_socket(origin, || tls.get(verify)).await? {
+        Socket::Plain(tcp) => return handshake_h1(TokioIo::new(tcp), origin, verify).await,
+        Socket::Tls(tls) => *tls,
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = TokioIo::new(tls);
+    if h2 {
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .handshake(io)
             .await
-            .map_err(|source| RequestError::Connect {
-                host: origin.host.clone(),
-                port: origin.port,
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        if !origin.https {
-            return handshake_h1(TokioIo::new(tcp), origin, verify).await;
-        }
-        let name = ServerName::try_from(origin.host.to_string())
-            .map_err(|_| RequestError::ServerName(origin.host.clone()))?;
-        let tls = tls
-            .get(verify)
-            .connect(name, tcp)
-            .await
-            .map_err(|source| RequestError::Tls {
-                host: origin.host.clone(),
-                source,
-            })?;
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let io = TokioIo::new(tls);
-        if h2 {
-            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                .handshake(io)
-                .await
-                .map_err(http_error)?;
-            Ok(Connection {
-                origin: origin.clone(),
-                verify,
-                sender: Sender::H2(sender),
-                driver: Some(Box::pin(async move {
-                    let _ = conn.await;
-                })),
-            })
-        } else {
-            handshake_h1(io, origin, verify).await
-        }
+            .map_err(http_error)?;
+        Ok(Connection::new(origin, verify, Sender::H2(sender), conn))
+    } else {
+        handshake_h1(io, origin, verify).await
     }
 }
 
@@ -426,14 +383,7 @@ where
         .handshake(io)
         .await
         .map_err(http_error)?;
-    Ok(Connection {
-        origin: origin.clone(),
-        verify,
-        sender: Sender::H1(sender),
-        driver: Some(Box::pin(async move {
-            let _ = conn.await;
-        })),
-    })
+    Ok(Connection::new(origin, verify, Sender::H1(sender), conn))
 }
 
 /// Adds the jar's cookies for `url` to the `Cookie` header (after the task's own).

@@ -19,6 +19,7 @@ use super::template::{
 };
 use super::{Capture, PreparedRequest, Target};
 use crate::event::intern_endpoint;
+use crate::protocol::fields::report_name;
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::{Assertion, Extractor, RenderContext, Template};
 use crate::task::{TaskError, err, parse_bool, parse_timeout};
@@ -203,22 +204,7 @@ pub(crate) fn parse(
         (None, Some(UrlTemplate::new(url_template, params, host)))
     };
 
-    let (name_text, name_template) = match object.get("name") {
-        None | Some(Value::Null) => (url_text.clone(), None),
-        Some(Value::String(n)) => {
-            let parsed = template("name", n)?;
-            match parsed.static_text() {
-                Some(text) => (text, None),
-                None => (n.clone(), Some(parsed)),
-            }
-        }
-        Some(other) => {
-            return Err(err(
-                format!("{path}.name"),
-                format!("expected a string, got {other}"),
-            ));
-        }
-    };
+    let (name_text, name_template) = report_name(object, path, csv, url_text)?;
 
     let mut headers = HeaderMap::new();
     let mut dynamic_headers = Vec::new();
@@ -399,7 +385,7 @@ mod tests {
     type Task = crate::task::Task<HttpTask>;
 
     fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Vec<Task>, TaskError> {
-        crate::scenario::parse_tasks(value, host).map(|s| s.tasks)
+        crate::engine::parse_tasks(value, host).map(|s| s.tasks)
     }
 
     fn one(task: Value) -> Result<Task, TaskError> {

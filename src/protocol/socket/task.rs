@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
+use crate::protocol::fields::report_name;
 use crate::protocol::payload::{Payload, optional_template};
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::Template;
@@ -173,22 +174,12 @@ pub(super) fn parse(
             "only for `tcp`: UDP has no connection to keep",
         ));
     }
-    let (name_text, name) = match object.get("name") {
-        None | Some(Value::Null) => (format!("{protocol_text}:{target_text}"), None),
-        Some(Value::String(n)) => {
-            let parsed = Template::parse(n, ctx.csv).map_err(|e| err(format!("{path}.name"), e))?;
-            match parsed.static_text() {
-                Some(text) => (text, None),
-                None => (n.clone(), Some(parsed)),
-            }
-        }
-        Some(other) => {
-            return Err(err(
-                format!("{path}.name"),
-                format!("expected a string, got {other}"),
-            ));
-        }
-    };
+    let (name_text, name) = report_name(
+        object,
+        path,
+        ctx.csv,
+        &format!("{protocol_text}:{target_text}"),
+    )?;
     let request_type = match transport {
         Transport::Tcp => "TCP",
         Transport::Udp => "UDP",

@@ -6,6 +6,7 @@ use http::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
+use crate::protocol::fields::report_name;
 use crate::protocol::payload::{Payload, optional_template};
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::Template;
@@ -184,29 +185,11 @@ pub(super) fn parse(
             }
         }
     }
-    let (name_text, name) = match object.get("name") {
-        None | Some(Value::Null) => (
-            url_text
-                .map(|(_, u)| u)
-                .or(ctx.host_text)
-                .unwrap_or(method.as_str())
-                .to_string(),
-            None,
-        ),
-        Some(Value::String(n)) => {
-            let parsed = template("name", n)?;
-            match parsed.static_text() {
-                Some(text) => (text, None),
-                None => (n.clone(), Some(parsed)),
-            }
-        }
-        Some(other) => {
-            return Err(err(
-                format!("{path}.name"),
-                format!("expected a string, got {other}"),
-            ));
-        }
-    };
+    let default_name = url_text
+        .map(|(_, u)| u)
+        .or(ctx.host_text)
+        .unwrap_or(method.as_str());
+    let (name_text, name) = report_name(object, path, ctx.csv, default_name)?;
     let headers = parse_headers(object, path)?;
     let subprotocols = parse_subprotocols(object, path)?;
     Ok(ParsedSpec {

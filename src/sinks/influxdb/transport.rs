@@ -8,24 +8,16 @@
 
 use std::io::Write as _;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT};
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, RootCertStore};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+
+use crate::sinks::http_post::{HttpPoster, PostError};
 
 /// The largest UDP payload IPv4 can carry.
 const MAX_DATAGRAM: usize = 65_507;
-/// How much of an error response's body is kept for the log.
-const BODY_EXCERPT: usize = 256;
 
 /// An API token. Its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -247,10 +239,7 @@ impl HttpTarget {
 /// A keep-alive HTTP/1.1 client for one [`HttpTarget`].
 pub(crate) struct HttpTransport {
     target: HttpTarget,
-    host_header: HeaderValue,
-    authorization: Option<HeaderValue>,
-    tls: Option<TlsConnector>,
-    sender: Option<http1::SendRequest<Full<Bytes>>>,
+    poster: HttpPoster,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -288,155 +277,78 @@ impl HttpTransport {
             }
             None => None,
         };
-        let tls = target.https.then(tls_connector);
-        Ok(Self {
-            target,
-            host_header,
-            authorization,
-            tls,
-            sender: None,
-        })
-    }
-
-    /// Drops the connection; the next send opens a new one.
-    pub(crate) fn reset(&mut self) {
-        self.sender = None;
-    }
-
-    /// POSTs one batch and waits at most `timeout` for the whole exchange.
-    pub(crate) async fn send(&mut self, body: &[u8], timeout: Duration) -> Result<(), WriteError> {
-        let result = tokio::time::timeout(timeout, self.exchange(body)).await;
-        let result = result.unwrap_or(Err(WriteError::Timeout(timeout)));
-        if result.as_ref().is_err_and(WriteError::retryable) {
-            // The connection may be in any state: start afresh.
-            self.sender = None;
-        }
-        result
-    }
-
-    async fn exchange(&mut self, body: &[u8]) -> Result<(), WriteError> {
-        let body = if self.target.gzip {
-            let mut encoder = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4 + 64),
-                flate2::Compression::fast(),
-            );
-            encoder
-                .write_all(body)
-                .map_err(|e| WriteError::Io(format!("gzip: {e}")))?;
-            let compressed = encoder
-                .finish()
-                .map_err(|e| WriteError::Io(format!("gzip: {e}")))?;
-            Bytes::from(compressed)
-        } else {
-            Bytes::copy_from_slice(body)
-        };
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(self.target.uri.path_and_query().map_or("/", |p| p.as_str()))
-            .body(Full::new(body))
-            .map_err(|e| WriteError::Io(e.to_string()))?;
-        let headers = request.headers_mut();
-        headers.insert(HOST, self.host_header.clone());
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, host_header);
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         headers.insert(USER_AGENT, HeaderValue::from_static("loaddensity"));
-        if self.target.gzip {
+        if target.gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        if let Some(authorization) = &self.authorization {
-            headers.insert(AUTHORIZATION, authorization.clone());
+        if let Some(authorization) = authorization {
+            headers.insert(AUTHORIZATION, authorization);
         }
+        let poster = HttpPoster::new(
+            &target.uri,
+            target.host.clone(),
+            target.port,
+            target.https,
+            headers,
+            target.display(),
+        );
+        Ok(Self { target, poster })
+    }
 
-        let sender = match self.sender.as_mut() {
-            Some(sender) if !sender.is_closed() => sender,
-            _ => self.sender.insert(self.connect().await?),
+    /// Drops the connection; the next send opens a new one.
+    pub(crate) fn reset(&mut self) {
+        self.poster.reset();
+    }
+
+    /// POSTs one batch and waits at most `timeout` for the whole exchange.
+    pub(crate) async fn send(&mut self, body: &[u8], timeout: Duration) -> Result<(), WriteError> {
+        let result = match self.body(body) {
+            Ok(body) => self.poster.post(body, timeout).await.map_err(write_error),
+            Err(error) => Err(error),
         };
-        sender
-            .ready()
-            .await
-            .map_err(|e| WriteError::Io(format!("connection: {e}")))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| WriteError::Io(format!("request: {e}")))?;
-        let status = response.status();
-        let mut body = response.into_body();
-        let mut excerpt = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| WriteError::Io(format!("response: {e}")))?;
-            if let Some(data) = frame.data_ref() {
-                let room = BODY_EXCERPT.saturating_sub(excerpt.len());
-                excerpt.extend_from_slice(&data[..data.len().min(room)]);
-            }
+        if result.as_ref().is_err_and(WriteError::retryable) {
+            // The connection may be in any state: start afresh.
+            self.poster.reset();
         }
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = String::from_utf8_lossy(&excerpt).trim().to_string();
-        if status.is_client_error() {
-            Err(WriteError::Rejected { status, body })
-        } else {
-            Err(WriteError::ServerError { status, body })
-        }
+        result
     }
 
-    async fn connect(&self) -> Result<http1::SendRequest<Full<Bytes>>, WriteError> {
-        let host = self.target.host.as_str();
-        let tcp = TcpStream::connect((host, self.target.port))
-            .await
-            .map_err(|e| WriteError::Io(format!("connect {}: {e}", self.target.display())))?;
-        let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => handshake(TokioIo::new(tcp)).await,
-            Some(connector) => {
-                let name = ServerName::try_from(host.to_string())
-                    .map_err(|_| WriteError::Io(format!("`{host}` is not a valid TLS name")))?;
-                let tls = connector
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| WriteError::Io(format!("TLS with {host}: {e}")))?;
-                handshake(TokioIo::new(tls)).await
-            }
+    /// The body as sent: the lines, gzip-compressed when the target asks for it.
+    fn body(&self, body: &[u8]) -> Result<Bytes, WriteError> {
+        if !self.target.gzip {
+            return Ok(Bytes::copy_from_slice(body));
         }
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 4 + 64),
+            flate2::Compression::fast(),
+        );
+        encoder
+            .write_all(body)
+            .map_err(|e| WriteError::Io(format!("gzip: {e}")))?;
+        let compressed = encoder
+            .finish()
+            .map_err(|e| WriteError::Io(format!("gzip: {e}")))?;
+        Ok(Bytes::from(compressed))
     }
 }
 
-pub(crate) async fn handshake<IO>(io: IO) -> Result<http1::SendRequest<Full<Bytes>>, WriteError>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, connection) = http1::handshake(io)
-        .await
-        .map_err(|e| WriteError::Io(format!("HTTP handshake: {e}")))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-/// A rustls connector verifying against the system's roots, offering HTTP/1.1 only.
-pub(crate) fn tls_connector() -> TlsConnector {
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
+/// A failed POST as the flusher sees it: a 4xx is rejected (not retried), any other
+/// status a server error.
+fn write_error(error: PostError) -> WriteError {
+    match error {
+        PostError::Status { status, body } if status.is_client_error() => {
+            WriteError::Rejected { status, body }
+        }
+        PostError::Status { status, body } => WriteError::ServerError { status, body },
+        PostError::Timeout(timeout) => WriteError::Timeout(timeout),
+        error @ (PostError::TlsName(_) | PostError::Io(_)) => WriteError::Io(error.to_string()),
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map(|b| {
-            b.with_root_certificates(roots.clone())
-                .with_no_client_auth()
-        })
-        .unwrap_or_else(|_| {
-            ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth()
-        });
-    let mut config = config;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    TlsConnector::from(Arc::new(config))
 }
 
 #[cfg(test)]

@@ -14,23 +14,17 @@
 mod proto;
 mod series;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::influxdb::transport::{handshake, tls_connector};
+use super::http_post::{HttpPoster, PostError};
 use super::prometheus::{DEFAULT_MAX_SERIES, Metrics};
 use super::{Attached, Sinks, lock};
 
@@ -42,8 +36,6 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const ATTEMPTS: u32 = 3;
 /// The `job` label of every series.
 pub const JOB: &str = "loaddensity";
-/// How much of an error response's body is kept for the log.
-const BODY_EXCERPT: usize = 256;
 
 /// Settings of [`start_prometheus_remote_write`].
 #[derive(Clone, PartialEq, Eq)]
@@ -117,7 +109,32 @@ struct Target {
     host: String,
     port: u16,
     https: bool,
+    /// The `Host` header: the URL's authority, without credentials.
+    host_header: HeaderValue,
     headers: HeaderMap,
+}
+
+impl Target {
+    /// The client that pushes to it, with the remote-write headers and the user's.
+    fn into_poster(self) -> HttpPoster {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, self.host_header);
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+        headers.insert(USER_AGENT, HeaderValue::from_static("loaddensity"));
+        headers.insert(
+            "x-prometheus-remote-write-version",
+            HeaderValue::from_static("0.1.0"),
+        );
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let shown = redacted_url(&self.uri.to_string());
+        HttpPoster::new(&self.uri, self.host, self.port, self.https, headers, shown)
+    }
 }
 
 /// Checks options without side effects.
@@ -140,6 +157,9 @@ fn target(options: &RemoteWriteOptions) -> Result<Target, RemoteWriteError> {
     };
     let port = parsed.port_or_known_default().ok_or_else(invalid)?;
     let uri: Uri = parsed.as_str().parse().map_err(|_| invalid())?;
+    let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host_header = HeaderValue::from_str(authority).map_err(|_| invalid())?;
     if options.interval.is_zero() {
         return Err(RemoteWriteError::InvalidDuration("interval_ms"));
     }
@@ -163,6 +183,7 @@ fn target(options: &RemoteWriteOptions) -> Result<Target, RemoteWriteError> {
         host,
         port,
         https,
+        host_header,
         headers,
     })
 }
@@ -225,12 +246,11 @@ pub fn start_prometheus_remote_write(
     let instance = crate::instance::instance_name().unwrap_or_else(crate::instance::host_name);
     let shutdown = CancellationToken::new();
     let pusher = Pusher {
-        target,
+        poster: target.into_poster(),
         timeout: options.timeout,
         metrics: metrics.clone(),
         counters: counters.clone(),
         instance,
-        sender: None,
     };
     let (interval, token) = (options.interval, shutdown.clone());
     let thread = std::thread::Builder::new()
@@ -290,12 +310,11 @@ pub fn prometheus_remote_write_report(sinks: &Sinks) -> Value {
 }
 
 struct Pusher {
-    target: Target,
+    poster: HttpPoster,
     timeout: Duration,
     metrics: Arc<Metrics>,
     counters: Arc<Counters>,
     instance: String,
-    sender: Option<http1::SendRequest<Full<Bytes>>>,
 }
 
 impl Pusher {
@@ -337,14 +356,8 @@ impl Pusher {
         };
         let mut backoff = Duration::from_millis(250);
         for attempt in 1..=ATTEMPTS {
-            let outcome = tokio::time::timeout(self.timeout, self.send(body.clone())).await;
-            let outcome = outcome.unwrap_or_else(|_| {
-                Err(Failure::Retry(format!(
-                    "no response within {:?}",
-                    self.timeout
-                )))
-            });
-            match outcome {
+            let outcome = self.poster.post(body.clone(), self.timeout).await;
+            match outcome.map_err(Failure::from) {
                 Ok(()) => {
                     self.counters.pushes.fetch_add(1, Ordering::Relaxed);
                     self.counters.series.store(series, Ordering::Relaxed);
@@ -355,7 +368,7 @@ impl Pusher {
                     return;
                 }
                 Err(Failure::Retry(message)) => {
-                    self.sender = None;
+                    self.poster.reset();
                     if attempt == ATTEMPTS {
                         self.failed(message);
                         return;
@@ -376,102 +389,6 @@ impl Pusher {
         }
         *lock(&self.counters.last_error) = Some(message);
     }
-
-    async fn send(&mut self, body: Bytes) -> Result<(), Failure> {
-        let target = &self.target;
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(target.uri.path_and_query().map_or("/", |p| p.as_str()))
-            .body(Full::new(body))
-            .map_err(|e| Failure::Final(e.to_string()))?;
-        let headers = request.headers_mut();
-        let host = target
-            .uri
-            .authority()
-            .map_or(target.host.as_str(), |a| a.as_str());
-        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-        headers.insert(
-            HOST,
-            HeaderValue::from_str(host).map_err(|e| Failure::Final(e.to_string()))?,
-        );
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(USER_AGENT, HeaderValue::from_static("loaddensity"));
-        headers.insert(
-            "x-prometheus-remote-write-version",
-            HeaderValue::from_static("0.1.0"),
-        );
-        for (name, value) in &target.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        let sender = match self.sender.as_mut() {
-            Some(sender) if !sender.is_closed() => sender,
-            _ => self.sender.insert(self.connect().await?),
-        };
-        sender
-            .ready()
-            .await
-            .map_err(|e| Failure::Retry(format!("connection: {e}")))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| Failure::Retry(format!("request: {e}")))?;
-        let status = response.status();
-        let mut body = response.into_body();
-        let mut excerpt = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Failure::Retry(format!("response: {e}")))?;
-            if let Some(data) = frame.data_ref() {
-                let room = BODY_EXCERPT.saturating_sub(excerpt.len());
-                excerpt.extend_from_slice(&data[..data.len().min(room)]);
-            }
-        }
-        if status.is_success() {
-            return Ok(());
-        }
-        let message = format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&excerpt).trim()
-        );
-        // As the spec says: retry 5xx and 429, never other 4xx.
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(Failure::Retry(message))
-        } else {
-            Err(Failure::Final(message))
-        }
-    }
-
-    async fn connect(&self) -> Result<http1::SendRequest<Full<Bytes>>, Failure> {
-        let target = &self.target;
-        let shown = redacted_url(&target.uri.to_string());
-        let addr: Option<SocketAddr> = target
-            .host
-            .parse()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, target.port));
-        let tcp = match addr {
-            Some(addr) => TcpStream::connect(addr).await,
-            None => TcpStream::connect((target.host.as_str(), target.port)).await,
-        }
-        .map_err(|e| Failure::Retry(format!("connect {shown}: {e}")))?;
-        let _ = tcp.set_nodelay(true);
-        let sender = if target.https {
-            let name = ServerName::try_from(target.host.clone()).map_err(|_| {
-                Failure::Final(format!("`{}` is not a valid TLS name", target.host))
-            })?;
-            let tls = tls_connector()
-                .connect(name, tcp)
-                .await
-                .map_err(|e| Failure::Retry(format!("TLS with {}: {e}", target.host)))?;
-            handshake(TokioIo::new(tls)).await
-        } else {
-            handshake(TokioIo::new(tcp)).await
-        };
-        sender.map_err(|e| Failure::Retry(e.to_string()))
-    }
 }
 
 /// Why one attempt failed.
@@ -480,6 +397,22 @@ enum Failure {
     Retry(String),
     /// Would fail again (4xx, bad request).
     Final(String),
+}
+
+impl From<PostError> for Failure {
+    fn from(error: PostError) -> Self {
+        let message = error.to_string();
+        match error {
+            // As the spec says: retry 5xx and 429, never other 4xx.
+            PostError::Status { status, .. }
+                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                Failure::Retry(message)
+            }
+            PostError::Status { .. } | PostError::TlsName(_) => Failure::Final(message),
+            PostError::Timeout(_) | PostError::Io(_) => Failure::Retry(message),
+        }
+    }
 }
 
 #[cfg(test)]

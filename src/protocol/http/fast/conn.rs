@@ -6,13 +6,10 @@
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 use super::chunked::ChunkedDecoder;
 use super::head::{self, Framing, Head, Parsed};
+use crate::protocol::http::connect::{Socket, open_socket};
 use crate::protocol::http::{Capture, Origin, RequestError, TlsConnectors};
 use crate::scenario::MAX_CAPTURED_BODY;
 
@@ -23,36 +20,6 @@ const MAX_HEAD: usize = 64 * 1024;
 /// A read buffer that grew past this (a large head) is dropped after the response,
 /// so that an idle user does not keep it.
 const KEEP_READ_BUFFER: usize = 8 * 1024;
-
-/// The socket.
-enum Stream {
-    Plain(TcpStream),
-    // Boxed: rustls's connection state is large, and most targets are plain.
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.read(buf).await,
-            Self::Tls(s) => match s.read(buf).await {
-                // A server that closes without close_notify ends the stream too.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                other => other,
-            },
-        }
-    }
-
-    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            Self::Plain(s) => s.write_all(bytes).await,
-            Self::Tls(s) => {
-                s.write_all(bytes).await?;
-                s.flush().await
-            }
-        }
-    }
-}
 
 /// Received bytes not consumed yet: `data[start..end]`.
 struct ReadBuf {
@@ -133,7 +100,7 @@ pub(crate) struct Received {
 pub(crate) struct Conn {
     pub(crate) origin: Origin,
     pub(crate) verify: bool,
-    stream: Stream,
+    stream: Socket,
     buf: ReadBuf,
     /// Requests rendered per send (templated ones, or with cookies) go here.
     pub(crate) out: Vec<u8>,
@@ -149,29 +116,7 @@ impl Conn {
         origin: &Origin,
         verify: bool,
     ) -> Result<Self, RequestError> {
-        let tcp = TcpStream::connect((&*origin.host, origin.port))
-            .await
-            .map_err(|source| RequestError::Connect {
-                host: origin.host.clone(),
-                port: origin.port,
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let stream = if origin.https {
-            let name = ServerName::try_from(origin.host.to_string())
-                .map_err(|_| RequestError::ServerName(origin.host.clone()))?;
-            let tls = tls
-                .get_http1(verify)
-                .connect(name, tcp)
-                .await
-                .map_err(|source| RequestError::Tls {
-                    host: origin.host.clone(),
-                    source,
-                })?;
-            Stream::Tls(Box::new(tls))
-        } else {
-            Stream::Plain(tcp)
-        };
+        let stream = open_socket(origin, || tls.get_http1(verify)).await?;
         Ok(Self {
             origin: origin.clone(),
             verify,

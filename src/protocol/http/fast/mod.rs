@@ -26,12 +26,12 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use cookie_store::CookieStore;
-use http::{HeaderMap, Method, StatusCode};
+use http::Method;
 use tokio::time::{Instant, Sleep};
 
+use crate::protocol::http::redirect::{Exchanged, SendHop, follow_redirects};
 use crate::protocol::http::{
-    MAX_REDIRECTS, Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors,
-    redirect_hop,
+    Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors,
 };
 use conn::{Conn, Failure, Outgoing, Received};
 
@@ -51,26 +51,6 @@ impl std::fmt::Debug for FastSession {
         f.debug_struct("FastSession")
             .field("connections", &self.connections.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// One response as read, before redirects are followed.
-struct Exchanged {
-    status: StatusCode,
-    body_len: u64,
-    location: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Exchanged {
-    fn into_response(self) -> Response {
-        Response {
-            status: self.status,
-            body_len: self.body_len,
-            headers: self.headers,
-            body: self.body,
-        }
     }
 }
 
@@ -139,29 +119,7 @@ impl FastSession {
             return Ok(response.into_response());
         }
         // Boxed: rare, and it would double the size of every user's task.
-        Box::pin(self.follow_redirects(request, response)).await
-    }
-
-    async fn follow_redirects(
-        &mut self,
-        request: &PreparedRequest,
-        mut response: Exchanged,
-    ) -> Result<Response, RequestError> {
-        let mut url = request.target.url().map_err(RequestError::Redirect)?;
-        let mut method = request.method.clone();
-        let mut body = request.body.clone();
-        for _ in 0..MAX_REDIRECTS {
-            let status = response.status;
-            let Some(location) = response.location.take().filter(|_| status.is_redirection())
-            else {
-                return Ok(response.into_response());
-            };
-            let target = redirect_hop(&mut url, &location, status, &mut method, &mut body)?;
-            response = self.send(&target, &method, &body, request, None).await?;
-        }
-        Err(RequestError::Redirect(format!(
-            "more than {MAX_REDIRECTS} redirects"
-        )))
+        Box::pin(follow_redirects(self, request, response)).await
     }
 
     /// One request/response on the origin's connection; `wire` is the request
@@ -273,6 +231,18 @@ impl FastSession {
         let conn = Box::pin(Conn::open(&self.tls, origin, verify)).await?;
         self.connections.push(conn);
         Ok(self.connections.len() - 1)
+    }
+}
+
+impl SendHop for FastSession {
+    fn send_hop(
+        &mut self,
+        target: &Target,
+        method: &Method,
+        body: &Bytes,
+        request: &PreparedRequest,
+    ) -> impl Future<Output = Result<Exchanged, RequestError>> + Send {
+        self.send(target, method, body, request, None)
     }
 }
 
