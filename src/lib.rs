@@ -16,6 +16,7 @@ pub mod history;
 pub mod instance;
 pub mod listener;
 pub mod protocol;
+pub mod redact;
 pub mod report;
 pub mod request_log;
 pub mod scenario;
