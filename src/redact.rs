@@ -8,8 +8,9 @@ use std::borrow::Cow;
 pub const MASK: &str = "***";
 
 /// `text` with the password of every `scheme://user:password@` in it replaced by
-/// [`MASK`]: in the authority (up to the first `/`, `?`, `#`, space or quote after
-/// the scheme), whatever lies between the first `:` and the last `@`.
+/// [`MASK`]: in the authority (up to the first `/`, `?`, `#` or `\` after the
+/// scheme, or a space for a URL inside a longer text), whatever lies between the
+/// first `:` and the last `@`.
 pub fn redact_url_credentials(text: &str) -> Cow<'_, str> {
     if !text.contains('@') || !text.contains("://") {
         return Cow::Borrowed(text);
@@ -17,12 +18,14 @@ pub fn redact_url_credentials(text: &str) -> Cow<'_, str> {
     let mut out = String::new();
     let mut copied = 0;
     let mut search = 0;
+    // A text that is a URL (a name) may have raw spaces in its password.
+    let whole_url = split_url_credentials(text).is_some();
     while let Some(found) = text[search..].find("://") {
         let start = search + found + 3;
+        let in_whole_url = whole_url && search == 0;
         let token_len = text[start..]
             .find(|c: char| {
-                c.is_whitespace()
-                    || matches!(c, '/' | '?' | '#' | '\\' | '"' | '\'' | '`' | '<' | '>')
+                matches!(c, '/' | '?' | '#' | '\\') || (c.is_whitespace() && !in_whole_url)
             })
             .unwrap_or(text.len() - start);
         let token = &text[start..start + token_len];
@@ -131,6 +134,8 @@ mod tests {
             ("http://a:b@h/p?next=http://c:d@e/", "http://a:***@h/p?next=http://c:***@e/"),
             ("http://admin:***@host/x", "http://admin:***@host/x"),
             ("no url: a:b@c", "no url: a:b@c"),
+            ("http://':pa ss`\"@h/x", "http://':***@h/x"),
+            ("`http://u:p@h`: refused", "`http://u:***@h`: refused"),
         ] {
             assert_eq!(redact_url_credentials(text), expected, "{text}");
         }

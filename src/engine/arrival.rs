@@ -84,7 +84,7 @@ fn non_negative(value: f64, field: &str) -> Result<f64, (String, String)> {
     } else {
         Err((
             field.to_string(),
-            format!("expected a number >= 0, got {value}"),
+            format!("expected a number >= 0 and below 1e12, got {value}"),
         ))
     }
 }
