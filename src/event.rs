@@ -121,10 +121,7 @@ static ENDPOINTS: LazyLock<EndpointInterner> = LazyLock::new(EndpointInterner::d
 /// A URL's password in `name` is masked (`http://user:***@host/`): the name reaches
 /// every table, report, sink and history row.
 pub fn intern_endpoint(request_type: &str, name: &str) -> Arc<Endpoint> {
-    ENDPOINTS.intern(
-        request_type,
-        &crate::redact::redact_url_credentials(name),
-    )
+    ENDPOINTS.intern(request_type, &crate::redact::redact_url_credentials(name))
 }
 
 #[cfg(test)]

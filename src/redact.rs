@@ -129,9 +129,18 @@ mod tests {
             ("http://admin:secret@host/x", "http://admin:***@host/x"),
             ("http://admin@host/x", "http://admin@host/x"),
             ("http://host/x", "http://host/x"),
-            ("GET http://a:b@h/ failed: `https://c:d@h2`", "GET http://a:***@h/ failed: `https://c:***@h2`"),
-            ("http://127.0.0.1:8080/users/me@example.com", "http://127.0.0.1:8080/users/me@example.com"),
-            ("http://a:b@h/p?next=http://c:d@e/", "http://a:***@h/p?next=http://c:***@e/"),
+            (
+                "GET http://a:b@h/ failed: `https://c:d@h2`",
+                "GET http://a:***@h/ failed: `https://c:***@h2`",
+            ),
+            (
+                "http://127.0.0.1:8080/users/me@example.com",
+                "http://127.0.0.1:8080/users/me@example.com",
+            ),
+            (
+                "http://a:b@h/p?next=http://c:d@e/",
+                "http://a:***@h/p?next=http://c:***@e/",
+            ),
             ("http://admin:***@host/x", "http://admin:***@host/x"),
             ("no url: a:b@c", "no url: a:b@c"),
             ("http://':pa ss`\"@h/x", "http://':***@h/x"),
@@ -144,15 +153,20 @@ mod tests {
     #[test]
     fn credentials_come_out_decoded() {
         let (credentials, clean) =
-            split_url_credentials("http://ad%20min:p%40ss:w@127.0.0.1:8080/x?a=b@c").expect("found");
+            split_url_credentials("http://ad%20min:p%40ss:w@127.0.0.1:8080/x?a=b@c")
+                .expect("found");
         assert_eq!(credentials.user, "ad min");
         assert_eq!(credentials.password, "p@ss:w");
         assert_eq!(clean, "http://127.0.0.1:8080/x?a=b@c");
         assert_eq!(format!("{credentials:?}"), "UrlCredentials(ad min:***)");
         assert!(split_url_credentials("http://host/x@y").is_none());
         assert!(split_url_credentials("/relative@x").is_none());
-        let (credentials, clean) = split_url_credentials("https://${var.user}:${var.pw}@h/${var.id}").expect("found");
-        assert_eq!((credentials.user.as_str(), credentials.password.as_str()), ("${var.user}", "${var.pw}"));
+        let (credentials, clean) =
+            split_url_credentials("https://${var.user}:${var.pw}@h/${var.id}").expect("found");
+        assert_eq!(
+            (credentials.user.as_str(), credentials.password.as_str()),
+            ("${var.user}", "${var.pw}")
+        );
         assert_eq!(clean, "https://h/${var.id}");
     }
 }

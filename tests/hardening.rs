@@ -205,13 +205,25 @@ fn url_credentials_are_sent_as_basic_auth_and_never_shown() {
     let summary = common::read_json(&summary_path);
     let url_name = format!("http://admin:***@{}/url", server.addr);
     assert!(summary.to_string().contains(&url_name), "{summary}");
-    assert_eq!(common::summary::failures(&summary, &url_name), 0, "{summary}");
+    assert_eq!(
+        common::summary::failures(&summary, &url_name),
+        0,
+        "{summary}"
+    );
 
     // Nowhere a password: terminal, summary, reports, history.
     assert!(!out.contains("secret"), "stdout: {out}");
     assert!(!err.contains("secret"), "stderr: {err}");
     let written = files(&work.path(""), &script);
-    for expected in ["r.html", "r_success.json", "r_success.xml", "r.csv", "junit.xml", "summary.json", "runs.db"] {
+    for expected in [
+        "r.html",
+        "r_success.json",
+        "r_success.xml",
+        "r.csv",
+        "junit.xml",
+        "summary.json",
+        "runs.db",
+    ] {
         assert!(
             written.iter().any(|(name, _)| name.ends_with(expected)),
             "no {expected}: {err}"
@@ -240,8 +252,17 @@ fn sink_url_errors_mask_the_password() {
         let output = common::run(&[command, script.to_str().expect("utf8")], None);
         let (out, err) = (stdout(&output), stderr(&output));
         assert!(!output.status.success(), "{command}: {err}");
-        assert!(err.contains("action[0]") && err.contains("admin:***@127.0.0.1:99999"), "{command}: {err}");
-        assert!(err.contains("action[1]") && err.contains("admin:***@[::1"), "{command}: {err}");
-        assert!(!out.contains("secret") && !err.contains("secret"), "{command}: {out}{err}");
+        assert!(
+            err.contains("action[0]") && err.contains("admin:***@127.0.0.1:99999"),
+            "{command}: {err}"
+        );
+        assert!(
+            err.contains("action[1]") && err.contains("admin:***@[::1"),
+            "{command}: {err}"
+        );
+        assert!(
+            !out.contains("secret") && !err.contains("secret"),
+            "{command}: {out}{err}"
+        );
     }
 }

@@ -253,11 +253,7 @@ fn impossible_rates_and_units_are_refused_at_once() {
 fn the_fastest_legal_rate_stops_at_test_time_and_on_sigterm() {
     let target = Target::start();
     let started = Instant::now();
-    let summary = run_arrival(
-        &target.url("/"),
-        0.5,
-        json!({"rate": 1e6, "max_users": 2}),
-    );
+    let summary = run_arrival(&target.url("/"), 0.5, json!({"rate": 1e6, "max_users": 2}));
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
@@ -266,7 +262,10 @@ fn the_fastest_legal_rate_stops_at_test_time_and_on_sigterm() {
     let duration = summary["totals"]["duration_s"].as_f64().expect("duration");
     assert!(duration < 2.0, "duration {duration}");
     assert!(
-        summary["totals"]["dropped_iterations"].as_u64().expect("dropped") > 1000,
+        summary["totals"]["dropped_iterations"]
+            .as_u64()
+            .expect("dropped")
+            > 1000,
         "{}",
         summary["totals"]
     );
@@ -307,7 +306,11 @@ fn the_fastest_legal_rate_stops_at_test_time_and_on_sigterm() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(term.elapsed() < Duration::from_secs(5), "{:?}", term.elapsed());
+    assert!(
+        term.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        term.elapsed()
+    );
     let summary = common::read_json(&summary_path);
     assert_eq!(summary["run"]["load"][0]["interrupted"], true, "{summary}");
 }

@@ -444,7 +444,8 @@ fn serve_refuses_a_document_that_starts_another_server() {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let nested = format!(r#"[["LD_start_socket_server", {{"host": "127.0.0.1", "port": {port}}}]]"#);
+    let nested =
+        format!(r#"[["LD_start_socket_server", {{"host": "127.0.0.1", "port": {port}}}]]"#);
     let reply = legacy_exchange(&mut stream, nested.as_bytes());
     assert!(
         reply.starts_with("Error: ") && reply.contains("already running"),
@@ -495,7 +496,11 @@ fn a_long_frame_is_read_only_after_its_token() {
         "{frames:?}"
     );
     // A wrong token first: unauthorised, unread.
-    let frames = announce(server.addr, 1 << 20, &padded(r#"{"token": "guess", "pad": ""#));
+    let frames = announce(
+        server.addr,
+        1 << 20,
+        &padded(r#"{"token": "guess", "pad": ""#),
+    );
     assert_eq!(frames, ["Error: unauthorised\n"]);
     // The right token first: the whole frame is read and run.
     let long = json!({"token": token, "command": [["LD_sleep", {"seconds": 0}]],

@@ -459,7 +459,8 @@ async fn handle(stream: TcpStream, shared: &Shared, reading: Pending) {
     match &shared.acceptor {
         None => converse(stream, shared, reading).await,
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(protocol::PREAUTH_TIMEOUT, acceptor.accept(stream));
+            let handshake =
+                tokio::time::timeout(protocol::PREAUTH_TIMEOUT, acceptor.accept(stream));
             let accepted = tokio::select! {
                 accepted = handshake => accepted,
                 _ = reading.evict.cancelled() => return,

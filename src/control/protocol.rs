@@ -308,7 +308,10 @@ mod tests {
             Request::Refused(b"Error: unauthorised\n")
         );
         // Without a token, or short: read whole, and judged by `decide`.
-        assert!(matches!(read(&frame(last.as_bytes()), true), Request::Payload(_)));
+        assert!(matches!(
+            read(&frame(last.as_bytes()), true),
+            Request::Payload(_)
+        ));
         let short = json!({"command": null, "token": "nope"}).to_string();
         assert!(matches!(
             read_with(&frame(short.as_bytes()), true, Some(&token)),
@@ -318,7 +321,10 @@ mod tests {
         let mut cut = frame(first.as_bytes());
         cut.truncate(cut.len() - 1);
         assert_eq!(read_with(&cut, true, Some(&token)), Request::Nothing);
-        assert_eq!(token_in_prefix(b" {\"a\": [1, {\"token\": 2}], \"token\": \"t\""), Some("t".into()));
+        assert_eq!(
+            token_in_prefix(b" {\"a\": [1, {\"token\": 2}], \"token\": \"t\""),
+            Some("t".into())
+        );
         assert_eq!(token_in_prefix(b"{\"token\": 5"), None);
         assert_eq!(token_in_prefix(b"[\"token\""), None);
     }

@@ -213,11 +213,7 @@ impl ArrivalRate {
     }
 }
 
-fn parse_stage(
-    stage: &Value,
-    index: usize,
-    time_unit: f64,
-) -> Result<RateStage, (String, String)> {
+fn parse_stage(stage: &Value, index: usize, time_unit: f64) -> Result<RateStage, (String, String)> {
     let field = |key: &str| format!("arrival_rate.stages[{index}].{key}");
     let map = stage.as_object().ok_or_else(|| {
         (
@@ -370,10 +366,7 @@ mod tests {
                 "arrival_rate.time_unit",
             ),
             // Beyond what a machine can start: refused, not hung on.
-            (
-                json!({"rate": 1e11, "max_users": 2}),
-                "arrival_rate.rate",
-            ),
+            (json!({"rate": 1e11, "max_users": 2}), "arrival_rate.rate"),
             (
                 json!({"rate": 1, "time_unit": 1e-12, "max_users": 1}),
                 "arrival_rate.time_unit",
