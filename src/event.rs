@@ -185,8 +185,10 @@ impl EndpointInterner {
 static ENDPOINTS: LazyLock<EndpointInterner> = LazyLock::new(EndpointInterner::default);
 
 /// Interns an endpoint in the process-wide table shared by every engine and listener.
+/// A URL's password in `name` is masked (`http://user:***@host/`): the name reaches
+/// every table, report, sink and history row.
 pub fn intern_endpoint(request_type: &str, name: &str) -> Arc<Endpoint> {
-    ENDPOINTS.intern(request_type, name)
+    ENDPOINTS.intern(request_type, &crate::redact::redact_url_credentials(name))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod json_file;
 pub mod listener;
 pub mod output;
 pub mod protocol;
+pub mod redact;
 pub mod report;
 pub mod request_log;
 pub mod scenario;

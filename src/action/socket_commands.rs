@@ -2,7 +2,6 @@
 //! `LD_add_package_to_executor`, which cannot exist in a Rust program.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -10,10 +9,6 @@ use serde_json::{Value, json};
 use super::args::{CheckArgs, typed};
 use super::{ActionError, Args, Command, Executor};
 use crate::control::{ControlServer, DEFAULT_PORT, ServerOptions, SocketToken, TlsFiles};
-
-/// Set while a control server runs in this process: a received document cannot
-/// start another one (it would block the first).
-static SERVING: AtomicBool = AtomicBool::new(false);
 
 /// LoadDensity's `start_load_density_socket_server` arguments.
 #[derive(Deserialize)]
@@ -88,12 +83,6 @@ fn start_socket_server(
     if interrupt.is_cancelled() {
         return Err(ActionError::Interrupted);
     }
-    if SERVING.swap(true, Ordering::SeqCst) {
-        return Err(ActionError::Failed(
-            "a control socket server is already running in this process".into(),
-        ));
-    }
-    let _serving = ServingGuard;
     let mode = match (options.framed, options.tls.is_some()) {
         (false, false) => "legacy",
         (false, true) => "legacy, TLS",
@@ -105,6 +94,7 @@ fn start_socket_server(
     } else {
         ""
     };
+    // A document run by a control server cannot start another: the library refuses.
     let server = ControlServer::start(options).map_err(|e| ActionError::Failed(e.to_string()))?;
     let addr = server.addr();
     executor.write_output(&format!("Server started on {addr} ({mode}{token})\n"));
@@ -115,14 +105,6 @@ fn start_socket_server(
         "documents": report.documents,
         "quit_by_client": report.quit_by_client,
     }))
-}
-
-struct ServingGuard;
-
-impl Drop for ServingGuard {
-    fn drop(&mut self) {
-        SERVING.store(false, Ordering::SeqCst);
-    }
 }
 
 /// `LD_add_package_to_executor`: importing a Python package has no meaning here.

@@ -14,11 +14,13 @@
 mod protocol;
 mod tls;
 
-pub use protocol::{LEGACY_READ, MAX_FRAME, SocketToken, TERMINATOR};
+pub use protocol::{LEGACY_READ, MAX_FRAME, PREAUTH_READ, SocketToken, TERMINATOR};
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -38,6 +40,11 @@ pub const TOKEN_ENV: &str = "LOAD_DENSITY_SOCKET_TOKEN";
 pub const DEFAULT_PORT: u16 = 9940;
 /// The most connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// The most connections still reading their request (not yet authorised): a new
+/// one past this closes the oldest of them, so the other half of
+/// [`MAX_CONNECTIONS`] stays free for clients whose request was accepted, and idle
+/// clients cannot lock out one with the right token.
+pub const MAX_PENDING: usize = MAX_CONNECTIONS / 2;
 /// The most documents waiting for the executor; more are answered `busy`.
 pub const MAX_QUEUED: usize = 256;
 /// Pending connections the kernel may queue before the accept loop takes them.
@@ -127,6 +134,35 @@ pub enum ControlError {
     /// The server thread could not start.
     #[error("cannot start the server thread: {0}")]
     Thread(std::io::Error),
+    /// A document run by a control server asked for another one.
+    #[error(
+        "a control socket server is already running in this process: a document it runs \
+         cannot start another one (it would block the first)"
+    )]
+    AlreadyServing,
+}
+
+thread_local! {
+    /// Set while this thread runs the documents of a control server
+    /// ([`ControlServer::serve`]): every server starts through
+    /// [`ControlServer::start`], which refuses then. A dynamic scope, not a registry:
+    /// servers started side by side on other threads are not affected.
+    static SERVING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as serving until dropped (restoring what it found).
+struct ServingScope(bool);
+
+impl ServingScope {
+    fn enter() -> Self {
+        Self(SERVING.with(|serving| serving.replace(true)))
+    }
+}
+
+impl Drop for ServingScope {
+    fn drop(&mut self) {
+        SERVING.with(|serving| serving.set(self.0));
+    }
 }
 
 /// A document received from a client, and where its result lines go.
@@ -165,7 +201,12 @@ pub struct ServeReport {
 
 impl ControlServer {
     /// Checks the options, binds, and starts accepting on a thread of its own.
+    /// Refused ([`ControlError::AlreadyServing`]) from a document a control server
+    /// runs: the `serve` command and `LD_start_socket_server` both start here.
     pub fn start(options: ServerOptions) -> Result<Self, ControlError> {
+        if SERVING.with(Cell::get) {
+            return Err(ControlError::AlreadyServing);
+        }
         let addr = resolve(&options.host, options.port)?;
         if !addr.ip().is_loopback() && options.token.is_none() {
             return Err(ControlError::NotLoopback { addr });
@@ -218,6 +259,7 @@ impl ControlServer {
     /// Runs received documents on `executor`, one at a time, until a client quits
     /// the server or `interrupt` is cancelled. Then stops accepting and frees the port.
     pub fn serve(mut self, executor: &mut Executor, interrupt: &CancellationToken) -> ServeReport {
+        let _serving = ServingScope::enter();
         let mut documents = 0;
         loop {
             let next = executor.runtime().block_on(async {
@@ -331,9 +373,46 @@ struct Shared {
     shutdown: CancellationToken,
 }
 
+/// A connection still reading its request: the accept loop may evict it.
+struct Pending {
+    evict: CancellationToken,
+    /// Alive while the connection reads its request.
+    _reading: Arc<()>,
+}
+
+/// The connections still reading their request, oldest first.
+#[derive(Default)]
+struct PendingQueue(VecDeque<(CancellationToken, Weak<()>)>);
+
+impl PendingQueue {
+    /// Registers a new connection, first closing the oldest pending one when
+    /// [`MAX_PENDING`] are pending.
+    fn admit(&mut self) -> Pending {
+        if self.0.len() >= MAX_PENDING {
+            self.0.retain(|(_, reading)| reading.strong_count() > 0);
+        }
+        while self.0.len() >= MAX_PENDING {
+            match self.0.pop_front() {
+                Some((evict, _)) => evict.cancel(),
+                None => break,
+            }
+        }
+        let (evict, reading) = (CancellationToken::new(), Arc::new(()));
+        self.0.push_back((evict.clone(), Arc::downgrade(&reading)));
+        Pending {
+            evict,
+            _reading: reading,
+        }
+    }
+}
+
+/// How long a new connection waits for a slot that an evicted one is freeing.
+const SLOT_WAIT: Duration = Duration::from_millis(100);
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
+    let mut pending = PendingQueue::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -345,14 +424,24 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
+        let reading = pending.admit();
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Full: an evicted connection frees its slot as soon as it runs.
+                match tokio::time::timeout(SLOT_WAIT, slots.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => {
+                        drop(stream);
+                        continue;
+                    }
+                }
+            }
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         connections.spawn(async move {
-            handle(stream, &shared).await;
+            handle(stream, &shared, reading).await;
             drop(permit);
         });
     }
@@ -366,12 +455,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn handle(stream: TcpStream, shared: &Shared) {
+async fn handle(stream: TcpStream, shared: &Shared, reading: Pending) {
     match &shared.acceptor {
-        None => converse(stream, shared).await,
+        None => converse(stream, shared, reading).await,
         Some(acceptor) => {
-            match tokio::time::timeout(protocol::IO_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => converse(stream, shared).await,
+            let handshake =
+                tokio::time::timeout(protocol::PREAUTH_TIMEOUT, acceptor.accept(stream));
+            let accepted = tokio::select! {
+                accepted = handshake => accepted,
+                _ = reading.evict.cancelled() => return,
+            };
+            match accepted {
+                Ok(Ok(stream)) => converse(stream, shared, reading).await,
                 Ok(Err(error)) => tracing::debug!("control socket: TLS handshake failed: {error}"),
                 Err(_) => tracing::debug!("control socket: TLS handshake timed out"),
             }
@@ -380,16 +475,34 @@ async fn handle(stream: TcpStream, shared: &Shared) {
 }
 
 /// One request and its reply, then a clean close (TLS: close_notify).
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared) {
-    exchange(&mut stream, shared).await;
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: &Shared,
+    reading: Pending,
+) {
+    exchange(&mut stream, shared, reading).await;
     let _ = tokio::time::timeout(protocol::IO_TIMEOUT, stream.shutdown()).await;
 }
 
 /// Reads one request and answers it; errors of a single client only end that client.
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared) {
+/// The connection stays evictable (`reading`) until its request is read.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: &Shared,
+    reading: Pending,
+) {
     let framed = shared.framed;
-    let payload = match read_request(&mut stream, framed).await {
+    let request = tokio::select! {
+        request = read_request(&mut stream, framed, shared.token.as_ref()) => request,
+        _ = reading.evict.cancelled() => return,
+    };
+    drop(reading);
+    let payload = match request {
         Ok(Request::Payload(payload)) => payload,
+        Ok(Request::Refused(line)) => {
+            let _ = write_piece(&mut stream, framed, line).await;
+            return;
+        }
         Ok(Request::Nothing) | Err(_) => return,
         Ok(Request::TooLarge(length)) => {
             let line =

@@ -1,9 +1,14 @@
 //! LoadDensity's control socket wire protocol: reading one request (legacy: one
 //! read of up to 8 KiB; framed: a 4-byte big-endian length then the payload, at
 //! most 1 MiB), the token envelope, and writing replies.
+//!
+//! Before a request is authorised it costs the server little: the first bytes must
+//! come within [`PREAUTH_TIMEOUT`], and with a token no more than [`PREAUTH_READ`]
+//! bytes of a frame are read until the envelope's token has been checked.
 
 use std::time::Duration;
 
+use serde::de::{Deserializer as _, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -16,6 +21,17 @@ pub const LEGACY_READ: usize = 8192;
 pub const TERMINATOR: &[u8] = b"Return_Data_Over_JE\n";
 /// How long a client may take to send its request, and each reply write.
 pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take, once connected, to complete the TLS handshake and to
+/// send the start of its request (legacy: the request; framed: the length and the
+/// first [`PREAUTH_READ`] bytes).
+pub(super) const PREAUTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// With a token, the most bytes of a frame read before the token is checked: a
+/// longer frame carries `"token"` among the envelope's keys within its first
+/// `PREAUTH_READ` bytes (put it before `"command"`), or it is refused unread.
+pub const PREAUTH_READ: usize = 8192;
+/// The reply to a long frame whose start carries no token.
+const TOKEN_FIRST: &[u8] =
+    b"Error: token required within the first 8192 bytes of a longer frame: put \"token\" before \"command\"\n";
 
 /// What one read of a request gave.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,44 +42,106 @@ pub(super) enum Request {
     Nothing,
     /// A frame announced more than [`MAX_FRAME`] bytes.
     TooLarge(u32),
+    /// A frame over [`PREAUTH_READ`] bytes whose start does not carry the token:
+    /// reply with this line, unread.
+    Refused(&'static [u8]),
 }
 
-/// Reads one request in the given mode.
+/// Reads one request in the given mode. With a `token`, a frame longer than
+/// [`PREAUTH_READ`] is read on only when its start carries that token.
 pub(super) async fn read_request<S: AsyncRead + Unpin>(
     stream: &mut S,
     framed: bool,
+    token: Option<&SocketToken>,
 ) -> std::io::Result<Request> {
-    let read = async {
+    let start = async {
         if !framed {
             let mut buffer = vec![0; LEGACY_READ];
             let n = stream.read(&mut buffer).await?;
             buffer.truncate(n);
-            return Ok(payload(buffer));
+            return Ok(Err(payload(buffer)));
         }
         let mut header = [0u8; 4];
         match stream.read_exact(&mut header).await {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Request::Nothing),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(Err(Request::Nothing));
+            }
             Err(e) => return Err(e),
         }
         let length = u32::from_be_bytes(header);
         if length == 0 {
-            return Ok(Request::Nothing);
+            return Ok(Err(Request::Nothing));
         }
         if length as usize > MAX_FRAME {
-            return Ok(Request::TooLarge(length));
+            return Ok(Err(Request::TooLarge(length)));
         }
-        let mut buffer = vec![0; length as usize];
+        let length = length as usize;
+        let mut buffer = vec![0; length.min(PREAUTH_READ)];
         match stream.read_exact(&mut buffer).await {
-            Ok(_) => Ok(payload(buffer)),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(Request::Nothing),
+            Ok(_) => Ok(Ok((buffer, length))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(Err(Request::Nothing)),
             Err(e) => Err(e),
         }
     };
-    match tokio::time::timeout(IO_TIMEOUT, read).await {
-        Ok(result) => result,
-        Err(_) => Ok(Request::Nothing),
+    // The start of the request, in a few seconds: an idle client is dropped soon.
+    let (mut buffer, length) = match tokio::time::timeout(PREAUTH_TIMEOUT, start).await {
+        Ok(Ok(Ok(started))) => started,
+        Ok(Ok(Err(request))) => return Ok(request),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Ok(Request::Nothing),
+    };
+    if buffer.len() == length {
+        return Ok(payload(buffer));
     }
+    if let Some(token) = token {
+        match token_in_prefix(&buffer) {
+            Some(supplied) if token.matches(&supplied) => {}
+            Some(_) => return Ok(Request::Refused(b"Error: unauthorised\n")),
+            None => return Ok(Request::Refused(TOKEN_FIRST)),
+        }
+    }
+    // The rest grows the buffer as it arrives, not as announced.
+    let rest = (length - buffer.len()) as u64;
+    let mut rest_of_frame = (&mut *stream).take(rest);
+    let read = rest_of_frame.read_to_end(&mut buffer);
+    match tokio::time::timeout(IO_TIMEOUT, read).await {
+        Ok(Ok(_)) if buffer.len() == length => Ok(payload(buffer)),
+        Ok(Ok(_)) | Err(_) => Ok(Request::Nothing),
+        Ok(Err(e)) => Err(e),
+    }
+}
+
+/// The envelope's `"token"` when it is a string among the top-level keys that fit
+/// in `prefix` (the start of a frame; the rest is not read yet).
+fn token_in_prefix(prefix: &[u8]) -> Option<String> {
+    struct FindToken<'a>(&'a mut Option<String>);
+
+    impl<'de> Visitor<'de> for FindToken<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an envelope object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "token" {
+                    *self.0 = Some(map.next_value::<String>()?);
+                    // Found: stop before the (unread) end of the frame.
+                    return Err(A::Error::custom("token found"));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut found = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(prefix);
+    // The prefix ends mid-document: an error is expected; only `found` matters.
+    let _ = deserializer.deserialize_map(FindToken(&mut found));
+    found
 }
 
 fn payload(mut bytes: Vec<u8>) -> Request {
@@ -179,18 +257,76 @@ pub(super) fn decide(payload: &[u8], token: Option<&SocketToken>) -> Decision {
 
 #[cfg(test)]
 mod tests {
-    use super::{Decision, MAX_FRAME, Request, SocketToken, decide, read_request};
+    use super::{
+        Decision, MAX_FRAME, PREAUTH_READ, Request, SocketToken, decide, read_request,
+        token_in_prefix,
+    };
     use serde_json::json;
 
     fn read(bytes: &[u8], framed: bool) -> Request {
+        read_with(bytes, framed, None)
+    }
+
+    fn read_with(bytes: &[u8], framed: bool, token: Option<&SocketToken>) -> Request {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         let mut stream = bytes;
         runtime
-            .block_on(read_request(&mut stream, framed))
+            .block_on(read_request(&mut stream, framed, token))
             .expect("read")
+    }
+
+    /// A frame of `payload` (its length announced in full).
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut wire = u32::try_from(payload.len())
+            .expect("small")
+            .to_be_bytes()
+            .to_vec();
+        wire.extend_from_slice(payload);
+        wire
+    }
+
+    #[test]
+    fn a_long_frame_needs_its_token_first() {
+        let token = SocketToken::new("s3cret").expect("token");
+        let pad = "x".repeat(PREAUTH_READ);
+        let first = json!({"token": "s3cret", "command": null, "pad": pad}).to_string();
+        assert!(matches!(
+            read_with(&frame(first.as_bytes()), true, Some(&token)),
+            Request::Payload(p) if p == first.as_bytes()
+        ));
+        let last = json!({"command": null, "pad": pad, "token": "s3cret"}).to_string();
+        assert!(matches!(
+            read_with(&frame(last.as_bytes()), true, Some(&token)),
+            Request::Refused(line) if line.starts_with(b"Error: token required within")
+        ));
+        let wrong = json!({"token": "s3cret!", "pad": pad}).to_string();
+        assert_eq!(
+            read_with(&frame(wrong.as_bytes()), true, Some(&token)),
+            Request::Refused(b"Error: unauthorised\n")
+        );
+        // Without a token, or short: read whole, and judged by `decide`.
+        assert!(matches!(
+            read(&frame(last.as_bytes()), true),
+            Request::Payload(_)
+        ));
+        let short = json!({"command": null, "token": "nope"}).to_string();
+        assert!(matches!(
+            read_with(&frame(short.as_bytes()), true, Some(&token)),
+            Request::Payload(_)
+        ));
+        // An announced length with fewer bytes behind it: nothing.
+        let mut cut = frame(first.as_bytes());
+        cut.truncate(cut.len() - 1);
+        assert_eq!(read_with(&cut, true, Some(&token)), Request::Nothing);
+        assert_eq!(
+            token_in_prefix(b" {\"a\": [1, {\"token\": 2}], \"token\": \"t\""),
+            Some("t".into())
+        );
+        assert_eq!(token_in_prefix(b"{\"token\": 5"), None);
+        assert_eq!(token_in_prefix(b"[\"token\""), None);
     }
 
     #[test]
@@ -301,6 +437,7 @@ mod tests {
                             prop_assert!(framed && length as usize > MAX_FRAME);
                         }
                         Request::Nothing => {}
+                        Request::Refused(_) => prop_assert!(false, "refused without a token"),
                     }
                     Ok(())
                 })
@@ -322,7 +459,49 @@ mod tests {
                     match read(&wire, true) {
                         Request::Payload(got) => prop_assert_eq!(&got[..], expected),
                         Request::Nothing => prop_assert!(expected.is_empty()),
-                        Request::TooLarge(_) => prop_assert!(false, "too large"),
+                        Request::TooLarge(_) | Request::Refused(_) => {
+                            prop_assert!(false, "too large or refused")
+                        }
+                    }
+                    Ok(())
+                })
+                .expect("property");
+        }
+
+        /// Issue #26: frames longer than `PREAUTH_READ` before authentication. With
+        /// a token, only the first `PREAUTH_READ` bytes of one without the token at
+        /// its start are read (the rest is never supplied here: a read of it would
+        /// end in `Nothing`), and one with the token first is read whole.
+        #[test]
+        fn long_unauthenticated_frames_are_refused_after_a_small_read() {
+            use super::{PREAUTH_READ, read_with};
+            let token = SocketToken::new("s3cret").expect("token");
+            let length = (PREAUTH_READ as u32 + 1)..=(MAX_FRAME as u32);
+            let supplied = prop_oneof![
+                Just(None),
+                Just(Some("s3cret".to_string())),
+                ".{0,12}".prop_map(Some),
+            ];
+            let filler = prop::collection::vec(any::<u8>(), 0..64);
+            runner(200)
+                .run(&(length, supplied, filler), |(length, supplied, filler)| {
+                    let mut start = match &supplied {
+                        Some(t) => json!({"token": t}).to_string().into_bytes(),
+                        None => filler.clone(),
+                    };
+                    // An envelope left open: `"token"` (if any) comes first.
+                    start.pop();
+                    start.push(b',');
+                    start.extend_from_slice(&filler);
+                    start.resize(PREAUTH_READ, b' ');
+                    let mut wire = length.to_be_bytes().to_vec();
+                    wire.extend_from_slice(&start);
+                    let got = read_with(&wire, true, Some(&token));
+                    if supplied.as_deref() == Some("s3cret") {
+                        // Authorised: read on, and the rest is missing.
+                        prop_assert_eq!(got, Request::Nothing);
+                    } else {
+                        prop_assert!(matches!(got, Request::Refused(_)), "{:?}", got);
                     }
                     Ok(())
                 })

@@ -54,13 +54,37 @@ fn number(map: &Map<String, Value>, key: &str) -> Result<Option<f64>, (String, S
     }
 }
 
+/// The fastest schedule a run may ask for, in iterations per second: the scheduler
+/// wakes every millisecond, and one machine does not start more iterations than this.
+pub(crate) const MAX_ITERATIONS_PER_SECOND: f64 = 1_000_000.0;
+/// The shortest `time_unit`, in seconds (the scheduler's tick; a shorter one would
+/// round to nothing).
+pub(crate) const MIN_TIME_UNIT: f64 = 0.001;
+
+/// Refuses a rate (iterations per `time_unit` seconds) over
+/// [`MAX_ITERATIONS_PER_SECOND`], naming the limit.
+fn within_limit(rate: f64, time_unit: f64, field: &str) -> Result<f64, (String, String)> {
+    let per_second = rate / time_unit;
+    if per_second <= MAX_ITERATIONS_PER_SECOND {
+        Ok(rate)
+    } else {
+        Err((
+            field.to_string(),
+            format!(
+                "{rate} per {time_unit} s is {per_second:e} iterations per second, over the limit of \
+                 {MAX_ITERATIONS_PER_SECOND:e} per second that one machine can start"
+            ),
+        ))
+    }
+}
+
 fn non_negative(value: f64, field: &str) -> Result<f64, (String, String)> {
     if value >= 0.0 && value.is_finite() && value < 1e12 {
         Ok(value)
     } else {
         Err((
             field.to_string(),
-            format!("expected a number >= 0, got {value}"),
+            format!("expected a number >= 0 and below 1e12, got {value}"),
         ))
     }
 }
@@ -85,10 +109,12 @@ impl ArrivalRate {
             number(map, "time_unit")?.unwrap_or(1.0),
             "arrival_rate.time_unit",
         )?;
-        if time_unit == 0.0 {
+        if time_unit < MIN_TIME_UNIT {
             return Err((
                 "arrival_rate.time_unit".into(),
-                "expected seconds > 0".into(),
+                format!(
+                    "expected seconds >= {MIN_TIME_UNIT} (1 ms, the scheduler's tick), got {time_unit}"
+                ),
             ));
         }
         let max_users = match number(map, "max_users")? {
@@ -107,7 +133,7 @@ impl ArrivalRate {
             Some(Value::Array(stages)) if !stages.is_empty() => stages
                 .iter()
                 .enumerate()
-                .map(|(i, stage)| parse_stage(stage, i))
+                .map(|(i, stage)| parse_stage(stage, i, time_unit))
                 .collect::<Result<Vec<_>, _>>()?,
             Some(other) => {
                 return Err((
@@ -123,14 +149,22 @@ impl ArrivalRate {
                     "give either `rate` (constant) or `stages` (ramping), not both".into(),
                 ));
             }
-            (Some(rate), true, None) => non_negative(rate, "arrival_rate.rate")?,
+            (Some(rate), true, None) => within_limit(
+                non_negative(rate, "arrival_rate.rate")?,
+                time_unit,
+                "arrival_rate.rate",
+            )?,
             (None, true, _) => {
                 return Err((
                     "arrival_rate.rate".into(),
                     "missing field (or give `stages`)".into(),
                 ));
             }
-            (None, false, start) => non_negative(start.unwrap_or(0.0), "arrival_rate.start_rate")?,
+            (None, false, start) => within_limit(
+                non_negative(start.unwrap_or(0.0), "arrival_rate.start_rate")?,
+                time_unit,
+                "arrival_rate.start_rate",
+            )?,
             (Some(_), true, Some(_)) => {
                 return Err((
                     "arrival_rate.start_rate".into(),
@@ -179,7 +213,7 @@ impl ArrivalRate {
     }
 }
 
-fn parse_stage(stage: &Value, index: usize) -> Result<RateStage, (String, String)> {
+fn parse_stage(stage: &Value, index: usize, time_unit: f64) -> Result<RateStage, (String, String)> {
     let field = |key: &str| format!("arrival_rate.stages[{index}].{key}");
     let map = stage.as_object().ok_or_else(|| {
         (
@@ -199,12 +233,16 @@ fn parse_stage(stage: &Value, index: usize) -> Result<RateStage, (String, String
     };
     Ok(RateStage {
         duration: Duration::from_secs_f64(get("duration")?),
-        target: get("rate")?,
+        target: within_limit(get("rate")?, time_unit, &field("rate"))?,
     })
 }
 
 /// How often the scheduler wakes; scheduled times are interpolated, not rounded to it.
 const TICK: Duration = Duration::from_millis(1);
+/// The most iterations started in one wake (ten ticks' worth at the fastest legal
+/// rate): a scheduler that fell behind catches up over several wakes, and looks at
+/// the stop between them.
+const MAX_BATCH: u64 = 10_000;
 
 /// Starts iterations on schedule until `stop`, or until the schedule ends (then
 /// cancels `ended`). Returns the number of virtual users created.
@@ -228,9 +266,11 @@ pub(super) async fn run_open_model<P: Protocol>(
             break;
         }
         let n = arrival.iterations_by(t);
-        // Iteration k is due at N(t) = k: launch every one due by now, each with its
-        // scheduled time interpolated between the last two looks.
-        while (launched as f64) <= n {
+        // Iteration k is due at N(t) = k: launch every one due by now (at most
+        // MAX_BATCH per wake), each with its scheduled time interpolated between the
+        // last two looks.
+        let batch_end = launched.saturating_add(MAX_BATCH);
+        while (launched as f64) <= n && launched < batch_end {
             let k = launched as f64;
             let fraction = if n > previous_n {
                 ((k - previous_n) / (n - previous_n)).clamp(0.0, 1.0)
@@ -325,9 +365,46 @@ mod tests {
                 json!({"rate": 1, "time_unit": 0, "max_users": 1}),
                 "arrival_rate.time_unit",
             ),
+            // Beyond what a machine can start: refused, not hung on.
+            (json!({"rate": 1e11, "max_users": 2}), "arrival_rate.rate"),
+            (
+                json!({"rate": 1, "time_unit": 1e-12, "max_users": 1}),
+                "arrival_rate.time_unit",
+            ),
+            (
+                json!({"rate": 2, "time_unit": 1e-6, "max_users": 1}),
+                "arrival_rate.time_unit",
+            ),
+            (
+                json!({"rate": 2000, "time_unit": 0.001, "max_users": 1}),
+                "arrival_rate.rate",
+            ),
+            (
+                json!({"stages": [{"duration": 1, "rate": 1e7}], "max_users": 1}),
+                "arrival_rate.stages[0].rate",
+            ),
+            (
+                json!({"start_rate": 1e9, "stages": [{"duration": 1, "rate": 1}], "max_users": 1}),
+                "arrival_rate.start_rate",
+            ),
         ] {
             let (got, _) = ArrivalRate::from_json(&value).expect_err("invalid");
             assert_eq!(got, field, "{value}");
+        }
+        let (_, message) =
+            ArrivalRate::from_json(&json!({"rate": 1e11, "max_users": 2})).expect_err("too fast");
+        assert!(message.contains("1e6 per second"), "{message}");
+    }
+
+    #[test]
+    fn the_fastest_legal_rates_are_accepted() {
+        for value in [
+            json!({"rate": 1e6, "max_users": 1}),
+            json!({"rate": 1000, "time_unit": 0.001, "max_users": 1}),
+            json!({"rate": 1e11, "time_unit": 1e6, "max_users": 1}),
+        ] {
+            let arrival = ArrivalRate::from_json(&value).expect("legal");
+            assert!(!arrival.time_unit.is_zero(), "{value}");
         }
     }
 }

@@ -165,7 +165,11 @@ pub(super) async fn run_user<P: Protocol>(shared: Arc<RunShared<P>>, stop: UserS
                 iteration_start.map_or(Duration::ZERO, |start| start.elapsed()),
             )
             .max(floor);
-        if !pause.is_zero() {
+        if pause.is_zero() {
+            // An iteration that never waited (a step that fails at once) must still
+            // let the runtime's timers, and so the stop, run.
+            tokio::task::coop::consume_budget().await;
+        } else {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.token.cancelled() => break,

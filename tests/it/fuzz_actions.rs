@@ -245,3 +245,53 @@ fn every_command_with_arbitrary_arguments() {
         )
         .expect("no failing case");
 }
+
+/// Issue #26: arrival rates from far below to far beyond what a machine can start,
+/// with units down to a picosecond. Each is accepted exactly when it is within the
+/// limits (at most 1e6 iterations per second, a unit of at least 1 ms), else refused
+/// by `validate` naming the `arrival_rate` field and the limit.
+#[test]
+fn arrival_rates_past_the_limits_are_refused() {
+    let executor = executor();
+    let magnitude = |exponents: std::ops::Range<i32>| {
+        (1.0f64..10.0, exponents).prop_map(|(mantissa, exponent)| mantissa * 10f64.powi(exponent))
+    };
+    runner(400)
+        .run(
+            &(magnitude(-3..13), magnitude(-13..7), any::<bool>()),
+            |(rate, unit, staged)| {
+                let arrival = if staged {
+                    json!({"stages": [{"duration": 1, "rate": rate}], "time_unit": unit, "max_users": 2})
+                } else {
+                    json!({"rate": rate, "time_unit": unit, "max_users": 2})
+                };
+                let document = json!([["LD_start_test", {
+                    "test_time": 1, "arrival_rate": arrival,
+                    "tasks": [{"method": "get", "url": "http://127.0.0.1:1/"}]
+                }]]);
+                let failures = executor
+                    .validate_document(&document, "rate.json")
+                    .expect("a document");
+                if unit >= 0.001 && rate / unit <= 1e6 && rate < 1e12 {
+                    prop_assert!(failures.is_empty(), "{arrival}: {failures:?}");
+                } else {
+                    prop_assert_eq!(failures.len(), 1, "{}", arrival);
+                    let text = failures[0].to_string();
+                    match &failures[0].error {
+                        ActionError::Argument { field, message } => {
+                            prop_assert!(field.starts_with("arrival_rate."), "{text}");
+                            prop_assert!(
+                                message.contains("1e6 per second")
+                                    || message.contains(">= 0.001")
+                                    || message.contains("below 1e12"),
+                                "{text}"
+                            );
+                        }
+                        other => prop_assert!(false, "{arrival}: {other}"),
+                    }
+                }
+                Ok(())
+            },
+        )
+        .expect("no failing case");
+}

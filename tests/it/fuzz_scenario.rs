@@ -459,3 +459,50 @@ fn has_placeholder(value: &Value) -> bool {
         _ => false,
     }
 }
+
+/// Issue #26: URLs with credentials. Whatever the user and password, a task named by
+/// its URL shows the password masked (`user:***@`), an error never quotes it, and
+/// masking any text never panics and is idempotent.
+#[test]
+fn url_credentials_never_reach_a_name() {
+    use loaddensity::redact::redact_url_credentials;
+    use loaddensity::engine::parse_tasks;
+    let user = "[A-Za-z0-9._~!$&'()*+,;=%-]{0,10}";
+    let password = "[A-Za-z0-9]{6,12}".prop_map(|p| format!("Pw{p}"));
+    let rest = prop_oneof![
+        Just("/p".to_string()),
+        Just("/items/${var.id}".to_string()),
+        Just(":8080/a?b=c@d".to_string()),
+        Just(":bad port/".to_string()),
+    ];
+    let url_like = prop::collection::vec(
+        prop::sample::select(vec![
+            "http://", "://", "@", ":", "/", "?", "#", "a", "b", " ", "`", "***", "%40", "\u{e9}",
+        ]),
+        0..16,
+    )
+    .prop_map(|parts| parts.concat());
+    let other = prop_oneof![tricky_text(), url_like];
+    runner(400)
+        .run(
+            &(user, password, rest, other),
+            |(user, password, rest, other)| {
+                prop_assume!(!user.contains(&password));
+                let url = format!("http://{user}:{password}@127.0.0.1{rest}");
+                match parse_tasks(&json!([{"method": "get", "url": url}]), None) {
+                    Ok(scenario) => {
+                        let name = &scenario.tasks[0].endpoint.name;
+                        prop_assert!(!name.contains(&password), "{name}");
+                        prop_assert!(name.contains(":***@"), "{name}");
+                    }
+                    Err(error) => {
+                        prop_assert!(!error.to_string().contains(&password), "{error}")
+                    }
+                }
+                let once = redact_url_credentials(&other).into_owned();
+                prop_assert_eq!(redact_url_credentials(&once), once.as_str());
+                Ok(())
+            },
+        )
+        .expect("no failing case");
+}

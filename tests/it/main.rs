@@ -16,6 +16,7 @@ mod fuzz_line_protocol;
 mod fuzz_scenario;
 mod grpc;
 mod har;
+mod hardening;
 mod hardening_cli;
 mod history;
 mod html_report;

@@ -171,3 +171,146 @@ fn bad_arrival_rates_are_clear_errors() {
         "{err}"
     );
 }
+
+/// Runs the binary with `args`, killing it (and failing) if it outlives `limit`.
+fn run_within(args: &[&str], limit: Duration) -> std::process::Output {
+    let mut child = common::bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`loaddensity {}` ran past {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Issue #26: `validate` said ok and `run` hung (ignoring test_time and SIGTERM) on
+/// a rate no machine can start or a unit that rounds to nothing. Both commands now
+/// refuse each at once, naming the field and the limit.
+#[test]
+fn impossible_rates_and_units_are_refused_at_once() {
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    for (arrival, field, limit) in [
+        (
+            json!({"rate": 1e11, "max_users": 2}),
+            "arrival_rate.rate",
+            "limit of 1e6 per second",
+        ),
+        (
+            json!({"rate": 1, "time_unit": 1e-12, "max_users": 2}),
+            "arrival_rate.time_unit",
+            "expected seconds >= 0.001",
+        ),
+        (
+            json!({"stages": [{"duration": 1, "rate": 5e6}], "max_users": 2}),
+            "arrival_rate.stages[0].rate",
+            "limit of 1e6 per second",
+        ),
+    ] {
+        let work = Workdir::new();
+        let file = work.write(
+            "t.json",
+            &json!([["LD_start_test", {
+                "test_time": 0.5, "arrival_rate": arrival,
+                "tasks": [{"method": "get", "url": url}]
+            }]])
+            .to_string(),
+        );
+        let path = file.to_str().expect("utf8");
+        for command in ["validate", "run"] {
+            let started = Instant::now();
+            let output = run_within(&[command, path], Duration::from_secs(20));
+            let err = stderr(&output);
+            assert!(!output.status.success(), "{command} {arrival}: {err}");
+            assert!(
+                err.contains("action[0] (LD_start_test)")
+                    && err.contains(&format!("field `{field}`"))
+                    && err.contains(limit),
+                "{command} {arrival}: {err}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{command} took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}
+
+/// The fastest legal rate, far beyond what two users can serve: the run still ends
+/// at its test time, and a SIGTERM ends a long one at once.
+#[test]
+fn the_fastest_legal_rate_stops_at_test_time_and_on_sigterm() {
+    let target = Target::start();
+    let started = Instant::now();
+    let summary = run_arrival(&target.url("/"), 0.5, json!({"rate": 1e6, "max_users": 2}));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let duration = summary["totals"]["duration_s"].as_f64().expect("duration");
+    assert!(duration < 2.0, "duration {duration}");
+    assert!(
+        summary["totals"]["dropped_iterations"]
+            .as_u64()
+            .expect("dropped")
+            > 1000,
+        "{}",
+        summary["totals"]
+    );
+
+    let work = Workdir::new();
+    let file = work.write(
+        "long.json",
+        &json!([["LD_start_test", {
+            "test_time": 60, "arrival_rate": {"rate": 1e6, "max_users": 2},
+            "tasks": [{"method": "get", "url": target.url("/")}]
+        }]])
+        .to_string(),
+    );
+    let summary_path = work.path("long-summary.json");
+    let mut child = common::bin()
+        .args([
+            "run",
+            file.to_str().expect("utf8"),
+            "--summary-json",
+            summary_path.to_str().expect("utf8"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    let term = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = term + Duration::from_secs(15);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run ignored SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        term.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        term.elapsed()
+    );
+    let summary = common::read_json(&summary_path);
+    assert_eq!(summary["run"]["load"][0]["interrupted"], true, "{summary}");
+}

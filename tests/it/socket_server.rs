@@ -432,3 +432,122 @@ fn ld_start_socket_server_action_blocks_until_quit() {
     stdout.read_to_string(&mut rest).expect("stdout");
     assert!(rest.contains("Server shutdown complete"), "{rest}");
 }
+
+/// Issue #26: a client of `serve` sent `LD_start_socket_server` on another port and
+/// a second server listened (blocking the first). The library refuses every nested
+/// start, so `serve` answers with an error and nothing listens on that port.
+#[test]
+fn serve_refuses_a_document_that_starts_another_server() {
+    let server = Server::start(&[], None);
+    let port = common::closed_port();
+    let mut stream = connect(server.addr);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let nested =
+        format!(r#"[["LD_start_socket_server", {{"host": "127.0.0.1", "port": {port}}}]]"#);
+    let reply = legacy_exchange(&mut stream, nested.as_bytes());
+    assert!(
+        reply.starts_with("Error: ") && reply.contains("already running"),
+        "{reply}"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a second server listens on {port}"
+    );
+    let quit = legacy_exchange(&mut connect(server.addr), b"quit_server");
+    assert_eq!(quit, "Server shutting down\n");
+    assert!(server.wait_exit());
+}
+
+/// A frame of `length` announced, `start` sent; the reply frames.
+fn announce(addr: SocketAddr, length: u32, start: &[u8]) -> Vec<String> {
+    let mut stream = connect(addr);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(&length.to_be_bytes()).expect("header");
+    stream.write_all(start).expect("start");
+    read_frames(&mut stream)
+}
+
+/// Issue #26: every connection announcing 1 MiB got a 1 MiB buffer before its
+/// token was checked. With a token, a frame over `PREAUTH_READ` bytes is read on
+/// only when its first `PREAUTH_READ` bytes carry the right token.
+#[test]
+fn a_long_frame_is_read_only_after_its_token() {
+    use loaddensity::control::PREAUTH_READ;
+    let token = "t0ken-long";
+    let server = Server::start(&["--framed"], Some(token));
+    let padded = |start: &str| {
+        let mut bytes = start.as_bytes().to_vec();
+        bytes.resize(PREAUTH_READ, b'x');
+        bytes
+    };
+    // 1 MiB announced, its first 8 KiB sent: no token there, refused unread.
+    let frames = announce(
+        server.addr,
+        1 << 20,
+        &padded(r#"{"command": [["LD_sleep", {"seconds": 0}]], "pad": ""#),
+    );
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert!(
+        frames[0].contains("token required within the first 8192 bytes"),
+        "{frames:?}"
+    );
+    // A wrong token first: unauthorised, unread.
+    let frames = announce(
+        server.addr,
+        1 << 20,
+        &padded(r#"{"token": "guess", "pad": ""#),
+    );
+    assert_eq!(frames, ["Error: unauthorised\n"]);
+    // The right token first: the whole frame is read and run.
+    let long = json!({"token": token, "command": [["LD_sleep", {"seconds": 0}]],
+                      "pad": "x".repeat(200_000)})
+    .to_string();
+    let frames = framed_exchange(&mut connect(server.addr), long.as_bytes());
+    assert_eq!(frames, ["{\"slept_s\":0.0}\n", "Return_Data_Over_JE\n"]);
+    let quit = json!({"token": token, "op": "quit"}).to_string();
+    let quit = framed_exchange(&mut connect(server.addr), quit.as_bytes());
+    assert_eq!(quit, ["Server shutting down\n"]);
+    assert!(server.wait_exit());
+}
+
+/// Issue #26: 1030 idle connections locked a client with the right token out for
+/// 30 s. Connections still reading their request are capped (the oldest closed
+/// first) and closed after a few seconds of silence.
+#[test]
+fn idle_clients_cannot_lock_out_one_with_the_token() {
+    let token = "t0ken-idle";
+    let server = Server::start(&["--framed"], Some(token));
+    let idle: Vec<TcpStream> = (0..1100)
+        .map(|_| TcpStream::connect_timeout(&server.addr, TIMEOUT).expect("connect"))
+        .collect();
+    let opened = Instant::now();
+    let command = json!({"token": token, "command": [["LD_sleep", {"seconds": 0}]]}).to_string();
+    let frames = framed_exchange(&mut connect(server.addr), command.as_bytes());
+    assert_eq!(frames, ["{\"slept_s\":0.0}\n", "Return_Data_Over_JE\n"]);
+    assert!(
+        opened.elapsed() < Duration::from_secs(3),
+        "served after {:?}",
+        opened.elapsed()
+    );
+    // The newest idle client (never evicted) is closed within a few seconds.
+    let mut newest = idle.last().expect("idle clients");
+    newest
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let closed = newest.read(&mut [0u8; 16]);
+    assert!(matches!(closed, Ok(0)), "{closed:?}");
+    assert!(
+        opened.elapsed() < Duration::from_secs(9),
+        "closed after {:?}",
+        opened.elapsed()
+    );
+    drop(idle);
+    let quit = json!({"token": token, "op": "quit"}).to_string();
+    let quit = framed_exchange(&mut connect(server.addr), quit.as_bytes());
+    assert_eq!(quit, ["Server shutting down\n"]);
+    assert!(server.wait_exit());
+}

@@ -116,8 +116,19 @@ impl Target {
         );
     }
 
-    /// Prepares a target from an `http` or `https` URL.
+    /// Prepares a target from an `http` or `https` URL. Credentials in the URL are
+    /// left out (a task sends them as basic auth).
     pub fn from_url(url: &Url) -> Result<Self, String> {
+        let without_credentials;
+        let url = if url.username().is_empty() && url.password().is_none() {
+            url
+        } else {
+            let mut clean = url.clone();
+            let _ = clean.set_username("");
+            let _ = clean.set_password(None);
+            without_credentials = clean;
+            &without_credentials
+        };
         let https = match url.scheme() {
             "http" => false,
             "https" => true,

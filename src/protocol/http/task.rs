@@ -21,6 +21,7 @@ use super::{Capture, PreparedRequest, Target};
 use crate::event::intern_endpoint;
 use crate::protocol::fields::report_name;
 use crate::protocol::{ParseContext, ParsedSpec};
+use crate::redact::{redact_url_credentials, split_url_credentials};
 use crate::scenario::{Assertion, Extractor, RenderContext, Template};
 use crate::task::{TaskError, err, parse_bool, parse_timeout};
 
@@ -107,8 +108,17 @@ pub(crate) fn parse(
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
+        let text = redact_url_credentials(text);
         return Err(err("host", format!("`{text}` is not a URL: {problem}")));
     }
+    // Credentials in a URL are sent as basic auth, never in the URL itself: the
+    // `host`'s for a relative URL, the URL's own otherwise.
+    let (host_credentials, clean_host) = match host.and_then(|h| split_url_credentials(h.as_str()))
+    {
+        Some((credentials, clean)) => (Some(credentials), Url::parse(&clean).ok()),
+        None => (None, host.cloned()),
+    };
+    let host = clean_host.as_ref();
     if method_key.is_some() && object.contains_key("method") {
         return Err(err(
             format!("{path}.method"),
@@ -166,6 +176,13 @@ pub(crate) fn parse(
         (None, None) => return Err(err(format!("{path}.request_url"), "missing field")),
     };
     let url_path = format!("{path}.{url_field}");
+    let written_url = url_text.as_str();
+    let (url_credentials, clean_url) = match split_url_credentials(written_url) {
+        Some((credentials, clean)) => (Some(credentials), Some(clean)),
+        None => (None, None),
+    };
+    let url_text = clean_url.as_deref().unwrap_or(written_url);
+    let credentials = url_credentials.or(host_credentials.filter(|_| !url_text.contains("://")));
     let url_template = template(url_field, url_text)?;
     let params = match object.get("params") {
         None | Some(Value::Null) => Vec::new(),
@@ -204,8 +221,15 @@ pub(crate) fn parse(
         (None, Some(UrlTemplate::new(url_template, params, host)))
     };
 
-    let (name_text, name_template) = report_name(object, path, csv, url_text)?;
+    // Without a `name`: the URL as written, its password masked.
+    let (name_text, name_template) =
+        report_name(object, path, csv, &redact_url_credentials(written_url))?;
 
+    let explicit_auth = object.get("auth").is_some_and(|v| !v.is_null())
+        || object
+            .get("headers")
+            .and_then(Value::as_object)
+            .is_some_and(|map| map.keys().any(|k| k.eq_ignore_ascii_case("authorization")));
     let mut headers = HeaderMap::new();
     let mut dynamic_headers = Vec::new();
     headers.insert(USER_AGENT, user_agent());
@@ -270,6 +294,20 @@ pub(crate) fn parse(
             let value = Template::parse(&line, csv).map_err(|e| err(&field, e))?;
             add_header(COOKIE, HeaderTemplate::Text(value), &field)?;
         }
+    }
+
+    // The URL's credentials, unless the task sets its own Authorization.
+    if let Some(credentials) = credentials.filter(|_| !explicit_auth) {
+        let part = |text: &str| {
+            Template::parse(text, csv).map_err(|_| {
+                err(
+                    &url_path,
+                    "the user or password before `@` has a placeholder that is not valid",
+                )
+            })
+        };
+        let basic = HeaderTemplate::Basic(part(&credentials.user)?, part(&credentials.password)?);
+        add_header(AUTHORIZATION, basic, &url_path)?;
     }
 
     let timeout = parse_timeout(object, path, DEFAULT_TIMEOUT)?;

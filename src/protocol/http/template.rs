@@ -7,6 +7,7 @@ use http::header::{HeaderName, HeaderValue};
 use url::Url;
 
 use super::{PreparedRequest, Target};
+use crate::redact::redact_url_credentials;
 use crate::scenario::{RenderContext, Template, TemplateValue};
 
 // The prepared request is read on every request: kept inline, one per task.
@@ -95,7 +96,8 @@ impl UrlTemplate {
             None => self.url.render(ctx),
         };
         let url = build_url(&text, &params, self.host.as_ref())?;
-        Target::from_url(&url).map_err(|m| format!("`{url}`: {m}"))
+        Target::from_url(&url)
+            .map_err(|m| format!("`{}`: {m}", redact_url_credentials(url.as_str())))
     }
 }
 
@@ -255,17 +257,18 @@ pub(super) fn build_url(
     params: &[(String, String)],
     host: Option<&Url>,
 ) -> Result<Url, String> {
+    let shown = redact_url_credentials(text);
     let mut url = match (Url::parse(text), host) {
         (Ok(url), _) => url,
         (Err(url::ParseError::RelativeUrlWithoutBase), Some(base)) => base
             .join(text)
-            .map_err(|e| format!("`{text}` is not a valid URL: {e}"))?,
+            .map_err(|e| format!("`{shown}` is not a valid URL: {e}"))?,
         (Err(url::ParseError::RelativeUrlWithoutBase), None) => {
             return Err(format!(
-                "`{text}` is relative; give an absolute URL or the `host` argument"
+                "`{shown}` is relative; give an absolute URL or the `host` argument"
             ));
         }
-        (Err(e), _) => return Err(format!("`{text}` is not a valid URL: {e}")),
+        (Err(e), _) => return Err(format!("`{shown}` is not a valid URL: {e}")),
     };
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(format!(

@@ -182,6 +182,20 @@ fn without_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
 }
 
+/// A URL as error messages show it: no query, no password.
+fn shown_url(url: &str) -> String {
+    let text = without_query(url);
+    if text.contains("://") {
+        crate::redact::redact_url_credentials(text).into_owned()
+    } else {
+        // No scheme: whatever precedes an `@` may be credentials.
+        match text.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => text.to_string(),
+        }
+    }
+}
+
 /// Why the sink could not start. Messages never include a token or a URL's query.
 #[derive(Debug, thiserror::Error)]
 pub enum InfluxError {
@@ -294,12 +308,12 @@ fn http_target(options: &InfluxOptions) -> Result<HttpTarget, InfluxError> {
     if !https && !lower.starts_with("http://") {
         let scheme = match url.split_once("://") {
             Some((scheme, _)) => format!("{scheme}://"),
-            None => without_query(url).chars().take(40).collect(),
+            None => shown_url(url).chars().take(40).collect(),
         };
         return Err(InfluxError::UnsupportedScheme(scheme));
     }
     let parsed = url::Url::parse(url)
-        .map_err(|e| InfluxError::InvalidUrl(format!("`{}`: {e}", without_query(url))))?;
+        .map_err(|e| InfluxError::InvalidUrl(format!("`{}`: {e}", shown_url(url))))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(InfluxError::InvalidUrl(
             "credentials in the URL are not supported: pass a `token`".into(),
@@ -312,7 +326,7 @@ fn http_target(options: &InfluxOptions) -> Result<HttpTarget, InfluxError> {
         None => {
             return Err(InfluxError::InvalidUrl(format!(
                 "`{}` has no host",
-                without_query(url)
+                shown_url(url)
             )));
         }
     };
@@ -322,7 +336,7 @@ fn http_target(options: &InfluxOptions) -> Result<HttpTarget, InfluxError> {
     let uri: Uri = parsed
         .as_str()
         .parse()
-        .map_err(|e| InfluxError::InvalidUrl(format!("`{}`: {e}", without_query(url))))?;
+        .map_err(|e| InfluxError::InvalidUrl(format!("`{}`: {e}", shown_url(url))))?;
     Ok(HttpTarget {
         uri,
         host,

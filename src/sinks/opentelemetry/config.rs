@@ -413,7 +413,7 @@ pub fn resolve_endpoint(
 /// Checks that `text` is an `http` or `https` URL with a host.
 pub fn check_url(text: &str, source: &str) -> Result<Url, OtelConfigError> {
     let error = |reason: String| OtelConfigError::Endpoint {
-        endpoint: text.to_string(),
+        endpoint: crate::redact::redact_url_credentials(text).into_owned(),
         origin: source.to_string(),
         reason,
     };
