@@ -59,6 +59,9 @@ pub(crate) enum Command {
         /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
         #[arg(long, value_name = "ENDPOINT")]
         otlp: Option<String>,
+        /// Send DogStatsD metrics over UDP to HOST:PORT while the script runs.
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+        statsd: Option<(String, u16)>,
         #[command(flatten)]
         scale: crate::scale_out::ScaleFlags,
         #[command(flatten)]

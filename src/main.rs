@@ -23,6 +23,9 @@ use loaddensity::sinks::influxdb::{
     InfluxOptions, Token, Transport, influxdb_sink_report, start_influxdb_sink, stop_influxdb_sink,
 };
 use loaddensity::sinks::prometheus::{PrometheusOptions, start_prometheus_exporter};
+use loaddensity::sinks::statsd::{
+    StatsdOptions, start_statsd_sink, statsd_sink_report, stop_statsd_sink,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,6 +61,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             prometheus,
             influxdb,
             otlp,
+            statsd,
             scale,
             reports,
         } => {
@@ -69,6 +73,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             executor.set_script(&path);
             start_prometheus(&executor, prometheus.as_ref())?;
             start_influxdb(&mut executor, &influxdb)?;
+            start_statsd(&mut executor, statsd.as_ref())?;
             otel::start(&mut executor, otlp.as_deref())?;
             let documents = load_documents(&path)?;
             if let Some(at) = scale.start_at {
@@ -84,6 +89,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         }
                     }
                     stop_influxdb_sink(executor.sinks());
+                    stop_statsd_sink(executor.sinks());
                     return finish(&executor, summary_json.as_deref(), Some(&reports), true);
                 }
             }
@@ -95,6 +101,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Err(error) => {
                         eprintln!("error: {error}");
                         stop_influxdb_sink(executor.sinks());
+                        stop_statsd_sink(executor.sinks());
                         return finish(&executor, summary_json.as_deref(), Some(&reports), true);
                     }
                 }
@@ -102,6 +109,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Sends what a sink still holds (bounded by its timeout) before the
             // summary reports its counters.
             stop_influxdb_sink(executor.sinks());
+            stop_statsd_sink(executor.sinks());
             finish(&executor, summary_json.as_deref(), Some(&reports), false)
         }
         Command::Validate { path, segment } => validate(&path, segment.as_ref(), options),
@@ -180,6 +188,23 @@ fn start_influxdb(executor: &mut Executor, flags: &InfluxFlags) -> Result<()> {
     };
     start_influxdb_sink(executor.sinks(), options).with_context(|| flag.to_string())?;
     executor.set_sink_report("influxdb", Some(Box::new(influxdb_sink_report)));
+    Ok(())
+}
+
+/// Starts the StatsD sink for `--statsd HOST:PORT` (DogStatsD, LoadDensity's prefix),
+/// with its counters in the summary.
+fn start_statsd(executor: &mut Executor, flag: Option<&(String, u16)>) -> Result<()> {
+    let Some((host, port)) = flag else {
+        return Ok(());
+    };
+    let options = StatsdOptions {
+        host: host.clone(),
+        port: *port,
+        ..StatsdOptions::default()
+    };
+    start_statsd_sink(executor.sinks(), options)
+        .with_context(|| format!("--statsd {host}:{port}"))?;
+    executor.set_sink_report("statsd", Some(Box::new(statsd_sink_report)));
     Ok(())
 }
 

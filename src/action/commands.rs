@@ -142,6 +142,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     super::remote_write_commands::register_remote_write_commands(executor);
     super::report_commands::register_report_commands(executor);
     super::history_commands::register_history_commands(executor);
+    super::statsd_commands::register_statsd_commands(executor);
 }
 
 fn records_value(records: &[super::ActionRecord]) -> Value {

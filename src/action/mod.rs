@@ -17,6 +17,7 @@ mod segment_plan;
 mod sink_commands;
 mod sla_commands;
 mod socket_commands;
+mod statsd_commands;
 
 pub use args::Args;
 pub use document::{Action, actions, parse_json, read_json_file};
