@@ -165,10 +165,13 @@ impl Drop for Statsd {
     }
 }
 
+/// At most ~1000 requests/s: a few hundred datagrams/s, which StatsD (one Node.js
+/// thread) reads without its socket buffer overflowing on a busy machine, so that the
+/// counts can be asserted exactly.
 fn load(seconds: f64, tasks: Value) -> Value {
     json!(["LD_start_test", {
         "user_count": 4, "spawn_rate": 1000, "test_time": seconds,
-        "wait_time": {"constant": 0.002},
+        "wait_time": {"constant": 0.004},
         "tasks": tasks,
     }])
 }
