@@ -17,6 +17,7 @@ mod segment_plan;
 mod sink_commands;
 mod sla_commands;
 mod socket_commands;
+mod statsd_commands;
 
 pub use args::Args;
 pub use document::{Action, MAX_DOCUMENT_BYTES, actions, parse_json, read_json, read_json_file};
@@ -408,6 +409,7 @@ fn register_builtins(executor: &mut Executor) {
     remote_write_commands::register_remote_write_commands(executor);
     report_commands::register_report_commands(executor);
     history_commands::register_history_commands(executor);
+    statsd_commands::register_statsd_commands(executor);
 }
 
 impl Drop for Executor {

@@ -12,6 +12,7 @@ pub mod influxdb;
 pub mod opentelemetry;
 pub mod prometheus;
 pub mod prometheus_remote_write;
+pub mod statsd;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,6 +29,7 @@ pub struct Sinks {
     #[cfg(feature = "opentelemetry")]
     pub(crate) opentelemetry: opentelemetry::SinkState,
     pub(crate) remote_write: prometheus_remote_write::SinkState,
+    pub(crate) statsd: statsd::SinkState,
 }
 
 impl std::fmt::Debug for Sinks {
@@ -46,6 +48,7 @@ impl Sinks {
             #[cfg(feature = "opentelemetry")]
             opentelemetry: Default::default(),
             remote_write: Default::default(),
+            statsd: Default::default(),
         }
     }
 
@@ -61,6 +64,7 @@ impl Sinks {
         #[cfg(feature = "opentelemetry")]
         opentelemetry::stop_opentelemetry_exporter(self);
         prometheus_remote_write::stop_prometheus_remote_write(self);
+        statsd::stop_statsd_sink(self);
     }
 }
 

@@ -465,8 +465,8 @@ fn has_placeholder(value: &Value) -> bool {
 /// masking any text never panics and is idempotent.
 #[test]
 fn url_credentials_never_reach_a_name() {
-    use loaddensity::redact::redact_url_credentials;
     use loaddensity::engine::parse_tasks;
+    use loaddensity::redact::redact_url_credentials;
     let user = "[A-Za-z0-9._~!$&'()*+,;=%-]{0,10}";
     let password = "[A-Za-z0-9]{6,12}".prop_map(|p| format!("Pw{p}"));
     let rest = prop_oneof![

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use anyhow::{Context, Result};
 use loaddensity::output::write_atomically;
 use loaddensity::sinks::influxdb::stop_influxdb_sink;
+use loaddensity::sinks::statsd::stop_statsd_sink;
 use loaddensity::{Executor, ExecutorOptions, Segment};
 
 use crate::documents::Loaded;
@@ -143,6 +144,7 @@ pub(crate) fn finish(
     // Sends what a sink still holds (bounded by its timeout) before the summary
     // reports its counters.
     stop_influxdb_sink(executor.sinks());
+    stop_statsd_sink(executor.sinks());
     otel::stop(executor);
     // The final push, so that the backend holds every request.
     loaddensity::sinks::prometheus_remote_write::stop_prometheus_remote_write(executor.sinks());

@@ -115,6 +115,9 @@ pub(crate) struct RunArgs {
     /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
     #[arg(long, value_name = "ENDPOINT")]
     pub(crate) otlp: Option<String>,
+    /// Send DogStatsD metrics over UDP to HOST:PORT while the script runs.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub(crate) statsd: Option<(String, u16)>,
     #[command(flatten)]
     pub(crate) scale: ScaleFlags,
     #[command(flatten)]

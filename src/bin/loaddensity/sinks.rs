@@ -8,6 +8,7 @@ use loaddensity::sinks::influxdb::{
     InfluxOptions, Token, Transport, influxdb_sink_report, start_influxdb_sink,
 };
 use loaddensity::sinks::prometheus::{PrometheusOptions, start_prometheus_exporter};
+use loaddensity::sinks::statsd::{StatsdOptions, start_statsd_sink, statsd_sink_report};
 
 use crate::flags::{InfluxFlags, PrometheusFlag};
 
@@ -57,6 +58,23 @@ pub(crate) fn start_influxdb(executor: &mut Executor, flags: &InfluxFlags) -> Re
     };
     start_influxdb_sink(executor.sinks(), options).with_context(|| flag.to_string())?;
     executor.set_sink_report("influxdb", Some(Box::new(influxdb_sink_report)));
+    Ok(())
+}
+
+/// Starts the StatsD sink for `--statsd HOST:PORT` (DogStatsD, LoadDensity's prefix),
+/// with its counters in the summary.
+pub(crate) fn start_statsd(executor: &mut Executor, flag: Option<&(String, u16)>) -> Result<()> {
+    let Some((host, port)) = flag else {
+        return Ok(());
+    };
+    let options = StatsdOptions {
+        host: host.clone(),
+        port: *port,
+        ..StatsdOptions::default()
+    };
+    start_statsd_sink(executor.sinks(), options)
+        .with_context(|| format!("--statsd {host}:{port}"))?;
+    executor.set_sink_report("statsd", Some(Box::new(statsd_sink_report)));
     Ok(())
 }
 
