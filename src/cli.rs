@@ -55,6 +55,10 @@ pub(crate) enum Command {
         prometheus: Option<PrometheusFlag>,
         #[command(flatten)]
         influxdb: InfluxFlags,
+        /// Send every request as a span to this Datadog agent's trace intake while the
+        /// script runs, e.g. http://localhost:8126.
+        #[arg(long, value_name = "AGENT_URL")]
+        datadog_apm: Option<String>,
         /// Export metrics over OTLP to this collector URL while the script runs (gRPC,
         /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
         #[arg(long, value_name = "ENDPOINT")]

@@ -57,6 +57,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             summary_json,
             prometheus,
             influxdb,
+            datadog_apm,
             otlp,
             scale,
             reports,
@@ -69,6 +70,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             executor.set_script(&path);
             start_prometheus(&executor, prometheus.as_ref())?;
             start_influxdb(&mut executor, &influxdb)?;
+            start_datadog_apm(&mut executor, datadog_apm.as_deref())?;
             otel::start(&mut executor, otlp.as_deref())?;
             let documents = load_documents(&path)?;
             if let Some(at) = scale.start_at {
@@ -183,6 +185,25 @@ fn start_influxdb(executor: &mut Executor, flags: &InfluxFlags) -> Result<()> {
     Ok(())
 }
 
+/// Starts the Datadog APM exporter for `--datadog-apm AGENT_URL`, with its counters in
+/// the summary.
+fn start_datadog_apm(executor: &mut Executor, agent_url: Option<&str>) -> Result<()> {
+    use loaddensity::sinks::datadog_apm::{
+        DatadogOptions, datadog_apm_report, start_datadog_apm_exporter,
+    };
+    let Some(agent_url) = agent_url else {
+        return Ok(());
+    };
+    let options = DatadogOptions {
+        agent_url: Some(agent_url.to_string()),
+        ..DatadogOptions::default()
+    };
+    start_datadog_apm_exporter(executor.sinks(), options)
+        .with_context(|| format!("--datadog-apm {agent_url}"))?;
+    executor.set_sink_report("datadog_apm", Some(Box::new(datadog_apm_report)));
+    Ok(())
+}
+
 /// `--otlp ENDPOINT`: the OpenTelemetry exporter, started like its action.
 #[cfg(feature = "opentelemetry")]
 mod otel {
@@ -284,6 +305,8 @@ fn finish(
     failed: bool,
 ) -> Result<ExitCode> {
     otel::stop(executor);
+    // The last spans, so that the summary counts them.
+    loaddensity::sinks::datadog_apm::stop_datadog_apm_exporter(executor.sinks());
     // The final push, so that the backend holds every request.
     loaddensity::sinks::prometheus_remote_write::stop_prometheus_remote_write(executor.sinks());
     if let Some(path) = summary_json {

@@ -134,6 +134,7 @@ pub(super) fn register_builtins(executor: &mut Executor) {
     );
     super::sink_commands::register_sink_commands(executor);
     super::influxdb_commands::register_influxdb_commands(executor);
+    super::datadog_commands::register_datadog_commands(executor);
     super::otel_commands::register_otel_commands(executor);
     super::sla_commands::register_sla_commands(executor);
     super::resolver_commands::register_resolver_commands(executor);

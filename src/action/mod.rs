@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod datadog_commands;
 mod document;
 mod empty_run;
 mod error;
