@@ -115,7 +115,9 @@ fn argument_error(error: DatadogError, url_given: bool) -> ActionError {
                 )
             }
         }
-        DatadogError::InvalidSetting { name, .. } => ActionError::argument(*name, error.to_string()),
+        DatadogError::InvalidSetting { name, message } => {
+            ActionError::argument(*name, message.clone())
+        }
         DatadogError::Start(_) => ActionError::Failed(error.to_string()),
     }
 }
