@@ -172,7 +172,10 @@ fn every_request_is_one_span_with_loaddensity_tags() {
     assert_eq!(report["spans_sent"], requests, "{report}");
     assert_eq!(report["spans_dropped"], 0, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
-    assert!(report["payloads_sent"].as_u64().unwrap_or(0) >= 2, "{report}");
+    assert!(
+        report["payloads_sent"].as_u64().unwrap_or(0) >= 2,
+        "{report}"
+    );
     assert_eq!(report["agent_url"], agent.url());
 
     let traces = agent.traces();
@@ -265,13 +268,7 @@ fn the_agent_url_comes_from_the_flag_or_dd_trace_agent_url() {
     }]);
     // `--datadog-apm AGENT_URL` on `run`: stopped, and counted, before the summary.
     let url = agent.url();
-    let (_, flag, _) = run_binary(
-        &work,
-        "flag",
-        &json!([test]),
-        &["--datadog-apm", &url],
-        &[],
-    );
+    let (_, flag, _) = run_binary(&work, "flag", &json!([test]), &["--datadog-apm", &url], &[]);
     let flag_requests = flag["totals"]["requests"].as_u64().expect("requests");
     assert!(flag_requests > 0);
     assert_eq!(
@@ -283,7 +280,11 @@ fn the_agent_url_comes_from_the_flag_or_dd_trace_agent_url() {
     let (_, env, _) = run_binary(
         &work,
         "env",
-        &json!([["LD_start_datadog_apm_exporter", {}], test, ["LD_stop_datadog_apm_exporter"]]),
+        &json!([
+            ["LD_start_datadog_apm_exporter", {}],
+            test,
+            ["LD_stop_datadog_apm_exporter"]
+        ]),
         &[],
         &[("DD_TRACE_AGENT_URL", &url)],
     );
@@ -370,9 +371,20 @@ fn an_agent_that_is_down_or_stalled_never_slows_the_load() {
         // The machine is shared: take the best of up to three pairs of runs.
         let mut best = 0.0f64;
         for attempt in 0..3 {
-            let (_, base, _) = run_binary(&work, &format!("base-{kind}{attempt}"), &json!([test]), &[], &[]);
-            let (output, summary, elapsed) =
-                run_binary(&work, &format!("{kind}{attempt}"), &with_agent(url.clone()), &[], &[]);
+            let (_, base, _) = run_binary(
+                &work,
+                &format!("base-{kind}{attempt}"),
+                &json!([test]),
+                &[],
+                &[],
+            );
+            let (output, summary, elapsed) = run_binary(
+                &work,
+                &format!("{kind}{attempt}"),
+                &with_agent(url.clone()),
+                &[],
+                &[],
+            );
             let report = &summary["sinks"]["datadog_apm"];
             let requests = summary["totals"]["requests"].as_u64().expect("requests");
             assert_eq!(report["spans_sent"], 0, "{kind}: {report}");
@@ -380,7 +392,10 @@ fn an_agent_that_is_down_or_stalled_never_slows_the_load() {
                 report["spans_dropped"], requests,
                 "{kind}: every span is reported dropped: {report}"
             );
-            assert!(report["errors"].as_u64().unwrap_or(0) >= 1, "{kind}: {report}");
+            assert!(
+                report["errors"].as_u64().unwrap_or(0) >= 1,
+                "{kind}: {report}"
+            );
             assert!(report["last_error"].is_string(), "{kind}: {report}");
             if kind == "stalled" {
                 assert!(

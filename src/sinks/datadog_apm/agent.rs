@@ -110,7 +110,10 @@ impl AgentClient {
             .map_err(|e| WriteError::Io(e.to_string()))?;
         let headers = request.headers_mut();
         headers.insert(HOST, self.host_header.clone());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/msgpack"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/msgpack"),
+        );
         headers.insert(USER_AGENT, HeaderValue::from_static("loaddensity"));
         headers.insert(
             HeaderName::from_static("x-datadog-trace-count"),

@@ -200,7 +200,8 @@ impl Flusher {
         };
         if let Err(error) = self.current.push(&fields) {
             Counters::add(&self.counters.spans_dropped, 1);
-            self.counters.set_last_error(format!("encoding a span: {error}"));
+            self.counters
+                .set_last_error(format!("encoding a span: {error}"));
             self.queue.release(1);
             return;
         }

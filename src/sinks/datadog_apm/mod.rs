@@ -308,9 +308,11 @@ pub fn datadog_apm_running(sinks: &Sinks) -> bool {
 /// `payloads_sent`, `bytes_sent`, `errors`, `retries`, `last_error`, `agent_url`...
 pub fn datadog_apm_report(sinks: &Sinks) -> Value {
     match lock(&sinks.datadog_apm.report).as_ref() {
-        Some(report) => report
-            .counters
-            .report(&report.agent, &report.service, report.env.as_deref()),
+        Some(report) => {
+            report
+                .counters
+                .report(&report.agent, &report.service, report.env.as_deref())
+        }
         None => Value::Null,
     }
 }
