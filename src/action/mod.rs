@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod datadog_commands;
 mod document;
 mod empty_run;
 mod error;
@@ -410,6 +411,7 @@ fn register_builtins(executor: &mut Executor) {
     report_commands::register_report_commands(executor);
     history_commands::register_history_commands(executor);
     statsd_commands::register_statsd_commands(executor);
+    datadog_commands::register_datadog_commands(executor);
 }
 
 impl Drop for Executor {

@@ -1,13 +1,14 @@
-//! POSTing to an HTTP(S) endpoint, for the sinks that push (InfluxDB over HTTP and
-//! Prometheus remote write): one keep-alive HTTP/1.1 connection (rustls for https),
-//! each POST bounded by a timeout, and what the server answered. Which failures are
-//! worth a retry, and when, is each sink's own policy.
+//! Sending payloads to an HTTP(S) endpoint, for the sinks that push (InfluxDB over
+//! HTTP, Prometheus remote write, the Datadog agent): one keep-alive HTTP/1.1
+//! connection (rustls for https), each request bounded by a timeout, and what the
+//! server answered. Which failures are worth a retry, and when, is each sink's own
+//! policy.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -41,8 +42,9 @@ pub(crate) enum PostError {
     Io(String),
 }
 
-/// A keep-alive HTTP/1.1 client that POSTs to one endpoint.
+/// A keep-alive HTTP/1.1 client that POSTs (or PUTs) to one endpoint.
 pub(crate) struct HttpPoster {
+    method: Method,
     host: String,
     port: u16,
     https: bool,
@@ -74,6 +76,7 @@ impl HttpPoster {
             .cloned()
             .map_or_else(|| Uri::from_static("/"), Uri::from);
         Self {
+            method: Method::POST,
             host,
             port,
             https,
@@ -85,6 +88,13 @@ impl HttpPoster {
         }
     }
 
+    /// Sends with `method` instead of POST (the Datadog agent takes PUT).
+    #[must_use]
+    pub(crate) fn with_method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
     /// Drops the connection; the next POST opens a new one.
     pub(crate) fn reset(&mut self) {
         self.sender = None;
@@ -94,16 +104,35 @@ impl HttpPoster {
     /// included). The connection is kept whatever the outcome: [`HttpPoster::reset`]
     /// drops it.
     pub(crate) async fn post(&mut self, body: Bytes, timeout: Duration) -> Result<(), PostError> {
-        tokio::time::timeout(timeout, self.exchange(body))
+        self.post_with(body, None, timeout).await
+    }
+
+    /// [`HttpPoster::post`] with one more header for this request only.
+    pub(crate) async fn post_with(
+        &mut self,
+        body: Bytes,
+        extra: Option<(HeaderName, HeaderValue)>,
+        timeout: Duration,
+    ) -> Result<(), PostError> {
+        tokio::time::timeout(timeout, self.exchange(body, extra))
             .await
             .unwrap_or(Err(PostError::Timeout(timeout)))
     }
 
-    async fn exchange(&mut self, body: Bytes) -> Result<(), PostError> {
-        let mut request = Request::post(self.path.clone())
+    async fn exchange(
+        &mut self,
+        body: Bytes,
+        extra: Option<(HeaderName, HeaderValue)>,
+    ) -> Result<(), PostError> {
+        let mut request = Request::builder()
+            .method(self.method.clone())
+            .uri(self.path.clone())
             .body(Full::new(body))
             .map_err(|e| PostError::Io(e.to_string()))?;
         *request.headers_mut() = self.headers.clone();
+        if let Some((name, value)) = extra {
+            request.headers_mut().insert(name, value);
+        }
         let sender = match self.sender.as_mut() {
             Some(sender) if !sender.is_closed() => sender,
             _ => {

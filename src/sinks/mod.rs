@@ -6,6 +6,7 @@
 //! process-wide globals, each run here holds its own [`Sinks`]: the functions act on
 //! the one they are given, and dropping it stops every sink it runs.
 
+pub mod datadog_apm;
 mod http_post;
 pub mod influxdb;
 #[cfg(feature = "opentelemetry")]
@@ -26,6 +27,7 @@ pub struct Sinks {
     listeners: Arc<ListenerRegistry>,
     pub(crate) prometheus: prometheus::SinkState,
     pub(crate) influxdb: influxdb::SinkState,
+    pub(crate) datadog_apm: datadog_apm::SinkState,
     #[cfg(feature = "opentelemetry")]
     pub(crate) opentelemetry: opentelemetry::SinkState,
     pub(crate) remote_write: prometheus_remote_write::SinkState,
@@ -45,6 +47,7 @@ impl Sinks {
             listeners,
             prometheus: Default::default(),
             influxdb: Default::default(),
+            datadog_apm: Default::default(),
             #[cfg(feature = "opentelemetry")]
             opentelemetry: Default::default(),
             remote_write: Default::default(),
@@ -61,6 +64,7 @@ impl Sinks {
     pub fn stop_all(&self) {
         prometheus::stop_prometheus_exporter(self);
         influxdb::stop_influxdb_sink(self);
+        datadog_apm::stop_datadog_apm_exporter(self);
         #[cfg(feature = "opentelemetry")]
         opentelemetry::stop_opentelemetry_exporter(self);
         prometheus_remote_write::stop_prometheus_remote_write(self);

@@ -8,6 +8,7 @@ mod common;
 mod grpc_server;
 
 mod cli;
+mod datadog_apm;
 mod engine;
 mod fast_http;
 mod fuzz_actions;

@@ -145,6 +145,8 @@ pub(crate) fn finish(
     // reports its counters.
     stop_influxdb_sink(executor.sinks());
     stop_statsd_sink(executor.sinks());
+    // The last spans, so that the summary counts them.
+    loaddensity::sinks::datadog_apm::stop_datadog_apm_exporter(executor.sinks());
     otel::stop(executor);
     // The final push, so that the backend holds every request.
     loaddensity::sinks::prometheus_remote_write::stop_prometheus_remote_write(executor.sinks());

@@ -111,6 +111,10 @@ pub(crate) struct RunArgs {
     pub(crate) prometheus: Option<PrometheusFlag>,
     #[command(flatten)]
     pub(crate) influxdb: InfluxFlags,
+    /// Send every request as a span to this Datadog agent's trace intake while the
+    /// script runs, e.g. http://localhost:8126.
+    #[arg(long, value_name = "AGENT_URL")]
+    pub(crate) datadog_apm: Option<String>,
     /// Export metrics over OTLP to this collector URL while the script runs (gRPC,
     /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
     #[arg(long, value_name = "ENDPOINT")]

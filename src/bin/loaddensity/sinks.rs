@@ -4,6 +4,9 @@
 
 use anyhow::{Context, Result};
 use loaddensity::Executor;
+use loaddensity::sinks::datadog_apm::{
+    DatadogOptions, datadog_apm_report, start_datadog_apm_exporter,
+};
 use loaddensity::sinks::influxdb::{
     InfluxOptions, Token, Transport, influxdb_sink_report, start_influxdb_sink,
 };
@@ -75,6 +78,22 @@ pub(crate) fn start_statsd(executor: &mut Executor, flag: Option<&(String, u16)>
     start_statsd_sink(executor.sinks(), options)
         .with_context(|| format!("--statsd {host}:{port}"))?;
     executor.set_sink_report("statsd", Some(Box::new(statsd_sink_report)));
+    Ok(())
+}
+
+/// Starts the Datadog APM exporter for `--datadog-apm AGENT_URL`, with its counters in
+/// the summary.
+pub(crate) fn start_datadog_apm(executor: &mut Executor, agent_url: Option<&str>) -> Result<()> {
+    let Some(agent_url) = agent_url else {
+        return Ok(());
+    };
+    let options = DatadogOptions {
+        agent_url: Some(agent_url.to_string()),
+        ..DatadogOptions::default()
+    };
+    start_datadog_apm_exporter(executor.sinks(), options)
+        .with_context(|| format!("--datadog-apm {agent_url}"))?;
+    executor.set_sink_report("datadog_apm", Some(Box::new(datadog_apm_report)));
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use crate::execute::{execute_documents, executor, finish, validate_documents};
 use crate::flags::RunArgs;
 use crate::outputs::{document_files, refuse_inputs};
 use crate::scale_out;
-use crate::sinks::{otel, start_influxdb, start_prometheus, start_statsd};
+use crate::sinks::{otel, start_datadog_apm, start_influxdb, start_prometheus, start_statsd};
 
 /// `run PATH`: starts the sinks of the flags, waits for `--start-at`, runs every
 /// document, then writes the summary and the reports.
@@ -37,6 +37,7 @@ pub(crate) fn run(args: &RunArgs, options: ExecutorOptions) -> Result<ExitCode> 
     start_prometheus(&executor, args.prometheus.as_ref())?;
     start_influxdb(&mut executor, &args.influxdb)?;
     start_statsd(&mut executor, args.statsd.as_ref())?;
+    start_datadog_apm(&mut executor, args.datadog_apm.as_deref())?;
     otel::start(&mut executor, args.otlp.as_deref())?;
     let reports = Some(&args.reports);
     if let Some(at) = args.scale.start_at {

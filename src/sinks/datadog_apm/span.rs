@@ -1,0 +1,218 @@
+//! One request as a Datadog span, in the agent's v0.4 trace format (msgpack), and the
+//! payload that carries many of them, each its own trace of one span.
+//!
+//! The span is the one LoadDensity's ddtrace listener makes: name
+//! `"{request_type}.{name}"`, resource the request's name, type `http`, start and
+//! duration the request's own; meta `request.type`, `request.name`, `env` (when set)
+//! and, on failure, `error.type` and `error.msg` with `error = 1`. ddtrace stores an
+//! integer tag as a metric, so `response.length` is in `metrics`, as it is there,
+//! beside `_sampling_priority_v1 = 1` (keep), which ddtrace sets on every root span.
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+/// What a span says beyond its endpoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpanFields<'a> {
+    pub(crate) trace_id: u64,
+    pub(crate) span_id: u64,
+    /// `"{request_type}.{name}"`.
+    pub(crate) name: &'a str,
+    pub(crate) request_type: &'a str,
+    /// The request's name: the resource and `request.name`.
+    pub(crate) resource: &'a str,
+    pub(crate) service: &'a str,
+    pub(crate) env: Option<&'a str>,
+    pub(crate) start_ns: i64,
+    pub(crate) duration_ns: i64,
+    pub(crate) response_length: u64,
+    /// `(error.type, error.msg)` on failure.
+    pub(crate) error: Option<(&'a str, &'a str)>,
+}
+
+#[derive(Serialize)]
+struct Span<'a> {
+    trace_id: u64,
+    span_id: u64,
+    parent_id: u64,
+    name: &'a str,
+    resource: &'a str,
+    service: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    start: i64,
+    duration: i64,
+    error: i32,
+    meta: Meta<'a>,
+    metrics: Metrics,
+}
+
+struct Meta<'a>(&'a SpanFields<'a>);
+
+impl Serialize for Meta<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = self.0;
+        let len = 2 + usize::from(fields.env.is_some()) + 2 * usize::from(fields.error.is_some());
+        let mut map = serializer.serialize_map(Some(len))?;
+        map.serialize_entry("request.type", fields.request_type)?;
+        map.serialize_entry("request.name", fields.resource)?;
+        if let Some(env) = fields.env {
+            map.serialize_entry("env", env)?;
+        }
+        if let Some((kind, message)) = fields.error {
+            map.serialize_entry("error.type", kind)?;
+            map.serialize_entry("error.msg", message)?;
+        }
+        map.end()
+    }
+}
+
+struct Metrics {
+    response_length: f64,
+}
+
+impl Serialize for Metrics {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("response.length", &self.response_length)?;
+        map.serialize_entry("_sampling_priority_v1", &1.0f64)?;
+        map.end()
+    }
+}
+
+/// msgpack `array 32` marker: a payload's header is written once its count is known.
+const ARRAY32: u8 = 0xdd;
+/// Bytes of a payload's header.
+const HEADER: usize = 5;
+/// msgpack fixarray of one element: a trace holding one span.
+const ONE_SPAN_TRACE: u8 = 0x91;
+
+/// A v0.4 payload being filled: `[[span], [span], ...]`.
+#[derive(Debug)]
+pub(crate) struct Payload {
+    body: Vec<u8>,
+    traces: usize,
+}
+
+impl Payload {
+    /// An empty payload with room for about `spans` spans.
+    pub(crate) fn with_capacity(spans: usize) -> Self {
+        let mut body = Vec::with_capacity(HEADER + spans.min(1 << 16) * 320);
+        body.extend_from_slice(&[ARRAY32, 0, 0, 0, 0]);
+        Self { body, traces: 0 }
+    }
+
+    /// Traces (= spans) in the payload.
+    pub(crate) fn traces(&self) -> usize {
+        self.traces
+    }
+
+    /// Appends one span as a trace of its own.
+    pub(crate) fn push(&mut self, fields: &SpanFields<'_>) -> Result<(), rmp_serde::encode::Error> {
+        let mark = self.body.len();
+        self.body.push(ONE_SPAN_TRACE);
+        let span = Span {
+            trace_id: fields.trace_id,
+            span_id: fields.span_id,
+            parent_id: 0,
+            name: fields.name,
+            resource: fields.resource,
+            service: fields.service,
+            kind: "http",
+            start: fields.start_ns,
+            duration: fields.duration_ns,
+            error: i32::from(fields.error.is_some()),
+            meta: Meta(fields),
+            metrics: Metrics {
+                response_length: fields.response_length as f64,
+            },
+        };
+        let mut serializer = rmp_serde::Serializer::new(&mut self.body).with_struct_map();
+        if let Err(error) = span.serialize(&mut serializer) {
+            self.body.truncate(mark);
+            return Err(error);
+        }
+        self.traces += 1;
+        Ok(())
+    }
+
+    /// The finished body, its header holding the trace count.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        let count = u32::try_from(self.traces).unwrap_or(u32::MAX).to_be_bytes();
+        self.body[1..HEADER].copy_from_slice(&count);
+        self.body
+    }
+}
+
+/// `error.type` for a failed request, after the exception class Locust's HTTP client
+/// raises: `HTTPError` for a status of 400 or more, `CatchResponseError` for a response
+/// a check failed, `Timeout` or `ConnectionError` when no response arrived.
+pub(crate) fn error_type(status: Option<u16>, message: &str) -> &'static str {
+    match status {
+        Some(code) if code >= 400 => "HTTPError",
+        Some(_) => "CatchResponseError",
+        None if message.to_ascii_lowercase().contains("timed out")
+            || message.to_ascii_lowercase().contains("timeout") =>
+        {
+            "Timeout"
+        }
+        None => "ConnectionError",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn fields(error: Option<(&'static str, &'static str)>) -> SpanFields<'static> {
+        SpanFields {
+            trace_id: u64::MAX - 1,
+            span_id: 7,
+            name: "GET.home",
+            request_type: "GET",
+            resource: "home",
+            service: "svc",
+            env: Some("staging"),
+            start_ns: 1_700_000_000_123_456_789,
+            duration_ns: 2_500_000,
+            response_length: 42,
+            error,
+        }
+    }
+
+    #[test]
+    fn payload_decodes_as_a_list_of_one_span_traces() {
+        let mut payload = Payload::with_capacity(2);
+        payload.push(&fields(None)).expect("encode");
+        payload
+            .push(&fields(Some(("HTTPError", "HTTP 500"))))
+            .expect("encode");
+        assert_eq!(payload.traces(), 2);
+        let body = payload.finish();
+        let decoded: Value = rmp_serde::from_slice(&body).expect("msgpack");
+        let traces = decoded.as_array().expect("array");
+        assert_eq!(traces.len(), 2);
+        assert_eq!(
+            traces[0],
+            json!([{
+                "trace_id": u64::MAX - 1, "span_id": 7, "parent_id": 0,
+                "name": "GET.home", "resource": "home", "service": "svc", "type": "http",
+                "start": 1_700_000_000_123_456_789i64, "duration": 2_500_000, "error": 0,
+                "meta": {"request.type": "GET", "request.name": "home", "env": "staging"},
+                "metrics": {"response.length": 42.0, "_sampling_priority_v1": 1.0},
+            }])
+        );
+        assert_eq!(traces[1][0]["error"], 1);
+        assert_eq!(traces[1][0]["meta"]["error.type"], "HTTPError");
+        assert_eq!(traces[1][0]["meta"]["error.msg"], "HTTP 500");
+    }
+
+    #[test]
+    fn error_types() {
+        assert_eq!(error_type(Some(404), "HTTP 404 Not Found"), "HTTPError");
+        assert_eq!(error_type(Some(200), "body lacks x"), "CatchResponseError");
+        assert_eq!(error_type(None, "request timed out"), "Timeout");
+        assert_eq!(error_type(None, "connection refused"), "ConnectionError");
+    }
+}
