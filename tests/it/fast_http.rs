@@ -407,22 +407,19 @@ async fn tls_through_rustls_offers_http_1_1_only() {
 
 /// nginx on free ports, serving a fixed body, and gzip (so chunked) for `/gz`.
 struct Nginx {
-    child: std::process::Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    _server: common::nginx::Nginx,
 }
 
 impl Nginx {
     fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
         let port = common::closed_port();
-        let d = dir.path().display();
         let conf = format!(
-            "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log warn;
+            "worker_processes 1; daemon off; pid {{d}}/nginx.pid; error_log {{d}}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
-  access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  access_log off; client_body_temp_path {{d}}/body; proxy_temp_path {{d}}/proxy;
+  fastcgi_temp_path {{d}}/fastcgi; uwsgi_temp_path {{d}}/uwsgi; scgi_temp_path {{d}}/scgi;
   gzip on; gzip_min_length 1; gzip_types text/plain;
   server {{
     listen 127.0.0.1:{port};
@@ -433,32 +430,10 @@ http {{
 ",
             "z".repeat(3000)
         );
-        std::fs::write(dir.path().join("nginx.conf"), conf).expect("conf");
-        let child = std::process::Command::new("nginx")
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .spawn()
-            .expect("nginx");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
         Self {
-            child,
             port,
-            _dir: dir,
+            _server: common::nginx::Nginx::start(common::Workdir::new(), &conf, port),
         }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -3,28 +3,16 @@
 
 use crate::common;
 
-use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::summary::{count, errors_of, failures, run_script};
 use common::{Workdir, closed_port};
 use serde_json::json;
 
-fn nginx_binary() -> &'static str {
-    for candidate in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
-        if Path::new(candidate).exists() {
-            return candidate;
-        }
-    }
-    panic!("nginx is not installed: run scripts/test, which installs nginx-light");
-}
-
 struct Nginx {
-    child: Child,
     http_port: u16,
     https_port: u16,
-    _dir: Workdir,
+    _server: common::nginx::Nginx,
 }
 
 impl Nginx {
@@ -68,37 +56,12 @@ http {{
   }}
 }}"#
         );
-        dir.write("nginx.conf", &conf);
-        let child = Command::new(nginx_binary())
-            .args([
-                "-c",
-                &format!("{d}/nginx.conf"),
-                "-e",
-                &format!("{d}/error.log"),
-            ])
-            .spawn()
-            .expect("start nginx");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", https_port)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let server = common::nginx::Nginx::start(dir, &conf, https_port);
         Self {
-            child,
             http_port,
             https_port,
-            _dir: dir,
+            _server: server,
         }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM lets the master stop its workers; SIGKILL would orphan them.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
     }
 }
 

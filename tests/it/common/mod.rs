@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod fuzz;
+pub mod nginx;
 pub mod sinks;
 pub mod summary;
 
