@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 
 use super::args::{CheckArgs, typed};
 use super::{ActionError, Args, Command, Executor};
-use crate::control::{ControlServer, DEFAULT_PORT, ServerOptions, SocketToken, TlsFiles};
+use super::{ActionRecord, actions};
+use crate::control::{
+    ControlServer, DEFAULT_PORT, DocumentRunner, ServerOptions, SocketToken, TlsFiles,
+};
 
 /// LoadDensity's `start_load_density_socket_server` arguments.
 #[derive(Deserialize)]
@@ -143,4 +146,46 @@ pub(super) fn register_socket_commands(executor: &mut Executor) {
         typed(START_PARAMS, start_socket_server),
     );
     executor.add_command("LD_add_package_to_executor", AddPackage);
+}
+
+/// How the control server's documents are named in errors.
+const SOCKET_SOURCE: &str = "<socket>";
+
+/// The executor runs the control server's documents: one reply line per action, its
+/// value (a string as is, anything else as compact JSON) or `Error: ...`.
+impl DocumentRunner for Executor {
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        Executor::runtime(self)
+    }
+
+    fn run_document(&mut self, document: &Value) -> Vec<String> {
+        if document.is_null() {
+            return Vec::new();
+        }
+        if let Err(error) = actions(document, SOCKET_SOURCE) {
+            return vec![one_line(&format!("Error: {error}"))];
+        }
+        self.execute_document(document, SOCKET_SOURCE)
+            .iter()
+            .map(record_line)
+            .collect()
+    }
+}
+
+fn record_line(record: &ActionRecord) -> String {
+    match &record.result {
+        Ok(Value::String(text)) if !text.contains('\n') => format!("{text}\n"),
+        Ok(value) => format!("{value}\n"),
+        Err(failure) => one_line(&format!("Error: {failure}")),
+    }
+}
+
+/// `text` on one line (line breaks become spaces), ending with a newline.
+fn one_line(text: &str) -> String {
+    let mut line: String = text
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    line.push('\n');
+    line
 }

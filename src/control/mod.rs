@@ -4,7 +4,7 @@
 //!
 //! The accept loop and the connections run on a thread of their own; the documents
 //! they receive are handed, one at a time, to the thread that called
-//! [`ControlServer::serve`], which runs them on its [`Executor`]. So a long test
+//! [`ControlServer::serve`], which runs them on its [`DocumentRunner`] (the action executor). So a long test
 //! never stops the server from accepting, answering errors or queueing others.
 //! Beyond LoadDensity: the token is compared in constant time, binding to anything
 //! but loopback without a token is refused, TLS (1.2 or newer) goes through rustls,
@@ -31,7 +31,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::action::{ActionRecord, Executor, actions};
 use protocol::{Decision, Request, decide, read_request, write_piece};
 
 /// The environment variable a token may come from.
@@ -52,7 +51,6 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// How long open connections may finish after the server is told to quit.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The name received documents are reported under.
-const SOURCE: &str = "<socket>";
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -171,6 +169,16 @@ struct Job {
     reply: oneshot::Sender<Vec<String>>,
 }
 
+/// What runs the documents a control server receives: the action executor
+/// implements it (`crate::action`), so that this module does not depend on it.
+pub trait DocumentRunner {
+    /// The runtime the server waits for documents on.
+    fn runtime(&self) -> &tokio::runtime::Runtime;
+    /// Runs one document (`null`: nothing) and returns one reply line per action,
+    /// each ending with a newline.
+    fn run_document(&mut self, document: &Value) -> Vec<String>;
+}
+
 /// A bound control server. Call [`ControlServer::serve`] to run the documents it
 /// receives until a client quits it or `interrupt` is cancelled.
 pub struct ControlServer {
@@ -256,13 +264,18 @@ impl ControlServer {
         self.addr
     }
 
-    /// Runs received documents on `executor`, one at a time, until a client quits
-    /// the server or `interrupt` is cancelled. Then stops accepting and frees the port.
-    pub fn serve(mut self, executor: &mut Executor, interrupt: &CancellationToken) -> ServeReport {
+    /// Runs received documents on `runner` (an action executor), one at a time, until
+    /// a client quits the server or `interrupt` is cancelled. Then stops accepting and
+    /// frees the port.
+    pub fn serve(
+        mut self,
+        runner: &mut impl DocumentRunner,
+        interrupt: &CancellationToken,
+    ) -> ServeReport {
         let _serving = ServingScope::enter();
         let mut documents = 0;
         loop {
-            let next = executor.runtime().block_on(async {
+            let next = runner.runtime().block_on(async {
                 tokio::select! {
                     job = self.jobs.recv() => job,
                     _ = self.shutdown.cancelled() => None,
@@ -271,7 +284,7 @@ impl ControlServer {
             });
             let Some(job) = next else { break };
             documents += 1;
-            let lines = run_document(executor, &job.document);
+            let lines = runner.run_document(&job.document);
             let _ = job.reply.send(lines);
         }
         let quit_by_client = self.shutdown.is_cancelled();
@@ -329,39 +342,6 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, ControlError> {
             host: host.to_string(),
             message: "no address".into(),
         })
-}
-
-/// One reply line per action: its value (a string as is, anything else as compact
-/// JSON) or `Error: ...`, each ending with a newline.
-fn run_document(executor: &mut Executor, document: &Value) -> Vec<String> {
-    if document.is_null() {
-        return Vec::new();
-    }
-    if let Err(error) = actions(document, SOURCE) {
-        return vec![one_line(&format!("Error: {error}"))];
-    }
-    executor
-        .execute_document(document, SOURCE)
-        .iter()
-        .map(record_line)
-        .collect()
-}
-
-fn record_line(record: &ActionRecord) -> String {
-    match &record.result {
-        Ok(Value::String(text)) if !text.contains('\n') => format!("{text}\n"),
-        Ok(value) => format!("{value}\n"),
-        Err(failure) => one_line(&format!("Error: {failure}")),
-    }
-}
-
-fn one_line(text: &str) -> String {
-    let mut line: String = text
-        .chars()
-        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-        .collect();
-    line.push('\n');
-    line
 }
 
 /// What every connection task needs.
