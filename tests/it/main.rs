@@ -26,6 +26,7 @@ mod http;
 mod http_misbehaving_server;
 mod influxdb;
 mod kubernetes;
+mod layering;
 mod merge;
 mod mqtt;
 mod nginx;
