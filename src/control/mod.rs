@@ -50,7 +50,6 @@ pub const MAX_QUEUED: usize = 256;
 const LISTEN_BACKLOG: u32 = 1024;
 /// How long open connections may finish after the server is told to quit.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// The name received documents are reported under.
 
 /// How to serve.
 #[derive(Debug, Clone)]
