@@ -69,6 +69,40 @@ ld_rps_all() {
     return "$status"
 }
 
+STATSD_PORT=${STATSD_PORT:-18125}
+DD_PORT=${DD_PORT:-18126}
+
+# ld_rps_beside "BACKGROUND COMMAND" SUMMARY_FILE ARGS...: ld_rps while BACKGROUND runs
+# pinned to TARGET_CPU (a receiver for a sink), started 0.2 s before.
+ld_rps_beside() {
+    local background=$1; shift
+    taskset -c "$TARGET_CPU" $background >/dev/null 2>&1 &
+    local pid=$!
+    sleep 0.2
+    local rps status=0
+    rps=$(ld_rps "$@") || status=1
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+    [ "$status" -eq 0 ] && echo "$rps"
+    return "$status"
+}
+
+# ld_rps_six SUMMARY_FILE ARGS...: every receiver of the six sinks running (the
+# Prometheus scraper, InfluxDB's and StatsD's UDP receivers, the Datadog intake; the
+# OTLP receiver runs throughout).
+ld_rps_six() {
+    taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/udp_discard.py" "$STATSD_PORT" >/dev/null 2>&1 &
+    local statsd=$!
+    taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/http_sink.py" "$DD_PORT" >/dev/null 2>&1 &
+    local intake=$!
+    local rps status=0
+    rps=$(ld_rps_all "$@") || status=1
+    kill "$statsd" "$intake" 2>/dev/null
+    wait "$statsd" "$intake" 2>/dev/null || true
+    [ "$status" -eq 0 ] && echo "$rps"
+    return "$status"
+}
+
 # The request log's cost: the same `run` script with the log on (no cap, the worst
 # case) and off (`max_records: 0`).
 request_log_script() {
@@ -91,6 +125,9 @@ ROWS=(
     "loaddensity + prometheus|LOADDENSITY_LOG=warn ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:0"
     "loaddensity + prometheus, scraped every 100 ms|LOADDENSITY_LOG=warn ld_rps_scraped $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT"
     "loaddensity + influxdb sink (UDP)|LOADDENSITY_LOG=warn ld_rps_udp $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --influxdb-udp 127.0.0.1:$UDP_PORT"
+    "loaddensity + all six sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps_six $WORK/s.json run $WORK/log_off.json --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT --statsd 127.0.0.1:$STATSD_PORT --datadog-apm http://127.0.0.1:$DD_PORT"
+    "loaddensity + statsd sink (UDP)|LOADDENSITY_LOG=warn ld_rps_beside 'python3 $BENCH_DIR/udp_discard.py $STATSD_PORT' $WORK/s.json run $WORK/log_off.json --statsd 127.0.0.1:$STATSD_PORT"
+    "loaddensity + datadog apm|LOADDENSITY_LOG=warn ld_rps_beside 'python3 $BENCH_DIR/http_sink.py $DD_PORT' $WORK/s.json run $WORK/log_off.json --datadog-apm http://127.0.0.1:$DD_PORT"
     "loaddensity + opentelemetry, exported every 1 s|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --otlp http://127.0.0.1:$OTLP_PORT"
     "loaddensity run, request log off (max_records: 0)|ld_rps $WORK/s.json run $WORK/log_off.json"
     "loaddensity run, request log on (max_records: null)|ld_rps $WORK/s.json run $WORK/log_on.json"
@@ -102,15 +139,21 @@ fi
 if [ -n "${EXTRA_ROWS_FILE:-}" ] && [ -f "$EXTRA_ROWS_FILE" ]; then
     source "$EXTRA_ROWS_FILE"
 fi
-# ONLY: text; only the rows whose labels contain it run (wrk and "loaddensity bench", the
-# bases of the ratios, always run).
+# ONLY: text, or several texts separated by `;`; only the rows whose labels contain one
+# of them run (wrk and "loaddensity bench", the bases of the ratios, always run). The
+# StatsD, Datadog and all-six rows run `run` with the request log off (their flags are
+# on `run`): compare them with the row "loaddensity run, request log off".
 if [ -n "${ONLY:-}" ]; then
     kept=()
     for row in "${ROWS[@]}"; do
         label=${row%%|*}
-        if [ "$label" = wrk ] || [ "$label" = "loaddensity bench" ] || [[ $label == *"$ONLY"* ]]; then
-            kept+=("$row")
-        fi
+        keep=0
+        [ "$label" = wrk ] || [ "$label" = "loaddensity bench" ] && keep=1
+        IFS=';' read -ra wanted <<<"$ONLY"
+        for text in "${wanted[@]}"; do
+            [[ $label == *"$text"* ]] && keep=1
+        done
+        [ "$keep" = 1 ] && kept+=("$row")
     done
     if [ "${#kept[@]}" -le 2 ]; then
         echo "ONLY='$ONLY' matches no row; the rows are:" >&2
