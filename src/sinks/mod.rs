@@ -26,6 +26,8 @@ pub struct Sinks {
     pub(crate) influxdb: influxdb::SinkState,
     #[cfg(feature = "opentelemetry")]
     pub(crate) opentelemetry: opentelemetry::SinkState,
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) opentelemetry_traces: opentelemetry::traces::SinkState,
     pub(crate) remote_write: prometheus_remote_write::SinkState,
 }
 
@@ -44,6 +46,8 @@ impl Sinks {
             influxdb: Default::default(),
             #[cfg(feature = "opentelemetry")]
             opentelemetry: Default::default(),
+            #[cfg(feature = "opentelemetry")]
+            opentelemetry_traces: Default::default(),
             remote_write: Default::default(),
         }
     }
@@ -59,6 +63,8 @@ impl Sinks {
         influxdb::stop_influxdb_sink(self);
         #[cfg(feature = "opentelemetry")]
         opentelemetry::stop_opentelemetry_exporter(self);
+        #[cfg(feature = "opentelemetry")]
+        opentelemetry::stop_opentelemetry_tracing_exporter(self);
         prometheus_remote_write::stop_prometheus_remote_write(self);
     }
 }
