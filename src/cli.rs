@@ -59,6 +59,10 @@ pub(crate) enum Command {
         /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
         #[arg(long, value_name = "ENDPOINT")]
         otlp: Option<String>,
+        /// Export one span per request over OTLP to this collector URL while the script
+        /// runs (gRPC, or the protocol OTEL_EXPORTER_OTLP_TRACES_PROTOCOL names).
+        #[arg(long, value_name = "ENDPOINT")]
+        otlp_traces: Option<String>,
         #[command(flatten)]
         scale: crate::scale_out::ScaleFlags,
         #[command(flatten)]

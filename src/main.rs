@@ -58,6 +58,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             prometheus,
             influxdb,
             otlp,
+            otlp_traces,
             scale,
             reports,
         } => {
@@ -70,6 +71,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             start_prometheus(&executor, prometheus.as_ref())?;
             start_influxdb(&mut executor, &influxdb)?;
             otel::start(&mut executor, otlp.as_deref())?;
+            otel::start_traces(&mut executor, otlp_traces.as_deref())?;
             let documents = load_documents(&path)?;
             if let Some(at) = scale.start_at {
                 let parsed: Vec<(String, serde_json::Value)> = documents
@@ -189,8 +191,9 @@ mod otel {
     use anyhow::{Context, Result};
     use loaddensity::Executor;
     use loaddensity::sinks::opentelemetry::{
-        OtelOptions, opentelemetry_report, start_opentelemetry_exporter,
-        stop_opentelemetry_exporter,
+        OtelOptions, OtelTracingOptions, opentelemetry_report, opentelemetry_tracing_report,
+        start_opentelemetry_exporter, start_opentelemetry_tracing_exporter,
+        stop_opentelemetry_exporter, stop_opentelemetry_tracing_exporter,
     };
 
     pub(crate) fn start(executor: &mut Executor, endpoint: Option<&str>) -> Result<()> {
@@ -212,8 +215,29 @@ mod otel {
         Ok(())
     }
 
+    /// `--otlp-traces ENDPOINT`: the traces exporter, started like its action.
+    pub(crate) fn start_traces(executor: &mut Executor, endpoint: Option<&str>) -> Result<()> {
+        let Some(endpoint) = endpoint else {
+            return Ok(());
+        };
+        let options = OtelTracingOptions {
+            endpoint: Some(endpoint.to_string()),
+            ..OtelTracingOptions::default()
+        };
+        start_opentelemetry_tracing_exporter(executor.sinks(), &options)
+            .with_context(|| format!("--otlp-traces {endpoint}"))?;
+        executor.set_sink_report(
+            "opentelemetry_traces",
+            Some(Box::new(|sinks| {
+                opentelemetry_tracing_report(sinks).unwrap_or(serde_json::Value::Null)
+            })),
+        );
+        Ok(())
+    }
+
     pub(crate) fn stop(executor: &Executor) {
         stop_opentelemetry_exporter(executor.sinks());
+        stop_opentelemetry_tracing_exporter(executor.sinks());
     }
 }
 
@@ -226,6 +250,14 @@ mod otel {
     pub(crate) fn start(_: &mut Executor, endpoint: Option<&str>) -> Result<()> {
         if endpoint.is_some() {
             bail!("--otlp: this loaddensity was built without the opentelemetry feature");
+        }
+        Ok(())
+    }
+
+    /// `--otlp-traces` in a build without the `opentelemetry` feature.
+    pub(crate) fn start_traces(_: &mut Executor, endpoint: Option<&str>) -> Result<()> {
+        if endpoint.is_some() {
+            bail!("--otlp-traces: this loaddensity was built without the opentelemetry feature");
         }
         Ok(())
     }

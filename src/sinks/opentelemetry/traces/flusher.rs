@@ -2,9 +2,10 @@
 //! the OTLP span exporter in batches of at most `max_export_batch_size`.
 //!
 //! It runs on the exporter's own runtime, never on the request path. One export is
-//! in flight at a time, bounded by the timeout: while a slow collector holds it, the
-//! shards fill up to the budget and further spans are dropped and counted, so memory
-//! stays bounded and the load is never slowed.
+//! in flight at a time, bounded by the timeout: while a slow collector holds it, or
+//! during the pause after a failed export, the shards fill up to the budget and
+//! further spans are dropped and counted, so memory stays bounded and the load is
+//! never slowed.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -27,6 +28,11 @@ use crate::sinks::lock;
 const TICK: Duration = Duration::from_millis(50);
 /// The least time between two warnings about failed exports.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// First and longest pause after a failed export. While it lasts the shards are not
+/// emptied: spans for a collector that is down are dropped on the request path
+/// (counted) rather than built and sent in vain.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The methods `http.request.method` is set for (the request type of HTTP tasks).
 const HTTP_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
@@ -64,6 +70,9 @@ pub(super) struct Flusher {
     rng: SmallRng,
     last_warning: Option<Instant>,
     unwarned: u64,
+    /// After a failed export: no drain nor export before this.
+    retry_at: Option<Instant>,
+    backoff: Duration,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -95,6 +104,8 @@ impl Flusher {
             rng: SmallRng::from_entropy(),
             last_warning: None,
             unwarned: 0,
+            retry_at: None,
+            backoff: FIRST_BACKOFF,
             settings,
         }
     }
@@ -107,9 +118,15 @@ impl Flusher {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(TICK.min(self.settings.interval)) => {}
             }
+            if self.retry_at.is_some_and(|at| Instant::now() < at) {
+                continue;
+            }
             self.drain();
             let timeout = self.settings.timeout;
-            while self.spans.len() >= self.settings.batch_size && !shutdown.is_cancelled() {
+            while self.spans.len() >= self.settings.batch_size
+                && !shutdown.is_cancelled()
+                && self.retry_at.is_none()
+            {
                 self.export_batch(timeout).await;
                 last_export = Instant::now();
             }
@@ -298,6 +315,8 @@ impl Flusher {
             Ok(Ok(())) => {
                 TraceStats::add(&self.stats.exports, 1);
                 TraceStats::add(&self.stats.spans_exported, n);
+                self.retry_at = None;
+                self.backoff = FIRST_BACKOFF;
                 return;
             }
             Ok(Err(error)) => error.to_string(),
@@ -307,6 +326,8 @@ impl Flusher {
         TraceStats::add(&self.stats.spans_failed, n);
         self.unwarned += 1;
         let now = Instant::now();
+        self.retry_at = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         if self
             .last_warning
             .is_none_or(|at| now.duration_since(at) >= WARN_EVERY)
