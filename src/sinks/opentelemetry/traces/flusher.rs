@@ -118,8 +118,11 @@ impl Flusher {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(TICK.min(self.settings.interval)) => {}
             }
-            if self.retry_at.is_some_and(|at| Instant::now() < at) {
-                continue;
+            if let Some(at) = self.retry_at {
+                if Instant::now() < at {
+                    continue;
+                }
+                self.retry_at = None;
             }
             self.drain();
             let timeout = self.settings.timeout;
@@ -130,7 +133,10 @@ impl Flusher {
                 self.export_batch(timeout).await;
                 last_export = Instant::now();
             }
-            if !self.spans.is_empty() && last_export.elapsed() >= self.settings.interval {
+            if !self.spans.is_empty()
+                && self.retry_at.is_none()
+                && last_export.elapsed() >= self.settings.interval
+            {
                 self.export_batch(timeout).await;
                 last_export = Instant::now();
             }

@@ -65,7 +65,7 @@ pub(super) struct Shard {
 /// What the exporter counts; reported at stop and in the summary.
 #[derive(Debug, Default)]
 pub(super) struct TraceStats {
-    /// Requests kept by the sampler (spans made).
+    /// Requests kept by the sampler and queued (a span each).
     pub(super) spans_sampled: AtomicU64,
     /// Spans the collector accepted.
     pub(super) spans_exported: AtomicU64,
