@@ -11,6 +11,7 @@ mod har_commands;
 mod history_commands;
 mod influxdb_commands;
 mod otel_commands;
+mod otel_tracing_commands;
 mod remote_write_commands;
 mod report_commands;
 mod resolver_commands;

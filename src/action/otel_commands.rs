@@ -21,6 +21,7 @@ const START_PARAMS: &[&str] = &[
 
 pub(super) fn register_otel_commands(executor: &mut Executor) {
     imp::register(executor);
+    super::otel_tracing_commands::register_otel_tracing_commands(executor);
 }
 
 #[cfg(feature = "opentelemetry")]

@@ -30,6 +30,8 @@ pub struct Sinks {
     pub(crate) datadog_apm: datadog_apm::SinkState,
     #[cfg(feature = "opentelemetry")]
     pub(crate) opentelemetry: opentelemetry::SinkState,
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) opentelemetry_traces: opentelemetry::traces::SinkState,
     pub(crate) remote_write: prometheus_remote_write::SinkState,
     pub(crate) statsd: statsd::SinkState,
 }
@@ -50,6 +52,8 @@ impl Sinks {
             datadog_apm: Default::default(),
             #[cfg(feature = "opentelemetry")]
             opentelemetry: Default::default(),
+            #[cfg(feature = "opentelemetry")]
+            opentelemetry_traces: Default::default(),
             remote_write: Default::default(),
             statsd: Default::default(),
         }
@@ -67,6 +71,8 @@ impl Sinks {
         datadog_apm::stop_datadog_apm_exporter(self);
         #[cfg(feature = "opentelemetry")]
         opentelemetry::stop_opentelemetry_exporter(self);
+        #[cfg(feature = "opentelemetry")]
+        opentelemetry::stop_opentelemetry_tracing_exporter(self);
         prometheus_remote_write::stop_prometheus_remote_write(self);
         statsd::stop_statsd_sink(self);
     }

@@ -33,6 +33,7 @@ mod nginx;
 mod no_false_greens;
 mod open_model;
 mod opentelemetry;
+mod otel_traces;
 mod profiles;
 mod prometheus;
 mod redis;

@@ -119,6 +119,10 @@ pub(crate) struct RunArgs {
     /// or the protocol OTEL_EXPORTER_OTLP_PROTOCOL names).
     #[arg(long, value_name = "ENDPOINT")]
     pub(crate) otlp: Option<String>,
+    /// Export one span per request over OTLP to this collector URL while the script
+    /// runs (gRPC, or the protocol OTEL_EXPORTER_OTLP_TRACES_PROTOCOL names).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub(crate) otlp_traces: Option<String>,
     /// Send DogStatsD metrics over UDP to HOST:PORT while the script runs.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub(crate) statsd: Option<(String, u16)>,

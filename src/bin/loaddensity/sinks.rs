@@ -103,8 +103,9 @@ pub(crate) mod otel {
     use anyhow::{Context, Result};
     use loaddensity::Executor;
     use loaddensity::sinks::opentelemetry::{
-        OtelOptions, opentelemetry_report, start_opentelemetry_exporter,
-        stop_opentelemetry_exporter,
+        OtelOptions, OtelTracingOptions, opentelemetry_report, opentelemetry_tracing_report,
+        start_opentelemetry_exporter, start_opentelemetry_tracing_exporter,
+        stop_opentelemetry_exporter, stop_opentelemetry_tracing_exporter,
     };
 
     /// Starts the exporter when `--otlp` was given, with its counters in the summary.
@@ -127,9 +128,30 @@ pub(crate) mod otel {
         Ok(())
     }
 
-    /// Stops a running exporter (its final export happens here).
+    /// `--otlp-traces ENDPOINT`: the traces exporter, started like its action.
+    pub(crate) fn start_traces(executor: &mut Executor, endpoint: Option<&str>) -> Result<()> {
+        let Some(endpoint) = endpoint else {
+            return Ok(());
+        };
+        let options = OtelTracingOptions {
+            endpoint: Some(endpoint.to_string()),
+            ..OtelTracingOptions::default()
+        };
+        start_opentelemetry_tracing_exporter(executor.sinks(), &options)
+            .with_context(|| format!("--otlp-traces {endpoint}"))?;
+        executor.set_sink_report(
+            "opentelemetry_traces",
+            Some(Box::new(|sinks| {
+                opentelemetry_tracing_report(sinks).unwrap_or(serde_json::Value::Null)
+            })),
+        );
+        Ok(())
+    }
+
+    /// Stops the running exporters (their final exports happen here).
     pub(crate) fn stop(executor: &Executor) {
         stop_opentelemetry_exporter(executor.sinks());
+        stop_opentelemetry_tracing_exporter(executor.sinks());
     }
 }
 
@@ -143,6 +165,14 @@ pub(crate) mod otel {
     pub(crate) fn start(_: &mut Executor, endpoint: Option<&str>) -> Result<()> {
         if endpoint.is_some() {
             bail!("--otlp: this loaddensity was built without the opentelemetry feature");
+        }
+        Ok(())
+    }
+
+    /// `--otlp-traces` in a build without the `opentelemetry` feature.
+    pub(crate) fn start_traces(_: &mut Executor, endpoint: Option<&str>) -> Result<()> {
+        if endpoint.is_some() {
+            bail!("--otlp-traces: this loaddensity was built without the opentelemetry feature");
         }
         Ok(())
     }

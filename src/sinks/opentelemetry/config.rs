@@ -17,8 +17,60 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 /// Default HTTP/protobuf endpoint.
 pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/metrics";
-/// Path of the metrics signal under an OTLP/HTTP base URL.
-const HTTP_METRICS_PATH: &str = "v1/metrics";
+/// Default HTTP/protobuf endpoint of the traces exporter.
+pub const DEFAULT_HTTP_TRACES_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+
+/// An OTLP signal: which `OTEL_EXPORTER_OTLP_{SIGNAL}_*` variables apply to it, and
+/// its path under an OTLP/HTTP base URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// The metrics exporter.
+    Metrics,
+    /// The traces exporter.
+    Traces,
+}
+
+impl Signal {
+    /// The signal's path under an OTLP/HTTP base URL.
+    fn http_path(self) -> &'static str {
+        match self {
+            Self::Metrics => "v1/metrics",
+            Self::Traces => "v1/traces",
+        }
+    }
+
+    /// The HTTP default endpoint.
+    fn default_http(self) -> &'static str {
+        match self {
+            Self::Metrics => DEFAULT_HTTP_ENDPOINT,
+            Self::Traces => DEFAULT_HTTP_TRACES_ENDPOINT,
+        }
+    }
+
+    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_ENDPOINT`.
+    fn endpoint_variable(self) -> &'static str {
+        match self {
+            Self::Metrics => "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            Self::Traces => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        }
+    }
+
+    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_PROTOCOL`.
+    fn protocol_variable(self) -> &'static str {
+        match self {
+            Self::Metrics => "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            Self::Traces => "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        }
+    }
+
+    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_TIMEOUT`.
+    fn timeout_variable(self) -> &'static str {
+        match self {
+            Self::Metrics => "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+            Self::Traces => "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        }
+    }
+}
 
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,24 +343,7 @@ fn env_millis(variables: &[&'static str]) -> Result<Option<u64>, OtelConfigError
 impl OtelOptions {
     /// Applies the environment variables and defaults, and checks every setting.
     pub fn resolve(&self) -> Result<ResolvedOptions, OtelConfigError> {
-        let protocol = match self.protocol {
-            Some(protocol) => protocol,
-            None => match [
-                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-                "OTEL_EXPORTER_OTLP_PROTOCOL",
-            ]
-            .into_iter()
-            .find_map(|variable| env(variable).map(|value| (variable, value)))
-            {
-                Some((variable, value)) => {
-                    OtlpProtocol::parse(&value).map_err(|e| OtelConfigError::Environment {
-                        variable,
-                        message: e.to_string(),
-                    })?
-                }
-                None => OtlpProtocol::Grpc,
-            },
-        };
+        let protocol = resolve_protocol(self.protocol, Signal::Metrics)?;
         let endpoint = resolve_endpoint(self.endpoint.as_deref(), protocol)?;
         let interval_ms = match self.export_interval_ms {
             Some(ms) => ms,
@@ -319,25 +354,11 @@ impl OtelOptions {
         if interval_ms == 0 {
             return Err(OtelConfigError::Interval(0));
         }
-        let timeout_ms = match self.timeout_ms {
-            Some(ms) => ms,
-            None => env_millis(&[
-                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
-                "OTEL_EXPORTER_OTLP_TIMEOUT",
-            ])?
-            .unwrap_or(DEFAULT_TIMEOUT_MS),
-        };
-        if timeout_ms == 0 {
-            return Err(OtelConfigError::Timeout(0));
-        }
+        let timeout_ms = resolve_timeout_ms(self.timeout_ms, Signal::Metrics)?;
         if self.service_name.trim().is_empty() {
             return Err(OtelConfigError::ServiceName);
         }
-        let headers = self
-            .headers
-            .iter()
-            .map(|(name, value)| parse_header(name, value))
-            .collect::<Result<Vec<_>, _>>()?;
+        let headers = parse_headers(&self.headers)?;
         Ok(ResolvedOptions {
             endpoint,
             service_name: self.service_name.clone(),
@@ -349,6 +370,57 @@ impl OtelOptions {
             timeout: Duration::from_millis(timeout_ms),
         })
     }
+}
+
+/// The transport: the argument, else `OTEL_EXPORTER_OTLP_{SIGNAL}_PROTOCOL`, else
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`, else gRPC.
+pub(crate) fn resolve_protocol(
+    explicit: Option<OtlpProtocol>,
+    signal: Signal,
+) -> Result<OtlpProtocol, OtelConfigError> {
+    if let Some(protocol) = explicit {
+        return Ok(protocol);
+    }
+    match [signal.protocol_variable(), "OTEL_EXPORTER_OTLP_PROTOCOL"]
+        .into_iter()
+        .find_map(|variable| env(variable).map(|value| (variable, value)))
+    {
+        Some((variable, value)) => {
+            OtlpProtocol::parse(&value).map_err(|e| OtelConfigError::Environment {
+                variable,
+                message: e.to_string(),
+            })
+        }
+        None => Ok(OtlpProtocol::Grpc),
+    }
+}
+
+/// The export timeout in milliseconds: the argument, else
+/// `OTEL_EXPORTER_OTLP_{SIGNAL}_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`, else
+/// 10000. Zero is refused.
+pub(crate) fn resolve_timeout_ms(
+    explicit: Option<u64>,
+    signal: Signal,
+) -> Result<u64, OtelConfigError> {
+    let timeout_ms = match explicit {
+        Some(ms) => ms,
+        None => env_millis(&[signal.timeout_variable(), "OTEL_EXPORTER_OTLP_TIMEOUT"])?
+            .unwrap_or(DEFAULT_TIMEOUT_MS),
+    };
+    if timeout_ms == 0 {
+        return Err(OtelConfigError::Timeout(0));
+    }
+    Ok(timeout_ms)
+}
+
+/// Checks the extra headers (values marked sensitive).
+pub(crate) fn parse_headers(
+    headers: &BTreeMap<String, String>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, OtelConfigError> {
+    headers
+        .iter()
+        .map(|(name, value)| parse_header(name, value))
+        .collect()
 }
 
 fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), OtelConfigError> {
@@ -373,7 +445,18 @@ pub fn resolve_endpoint(
     explicit: Option<&str>,
     protocol: OtlpProtocol,
 ) -> Result<String, OtelConfigError> {
+    resolve_signal_endpoint(explicit, protocol, Signal::Metrics)
+}
+
+/// [`resolve_endpoint`] for `signal`: its own `OTEL_EXPORTER_OTLP_{SIGNAL}_ENDPOINT`,
+/// path and HTTP default.
+pub(crate) fn resolve_signal_endpoint(
+    explicit: Option<&str>,
+    protocol: OtlpProtocol,
+    signal: Signal,
+) -> Result<String, OtelConfigError> {
     let http = protocol == OtlpProtocol::HttpProtobuf;
+    let signal_variable = signal.endpoint_variable();
     if let Some(text) = explicit {
         let mut url = check_url(text, "")?;
         if !http {
@@ -381,12 +464,12 @@ pub fn resolve_endpoint(
             return Ok(text.trim().to_string());
         }
         if matches!(url.path(), "" | "/") {
-            url.set_path(HTTP_METRICS_PATH);
+            url.set_path(signal.http_path());
         }
         return Ok(url.to_string());
     }
-    if let Some(text) = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
-        check_url(&text, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")?;
+    if let Some(text) = env(signal_variable) {
+        check_url(&text, signal_variable)?;
         return Ok(text);
     }
     if let Some(text) = env("OTEL_EXPORTER_OTLP_ENDPOINT") {
@@ -396,14 +479,15 @@ pub fn resolve_endpoint(
         }
         let mut joined = url;
         let path = format!(
-            "{}/{HTTP_METRICS_PATH}",
-            joined.path().trim_end_matches('/')
+            "{}/{}",
+            joined.path().trim_end_matches('/'),
+            signal.http_path()
         );
         joined.set_path(&path);
         return Ok(joined.to_string());
     }
     Ok(if http {
-        DEFAULT_HTTP_ENDPOINT
+        signal.default_http()
     } else {
         DEFAULT_GRPC_ENDPOINT
     }

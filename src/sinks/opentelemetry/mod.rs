@@ -21,13 +21,20 @@
 mod config;
 mod export;
 mod recorder;
+pub mod traces;
 
+pub use config::DEFAULT_HTTP_TRACES_ENDPOINT;
 pub use config::{
     DEFAULT_EXPORT_INTERVAL_MS, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_SERVICE_NAME,
     DEFAULT_TIMEOUT_MS, HistogramKind, OtelConfigError, OtelOptions, OtelTemporality, OtlpProtocol,
     ResolvedOptions, check_url, resolve_endpoint,
 };
 pub use recorder::{LATENCY, REQUESTS, RESPONSE_SIZE, SCOPE};
+pub use traces::{
+    OtelTracingConfigError, OtelTracingError, OtelTracingOptions, OtelTracingStarted,
+    ResolvedTracingOptions, opentelemetry_tracing_exporter_running, opentelemetry_tracing_report,
+    start_opentelemetry_tracing_exporter, stop_opentelemetry_tracing_exporter,
+};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

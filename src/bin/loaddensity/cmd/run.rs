@@ -39,6 +39,7 @@ pub(crate) fn run(args: &RunArgs, options: ExecutorOptions) -> Result<ExitCode> 
     start_statsd(&mut executor, args.statsd.as_ref())?;
     start_datadog_apm(&mut executor, args.datadog_apm.as_deref())?;
     otel::start(&mut executor, args.otlp.as_deref())?;
+    otel::start_traces(&mut executor, args.otlp_traces.as_deref())?;
     let reports = Some(&args.reports);
     if let Some(at) = args.scale.start_at {
         let problems = validate_documents(&executor, &documents, None, false)?;
