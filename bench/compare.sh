@@ -89,7 +89,8 @@ ld_rps_beside() {
 
 # ld_rps_six SUMMARY_FILE ARGS...: every receiver of the six sinks running (the
 # Prometheus scraper, InfluxDB's and StatsD's UDP receivers, the Datadog intake; the
-# OTLP receiver runs throughout).
+# OTLP receiver, for metrics and traces, runs throughout): Prometheus, InfluxDB,
+# OpenTelemetry metrics, StatsD, OpenTelemetry traces and Datadog APM.
 ld_rps_six() {
     taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/udp_discard.py" "$STATSD_PORT" >/dev/null 2>&1 &
     local statsd=$!
@@ -125,7 +126,8 @@ ROWS=(
     "loaddensity + prometheus|LOADDENSITY_LOG=warn ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:0"
     "loaddensity + prometheus, scraped every 100 ms|LOADDENSITY_LOG=warn ld_rps_scraped $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT"
     "loaddensity + influxdb sink (UDP)|LOADDENSITY_LOG=warn ld_rps_udp $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --influxdb-udp 127.0.0.1:$UDP_PORT"
-    "loaddensity + all six sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps_six $WORK/s.json run $WORK/log_off.json --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT --statsd 127.0.0.1:$STATSD_PORT --datadog-apm http://127.0.0.1:$DD_PORT"
+    "loaddensity + all six sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps_six $WORK/s.json run $WORK/log_off.json --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT --statsd 127.0.0.1:$STATSD_PORT --datadog-apm http://127.0.0.1:$DD_PORT --otlp-traces http://127.0.0.1:$OTLP_PORT"
+    "loaddensity + opentelemetry traces|LOADDENSITY_LOG=warn ld_rps $WORK/s.json run $WORK/log_off.json --otlp-traces http://127.0.0.1:$OTLP_PORT"
     "loaddensity + statsd sink (UDP)|LOADDENSITY_LOG=warn ld_rps_beside 'python3 $BENCH_DIR/udp_discard.py $STATSD_PORT' $WORK/s.json run $WORK/log_off.json --statsd 127.0.0.1:$STATSD_PORT"
     "loaddensity + datadog apm|LOADDENSITY_LOG=warn ld_rps_beside 'python3 $BENCH_DIR/http_sink.py $DD_PORT' $WORK/s.json run $WORK/log_off.json --datadog-apm http://127.0.0.1:$DD_PORT"
     "loaddensity + opentelemetry, exported every 1 s|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --otlp http://127.0.0.1:$OTLP_PORT"

@@ -1,7 +1,7 @@
-//! A minimal OTLP/gRPC metrics receiver, built on the official protobuf definitions
-//! (`opentelemetry-proto`'s tonic `MetricsService`): it accepts every export and
-//! counts exports and data points. For benchmarks (bench/compare.sh) and for trying
-//! `--otlp` without a collector.
+//! A minimal OTLP/gRPC metrics and traces receiver, built on the official protobuf
+//! definitions (`opentelemetry-proto`'s tonic `MetricsService` and `TraceService`): it
+//! accepts every export and counts exports, data points and spans. For benchmarks
+//! (bench/compare.sh) and for trying `--otlp` and `--otlp-traces` without a collector.
 //!
 //! ```text
 //! cargo run --release --example otlp_receiver -- 127.0.0.1:4317
@@ -21,12 +21,19 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
 #[derive(Default)]
 struct Counts {
     exports: AtomicU64,
     points: AtomicU64,
+    spans: AtomicU64,
     verbose: bool,
 }
 
@@ -69,6 +76,31 @@ impl MetricsService for Receiver {
     }
 }
 
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let spans: usize = request
+            .get_ref()
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum();
+        let spans = u64::try_from(spans).unwrap_or(u64::MAX);
+        let exports = self.0.exports.fetch_add(1, Ordering::Relaxed) + 1;
+        self.0.spans.fetch_add(spans, Ordering::Relaxed);
+        if self.0.verbose {
+            eprintln!("export {exports}: {spans} spans");
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -97,12 +129,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     tonic::transport::Server::builder()
         .add_service(MetricsServiceServer::new(Receiver(counts.clone())))
+        .add_service(TraceServiceServer::new(Receiver(counts.clone())))
         .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), stop)
         .await?;
     eprintln!(
-        "otlp receiver: {} exports, {} data points",
+        "otlp receiver: {} exports, {} data points, {} spans",
         counts.exports.load(Ordering::Relaxed),
-        counts.points.load(Ordering::Relaxed)
+        counts.points.load(Ordering::Relaxed),
+        counts.spans.load(Ordering::Relaxed)
     );
     Ok(())
 }
