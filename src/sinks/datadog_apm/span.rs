@@ -215,4 +215,83 @@ mod tests {
         assert_eq!(error_type(None, "request timed out"), "Timeout");
         assert_eq!(error_type(None, "connection refused"), "ConnectionError");
     }
+
+    /// Any text in names, service, env and errors, any ids, times and sizes: the
+    /// payload decodes, with one trace of one span per push, every field as given.
+    #[test]
+    fn any_span_round_trips_through_msgpack() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+        // A fixed seed and a bounded count, as the other property tests.
+        let mut runner = TestRunner::new_with_rng(
+            Config {
+                cases: 300,
+                failure_persistence: None,
+                ..Config::default()
+            },
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[25; 32]),
+        );
+        let text = || proptest::string::string_regex("(?s).{0,40}").expect("regex");
+        let span = (
+            (text(), text(), text(), proptest::option::of(text())),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<i64>(),
+                any::<i64>(),
+                any::<u64>(),
+            ),
+            proptest::option::of((text(), text())),
+        );
+        runner
+            .run(&proptest::collection::vec(span, 1..5), |spans| {
+                let mut payload = Payload::with_capacity(spans.len());
+                for ((name, resource, service, env), (trace, id, start, duration, length), error) in
+                    &spans
+                {
+                    payload
+                        .push(&SpanFields {
+                            trace_id: *trace,
+                            span_id: *id,
+                            name,
+                            request_type: "GET",
+                            resource,
+                            service,
+                            env: env.as_deref(),
+                            start_ns: *start,
+                            duration_ns: *duration,
+                            response_length: *length,
+                            error: error.as_ref().map(|(t, m)| (t.as_str(), m.as_str())),
+                        })
+                        .expect("encode");
+                }
+                prop_assert_eq!(payload.traces(), spans.len());
+                let decoded: Value = rmp_serde::from_slice(&payload.finish()).expect("msgpack");
+                let traces = decoded.as_array().expect("a list of traces");
+                prop_assert_eq!(traces.len(), spans.len());
+                for (
+                    trace,
+                    ((name, resource, service, env), (trace_id, id, start, duration, _), error),
+                ) in traces.iter().zip(&spans)
+                {
+                    let span = &trace[0];
+                    prop_assert_eq!(trace.as_array().map(Vec::len), Some(1));
+                    prop_assert_eq!(span["trace_id"].as_u64(), Some(*trace_id));
+                    prop_assert_eq!(span["span_id"].as_u64(), Some(*id));
+                    prop_assert_eq!(span["name"].as_str(), Some(name.as_str()));
+                    prop_assert_eq!(span["resource"].as_str(), Some(resource.as_str()));
+                    prop_assert_eq!(span["service"].as_str(), Some(service.as_str()));
+                    prop_assert_eq!(span["start"].as_i64(), Some(*start));
+                    prop_assert_eq!(span["duration"].as_i64(), Some(*duration));
+                    prop_assert_eq!(span["meta"]["env"].as_str(), env.as_deref());
+                    prop_assert_eq!(span["error"].as_i64(), Some(i64::from(error.is_some())));
+                    if let Some((kind, message)) = error {
+                        prop_assert_eq!(span["meta"]["error.type"].as_str(), Some(kind.as_str()));
+                        prop_assert_eq!(span["meta"]["error.msg"].as_str(), Some(message.as_str()));
+                    }
+                }
+                Ok(())
+            })
+            .expect("every span round-trips");
+    }
 }
