@@ -17,10 +17,11 @@ use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 use super::agent::AgentClient;
-use super::queue::{Counters, NewEndpoint, Queue, Record};
+use super::queue::{Counters, Queue, Record};
 use super::span::{Payload, SpanFields, error_type};
 use crate::sinks::influxdb::transport::WriteError;
 use crate::sinks::lock;
+use crate::sinks::queue::{DrainBuffers, NewEndpoint};
 
 /// The least time between two warnings about drops and errors.
 const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -64,8 +65,8 @@ pub(crate) struct Flusher {
     client: AgentClient,
     settings: FlushSettings,
     names: Vec<Option<Names>>,
-    records: Vec<Record>,
-    new_endpoints: Vec<NewEndpoint>,
+    /// What a drain takes off the shards.
+    drained: DrainBuffers<Record>,
     current: Payload,
     ready: VecDeque<Batch>,
     retry_at: Option<Instant>,
@@ -85,8 +86,7 @@ impl Flusher {
             queue,
             client,
             names: Vec::new(),
-            records: Vec::new(),
-            new_endpoints: Vec::new(),
+            drained: DrainBuffers::default(),
             current: Payload::with_capacity(settings.batch_size),
             ready: VecDeque::new(),
             retry_at: None,
@@ -137,27 +137,19 @@ impl Flusher {
 
     /// Empties every shard into the payload.
     fn drain(&mut self) {
-        let mut records = std::mem::take(&mut self.records);
+        let mut drained = std::mem::take(&mut self.drained);
         let queue = self.queue.clone();
-        for shard in queue.shards.iter() {
-            {
-                let mut shard = lock(&shard.0);
-                if shard.records.is_empty() && shard.new_endpoints.is_empty() {
-                    continue;
-                }
-                std::mem::swap(&mut shard.records, &mut records);
-                self.new_endpoints.append(&mut shard.new_endpoints);
+        queue.drain(&mut drained, |new_endpoints, records| {
+            self.learn_endpoints(new_endpoints);
+            for record in records {
+                self.encode(record);
             }
-            self.learn_endpoints();
-            for record in records.drain(..) {
-                self.encode(&record);
-            }
-        }
-        self.records = records;
+        });
+        self.drained = drained;
     }
 
-    fn learn_endpoints(&mut self) {
-        for endpoint in self.new_endpoints.drain(..) {
+    fn learn_endpoints(&mut self, new_endpoints: &[NewEndpoint]) {
+        for endpoint in new_endpoints {
             let index = endpoint.id.0 as usize;
             if self.names.len() <= index {
                 self.names.resize_with(index + 1, || None);
@@ -165,8 +157,8 @@ impl Flusher {
             if self.names[index].is_none() {
                 self.names[index] = Some(Names {
                     name: format!("{}.{}", endpoint.request_type, endpoint.name),
-                    request_type: endpoint.request_type,
-                    resource: endpoint.name,
+                    request_type: endpoint.request_type.clone(),
+                    resource: endpoint.name.clone(),
                 });
             }
         }

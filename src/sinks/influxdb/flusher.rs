@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::line_protocol::{PointFields, SeriesPrefix, encode_line};
-use super::queue::{Counters, NewEndpoint, Queue, Record};
+use super::queue::{Counters, Queue, Record};
 use super::transport::{HttpTransport, UdpSent, UdpTransport, WriteError};
 use crate::sinks::lock;
+use crate::sinks::queue::{DrainBuffers, NewEndpoint};
 
 /// The least time between two warnings about drops and errors.
 pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -62,8 +63,8 @@ pub(crate) struct Flusher {
     /// Line prefix and last timestamp, by endpoint id.
     prefixes: Vec<Option<SeriesPrefix>>,
     last_time: Vec<i64>,
-    records: Vec<Record>,
-    new_endpoints: Vec<NewEndpoint>,
+    /// What a drain takes off the shards.
+    drained: DrainBuffers<Record>,
     current: Vec<u8>,
     current_lines: usize,
     ready: VecDeque<Batch>,
@@ -95,8 +96,7 @@ impl Flusher {
             sender,
             prefixes: Vec::new(),
             last_time: Vec::new(),
-            records: Vec::new(),
-            new_endpoints: Vec::new(),
+            drained: DrainBuffers::default(),
             current: Vec::with_capacity(settings.batch_size.min(1 << 16) * 128),
             current_lines: 0,
             ready: VecDeque::new(),
@@ -149,28 +149,20 @@ impl Flusher {
 
     /// Empties every shard into batches.
     fn drain(&mut self) {
-        let mut records = std::mem::take(&mut self.records);
+        let mut drained = std::mem::take(&mut self.drained);
         let queue = self.queue.clone();
-        for shard in queue.shards.iter() {
-            {
-                let mut shard = lock(&shard.0);
-                if shard.records.is_empty() && shard.new_endpoints.is_empty() {
-                    continue;
-                }
-                std::mem::swap(&mut shard.records, &mut records);
-                self.new_endpoints.append(&mut shard.new_endpoints);
-            }
-            self.learn_endpoints();
+        queue.drain(&mut drained, |new_endpoints, records| {
+            self.learn_endpoints(new_endpoints);
             Counters::add(&self.counters.points_queued, records.len());
-            for record in records.drain(..) {
-                self.encode(&record);
+            for record in records {
+                self.encode(record);
             }
-        }
-        self.records = records;
+        });
+        self.drained = drained;
     }
 
-    fn learn_endpoints(&mut self) {
-        for endpoint in self.new_endpoints.drain(..) {
+    fn learn_endpoints(&mut self, new_endpoints: &[NewEndpoint]) {
+        for endpoint in new_endpoints {
             let index = endpoint.id.0 as usize;
             if self.prefixes.len() <= index {
                 self.prefixes.resize(index + 1, None);

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::encoder::{Encoder, Metric, Series};
 use super::packet::{Packer, Packet};
-use super::queue::{Counters, NewEndpoint, Queue, Record};
+use super::queue::{Counters, Queue, Record};
 use crate::sinks::lock;
+use crate::sinks::queue::{DrainBuffers, NewEndpoint};
 
 /// The least time between two warnings about drops and errors.
 const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -86,8 +87,8 @@ pub(crate) struct Sender {
     sums: Vec<[u64; 2]>,
     /// The (endpoint, outcome) pairs with a sum to send.
     touched: Vec<(usize, usize)>,
-    records: Vec<Record>,
-    new_endpoints: Vec<NewEndpoint>,
+    /// What a drain takes off the shards.
+    drained: DrainBuffers<Record>,
     line: Vec<u8>,
     packer: Packer,
     out: Output,
@@ -110,8 +111,7 @@ impl Sender {
             series: Vec::new(),
             sums: Vec::new(),
             touched: Vec::new(),
-            records: Vec::new(),
-            new_endpoints: Vec::new(),
+            drained: DrainBuffers::default(),
             line: Vec::with_capacity(256),
             last_warning: None,
             warned: (0, 0),
@@ -138,29 +138,21 @@ impl Sender {
 
     /// Empties every shard into datagrams (full ones are sent at once).
     pub(crate) fn drain(&mut self) {
-        let mut records = std::mem::take(&mut self.records);
+        let mut drained = std::mem::take(&mut self.drained);
         let queue = self.queue.clone();
-        for shard in queue.shards.iter() {
-            {
-                let mut shard = lock(&shard.0);
-                if shard.records.is_empty() && shard.new_endpoints.is_empty() {
-                    continue;
-                }
-                std::mem::swap(&mut shard.records, &mut records);
-                self.new_endpoints.append(&mut shard.new_endpoints);
-            }
-            self.queue.release(records.len());
+        queue.drain(&mut drained, |new_endpoints, records| {
+            queue.release(records.len());
             Counters::add(&self.counters.requests_queued, records.len() as u64);
-            self.learn_endpoints();
-            for record in records.drain(..) {
-                self.encode(&record);
+            self.learn_endpoints(new_endpoints);
+            for record in records {
+                self.encode(record);
             }
-        }
-        self.records = records;
+        });
+        self.drained = drained;
     }
 
-    fn learn_endpoints(&mut self) {
-        for endpoint in self.new_endpoints.drain(..) {
+    fn learn_endpoints(&mut self, new_endpoints: &[NewEndpoint]) {
+        for endpoint in new_endpoints {
             let index = endpoint.id.0 as usize;
             if self.series.len() <= index {
                 self.series.resize(index + 1, None);
