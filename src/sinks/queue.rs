@@ -12,10 +12,14 @@
 //! What differs between sinks is the record built from a [`RequestEvent`] and the
 //! counters a drop is counted in: both come from the record type, through
 //! [`QueueRecord`].
+//!
+//! The sink's thread warns about drops and errors at most once every [`WARN_EVERY`],
+//! through a [`RateLimitedWarning`].
 
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::event::{Endpoint, EndpointId, RequestEvent};
 use crate::listener::RequestListener;
@@ -51,7 +55,7 @@ pub(crate) struct NewEndpoint {
 
 /// One thread's queue.
 #[derive(Debug)]
-pub(crate) struct Shard<R> {
+struct Shard<R> {
     /// Records not yet taken off.
     records: Vec<R>,
     /// Endpoints announced before their first record.
@@ -204,6 +208,104 @@ impl<R: QueueRecord> RequestListener for ShardedQueue<R> {
     }
 }
 
+/// The least time between two warnings about a sink's drops and errors.
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Drops and errors counted since the last warning, when a warning is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Warning {
+    /// Drops since the last warning.
+    pub(crate) dropped: u64,
+    /// Errors since the last warning.
+    pub(crate) errors: u64,
+    /// Drops in all.
+    pub(crate) total_dropped: u64,
+    /// Errors in all.
+    pub(crate) total_errors: u64,
+    /// Whole seconds since the last warning ([`WARN_EVERY`] for the first).
+    pub(crate) seconds: u64,
+}
+
+/// Lets a sink's thread warn about drops and errors at most once every
+/// [`WARN_EVERY`], and only when they grew.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimitedWarning {
+    last: Option<Instant>,
+    /// The totals the last warning told.
+    warned: (u64, u64),
+}
+
+impl RateLimitedWarning {
+    /// Given the totals of drops and errors, what to warn about now, if anything.
+    pub(crate) fn due(&mut self, total_dropped: u64, total_errors: u64) -> Option<Warning> {
+        let now = Instant::now();
+        if self.last.is_some_and(|at| now - at < WARN_EVERY) {
+            return None;
+        }
+        if (total_dropped, total_errors) == self.warned {
+            return None;
+        }
+        let warning = Warning {
+            dropped: total_dropped - self.warned.0,
+            errors: total_errors - self.warned.1,
+            total_dropped,
+            total_errors,
+            seconds: self.last.map_or(WARN_EVERY, |at| now - at).as_secs(),
+        };
+        self.warned = (total_dropped, total_errors);
+        self.last = Some(now);
+        Some(warning)
+    }
+}
+
+/// `"; last error: …"`, to end a warning with, or nothing when no error was kept.
+pub(crate) fn last_error_suffix(last_error: &Mutex<Option<String>>) -> String {
+    lock(last_error)
+        .as_ref()
+        .map_or(String::new(), |e| format!("; last error: {e}"))
+}
+
+/// Test help: fires `n` requests of `GET /x` that each take `response_time`, every
+/// second one failing with `"boom"`.
+#[cfg(test)]
+pub(crate) fn fire<R: QueueRecord>(queue: &ShardedQueue<R>, n: usize, response_time: Duration) {
+    use crate::event::{EndpointInterner, Outcome};
+    let interner = EndpointInterner::default();
+    let endpoint = interner.intern("GET", "/x");
+    for i in 0..n {
+        queue.on_request(&RequestEvent {
+            endpoint: &endpoint,
+            url: None,
+            response: None,
+            start_time: std::time::SystemTime::now(),
+            response_time,
+            response_length: 10,
+            status: Some(500),
+            outcome: if i % 2 == 0 {
+                Outcome::Success
+            } else {
+                Outcome::Failure("boom")
+            },
+        });
+    }
+}
+
+/// Test help: drains `queue`; returns how many endpoints were announced and `f` of
+/// each record.
+#[cfg(test)]
+pub(crate) fn drain_all<R: QueueRecord, T>(
+    queue: &ShardedQueue<R>,
+    f: impl Fn(&R) -> T,
+) -> (usize, Vec<T>) {
+    let mut announced = 0;
+    let mut out = Vec::new();
+    queue.drain(&mut DrainBuffers::default(), |endpoints, records| {
+        announced += endpoints.len();
+        out.extend(records.iter().map(&f));
+    });
+    (announced, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,5 +411,20 @@ mod tests {
         assert_eq!(seen, [(0, 1)]);
         // The drain gives no slot back (the shard reserved the whole budget of 100).
         assert!(queue.is_full());
+    }
+
+    #[test]
+    fn warns_when_counts_grew_and_at_most_every_ten_seconds() {
+        let mut warning = RateLimitedWarning::default();
+        assert_eq!(warning.due(0, 0), None);
+        let first = warning.due(3, 1).expect("the first warning is due");
+        assert_eq!((first.dropped, first.errors, first.seconds), (3, 1, 10));
+        assert_eq!(warning.due(5, 1), None, "within ten seconds");
+        warning.last = Instant::now().checked_sub(WARN_EVERY);
+        let next = warning.due(5, 1).expect("due again");
+        assert_eq!((next.dropped, next.errors), (2, 0));
+        assert_eq!((next.total_dropped, next.total_errors), (5, 1));
+        warning.last = Instant::now().checked_sub(WARN_EVERY);
+        assert_eq!(warning.due(5, 1), None, "nothing grew");
     }
 }

@@ -116,45 +116,23 @@ impl QueueRecord for Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EndpointInterner;
-    use crate::listener::RequestListener;
-    use crate::sinks::queue::DrainBuffers;
+    use crate::sinks::queue::{drain_all, fire};
     use std::sync::Arc;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     #[test]
     fn bounded_and_counted() {
-        let interner = EndpointInterner::default();
-        let endpoint = interner.intern("GET", "/x");
         let counters = Arc::new(Counters::default());
         let queue = Queue::new(3, counters.clone());
-        for i in 0..5 {
-            queue.on_request(&RequestEvent {
-                endpoint: &endpoint,
-                url: None,
-                response: None,
-                start_time: SystemTime::now(),
-                response_time: Duration::from_millis(2),
-                response_length: 10,
-                status: Some(500),
-                outcome: if i % 2 == 0 {
-                    Outcome::Success
-                } else {
-                    Outcome::Failure("boom")
-                },
-            });
-        }
+        fire(&queue, 5, Duration::from_millis(2));
         assert_eq!(Counters::get(&counters.dropped_queue_full), 2);
         assert_eq!(Counters::get(&counters.spans_dropped), 2);
         assert!(queue.is_full());
-        let mut drained = Vec::new();
-        queue.drain(&mut DrainBuffers::default(), |endpoints, records| {
-            assert_eq!(endpoints.len(), 1);
-            drained.extend(records.iter().map(|r| (r.duration_ns, r.error.clone())));
-        });
-        assert_eq!(drained.len(), 3);
-        assert_eq!(drained[0], (2_000_000, None));
-        assert_eq!(drained[1].1.as_deref(), Some("boom"));
+        let (endpoints, drained) =
+            drain_all(&queue, |r| (r.duration_ns, r.status, r.error.clone()));
+        assert_eq!((endpoints, drained.len()), (1, 3));
+        assert_eq!(drained[0], (2_000_000, Some(500), None));
+        assert_eq!(drained[1].2.as_deref(), Some("boom"));
         queue.release(3);
         assert!(!queue.is_full());
     }

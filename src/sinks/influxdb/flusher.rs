@@ -6,7 +6,7 @@
 //! 5xx, a timeout or a connection error is retried with exponential backoff, as long
 //! as the queue's budget has room: when the budget is spent, the oldest waiting batch
 //! is given up so that fresh points get in. Drops and errors are counted and warned
-//! about at most once every [`WARN_EVERY`].
+//! about at most once every [`WARN_EVERY`](crate::sinks::queue::WARN_EVERY).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,11 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::line_protocol::{PointFields, SeriesPrefix, encode_line};
 use super::queue::{Counters, Queue, Record};
 use super::transport::{HttpTransport, UdpSent, UdpTransport, WriteError};
-use crate::sinks::lock;
-use crate::sinks::queue::{DrainBuffers, NewEndpoint};
+use crate::sinks::queue::{DrainBuffers, NewEndpoint, RateLimitedWarning, last_error_suffix};
 
-/// The least time between two warnings about drops and errors.
-pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How often the queue is emptied into batches, at most.
 const TICK: Duration = Duration::from_millis(10);
 /// First and longest wait before a retry.
@@ -71,8 +68,7 @@ pub(crate) struct Flusher {
     retry_at: Option<Instant>,
     backoff: Duration,
     logged_rejection: bool,
-    last_warning: Option<Instant>,
-    warned: (u64, u64),
+    warning: RateLimitedWarning,
     /// Set when the stop comes: the time by which every write must be done.
     stop_deadline: Option<Instant>,
     /// The `instance` tag, when this process is one of several ([`crate::instance`]).
@@ -103,8 +99,7 @@ impl Flusher {
             retry_at: None,
             backoff: FIRST_BACKOFF,
             logged_rejection: false,
-            last_warning: None,
-            warned: (0, 0),
+            warning: RateLimitedWarning::default(),
             stop_deadline: None,
             instance: crate::instance::instance_name(),
             settings,
@@ -393,26 +388,18 @@ impl Flusher {
     }
 
     fn warn_if_due(&mut self) {
-        let now = Instant::now();
-        if self.last_warning.is_some_and(|at| now - at < WARN_EVERY) {
-            return;
-        }
         let (dropped, errors) = self.problems();
-        if (dropped, errors) == self.warned {
+        let Some(due) = self.warning.due(dropped, errors) else {
             return;
-        }
+        };
         tracing::warn!(
             "influxdb sink: {} points dropped and {} write errors in the last {}s \
              ({dropped} and {errors} in all){}",
-            dropped - self.warned.0,
-            errors - self.warned.1,
-            self.last_warning
-                .map_or(WARN_EVERY, |at| now - at)
-                .as_secs(),
-            self.last_error_suffix(),
+            due.dropped,
+            due.errors,
+            due.seconds,
+            last_error_suffix(&self.counters.last_error),
         );
-        self.warned = (dropped, errors);
-        self.last_warning = Some(now);
     }
 
     fn final_warning(&self) {
@@ -421,15 +408,9 @@ impl Flusher {
             tracing::warn!(
                 "influxdb sink stopped: {} points sent, {dropped} dropped, {errors} write errors{}",
                 Counters::get(&self.counters.points_sent),
-                self.last_error_suffix(),
+                last_error_suffix(&self.counters.last_error),
             );
         }
-    }
-
-    fn last_error_suffix(&self) -> String {
-        lock(&self.counters.last_error)
-            .as_ref()
-            .map_or(String::new(), |e| format!("; last error: {e}"))
     }
 }
 

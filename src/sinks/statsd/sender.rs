@@ -4,7 +4,7 @@
 //!
 //! Send errors (e.g. "connection refused" when nothing listens on a loopback port) are
 //! counted with the metrics they carried, and warned about at most every
-//! [`WARN_EVERY`]; the request path never sees them.
+//! [`WARN_EVERY`](crate::sinks::queue::WARN_EVERY); the request path never sees them.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -17,10 +17,8 @@ use super::encoder::{Encoder, Metric, Series};
 use super::packet::{Packer, Packet};
 use super::queue::{Counters, Queue, Record};
 use crate::sinks::lock;
-use crate::sinks::queue::{DrainBuffers, NewEndpoint};
+use crate::sinks::queue::{DrainBuffers, NewEndpoint, RateLimitedWarning, last_error_suffix};
 
-/// The least time between two warnings about drops and errors.
-const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How often the queue is emptied, at most.
 const TICK: Duration = Duration::from_millis(10);
 /// The longest a send may wait for room in the socket's buffer.
@@ -92,8 +90,7 @@ pub(crate) struct Sender {
     line: Vec<u8>,
     packer: Packer,
     out: Output,
-    last_warning: Option<Instant>,
-    warned: (u64, u64),
+    warning: RateLimitedWarning,
 }
 
 impl Sender {
@@ -113,8 +110,7 @@ impl Sender {
             touched: Vec::new(),
             drained: DrainBuffers::default(),
             line: Vec::with_capacity(256),
-            last_warning: None,
-            warned: (0, 0),
+            warning: RateLimitedWarning::default(),
         }
     }
 
@@ -222,30 +218,18 @@ impl Sender {
         )
     }
 
-    fn last_error_suffix(&self) -> String {
-        lock(&self.counters.last_error)
-            .as_ref()
-            .map_or(String::new(), |e| format!("; last error: {e}"))
-    }
-
     fn warn_if_due(&mut self) {
-        let now = Instant::now();
-        if self.last_warning.is_some_and(|at| now - at < WARN_EVERY) {
-            return;
-        }
         let (dropped, errors) = self.problems();
-        if (dropped, errors) == self.warned {
+        let Some(due) = self.warning.due(dropped, errors) else {
             return;
-        }
+        };
         tracing::warn!(
             "statsd sink: {} requests dropped (queue full) and {} send errors since the last \
              warning ({dropped} and {errors} in all){}",
-            dropped - self.warned.0,
-            errors - self.warned.1,
-            self.last_error_suffix(),
+            due.dropped,
+            due.errors,
+            last_error_suffix(&self.counters.last_error),
         );
-        self.warned = (dropped, errors);
-        self.last_warning = Some(now);
     }
 
     fn final_warning(&self) {
@@ -255,7 +239,7 @@ impl Sender {
                 "statsd sink stopped: {} datagrams sent, {dropped} requests dropped, {errors} \
                  send errors{}",
                 Counters::get(&self.counters.datagrams_sent),
-                self.last_error_suffix(),
+                last_error_suffix(&self.counters.last_error),
             );
         }
     }
