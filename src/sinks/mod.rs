@@ -13,6 +13,7 @@ pub mod influxdb;
 pub mod opentelemetry;
 pub mod prometheus;
 pub mod prometheus_remote_write;
+mod queue;
 pub mod statsd;
 
 use std::sync::{Arc, Mutex, MutexGuard};

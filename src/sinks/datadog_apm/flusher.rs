@@ -5,7 +5,7 @@
 //! A refused payload (4xx other than 429) is given up at once; a server error, a 429,
 //! a timeout or a connection error is retried with backoff, up to [`MAX_ATTEMPTS`],
 //! while the queue's budget has room. Drops and errors are counted and warned about at
-//! most once every [`WARN_EVERY`].
+//! most once every [`WARN_EVERY`](crate::sinks::queue::WARN_EVERY).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,13 +17,11 @@ use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 use super::agent::AgentClient;
-use super::queue::{Counters, NewEndpoint, Queue, Record};
+use super::queue::{Counters, Queue, Record};
 use super::span::{Payload, SpanFields, error_type};
 use crate::sinks::influxdb::transport::WriteError;
-use crate::sinks::lock;
+use crate::sinks::queue::{DrainBuffers, NewEndpoint, RateLimitedWarning, last_error_suffix};
 
-/// The least time between two warnings about drops and errors.
-const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How often the queue is emptied, at most.
 const TICK: Duration = Duration::from_millis(10);
 /// First and longest wait before a retry.
@@ -64,16 +62,15 @@ pub(crate) struct Flusher {
     client: AgentClient,
     settings: FlushSettings,
     names: Vec<Option<Names>>,
-    records: Vec<Record>,
-    new_endpoints: Vec<NewEndpoint>,
+    /// What a drain takes off the shards.
+    drained: DrainBuffers<Record>,
     current: Payload,
     ready: VecDeque<Batch>,
     retry_at: Option<Instant>,
     backoff: Duration,
     rng: SmallRng,
     logged_rejection: bool,
-    last_warning: Option<Instant>,
-    warned: (u64, u64),
+    warning: RateLimitedWarning,
     /// Set when the stop comes: the time by which every send must be done.
     stop_deadline: Option<Instant>,
 }
@@ -85,16 +82,14 @@ impl Flusher {
             queue,
             client,
             names: Vec::new(),
-            records: Vec::new(),
-            new_endpoints: Vec::new(),
+            drained: DrainBuffers::default(),
             current: Payload::with_capacity(settings.batch_size),
             ready: VecDeque::new(),
             retry_at: None,
             backoff: FIRST_BACKOFF,
             rng: SmallRng::from_entropy(),
             logged_rejection: false,
-            last_warning: None,
-            warned: (0, 0),
+            warning: RateLimitedWarning::default(),
             stop_deadline: None,
             settings,
         }
@@ -137,27 +132,19 @@ impl Flusher {
 
     /// Empties every shard into the payload.
     fn drain(&mut self) {
-        let mut records = std::mem::take(&mut self.records);
+        let mut drained = std::mem::take(&mut self.drained);
         let queue = self.queue.clone();
-        for shard in queue.shards.iter() {
-            {
-                let mut shard = lock(&shard.0);
-                if shard.records.is_empty() && shard.new_endpoints.is_empty() {
-                    continue;
-                }
-                std::mem::swap(&mut shard.records, &mut records);
-                self.new_endpoints.append(&mut shard.new_endpoints);
+        queue.drain(&mut drained, |new_endpoints, records| {
+            self.learn_endpoints(new_endpoints);
+            for record in records {
+                self.encode(record);
             }
-            self.learn_endpoints();
-            for record in records.drain(..) {
-                self.encode(&record);
-            }
-        }
-        self.records = records;
+        });
+        self.drained = drained;
     }
 
-    fn learn_endpoints(&mut self) {
-        for endpoint in self.new_endpoints.drain(..) {
+    fn learn_endpoints(&mut self, new_endpoints: &[NewEndpoint]) {
+        for endpoint in new_endpoints {
             let index = endpoint.id.0 as usize;
             if self.names.len() <= index {
                 self.names.resize_with(index + 1, || None);
@@ -165,8 +152,8 @@ impl Flusher {
             if self.names[index].is_none() {
                 self.names[index] = Some(Names {
                     name: format!("{}.{}", endpoint.request_type, endpoint.name),
-                    request_type: endpoint.request_type,
-                    resource: endpoint.name,
+                    request_type: endpoint.request_type.clone(),
+                    resource: endpoint.name.clone(),
                 });
             }
         }
@@ -344,26 +331,18 @@ impl Flusher {
     }
 
     fn warn_if_due(&mut self) {
-        let now = Instant::now();
-        if self.last_warning.is_some_and(|at| now - at < WARN_EVERY) {
-            return;
-        }
         let (dropped, errors) = self.problems();
-        if (dropped, errors) == self.warned {
+        let Some(due) = self.warning.due(dropped, errors) else {
             return;
-        }
+        };
         tracing::warn!(
             "datadog apm exporter: {} spans dropped and {} send errors in the last {}s \
              ({dropped} and {errors} in all){}",
-            dropped - self.warned.0,
-            errors - self.warned.1,
-            self.last_warning
-                .map_or(WARN_EVERY, |at| now - at)
-                .as_secs(),
-            self.last_error_suffix(),
+            due.dropped,
+            due.errors,
+            due.seconds,
+            last_error_suffix(&self.counters.last_error),
         );
-        self.warned = (dropped, errors);
-        self.last_warning = Some(now);
     }
 
     fn final_warning(&self) {
@@ -373,14 +352,8 @@ impl Flusher {
                 "datadog apm exporter stopped: {} spans sent, {dropped} spans dropped, \
                  {errors} send errors{}",
                 Counters::get(&self.counters.spans_sent),
-                self.last_error_suffix(),
+                last_error_suffix(&self.counters.last_error),
             );
         }
-    }
-
-    fn last_error_suffix(&self) -> String {
-        lock(&self.counters.last_error)
-            .as_ref()
-            .map_or(String::new(), |e| format!("; last error: {e}"))
     }
 }

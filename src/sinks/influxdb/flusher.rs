@@ -6,7 +6,7 @@
 //! 5xx, a timeout or a connection error is retried with exponential backoff, as long
 //! as the queue's budget has room: when the budget is spent, the oldest waiting batch
 //! is given up so that fresh points get in. Drops and errors are counted and warned
-//! about at most once every [`WARN_EVERY`].
+//! about at most once every [`WARN_EVERY`](crate::sinks::queue::WARN_EVERY).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,12 +15,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::line_protocol::{PointFields, SeriesPrefix, encode_line};
-use super::queue::{Counters, NewEndpoint, Queue, Record};
+use super::queue::{Counters, Queue, Record};
 use super::transport::{HttpTransport, UdpSent, UdpTransport, WriteError};
-use crate::sinks::lock;
+use crate::sinks::queue::{DrainBuffers, NewEndpoint, RateLimitedWarning, last_error_suffix};
 
-/// The least time between two warnings about drops and errors.
-pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How often the queue is emptied into batches, at most.
 const TICK: Duration = Duration::from_millis(10);
 /// First and longest wait before a retry.
@@ -62,16 +60,15 @@ pub(crate) struct Flusher {
     /// Line prefix and last timestamp, by endpoint id.
     prefixes: Vec<Option<SeriesPrefix>>,
     last_time: Vec<i64>,
-    records: Vec<Record>,
-    new_endpoints: Vec<NewEndpoint>,
+    /// What a drain takes off the shards.
+    drained: DrainBuffers<Record>,
     current: Vec<u8>,
     current_lines: usize,
     ready: VecDeque<Batch>,
     retry_at: Option<Instant>,
     backoff: Duration,
     logged_rejection: bool,
-    last_warning: Option<Instant>,
-    warned: (u64, u64),
+    warning: RateLimitedWarning,
     /// Set when the stop comes: the time by which every write must be done.
     stop_deadline: Option<Instant>,
     /// The `instance` tag, when this process is one of several ([`crate::instance`]).
@@ -95,16 +92,14 @@ impl Flusher {
             sender,
             prefixes: Vec::new(),
             last_time: Vec::new(),
-            records: Vec::new(),
-            new_endpoints: Vec::new(),
+            drained: DrainBuffers::default(),
             current: Vec::with_capacity(settings.batch_size.min(1 << 16) * 128),
             current_lines: 0,
             ready: VecDeque::new(),
             retry_at: None,
             backoff: FIRST_BACKOFF,
             logged_rejection: false,
-            last_warning: None,
-            warned: (0, 0),
+            warning: RateLimitedWarning::default(),
             stop_deadline: None,
             instance: crate::instance::instance_name(),
             settings,
@@ -149,28 +144,20 @@ impl Flusher {
 
     /// Empties every shard into batches.
     fn drain(&mut self) {
-        let mut records = std::mem::take(&mut self.records);
+        let mut drained = std::mem::take(&mut self.drained);
         let queue = self.queue.clone();
-        for shard in queue.shards.iter() {
-            {
-                let mut shard = lock(&shard.0);
-                if shard.records.is_empty() && shard.new_endpoints.is_empty() {
-                    continue;
-                }
-                std::mem::swap(&mut shard.records, &mut records);
-                self.new_endpoints.append(&mut shard.new_endpoints);
-            }
-            self.learn_endpoints();
+        queue.drain(&mut drained, |new_endpoints, records| {
+            self.learn_endpoints(new_endpoints);
             Counters::add(&self.counters.points_queued, records.len());
-            for record in records.drain(..) {
-                self.encode(&record);
+            for record in records {
+                self.encode(record);
             }
-        }
-        self.records = records;
+        });
+        self.drained = drained;
     }
 
-    fn learn_endpoints(&mut self) {
-        for endpoint in self.new_endpoints.drain(..) {
+    fn learn_endpoints(&mut self, new_endpoints: &[NewEndpoint]) {
+        for endpoint in new_endpoints {
             let index = endpoint.id.0 as usize;
             if self.prefixes.len() <= index {
                 self.prefixes.resize(index + 1, None);
@@ -401,26 +388,18 @@ impl Flusher {
     }
 
     fn warn_if_due(&mut self) {
-        let now = Instant::now();
-        if self.last_warning.is_some_and(|at| now - at < WARN_EVERY) {
-            return;
-        }
         let (dropped, errors) = self.problems();
-        if (dropped, errors) == self.warned {
+        let Some(due) = self.warning.due(dropped, errors) else {
             return;
-        }
+        };
         tracing::warn!(
             "influxdb sink: {} points dropped and {} write errors in the last {}s \
              ({dropped} and {errors} in all){}",
-            dropped - self.warned.0,
-            errors - self.warned.1,
-            self.last_warning
-                .map_or(WARN_EVERY, |at| now - at)
-                .as_secs(),
-            self.last_error_suffix(),
+            due.dropped,
+            due.errors,
+            due.seconds,
+            last_error_suffix(&self.counters.last_error),
         );
-        self.warned = (dropped, errors);
-        self.last_warning = Some(now);
     }
 
     fn final_warning(&self) {
@@ -429,15 +408,9 @@ impl Flusher {
             tracing::warn!(
                 "influxdb sink stopped: {} points sent, {dropped} dropped, {errors} write errors{}",
                 Counters::get(&self.counters.points_sent),
-                self.last_error_suffix(),
+                last_error_suffix(&self.counters.last_error),
             );
         }
-    }
-
-    fn last_error_suffix(&self) -> String {
-        lock(&self.counters.last_error)
-            .as_ref()
-            .map_or(String::new(), |e| format!("; last error: {e}"))
     }
 }
 

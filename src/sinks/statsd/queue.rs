@@ -1,22 +1,19 @@
-//! The hot path: the listener that copies each request into a bounded, sharded queue.
+//! The StatsD sink's record and counters, for the push sinks' shared request-path
+//! queue ([`crate::sinks::queue`]).
 //!
-//! `on_request` pushes a 24-byte record into its thread's shard (one uncontended lock)
-//! and takes one slot of the shard's reservation; a shard takes [`RESERVE`] slots of
-//! the shared budget (`max_queued_requests`) at a time, so the shared counter is
-//! touched once per [`RESERVE`] requests. When the budget is spent the request is
-//! dropped and counted; the request loop never waits. The sender gives slots back as
-//! it takes records off. The same design as the InfluxDB sink's queue, with a smaller
-//! record (no timestamp, no error text: StatsD carries neither).
+//! The queue's budget is `max_queued_requests`; the sender gives slots back as it takes
+//! records off. The record is smaller than the InfluxDB sink's (no timestamp, no error
+//! text: StatsD carries neither). A request dropped because the budget is spent counts
+//! in `requests_dropped`, and its three metrics in `metrics_dropped`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::event::{Endpoint, EndpointId, RequestEvent};
-use crate::listener::RequestListener;
-use crate::shard::{Padded, SHARDS, shard_index};
+use crate::event::{EndpointId, RequestEvent};
 use crate::sinks::lock;
+use crate::sinks::queue::{QueueRecord, ShardedQueue};
 
 /// One request, as queued.
 #[derive(Debug, Clone, Copy)]
@@ -26,45 +23,6 @@ pub(crate) struct Record {
     /// Whole milliseconds, truncated (LoadDensity's `int(response_time)`).
     pub(crate) latency_ms: u64,
     pub(crate) response_bytes: u64,
-}
-
-/// An endpoint a shard saw for the first time: the sender prepares its lines.
-#[derive(Debug)]
-pub(crate) struct NewEndpoint {
-    pub(crate) id: EndpointId,
-    pub(crate) request_type: Arc<str>,
-    pub(crate) name: Arc<str>,
-}
-
-/// Slots a shard takes from the shared budget at once.
-pub(crate) const RESERVE: usize = 256;
-
-/// One thread's queue.
-#[derive(Debug, Default)]
-pub(crate) struct Shard {
-    pub(crate) records: Vec<Record>,
-    pub(crate) new_endpoints: Vec<NewEndpoint>,
-    seen: Vec<bool>,
-    reserved: usize,
-}
-
-impl Shard {
-    #[inline]
-    fn push(&mut self, endpoint: &Endpoint, record: Record) {
-        let index = endpoint.id.0 as usize;
-        if !self.seen.get(index).copied().unwrap_or(false) {
-            if self.seen.len() <= index {
-                self.seen.resize(index + 1, false);
-            }
-            self.seen[index] = true;
-            self.new_endpoints.push(NewEndpoint {
-                id: endpoint.id,
-                request_type: endpoint.request_type.clone(),
-                name: endpoint.name.clone(),
-            });
-        }
-        self.records.push(record);
-    }
 }
 
 /// What the sink counts; reported in the summary's `sinks.statsd`.
@@ -120,110 +78,45 @@ impl Counters {
     }
 }
 
-/// The listener attached to the request event.
-#[derive(Debug)]
-pub(crate) struct Queue {
-    pub(crate) shards: Box<[Padded<Mutex<Shard>>]>,
-    /// Requests accepted and not yet taken off by the sender.
-    pending: AtomicUsize,
-    max_pending: usize,
-    pub(crate) counters: Arc<Counters>,
-}
+/// The sink's queue: its records, bounded by `max_queued_requests`.
+pub(crate) type Queue = ShardedQueue<Record>;
 
-impl Queue {
-    pub(crate) fn new(max_pending: usize, counters: Arc<Counters>) -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
-            pending: AtomicUsize::new(0),
-            max_pending,
-            counters,
-        }
-    }
+impl QueueRecord for Record {
+    type Counters = Counters;
 
-    /// Takes up to `wanted` slots of the budget; returns how many it got (0 when spent).
-    fn reserve(&self, wanted: usize) -> usize {
-        let mut pending = self.pending.load(Ordering::Relaxed);
-        loop {
-            let got = wanted.min(self.max_pending.saturating_sub(pending));
-            if got == 0 {
-                return 0;
-            }
-            match self.pending.compare_exchange_weak(
-                pending,
-                pending + got,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return got,
-                Err(now) => pending = now,
-            }
-        }
-    }
-
-    /// Gives `n` slots back: their records were taken off.
-    pub(crate) fn release(&self, n: usize) {
-        self.pending.fetch_sub(n, Ordering::Relaxed);
-    }
-}
-
-impl RequestListener for Queue {
     #[inline]
-    fn on_request(&self, event: &RequestEvent<'_>) {
-        let mut shard = lock(&self.shards[shard_index()].0);
-        if shard.reserved == 0 {
-            shard.reserved = self.reserve(RESERVE);
-            if shard.reserved == 0 {
-                drop(shard);
-                Counters::add(&self.counters.requests_dropped, 1);
-                Counters::add(&self.counters.metrics_dropped, 3);
-                return;
-            }
-        }
-        shard.reserved -= 1;
-        let record = Record {
+    fn from_event(event: &RequestEvent<'_>) -> Self {
+        Record {
             endpoint: event.endpoint.id,
             success: event.outcome.is_success(),
             latency_ms: u64::try_from(event.response_time.as_millis()).unwrap_or(u64::MAX),
             response_bytes: event.response_length,
-        };
-        shard.push(event.endpoint, record);
+        }
+    }
+
+    fn count_drop(counters: &Counters) {
+        Counters::add(&counters.requests_dropped, 1);
+        Counters::add(&counters.metrics_dropped, 3);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EndpointInterner, Outcome};
-    use std::time::{Duration, SystemTime};
+    use crate::sinks::queue::{drain_all, fire};
+    use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn bounded_and_counted() {
-        let interner = EndpointInterner::default();
-        let endpoint = interner.intern("GET", "/x");
         let counters = Arc::new(Counters::default());
         let queue = Queue::new(3, counters.clone());
-        for i in 0..5 {
-            queue.on_request(&RequestEvent {
-                endpoint: &endpoint,
-                url: None,
-                response: None,
-                start_time: SystemTime::now(),
-                response_time: Duration::from_micros(2_999),
-                response_length: 10,
-                status: Some(500),
-                outcome: if i % 2 == 0 {
-                    Outcome::Success
-                } else {
-                    Outcome::Failure("boom")
-                },
-            });
-        }
+        fire(&queue, 5, Duration::from_micros(2_999));
         assert_eq!(Counters::get(&counters.requests_dropped), 2);
         assert_eq!(Counters::get(&counters.metrics_dropped), 6);
-        let shard = lock(&queue.shards[shard_index()].0);
-        assert_eq!(shard.records.len(), 3);
-        assert_eq!(shard.new_endpoints.len(), 1);
-        assert_eq!(shard.records[0].latency_ms, 2);
-        assert!(!shard.records[1].success);
+        let (endpoints, drained) = drain_all(&queue, |r| *r);
+        assert_eq!((endpoints, drained.len()), (1, 3));
+        assert_eq!(drained[0].latency_ms, 2);
+        assert!(!drained[1].success);
     }
 }

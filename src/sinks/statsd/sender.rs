@@ -4,7 +4,7 @@
 //!
 //! Send errors (e.g. "connection refused" when nothing listens on a loopback port) are
 //! counted with the metrics they carried, and warned about at most every
-//! [`WARN_EVERY`]; the request path never sees them.
+//! [`WARN_EVERY`](crate::sinks::queue::WARN_EVERY); the request path never sees them.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -15,11 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::encoder::{Encoder, Metric, Series};
 use super::packet::{Packer, Packet};
-use super::queue::{Counters, NewEndpoint, Queue, Record};
+use super::queue::{Counters, Queue, Record};
 use crate::sinks::lock;
+use crate::sinks::queue::{DrainBuffers, NewEndpoint, RateLimitedWarning, last_error_suffix};
 
-/// The least time between two warnings about drops and errors.
-const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How often the queue is emptied, at most.
 const TICK: Duration = Duration::from_millis(10);
 /// The longest a send may wait for room in the socket's buffer.
@@ -86,13 +85,12 @@ pub(crate) struct Sender {
     sums: Vec<[u64; 2]>,
     /// The (endpoint, outcome) pairs with a sum to send.
     touched: Vec<(usize, usize)>,
-    records: Vec<Record>,
-    new_endpoints: Vec<NewEndpoint>,
+    /// What a drain takes off the shards.
+    drained: DrainBuffers<Record>,
     line: Vec<u8>,
     packer: Packer,
     out: Output,
-    last_warning: Option<Instant>,
-    warned: (u64, u64),
+    warning: RateLimitedWarning,
 }
 
 impl Sender {
@@ -110,11 +108,9 @@ impl Sender {
             series: Vec::new(),
             sums: Vec::new(),
             touched: Vec::new(),
-            records: Vec::new(),
-            new_endpoints: Vec::new(),
+            drained: DrainBuffers::default(),
             line: Vec::with_capacity(256),
-            last_warning: None,
-            warned: (0, 0),
+            warning: RateLimitedWarning::default(),
         }
     }
 
@@ -138,29 +134,21 @@ impl Sender {
 
     /// Empties every shard into datagrams (full ones are sent at once).
     pub(crate) fn drain(&mut self) {
-        let mut records = std::mem::take(&mut self.records);
+        let mut drained = std::mem::take(&mut self.drained);
         let queue = self.queue.clone();
-        for shard in queue.shards.iter() {
-            {
-                let mut shard = lock(&shard.0);
-                if shard.records.is_empty() && shard.new_endpoints.is_empty() {
-                    continue;
-                }
-                std::mem::swap(&mut shard.records, &mut records);
-                self.new_endpoints.append(&mut shard.new_endpoints);
-            }
-            self.queue.release(records.len());
+        queue.drain(&mut drained, |new_endpoints, records| {
+            queue.release(records.len());
             Counters::add(&self.counters.requests_queued, records.len() as u64);
-            self.learn_endpoints();
-            for record in records.drain(..) {
-                self.encode(&record);
+            self.learn_endpoints(new_endpoints);
+            for record in records {
+                self.encode(record);
             }
-        }
-        self.records = records;
+        });
+        self.drained = drained;
     }
 
-    fn learn_endpoints(&mut self) {
-        for endpoint in self.new_endpoints.drain(..) {
+    fn learn_endpoints(&mut self, new_endpoints: &[NewEndpoint]) {
+        for endpoint in new_endpoints {
             let index = endpoint.id.0 as usize;
             if self.series.len() <= index {
                 self.series.resize(index + 1, None);
@@ -230,30 +218,18 @@ impl Sender {
         )
     }
 
-    fn last_error_suffix(&self) -> String {
-        lock(&self.counters.last_error)
-            .as_ref()
-            .map_or(String::new(), |e| format!("; last error: {e}"))
-    }
-
     fn warn_if_due(&mut self) {
-        let now = Instant::now();
-        if self.last_warning.is_some_and(|at| now - at < WARN_EVERY) {
-            return;
-        }
         let (dropped, errors) = self.problems();
-        if (dropped, errors) == self.warned {
+        let Some(due) = self.warning.due(dropped, errors) else {
             return;
-        }
+        };
         tracing::warn!(
             "statsd sink: {} requests dropped (queue full) and {} send errors since the last \
              warning ({dropped} and {errors} in all){}",
-            dropped - self.warned.0,
-            errors - self.warned.1,
-            self.last_error_suffix(),
+            due.dropped,
+            due.errors,
+            last_error_suffix(&self.counters.last_error),
         );
-        self.warned = (dropped, errors);
-        self.last_warning = Some(now);
     }
 
     fn final_warning(&self) {
@@ -263,7 +239,7 @@ impl Sender {
                 "statsd sink stopped: {} datagrams sent, {dropped} requests dropped, {errors} \
                  send errors{}",
                 Counters::get(&self.counters.datagrams_sent),
-                self.last_error_suffix(),
+                last_error_suffix(&self.counters.last_error),
             );
         }
     }
