@@ -5,7 +5,7 @@
 //! on every request.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -70,6 +70,41 @@ pub struct RequestEvent<'a> {
     pub response: Option<ResponseParts<'a>>,
 }
 
+/// The W3C trace context the engine chose for one request, before sending it
+/// ([`EventDetail::trace_ratio`]): an HTTP step sends it as a `traceparent` header,
+/// and the traces exporter makes the request's span with these ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceIds {
+    /// The trace id (never 0).
+    pub trace_id: u128,
+    /// The request span's id (never 0).
+    pub span_id: u64,
+    /// True when the request's span is exported (the `01` flag).
+    pub sampled: bool,
+}
+
+impl TraceIds {
+    /// Draws new ids from `rng`; the request is sampled with probability `ratio`.
+    pub fn draw<R: rand::Rng + ?Sized>(rng: &mut R, ratio: f64) -> Self {
+        let sampled = ratio >= 1.0 || (ratio > 0.0 && rng.r#gen::<f64>() < ratio);
+        Self {
+            trace_id: rng.r#gen::<u128>().max(1),
+            span_id: rng.r#gen::<u64>().max(1),
+            sampled,
+        }
+    }
+
+    /// The `traceparent` header's value: `00-{trace id}-{span id}-{01|00}`.
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{:032x}-{:016x}-{}",
+            self.trace_id,
+            self.span_id,
+            if self.sampled { "01" } else { "00" }
+        )
+    }
+}
+
 /// Body bytes a sampled response keeps ([`ResponseParts::body`]).
 pub const SAMPLE_BODY: usize = 4096;
 
@@ -87,6 +122,10 @@ const SAMPLE_REARM: u32 = 64;
 pub struct EventDetail {
     url_claims: AtomicUsize,
     sample_budget: AtomicU32,
+    /// Claims of trace context ([`EventDetail::want_trace`]).
+    trace_claims: AtomicUsize,
+    /// The sample ratio of the last trace claim, as `f64` bits.
+    trace_ratio: AtomicU64,
 }
 
 impl Default for EventDetail {
@@ -94,6 +133,8 @@ impl Default for EventDetail {
         Self {
             url_claims: AtomicUsize::new(0),
             sample_budget: AtomicU32::new(SAMPLE_REARM),
+            trace_claims: AtomicUsize::new(0),
+            trace_ratio: AtomicU64::new(1.0f64.to_bits()),
         }
     }
 }
@@ -114,6 +155,30 @@ impl EventDetail {
     pub fn release_urls(&self) {
         let _ = self
             .url_claims
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// The sample ratio to decide each request's trace context with, while some
+    /// listener claims it ([`EventDetail::want_trace`]); `None` otherwise (nothing to do).
+    #[inline]
+    pub fn trace_ratio(&self) -> Option<f64> {
+        (self.trace_claims.load(Ordering::Relaxed) > 0)
+            .then(|| f64::from_bits(self.trace_ratio.load(Ordering::Relaxed)))
+    }
+
+    /// Claims trace context for a listener being attached: the engine then chooses
+    /// each request's [`TraceIds`] before sending it, sampled at `ratio` (0 to 1).
+    /// Pair with [`EventDetail::release_trace`].
+    pub fn want_trace(&self, ratio: f64) {
+        self.trace_ratio
+            .store(ratio.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+        self.trace_claims.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops a claim of [`EventDetail::want_trace`].
+    pub fn release_trace(&self) {
+        let _ = self
+            .trace_claims
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
@@ -204,5 +269,28 @@ mod tests {
         assert_eq!(a.id, a2.id);
         assert_ne!(a.id, b.id);
         assert_eq!(b.id, EndpointId(1));
+    }
+
+    #[test]
+    fn trace_claims_and_traceparent() {
+        let detail = EventDetail::default();
+        assert_eq!(detail.trace_ratio(), None);
+        detail.want_trace(0.25);
+        assert_eq!(detail.trace_ratio(), Some(0.25));
+        detail.release_trace();
+        detail.release_trace();
+        assert_eq!(detail.trace_ratio(), None);
+        let ids = TraceIds {
+            trace_id: 0xab,
+            span_id: 0xcd,
+            sampled: true,
+        };
+        assert_eq!(
+            ids.traceparent(),
+            "00-000000000000000000000000000000ab-00000000000000cd-01"
+        );
+        let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(7);
+        assert!(!TraceIds::draw(&mut rng, 0.0).sampled);
+        assert!(TraceIds::draw(&mut rng, 1.0).sampled);
     }
 }

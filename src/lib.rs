@@ -37,7 +37,7 @@ mod shard;
 
 pub use action::{ActionError, Executor, ExecutorOptions};
 pub use context::RunContext;
-pub use event::{Endpoint, EndpointId, Outcome, RequestEvent};
+pub use event::{Endpoint, EndpointId, Outcome, RequestEvent, TraceIds};
 pub use listener::{ListenerId, ListenerRegistry, RequestListener};
 pub use segment::Segment;
 pub use stats::{StatsRecorder, Summary};

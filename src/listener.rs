@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::{ArcSwap, Cache};
 
-use crate::event::{EventDetail, RequestEvent};
+use crate::event::{EventDetail, RequestEvent, TraceIds};
 
 /// Something that consumes request events: statistics, a metric sink, a user's own hook.
 ///
@@ -21,6 +21,14 @@ use crate::event::{EventDetail, RequestEvent};
 pub trait RequestListener: Send + Sync + 'static {
     /// Called once for every completed request.
     fn on_request(&self, event: &RequestEvent<'_>);
+
+    /// Called instead of [`RequestListener::on_request`] for a request whose trace
+    /// context the engine chose before sending it (while a listener claims it:
+    /// [`EventDetail::want_trace`]). By default the context is ignored.
+    fn on_traced_request(&self, event: &RequestEvent<'_>, trace: TraceIds) {
+        let _ = trace;
+        self.on_request(event);
+    }
 }
 
 /// Identifies an attached listener, for [`ListenerRegistry::remove`].
@@ -132,6 +140,20 @@ impl ListenerCache {
     pub fn fire(&mut self, event: &RequestEvent<'_>) {
         for (_, listener) in self.0.load().iter() {
             listener.on_request(event);
+        }
+    }
+
+    /// Delivers one event with the trace context chosen for it, when there is one
+    /// ([`RequestListener::on_traced_request`]), to every listener attached now.
+    #[inline]
+    pub fn fire_traced(&mut self, event: &RequestEvent<'_>, trace: Option<TraceIds>) {
+        match trace {
+            None => self.fire(event),
+            Some(trace) => {
+                for (_, listener) in self.0.load().iter() {
+                    listener.on_traced_request(event, trace);
+                }
+            }
         }
     }
 }

@@ -126,15 +126,6 @@ mod imp {
 
     impl StartTracing {
         fn options(&self) -> Result<OtelTracingOptions, ActionError> {
-            if self.propagate {
-                return Err(ActionError::argument(
-                    "propagate",
-                    format!(
-                        "{ACTION}: sending a W3C traceparent header is not available in this \
-                         version; leave `propagate` out or false"
-                    ),
-                ));
-            }
             let defaults = OtelTracingOptions::default();
             let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
             let options = OtelTracingOptions {
@@ -149,6 +140,7 @@ mod imp {
                 headers: self.headers.clone(),
                 timeout_ms: positive("timeout_ms", "number of milliseconds", self.timeout_ms)?,
                 sample_ratio: self.sample_ratio.unwrap_or(defaults.sample_ratio),
+                propagate: self.propagate,
                 max_queue_size: positive("max_queue_size", "number of spans", self.max_queue_size)?
                     .map_or(defaults.max_queue_size, usize_of),
                 max_export_batch_size: positive(

@@ -12,7 +12,9 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
 use super::{RunShared, Scenario};
-use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, ResponseParts, intern_endpoint};
+use crate::event::{
+    Endpoint, EndpointId, Outcome, RequestEvent, ResponseParts, TraceIds, intern_endpoint,
+};
 use crate::listener::ListenerCache;
 use crate::protocol::{ExtraEvent, Protocol, StepContext};
 use crate::scenario::RenderContext;
@@ -247,6 +249,11 @@ pub(super) async fn run_iteration<P: Protocol>(
         let detail = shared.listeners.detail();
         let logging = detail.urls_wanted();
         let sampled = logging && detail.take_sample();
+        // Trace context (`propagate`): chosen before the request, so that the step can
+        // send it and the traces exporter's span carries the same ids.
+        let trace = detail
+            .trace_ratio()
+            .map(|ratio| TraceIds::draw(&mut user.rng, ratio));
         user.url.clear();
         let mut ctx = StepContext::new(
             &mut user.variables,
@@ -256,7 +263,8 @@ pub(super) async fn run_iteration<P: Protocol>(
             &mut user.extra,
             Instant::now(),
         )
-        .with_log(&mut user.url, logging, sampled);
+        .with_log(&mut user.url, logging, sampled)
+        .with_trace(trace);
         let outcome = P::step(&mut user.client, task, &mut ctx).await;
         // One clock read before the request: its start (unless scheduled) and the base
         // of its timeout.
@@ -276,7 +284,7 @@ pub(super) async fn run_iteration<P: Protocol>(
             None => Outcome::Success,
             Some(failure) => Outcome::Failure(failure),
         };
-        user.listeners.fire(&RequestEvent {
+        let event = RequestEvent {
             endpoint: &endpoint,
             start_time: shared.wall_clock_at(start),
             response_time,
@@ -288,7 +296,8 @@ pub(super) async fn run_iteration<P: Protocol>(
                 headers: &sample.headers,
                 body: &sample.body,
             }),
-        });
+        };
+        user.listeners.fire_traced(&event, trace);
         for extra in user.extra.drain(..) {
             let result = match &extra.failure {
                 None => Outcome::Success,

@@ -31,7 +31,7 @@ use rand::rngs::SmallRng;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::event::Endpoint;
+use crate::event::{Endpoint, TraceIds};
 use crate::scenario::{CsvLookup, RenderContext, ResolverSnapshot};
 use crate::task::{Task, TaskError};
 
@@ -123,6 +123,10 @@ pub struct StepContext<'a> {
     url: Option<&'a mut String>,
     /// True when the request log wants this step's response as a sample.
     pub sample: bool,
+    /// The trace context chosen for this request, when a listener claims it
+    /// ([`crate::event::EventDetail::want_trace`]): an HTTP step sends it as a W3C
+    /// `traceparent` header. `None` otherwise.
+    pub trace: Option<TraceIds>,
 }
 
 impl<'a> StepContext<'a> {
@@ -143,6 +147,7 @@ impl<'a> StepContext<'a> {
             began,
             url: None,
             sample: false,
+            trace: None,
         }
     }
 
@@ -152,6 +157,12 @@ impl<'a> StepContext<'a> {
     pub(crate) fn with_log(mut self, url: &'a mut String, logging: bool, sample: bool) -> Self {
         self.url = logging.then_some(url);
         self.sample = sample;
+        self
+    }
+
+    /// Attaches the trace context chosen for this request ([`StepContext::trace`]).
+    pub(crate) fn with_trace(mut self, trace: Option<TraceIds>) -> Self {
+        self.trace = trace;
         self
     }
 

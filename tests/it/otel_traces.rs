@@ -567,7 +567,6 @@ fn bad_arguments_give_clear_errors_and_start_is_idempotent() {
         ["LD_start_opentelemetry_tracing_exporter", {"endpoint": receiver.url(), "sample_ratio": 1.5}],
         ["LD_start_opentelemetry_tracing_exporter", {"endpoint": receiver.url(), "protocol": "http/json"}],
         ["LD_start_opentelemetry_tracing_exporter", {"endpoint": receiver.url(), "max_queue_size": 0}],
-        ["LD_start_opentelemetry_tracing_exporter", {"endpoint": receiver.url(), "propagate": true}],
         ["LD_start_opentelemetry_tracing_exporter", {"endpoint": receiver.url(), "sample_rate": 0.5}],
         ["LD_start_opentelemetry_tracing_exporter", {"endpoint": receiver.url(), "headers": {"x-key": "SECRET\n9"}}],
         ["LD_start_opentelemetry_tracing_exporter", [receiver.url(), "positional-service"]],
@@ -581,7 +580,6 @@ fn bad_arguments_give_clear_errors_and_start_is_idempotent() {
         "sample_ratio",
         "protocol",
         "max_queue_size",
-        "propagate",
         "sample_rate",
         "headers",
     ];
@@ -590,16 +588,16 @@ fn bad_arguments_give_clear_errors_and_start_is_idempotent() {
         assert!(text.contains(field), "{field}: {text}");
         assert!(!text.contains("SECRET"), "{text}");
     }
-    let started = ok(&records[7]);
+    let started = ok(&records[6]);
     assert_eq!(started["already_running"], false);
     assert_eq!(started["endpoint"], receiver.url());
     assert_eq!(started["sample_ratio"], 1.0);
     // Starting again keeps the running exporter.
-    let again = ok(&records[8]);
+    let again = ok(&records[7]);
     assert_eq!(again["already_running"], true);
     assert_eq!(again["endpoint"], receiver.url());
-    assert_eq!(ok(&records[9])["stopped"], true);
-    assert_eq!(ok(&records[10])["stopped"], false);
+    assert_eq!(ok(&records[8])["stopped"], true);
+    assert_eq!(ok(&records[9])["stopped"], false);
 }
 
 #[test]
@@ -653,4 +651,187 @@ fn cli_otlp_traces_flag_follows_the_otel_variables() {
         "{}",
         stderr(&bad)
     );
+}
+
+/// A loopback HTTP server that records the `traceparent` header of every request
+/// (`None` when it had none) and answers 200.
+struct TraceparentServer {
+    runtime: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Option<String>>>>,
+    shutdown: CancellationToken,
+}
+
+impl TraceparentServer {
+    fn start() -> Self {
+        let (runtime, listener) = Receiver::bind();
+        let addr = listener.local_addr().expect("addr");
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let shutdown = CancellationToken::new();
+        let (token, sink) = (shutdown.clone(), seen.clone());
+        runtime.spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = token.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                };
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                            let header = request
+                                .headers()
+                                .get("traceparent")
+                                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                            sink.lock().expect("seen").push(header);
+                            async move {
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                    Bytes::from_static(b"ok"),
+                                )))
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            runtime,
+            addr,
+            seen,
+            shutdown,
+        }
+    }
+
+    fn seen(&self) -> Vec<Option<String>> {
+        self.seen.lock().expect("seen").clone()
+    }
+}
+
+impl Drop for TraceparentServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.runtime
+            .block_on(async { tokio::time::sleep(Duration::from_millis(10)).await });
+    }
+}
+
+/// A `traceparent` value's (trace id, span id, sampled), checked to be W3C version 00
+/// with lowercase hex ids that are not all zeros.
+fn parse_traceparent(value: &str) -> (Vec<u8>, Vec<u8>, bool) {
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    assert_eq!(parts[0], "00", "{value}");
+    let hex = |text: &str, len: usize| {
+        assert_eq!(text.len(), len, "{value}");
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{value}"
+        );
+        assert!(text.bytes().any(|b| b != b'0'), "all-zero id: {value}");
+        (0..len)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+            .collect::<Vec<u8>>()
+    };
+    let sampled = match parts[3] {
+        "01" => true,
+        "00" => false,
+        other => panic!("flags {other} in {value}"),
+    };
+    (hex(parts[1], 32), hex(parts[2], 16), sampled)
+}
+
+/// Runs `user` against a [`TraceparentServer`] with the traces exporter started with
+/// `exporter`; returns what the server saw and the spans received.
+fn propagation_run(user: &str, exporter: Value) -> (Vec<Option<String>>, Vec<Span>, Value) {
+    let server = TraceparentServer::start();
+    let receiver = Receiver::grpc();
+    let mut options = json!({"endpoint": receiver.url(), "export_interval_ms": 100});
+    if let (Some(options), Some(extra)) = (options.as_object_mut(), exporter.as_object()) {
+        options.extend(extra.clone());
+    }
+    let url = format!("http://{}/traced", server.addr);
+    let summary = run(json!([
+        ["LD_start_opentelemetry_tracing_exporter", options],
+        ["LD_start_test", {
+            "user_detail_dict": {"user": user},
+            "user_count": 2, "spawn_rate": 1000, "test_time": 0.5,
+            "wait_time": {"constant": 0.002},
+            "tasks": [{"method": "GET", "url": url, "name": "traced"}],
+        }],
+        ["LD_stop_opentelemetry_tracing_exporter", {}],
+    ]));
+    let seen = server.seen();
+    assert_eq!(seen.len() as u64, requests(&summary), "{summary}");
+    assert!(seen.len() >= 20, "too few requests: {}", seen.len());
+    let spans = receiver.spans().into_iter().map(|(_, s)| s).collect();
+    (seen, spans, summary)
+}
+
+fn check_propagation_at_ratio_one(user: &str) {
+    let (seen, spans, summary) =
+        propagation_run(user, json!({"propagate": true, "sample_ratio": 1.0}));
+    assert_eq!(summary["sinks"]["opentelemetry_traces"]["propagate"], true);
+    assert_eq!(spans.len(), seen.len(), "one span per request");
+    let by_ids: BTreeMap<(Vec<u8>, Vec<u8>), &Span> = spans
+        .iter()
+        .map(|s| ((s.trace_id.clone(), s.span_id.clone()), s))
+        .collect();
+    assert_eq!(by_ids.len(), spans.len(), "distinct ids");
+    for header in &seen {
+        let header = header
+            .as_deref()
+            .expect("every request carries a traceparent");
+        let (trace_id, span_id, sampled) = parse_traceparent(header);
+        assert!(sampled, "{header}");
+        let span = by_ids
+            .get(&(trace_id, span_id))
+            .unwrap_or_else(|| panic!("no span with the ids of {header}"));
+        assert_eq!(span.name, "GET traced");
+        assert!(span.parent_span_id.is_empty());
+    }
+}
+
+#[test]
+fn propagate_sends_the_traceparent_of_each_exported_span_http_user() {
+    check_propagation_at_ratio_one("http_user");
+}
+
+#[test]
+fn propagate_sends_the_traceparent_of_each_exported_span_fast_http_user() {
+    check_propagation_at_ratio_one("fast_http_user");
+}
+
+#[test]
+fn without_propagate_no_traceparent_is_sent() {
+    for user in ["http_user", "fast_http_user"] {
+        let (seen, spans, _) = propagation_run(user, json!({}));
+        assert!(seen.iter().all(Option::is_none), "{user}: {seen:?}");
+        assert_eq!(spans.len(), seen.len(), "{user}: spans still exported");
+    }
+}
+
+#[test]
+fn unsampled_requests_propagate_the_00_flag_and_export_no_span() {
+    for user in ["http_user", "fast_http_user"] {
+        let (seen, spans, _) =
+            propagation_run(user, json!({"propagate": true, "sample_ratio": 0.0}));
+        assert!(spans.is_empty(), "{user}: {} spans", spans.len());
+        let mut ids = BTreeSet::new();
+        for header in &seen {
+            let header = header
+                .as_deref()
+                .expect("every request carries a traceparent");
+            let (trace_id, span_id, sampled) = parse_traceparent(header);
+            assert!(!sampled, "{user}: {header}");
+            ids.insert((trace_id, span_id));
+        }
+        assert_eq!(ids.len(), seen.len(), "{user}: new ids per request");
+    }
 }

@@ -7,10 +7,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ::http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use super::task::{self, HttpTask};
 use super::{Capture, PreparedRequest, Rendered, RequestError, Response, Session, TlsConnectors};
+use crate::event::TraceIds;
 use crate::protocol::{
     ParseContext, ParsedSpec, Protocol, ResponseSample, StepContext, StepOutcome,
 };
@@ -93,15 +95,8 @@ impl<C: HttpClient> Protocol for Http<C> {
         if let Some(url) = ctx.log_url() {
             request.target.write_url(url);
         }
-        if ctx.sample {
-            // A sample for the request log: keep this response's headers and body.
-            request = Rendered::Owned(Box::new(PreparedRequest {
-                capture: Capture {
-                    headers: true,
-                    body: true,
-                },
-                ..(*request).clone()
-            }));
+        if ctx.sample || ctx.trace.is_some() {
+            request = Rendered::Owned(Box::new(adapted(&request, ctx.sample, ctx.trace)));
         }
         let result = client.execute(&request, ctx.began).await;
         let end = Instant::now();
@@ -138,6 +133,33 @@ impl<C: HttpClient> Protocol for Http<C> {
         }
     }
 }
+
+/// The request with what this step adds to it: when `sample`, a capture of the
+/// response's headers and body (for the request log); with `trace`, a W3C
+/// `traceparent` header (the prepared bytes of `fast_http_user` no longer apply, so
+/// they are dropped and the request is written from its headers). Rare: only a
+/// sample, or a run whose traces exporter propagates, takes this copy.
+#[cold]
+fn adapted(request: &PreparedRequest, sample: bool, trace: Option<TraceIds>) -> PreparedRequest {
+    let mut adapted = request.clone();
+    if sample {
+        adapted.capture = Capture {
+            headers: true,
+            body: true,
+        };
+    }
+    if let Some(trace) = trace {
+        // Hex digits and dashes: always a valid header value.
+        if let Ok(value) = HeaderValue::try_from(trace.traceparent()) {
+            adapted.headers.insert(TRACEPARENT, value);
+            adapted.wire = None;
+        }
+    }
+    adapted
+}
+
+/// The W3C trace context header.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Success or the failure text of a response: by the task's assertions when it has
 /// any, else by status (>= 400 fails). A success runs the task's extractors.

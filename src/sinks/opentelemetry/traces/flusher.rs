@@ -210,6 +210,23 @@ impl Flusher {
         }
     }
 
+    /// A new trace id and span id (neither 0).
+    fn new_ids(&mut self) -> (u128, u64) {
+        let trace_id = loop {
+            let id: u128 = self.rng.r#gen();
+            if id != 0 {
+                break id;
+            }
+        };
+        let span_id = loop {
+            let id: u64 = self.rng.r#gen();
+            if id != 0 {
+                break id;
+            }
+        };
+        (trace_id, span_id)
+    }
+
     /// The span of one record: LoadDensity's attributes, then the semantic
     /// conventions' where they apply.
     fn span(&mut self, record: &Record, urls: &str) -> SpanData {
@@ -276,17 +293,10 @@ impl Flusher {
                 Status::error(text.to_string())
             }
         };
-        let trace_id = loop {
-            let id: u128 = self.rng.r#gen();
-            if id != 0 {
-                break id;
-            }
-        };
-        let span_id = loop {
-            let id: u64 = self.rng.r#gen();
-            if id != 0 {
-                break id;
-            }
+        let (trace_id, span_id) = match record.ids {
+            // The ids sent in the request's `traceparent`.
+            Some(ids) => ids,
+            None => self.new_ids(),
         };
         SpanData {
             span_context: SpanContext::new(

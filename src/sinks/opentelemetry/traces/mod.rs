@@ -77,6 +77,10 @@ pub struct OtelTracingOptions {
     /// Share of requests that become spans, from 0 to 1 (default 1: all, as
     /// LoadDensity). Decided per request.
     pub sample_ratio: f64,
+    /// Send a W3C `traceparent` header on HTTP requests (default false), so that
+    /// the server's own traces join the request's span: the engine then decides the
+    /// sampling and the ids before each request, and the span carries the ids sent.
+    pub propagate: bool,
     /// Spans waiting for export at most; more are dropped and counted.
     pub max_queue_size: usize,
     /// Spans per export at most.
@@ -94,6 +98,7 @@ impl Default for OtelTracingOptions {
             headers: BTreeMap::new(),
             timeout_ms: None,
             sample_ratio: 1.0,
+            propagate: false,
             max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
             max_export_batch_size: DEFAULT_MAX_EXPORT_BATCH_SIZE,
             export_interval_ms: DEFAULT_TRACES_EXPORT_INTERVAL_MS,
@@ -111,6 +116,7 @@ impl std::fmt::Debug for OtelTracingOptions {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("timeout_ms", &self.timeout_ms)
             .field("sample_ratio", &self.sample_ratio)
+            .field("propagate", &self.propagate)
             .field("max_queue_size", &self.max_queue_size)
             .field("max_export_batch_size", &self.max_export_batch_size)
             .field("export_interval_ms", &self.export_interval_ms)
@@ -153,6 +159,8 @@ pub struct ResolvedTracingOptions {
     pub timeout: Duration,
     /// Share of requests that become spans.
     pub sample_ratio: f64,
+    /// Send a W3C `traceparent` header on HTTP requests.
+    pub propagate: bool,
     /// Spans waiting for export at most.
     pub max_queue_size: usize,
     /// Spans per export at most.
@@ -173,6 +181,7 @@ impl std::fmt::Debug for ResolvedTracingOptions {
             )
             .field("timeout", &self.timeout)
             .field("sample_ratio", &self.sample_ratio)
+            .field("propagate", &self.propagate)
             .field("max_queue_size", &self.max_queue_size)
             .field("max_export_batch_size", &self.max_export_batch_size)
             .field("export_interval", &self.export_interval)
@@ -209,6 +218,7 @@ impl OtelTracingOptions {
             headers,
             timeout: Duration::from_millis(timeout_ms),
             sample_ratio: self.sample_ratio,
+            propagate: self.propagate,
             max_queue_size: self.max_queue_size,
             max_export_batch_size: self.max_export_batch_size,
             export_interval: Duration::from_millis(self.export_interval_ms),
@@ -335,11 +345,19 @@ pub fn start_opentelemetry_tracing_exporter(
     });
     sinks.listeners().detail().want_urls();
     let listener = sinks.listeners().add(queue);
+    if resolved.propagate {
+        sinks.listeners().detail().want_trace(resolved.sample_ratio);
+    }
     tracing::info!(
-        "opentelemetry traces exporter: OTLP {} to {}, sample ratio {}",
+        "opentelemetry traces exporter: OTLP {} to {}, sample ratio {}{}",
         resolved.protocol.as_str(),
         resolved.endpoint,
         resolved.sample_ratio,
+        if resolved.propagate {
+            ", sending traceparent on HTTP requests"
+        } else {
+            ""
+        },
     );
     let answer = started(&resolved, false);
     *lock(&sinks.opentelemetry_traces.last) = Some(Last {
@@ -417,6 +435,9 @@ pub fn stop_opentelemetry_tracing_exporter(sinks: &Sinks) -> bool {
     let Some(current) = lock(&sinks.opentelemetry_traces.running).take() else {
         return false;
     };
+    if current.options.propagate {
+        sinks.listeners().detail().release_trace();
+    }
     sinks.listeners().remove(current.listener);
     sinks.listeners().detail().release_urls();
     let Running {
@@ -466,6 +487,7 @@ pub fn opentelemetry_tracing_report(sinks: &Sinks) -> Option<Value> {
         "endpoint": last.options.endpoint,
         "protocol": last.options.protocol.as_str(),
         "sample_ratio": last.options.sample_ratio,
+        "propagate": last.options.propagate,
         "running": last.running,
         "spans_sampled": get(&stats.spans_sampled),
         "spans_exported": get(&stats.spans_exported),

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
-use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent};
+use crate::event::{Endpoint, EndpointId, Outcome, RequestEvent, TraceIds};
 use crate::listener::RequestListener;
 use crate::shard::{Padded, SHARDS, shard_index};
 use crate::sinks::lock;
@@ -40,6 +40,9 @@ pub(super) struct Record {
     pub(super) failure: Option<Box<str>>,
     /// The URL's place in the shard's `urls`, `(start, length)`; length 0: none.
     pub(super) url: (u32, u32),
+    /// The trace and span ids the request was sent with (`propagate`); `None`: the
+    /// exporter draws its own.
+    pub(super) ids: Option<(u128, u64)>,
 }
 
 /// An endpoint a shard saw for the first time.
@@ -233,9 +236,25 @@ fn truncate(text: &str) -> &str {
 impl RequestListener for SpanQueue {
     #[inline]
     fn on_request(&self, event: &RequestEvent<'_>) {
-        if !self.sampler.keep() {
-            return;
+        if self.sampler.keep() {
+            self.push(event, None);
         }
+    }
+
+    /// A request sent with a `traceparent` (`propagate`): the engine already sampled
+    /// it, and its span takes the ids that were sent.
+    fn on_traced_request(&self, event: &RequestEvent<'_>, trace: TraceIds) {
+        if trace.sampled {
+            self.push(event, Some((trace.trace_id, trace.span_id)));
+        }
+    }
+}
+
+impl SpanQueue {
+    /// Queues the span of a kept request, or drops and counts it when the budget is
+    /// spent.
+    #[inline]
+    fn push(&self, event: &RequestEvent<'_>, ids: Option<(u128, u64)>) {
         let mut shard = lock(&self.shards[shard_index()].0);
         if shard.reserved == 0 {
             shard.reserved = self.reserve(RESERVE);
@@ -274,6 +293,7 @@ impl RequestListener for SpanQueue {
                 Outcome::Failure(text) => Some(truncate(text).into()),
             },
             url,
+            ids,
         };
         shard.records.push(record);
         self.stats.spans_sampled.fetch_add(1, Ordering::Relaxed);
@@ -325,6 +345,33 @@ mod tests {
             Some("HTTP 503 Service Unavailable")
         );
         assert_eq!(shard.records[0].duration_ns, 3_000_000);
+    }
+
+    #[test]
+    fn traced_requests_keep_their_ids_and_sampling() {
+        let interner = EndpointInterner::default();
+        let endpoint = interner.intern("GET", "/t");
+        let stats = Arc::new(TraceStats::default());
+        // The queue's own sampler would keep nothing: the engine's decision rules.
+        let queue = SpanQueue::new(Sampler::None, 10, stats.clone());
+        let sent = TraceIds {
+            trace_id: 0x1234,
+            span_id: 0x56,
+            sampled: true,
+        };
+        queue.on_traced_request(&event(&endpoint, None), sent);
+        queue.on_traced_request(
+            &event(&endpoint, None),
+            TraceIds {
+                sampled: false,
+                ..sent
+            },
+        );
+        queue.on_request(&event(&endpoint, None));
+        assert_eq!(TraceStats::get(&stats.spans_sampled), 1);
+        let shard = lock(&queue.shards[shard_index()].0);
+        assert_eq!(shard.records.len(), 1);
+        assert_eq!(shard.records[0].ids, Some((0x1234, 0x56)));
     }
 
     #[test]
