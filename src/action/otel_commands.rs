@@ -19,6 +19,9 @@ const START_PARAMS: &[&str] = &[
     "timeout_ms",
 ];
 
+#[cfg(not(feature = "opentelemetry"))]
+pub(super) use imp::NotBuilt;
+
 pub(super) fn register_otel_commands(executor: &mut Executor) {
     imp::register(executor);
     super::otel_tracing_commands::register_otel_tracing_commands(executor);
@@ -177,16 +180,20 @@ mod imp {
     use super::START_PARAMS;
     use crate::action::{ActionError, Args, Command, Executor};
 
-    /// The error both commands answer with.
-    pub(crate) fn not_built() -> ActionError {
-        ActionError::Failed(
-            "this loaddensity was built without the opentelemetry feature; \
-             rebuild with `cargo build --features opentelemetry` (it is on by default)"
-                .into(),
-        )
-    }
+    /// A command of the OpenTelemetry sinks in a build without them: it names what
+    /// is missing, in validation as in a run.
+    pub(in crate::action) struct NotBuilt(pub(in crate::action) &'static str);
 
-    struct NotBuilt;
+    impl NotBuilt {
+        fn error(&self) -> ActionError {
+            ActionError::Failed(format!(
+                "this loaddensity was built without the opentelemetry feature, so {} is \
+                 not available; rebuild with `cargo build --features opentelemetry` (it is \
+                 on by default)",
+                self.0
+            ))
+        }
+    }
 
     impl Command for NotBuilt {
         fn validate(
@@ -194,18 +201,22 @@ mod imp {
             _args: &Args,
             _: &crate::scenario::ParameterResolver,
         ) -> Result<(), ActionError> {
-            Err(not_built())
+            Err(self.error())
         }
 
         fn run(&self, _executor: &mut Executor, _args: Args) -> Result<Value, ActionError> {
-            Err(not_built())
+            Err(self.error())
         }
     }
 
     pub(super) fn register(executor: &mut Executor) {
         let _ = START_PARAMS;
-        executor.add_command("LD_start_opentelemetry_exporter", NotBuilt);
-        executor.add_command("LD_stop_opentelemetry_exporter", NotBuilt);
+        for name in [
+            "LD_start_opentelemetry_exporter",
+            "LD_stop_opentelemetry_exporter",
+        ] {
+            executor.add_command(name, NotBuilt(name));
+        }
     }
 }
 

@@ -185,40 +185,17 @@ mod imp {
 
 #[cfg(not(feature = "opentelemetry"))]
 mod imp {
-    use serde_json::Value;
-
     use super::START_PARAMS;
-    use crate::action::{ActionError, Args, Command, Executor};
-
-    /// The error both commands answer with.
-    fn not_built() -> ActionError {
-        ActionError::Failed(
-            "this loaddensity was built without the opentelemetry feature, so \
-             LD_start_opentelemetry_tracing_exporter is not available; rebuild with \
-             `cargo build --features opentelemetry` (it is on by default)"
-                .into(),
-        )
-    }
-
-    struct NotBuilt;
-
-    impl Command for NotBuilt {
-        fn validate(
-            &self,
-            _args: &Args,
-            _: &crate::scenario::ParameterResolver,
-        ) -> Result<(), ActionError> {
-            Err(not_built())
-        }
-
-        fn run(&self, _executor: &mut Executor, _args: Args) -> Result<Value, ActionError> {
-            Err(not_built())
-        }
-    }
+    use crate::action::Executor;
+    use crate::action::otel_commands::NotBuilt;
 
     pub(super) fn register(executor: &mut Executor) {
         let _ = START_PARAMS;
-        executor.add_command("LD_start_opentelemetry_tracing_exporter", NotBuilt);
-        executor.add_command("LD_stop_opentelemetry_tracing_exporter", NotBuilt);
+        for name in [
+            "LD_start_opentelemetry_tracing_exporter",
+            "LD_stop_opentelemetry_tracing_exporter",
+        ] {
+            executor.add_command(name, NotBuilt(name));
+        }
     }
 }
