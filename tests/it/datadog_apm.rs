@@ -5,11 +5,10 @@
 //! Needs `ddapm-test-agent`; scripts/test installs it.
 
 use crate::common;
+use common::stalled::Stalled;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Target, Workdir, bin, closed_port, executor, stderr};
@@ -297,49 +296,6 @@ fn the_agent_url_comes_from_the_flag_or_dd_trace_agent_url() {
         && t[0]["service"] == "loaddensity"
         && t[0]["meta"].get("env").is_none()));
     agent.assert_checks_passed();
-}
-
-/// A server that accepts connections and never answers (at most 200 held, for at
-/// most 120 s; stops when dropped).
-struct Stalled {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Stalled {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) if held.len() < 200 => held.push(stream),
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Stalled {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 #[test]

@@ -9,6 +9,7 @@
 #![cfg(feature = "opentelemetry")]
 
 use crate::common;
+use common::stalled::Stalled;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -236,46 +237,6 @@ async fn http_export(
         }
         .encode_to_vec(),
     )
-}
-
-/// A TCP port that accepts connections and never answers (nor reads), until dropped.
-struct SilentCollector {
-    addr: SocketAddr,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl SilentCollector {
-    fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => held.push(stream),
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for SilentCollector {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// `loaddensity` with no OTEL_* variable inherited.
@@ -670,7 +631,7 @@ fn bench_rps(
 fn collectors_that_are_down_or_silent_do_not_slow_the_load() {
     let target = Target::start();
     let work = Workdir::new();
-    let silent = SilentCollector::start();
+    let silent = Stalled::start();
     let down = format!("http://127.0.0.1:{}", closed_port());
     let hung = format!("http://{}", silent.addr);
     // Frequent exports with a short timeout, set the OpenTelemetry way.
@@ -849,7 +810,7 @@ fn stop_with_a_silent_collector_is_bounded_in_process() {
     use loaddensity::sinks::opentelemetry::{
         OtelOptions, OtlpProtocol, start_opentelemetry_exporter, stop_opentelemetry_exporter,
     };
-    let silent = SilentCollector::start();
+    let silent = Stalled::start();
     let context = loaddensity::RunContext::new();
     let sinks = context.sinks();
     for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {

@@ -10,6 +10,7 @@
 #![cfg(feature = "opentelemetry")]
 
 use crate::common;
+use common::stalled::Stalled;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -438,54 +439,13 @@ fn a_ratio_of_one_percent_keeps_about_one_percent() {
     assert!(spans < n / 10.0, "{spans} of {n}: not sampled");
 }
 
-/// A TCP port that accepts connections and never answers, until dropped.
-struct SilentCollector {
-    addr: SocketAddr,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl SilentCollector {
-    fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => held.push(stream),
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for SilentCollector {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Least share of the no-exporter requests/s a run with a dead collector must reach.
 const NOT_BLOCKED: f64 = 0.5;
 
 #[test]
 fn a_silent_or_absent_collector_never_slows_the_load_and_drops_are_reported() {
     let target = Target::start();
-    let silent = SilentCollector::start();
+    let silent = Stalled::start();
     let collectors = [
         ("silent", format!("http://{}", silent.addr), "grpc"),
         (

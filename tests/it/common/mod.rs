@@ -5,6 +5,7 @@
 pub mod fuzz;
 pub mod nginx;
 pub mod sinks;
+pub mod stalled;
 pub mod summary;
 
 use std::io::Write;
