@@ -151,6 +151,8 @@ if [ -n "${ONLY:-}" ]; then
         label=${row%%|*}
         keep=0
         [ "$label" = wrk ] || [ "$label" = "loaddensity bench" ] && keep=1
+        # The base of the rows that run `run` with the request log off.
+        [[ $label == "loaddensity run, request log off"* ]] && [[ $ONLY == *sink* || $ONLY == *traces* || $ONLY == *apm* ]] && keep=1
         IFS=';' read -ra wanted <<<"$ONLY"
         for text in "${wanted[@]}"; do
             [[ $label == *"$text"* ]] && keep=1
@@ -168,19 +170,27 @@ fi
 run_rows "$RUNS"
 
 wrk_median=$(row_median wrk)
-base_median=$(row_median "loaddensity bench")
 echo
 echo "Ratios of medians divide the rows' medians; paired ratios are the median of the run-by-run"
 echo "ratios (each run against the other row's run in the same round), which a slow spell cancels out of."
 echo
-echo "| tool | median req/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to wrk | paired ratio to wrk | ratio to loaddensity, no sink | paired ratio to loaddensity, no sink |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| tool | median req/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to wrk | paired ratio to wrk | ratio to loaddensity, no sink | paired ratio to loaddensity, no sink | CPU µs/request (median) |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+RUN_BASE="loaddensity run, request log off (max_records: 0)"
 for row in "${ROWS[@]}"; do
     label=${row%%|*}
     m=$(row_median "$label")
     ratio=$(awk -v a="$m" -v b="$wrk_median" 'BEGIN {printf "%.3f", a/b}')
-    base=$(awk -v a="$m" -v b="$base_median" 'BEGIN {printf "%.3f", a/b}')
-    printf '| %s | %.0f | %s | %.3f | %s | %.3f |\n' "$label" "$m" "$ratio" \
-        "$(paired_ratio "$label" wrk)" "$base" "$(paired_ratio "$label" "loaddensity bench")"
+    # Rows that run `run` with the request log off (the StatsD, Datadog, traces and
+    # all-six rows) are compared with the plain `run` row when it ran, marked "(run)".
+    base_label="loaddensity bench"
+    if [[ ${row#*|} == *log_off.json* ]] && [ "$label" != "$RUN_BASE" ] && [ -n "${RESULTS[$RUN_BASE]:-}" ]; then
+        base_label=$RUN_BASE
+    fi
+    base=$(awk -v a="$m" -v b="$(row_median "$base_label")" 'BEGIN {printf "%.3f", a/b}')
+    [ "$base_label" = "$RUN_BASE" ] && base="$base (run)"
+    printf '| %s | %.0f | %s | %.3f | %s | %.3f | %s |\n' "$label" "$m" "$ratio" \
+        "$(paired_ratio "$label" wrk)" "$base" "$(paired_ratio "$label" "$base_label")" \
+        "$(cpu_median "$label")"
 done
 rm -rf "$WORK"

@@ -45,18 +45,35 @@ oha_rps() {
         | awk '/Requests\/sec/ {print $2}'
 }
 
+# Where ld_rps leaves the CPU time per request of its last run (microseconds, user +
+# system over the run's requests, the generator's threads and its sinks' together):
+# run_rows collects it beside requests/s. Steadier than requests/s on a busy machine.
+CPU_FILE=${CPU_FILE:-$(mktemp)}
+
 # ld_rps SUMMARY_FILE ARGS...: runs loaddensity on LOAD_CPU with one worker thread and
-# prints the summary's requests/s.
+# prints the summary's requests/s (and writes its CPU time per request to CPU_FILE).
 ld_rps() {
     local summary=$1; shift
-    taskset -c "$LOAD_CPU" "$ROOT/target/release/loaddensity" --threads 1 --quiet "$@" --summary-json "$summary" >/dev/null
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["totals"]["rps"])' "$summary"
+    local times
+    times=$(mktemp)
+    taskset -c "$LOAD_CPU" /usr/bin/time -f '%U %S' -o "$times" \
+        "$ROOT/target/release/loaddensity" --threads 1 --quiet "$@" --summary-json "$summary" >/dev/null
+    python3 - "$summary" "$times" "$CPU_FILE" <<'PY'
+import json, sys
+totals = json.load(open(sys.argv[1]))["totals"]
+user, system = (float(x) for x in open(sys.argv[2]).read().split()[-2:])
+requests = max(1, totals["requests"])
+open(sys.argv[3], "w").write(f"{(user + system) / requests * 1e6:.3f}\n")
+print(totals["rps"])
+PY
+    rm -f "$times"
 }
 
 # run_rows RUNS: runs the "label|command" entries of the ROWS array RUNS times,
 # interleaved run by run so that drift affects every row alike; each command prints
 # one requests/s figure, appended to RESULTS[label] (an associative array the caller
-# declares).
+# declares). A loaddensity row's CPU time per request goes to CPU_PER_REQUEST[label].
+declare -A CPU_PER_REQUEST
 run_rows() {
     local run row label rps
     for run in $(seq 1 "$1"); do
@@ -69,9 +86,23 @@ run_rows() {
                 return 1
             fi
             RESULTS[$label]="${RESULTS[$label]:-} $rps"
-            echo "run $run: $label: $rps req/s" >&2
+            local cpu=
+            if [ -s "$CPU_FILE" ]; then
+                cpu=$(cat "$CPU_FILE")
+                CPU_PER_REQUEST[$label]="${CPU_PER_REQUEST[$label]:-} $cpu"
+                : > "$CPU_FILE"
+            fi
+            echo "run $run: $label: $rps req/s${cpu:+, $cpu µs CPU/request}" >&2
         done
     done
+}
+
+# cpu_median LABEL: the median CPU time per request of LABEL's runs in microseconds,
+# or "-" for a row that is not loaddensity (wrk, oha).
+cpu_median() {
+    local values=${CPU_PER_REQUEST[$1]:-}
+    if [ -z "$values" ]; then echo -; return; fi
+    echo "$values" | tr ' ' '\n' | grep . | median
 }
 
 # row_median LABEL: the median of RESULTS[LABEL].

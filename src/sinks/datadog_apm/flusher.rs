@@ -185,13 +185,7 @@ impl Flusher {
             response_length: record.response_length,
             error,
         };
-        if let Err(error) = self.current.push(&fields) {
-            Counters::add(&self.counters.spans_dropped, 1);
-            self.counters
-                .set_last_error(format!("encoding a span: {error}"));
-            self.queue.release(1);
-            return;
-        }
+        self.current.push(&fields);
         if self.current.traces() >= self.settings.batch_size {
             self.seal();
         }

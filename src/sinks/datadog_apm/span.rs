@@ -8,8 +8,7 @@
 //! integer tag as a metric, so `response.length` is in `metrics`, as it is there,
 //! beside `_sampling_priority_v1 = 1` (keep), which ddtrace sets on every root span.
 
-use serde::Serialize;
-use serde::ser::SerializeMap;
+use rmp::encode::{write_f64, write_map_len, write_sint, write_str, write_uint};
 
 /// What a span says beyond its endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -28,56 +27,6 @@ pub(crate) struct SpanFields<'a> {
     pub(crate) response_length: u64,
     /// `(error.type, error.msg)` on failure.
     pub(crate) error: Option<(&'a str, &'a str)>,
-}
-
-#[derive(Serialize)]
-struct Span<'a> {
-    trace_id: u64,
-    span_id: u64,
-    parent_id: u64,
-    name: &'a str,
-    resource: &'a str,
-    service: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    start: i64,
-    duration: i64,
-    error: i32,
-    meta: Meta<'a>,
-    metrics: Metrics,
-}
-
-struct Meta<'a>(&'a SpanFields<'a>);
-
-impl Serialize for Meta<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = self.0;
-        let len = 2 + usize::from(fields.env.is_some()) + 2 * usize::from(fields.error.is_some());
-        let mut map = serializer.serialize_map(Some(len))?;
-        map.serialize_entry("request.type", fields.request_type)?;
-        map.serialize_entry("request.name", fields.resource)?;
-        if let Some(env) = fields.env {
-            map.serialize_entry("env", env)?;
-        }
-        if let Some((kind, message)) = fields.error {
-            map.serialize_entry("error.type", kind)?;
-            map.serialize_entry("error.msg", message)?;
-        }
-        map.end()
-    }
-}
-
-struct Metrics {
-    response_length: f64,
-}
-
-impl Serialize for Metrics {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("response.length", &self.response_length)?;
-        map.serialize_entry("_sampling_priority_v1", &1.0f64)?;
-        map.end()
-    }
 }
 
 /// msgpack `array 32` marker: a payload's header is written once its count is known.
@@ -107,33 +56,44 @@ impl Payload {
         self.traces
     }
 
-    /// Appends one span as a trace of its own.
-    pub(crate) fn push(&mut self, fields: &SpanFields<'_>) -> Result<(), rmp_serde::encode::Error> {
-        let mark = self.body.len();
-        self.body.push(ONE_SPAN_TRACE);
-        let span = Span {
-            trace_id: fields.trace_id,
-            span_id: fields.span_id,
-            parent_id: 0,
-            name: fields.name,
-            resource: fields.resource,
-            service: fields.service,
-            kind: "http",
-            start: fields.start_ns,
-            duration: fields.duration_ns,
-            error: i32::from(fields.error.is_some()),
-            meta: Meta(fields),
-            metrics: Metrics {
-                response_length: fields.response_length as f64,
-            },
-        };
-        let mut serializer = rmp_serde::Serializer::new(&mut self.body).with_struct_map();
-        if let Err(error) = span.serialize(&mut serializer) {
-            self.body.truncate(mark);
-            return Err(error);
+    /// Appends one span as a trace of its own: a map of the span's fields, as the
+    /// agent's v0.4 intake reads it. Written with rmp's encoding functions (not serde:
+    /// a third of the cost per span), with the smallest integer encodings, as
+    /// rmp-serde writes them.
+    pub(crate) fn push(&mut self, fields: &SpanFields<'_>) {
+        let body = &mut self.body;
+        body.push(ONE_SPAN_TRACE);
+        // Writing to a Vec cannot fail.
+        let _ = write_map_len(body, 12);
+        put_uint(body, "trace_id", fields.trace_id);
+        put_uint(body, "span_id", fields.span_id);
+        put_uint(body, "parent_id", 0);
+        put_str(body, "name", fields.name);
+        put_str(body, "resource", fields.resource);
+        put_str(body, "service", fields.service);
+        put_str(body, "type", "http");
+        put_sint(body, "start", fields.start_ns);
+        put_sint(body, "duration", fields.duration_ns);
+        put_sint(body, "error", i64::from(fields.error.is_some()));
+        let meta_len = 2 + u32::from(fields.env.is_some()) + 2 * u32::from(fields.error.is_some());
+        let _ = write_str(body, "meta");
+        let _ = write_map_len(body, meta_len);
+        put_str(body, "request.type", fields.request_type);
+        put_str(body, "request.name", fields.resource);
+        if let Some(env) = fields.env {
+            put_str(body, "env", env);
         }
+        if let Some((kind, message)) = fields.error {
+            put_str(body, "error.type", kind);
+            put_str(body, "error.msg", message);
+        }
+        let _ = write_str(body, "metrics");
+        let _ = write_map_len(body, 2);
+        let _ = write_str(body, "response.length");
+        let _ = write_f64(body, fields.response_length as f64);
+        let _ = write_str(body, "_sampling_priority_v1");
+        let _ = write_f64(body, 1.0);
         self.traces += 1;
-        Ok(())
     }
 
     /// The finished body, its header holding the trace count.
@@ -142,6 +102,24 @@ impl Payload {
         self.body[1..HEADER].copy_from_slice(&count);
         self.body
     }
+}
+
+/// Writes `key` and the string `value` of a map entry.
+fn put_str(body: &mut Vec<u8>, key: &str, value: &str) {
+    let _ = write_str(body, key);
+    let _ = write_str(body, value);
+}
+
+/// Writes `key` and the unsigned `value` of a map entry, in its smallest encoding.
+fn put_uint(body: &mut Vec<u8>, key: &str, value: u64) {
+    let _ = write_str(body, key);
+    let _ = write_uint(body, value);
+}
+
+/// Writes `key` and the signed `value` of a map entry, in its smallest encoding.
+fn put_sint(body: &mut Vec<u8>, key: &str, value: i64) {
+    let _ = write_str(body, key);
+    let _ = write_sint(body, value);
 }
 
 /// `error.type` for a failed request, after the exception class Locust's HTTP client
@@ -184,10 +162,8 @@ mod tests {
     #[test]
     fn payload_decodes_as_a_list_of_one_span_traces() {
         let mut payload = Payload::with_capacity(2);
-        payload.push(&fields(None)).expect("encode");
-        payload
-            .push(&fields(Some(("HTTPError", "HTTP 500"))))
-            .expect("encode");
+        payload.push(&fields(None));
+        payload.push(&fields(Some(("HTTPError", "HTTP 500"))));
         assert_eq!(payload.traces(), 2);
         let body = payload.finish();
         let decoded: Value = rmp_serde::from_slice(&body).expect("msgpack");
@@ -249,21 +225,19 @@ mod tests {
                 for ((name, resource, service, env), (trace, id, start, duration, length), error) in
                     &spans
                 {
-                    payload
-                        .push(&SpanFields {
-                            trace_id: *trace,
-                            span_id: *id,
-                            name,
-                            request_type: "GET",
-                            resource,
-                            service,
-                            env: env.as_deref(),
-                            start_ns: *start,
-                            duration_ns: *duration,
-                            response_length: *length,
-                            error: error.as_ref().map(|(t, m)| (t.as_str(), m.as_str())),
-                        })
-                        .expect("encode");
+                    payload.push(&SpanFields {
+                        trace_id: *trace,
+                        span_id: *id,
+                        name,
+                        request_type: "GET",
+                        resource,
+                        service,
+                        env: env.as_deref(),
+                        start_ns: *start,
+                        duration_ns: *duration,
+                        response_length: *length,
+                        error: error.as_ref().map(|(t, m)| (t.as_str(), m.as_str())),
+                    });
                 }
                 prop_assert_eq!(payload.traces(), spans.len());
                 let decoded: Value = rmp_serde::from_slice(&payload.finish()).expect("msgpack");

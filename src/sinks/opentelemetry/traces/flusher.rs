@@ -1,5 +1,6 @@
-//! The exporter task: empties the shards, turns records into spans and hands them to
-//! the OTLP span exporter in batches of at most `max_export_batch_size`.
+//! The exporter task: empties the shards, writes records as spans straight into
+//! OTLP export requests ([`super::encode`]) of at most `max_export_batch_size` spans,
+//! and sends them ([`super::transport`]).
 //!
 //! It runs on the exporter's own runtime, never on the request path. One export is
 //! in flight at a time, bounded by the timeout: while a slow collector holds it, or
@@ -8,20 +9,18 @@
 //! never slowed.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use opentelemetry::trace::{
-    Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::{InstrumentationScope, KeyValue, Value};
-use opentelemetry_otlp::SpanExporter as OtlpSpanExporter;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
+use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
+use super::encode::{BatchHeader, SpanBatch};
 use super::queue::{NewEndpoint, Record, SpanQueue, TraceStats};
+use super::transport::Transport;
 use crate::sinks::lock;
 
 /// How often the shards are emptied.
@@ -58,13 +57,14 @@ struct Known {
 pub(super) struct Flusher {
     queue: Arc<SpanQueue>,
     stats: Arc<TraceStats>,
-    exporter: OtlpSpanExporter,
+    transport: Transport,
     settings: FlushSettings,
-    scope: InstrumentationScope,
     endpoints: Vec<Option<Known>>,
     new_endpoints: Vec<NewEndpoint>,
-    /// Spans made and not yet exported.
-    spans: Vec<SpanData>,
+    /// The export request being filled.
+    batch: SpanBatch,
+    /// Export requests full and not yet sent, with their span counts.
+    ready: VecDeque<(Bytes, usize)>,
     records: Vec<Record>,
     urls: String,
     rng: SmallRng,
@@ -86,19 +86,18 @@ impl std::fmt::Debug for Flusher {
 impl Flusher {
     pub(super) fn new(
         queue: Arc<SpanQueue>,
-        exporter: OtlpSpanExporter,
+        transport: Transport,
+        header: BatchHeader,
         settings: FlushSettings,
     ) -> Self {
         Self {
             stats: queue.stats.clone(),
             queue,
-            exporter,
-            scope: InstrumentationScope::builder(crate::sinks::opentelemetry::SCOPE)
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
+            transport,
             endpoints: Vec::new(),
             new_endpoints: Vec::new(),
-            spans: Vec::with_capacity(settings.batch_size),
+            batch: SpanBatch::new(header),
+            ready: VecDeque::new(),
             records: Vec::new(),
             urls: String::new(),
             rng: SmallRng::from_entropy(),
@@ -108,6 +107,11 @@ impl Flusher {
             backoff: FIRST_BACKOFF,
             settings,
         }
+    }
+
+    /// Spans written and not yet exported.
+    fn pending(&self) -> usize {
+        self.batch.len() + self.ready.iter().map(|(_, n)| n).sum::<usize>()
     }
 
     /// Runs until `shutdown`, then exports what is left within the timeout.
@@ -126,43 +130,41 @@ impl Flusher {
             }
             self.drain();
             let timeout = self.settings.timeout;
-            while self.spans.len() >= self.settings.batch_size
-                && !shutdown.is_cancelled()
-                && self.retry_at.is_none()
-            {
-                self.export_batch(timeout).await;
+            while !self.ready.is_empty() && !shutdown.is_cancelled() && self.retry_at.is_none() {
+                self.export_next(timeout).await;
                 last_export = Instant::now();
             }
-            if !self.spans.is_empty()
+            if !self.batch.is_empty()
                 && self.retry_at.is_none()
                 && last_export.elapsed() >= self.settings.interval
             {
-                self.export_batch(timeout).await;
+                self.ready.push_back(self.batch.take());
+                self.export_next(timeout).await;
                 last_export = Instant::now();
             }
         }
         // The stop: what every shard still holds, for at most the timeout.
         let deadline = Instant::now() + self.settings.timeout;
         self.drain();
-        while !self.spans.is_empty() {
+        if !self.batch.is_empty() {
+            self.ready.push_back(self.batch.take());
+        }
+        while !self.ready.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            self.export_batch(left).await;
+            self.export_next(left).await;
         }
-        let left = self.spans.len();
+        let left = self.pending();
         if left > 0 {
             TraceStats::add(&self.stats.spans_failed, left);
             self.queue.release(left);
-            self.spans.clear();
+            self.ready.clear();
         }
-        let _ = self
-            .exporter
-            .shutdown_with_timeout(Duration::from_millis(100));
     }
 
-    /// Empties every shard into spans.
+    /// Empties every shard into the export requests.
     fn drain(&mut self) {
         let mut records = std::mem::take(&mut self.records);
         let mut urls = std::mem::take(&mut self.urls);
@@ -179,8 +181,10 @@ impl Flusher {
             }
             self.learn_endpoints();
             for record in records.drain(..) {
-                let span = self.span(&record, &urls);
-                self.spans.push(span);
+                self.write_span(&record, &urls);
+                if self.batch.len() >= self.settings.batch_size {
+                    self.ready.push_back(self.batch.take());
+                }
             }
             urls.clear();
         }
@@ -227,115 +231,82 @@ impl Flusher {
         (trace_id, span_id)
     }
 
-    /// The span of one record: LoadDensity's attributes, then the semantic
+    /// Writes the span of one record: LoadDensity's attributes, then the semantic
     /// conventions' where they apply.
-    fn span(&mut self, record: &Record, urls: &str) -> SpanData {
-        let start = UNIX_EPOCH + Duration::from_nanos(record.start_ns);
-        let end = start + Duration::from_nanos(record.duration_ns);
-        let known = self
-            .endpoints
-            .get(record.endpoint.0 as usize)
-            .and_then(Option::as_ref);
-        let (span_name, request_type, name, http) = match known {
-            Some(k) => (
-                k.span_name.clone(),
-                Value::from(k.request_type.clone()),
-                Value::from(k.name.clone()),
-                k.http_method,
-            ),
-            // Cannot happen: a shard announces an endpoint before its first record.
-            None => (String::new(), Value::from(""), Value::from(""), false),
-        };
-        let mut attributes = Vec::with_capacity(8);
-        if http {
-            attributes.push(KeyValue::new("http.request.method", request_type.clone()));
-        }
-        attributes.push(KeyValue::new("request.type", request_type));
-        attributes.push(KeyValue::new("request.name", name));
-        attributes.push(KeyValue::new(
-            "response.length",
-            i64::try_from(record.response_length).unwrap_or(i64::MAX),
-        ));
-        attributes.push(KeyValue::new(
-            "outcome",
-            if record.failure.is_some() {
-                "failure"
-            } else {
-                "success"
-            },
-        ));
-        let (url_start, url_length) = (record.url.0 as usize, record.url.1 as usize);
-        if let Some(url) = urls.get(url_start..url_start + url_length)
-            && url_length > 0
-        {
-            attributes.push(KeyValue::new("url.full", redact(url).into_owned()));
-            if let Some(host) = server_address(url) {
-                attributes.push(KeyValue::new("server.address", host.to_string()));
-            }
-        }
-        if http && record.status != 0 {
-            attributes.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(record.status),
-            ));
-        }
-        let mut events = SpanEvents::default();
-        let status = match &record.failure {
-            None => Status::Unset,
-            Some(text) => {
-                // As LoadDensity's `record_exception`: an `exception` event.
-                events.events.push(Event::new(
-                    "exception",
-                    end,
-                    vec![KeyValue::new("exception.message", text.to_string())],
-                    0,
-                ));
-                Status::error(text.to_string())
-            }
-        };
+    fn write_span(&mut self, record: &Record, urls: &str) {
         let (trace_id, span_id) = match record.ids {
             // The ids sent in the request's `traceparent`.
             Some(ids) => ids,
             None => self.new_ids(),
         };
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(trace_id),
-                SpanId::from(span_id),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::NONE,
+        let end_ns = record.start_ns.saturating_add(record.duration_ns);
+        let known = self
+            .endpoints
+            .get(record.endpoint.0 as usize)
+            .and_then(Option::as_ref);
+        // Cannot be None: a shard announces an endpoint before its first record.
+        let (span_name, request_type, name, http) = match known {
+            Some(k) => (
+                k.span_name.as_str(),
+                &*k.request_type,
+                &*k.name,
+                k.http_method,
             ),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Client,
-            name: Cow::Owned(span_name),
-            start_time: start,
-            end_time: end.max(start),
-            attributes,
-            dropped_attributes_count: 0,
-            events,
-            links: SpanLinks::default(),
-            status,
-            instrumentation_scope: self.scope.clone(),
+            None => ("", "", "", false),
+        };
+        let mut span = self
+            .batch
+            .span(trace_id, span_id, span_name, record.start_ns, end_ns);
+        if http {
+            span.str_attribute("http.request.method", request_type);
         }
+        span.str_attribute("request.type", request_type)
+            .str_attribute("request.name", name)
+            .int_attribute(
+                "response.length",
+                i64::try_from(record.response_length).unwrap_or(i64::MAX),
+            )
+            .str_attribute(
+                "outcome",
+                if record.failure.is_some() {
+                    "failure"
+                } else {
+                    "success"
+                },
+            );
+        let (url_start, url_length) = (record.url.0 as usize, record.url.1 as usize);
+        if let Some(url) = urls.get(url_start..url_start + url_length)
+            && url_length > 0
+        {
+            span.str_attribute("url.full", &redact(url));
+            if let Some(host) = server_address(url) {
+                span.str_attribute("server.address", host);
+            }
+        }
+        if http && record.status != 0 {
+            span.int_attribute("http.response.status_code", i64::from(record.status));
+        }
+        span.finish(record.failure.as_deref(), end_ns);
     }
 
-    /// Exports the oldest `batch_size` spans, waiting at most `limit`.
-    async fn export_batch(&mut self, limit: Duration) {
-        let n = self.spans.len().min(self.settings.batch_size);
-        let batch: Vec<SpanData> = self.spans.drain(..n).collect();
-        let result = tokio::time::timeout(limit, self.exporter.export(batch)).await;
+    /// Sends the oldest full export request, waiting at most `limit`.
+    async fn export_next(&mut self, limit: Duration) {
+        let Some((body, n)) = self.ready.pop_front() else {
+            return;
+        };
+        let result = tokio::time::timeout(limit, self.transport.export(body)).await;
         self.queue.release(n);
         let error = match result {
-            Ok(Ok(())) => {
+            Ok(Ok(rejected)) => {
+                let rejected = usize::try_from(rejected).unwrap_or(usize::MAX).min(n);
                 TraceStats::add(&self.stats.exports, 1);
-                TraceStats::add(&self.stats.spans_exported, n);
+                TraceStats::add(&self.stats.spans_exported, n - rejected);
+                TraceStats::add(&self.stats.spans_failed, rejected);
                 self.retry_at = None;
                 self.backoff = FIRST_BACKOFF;
                 return;
             }
-            Ok(Err(error)) => error.to_string(),
+            Ok(Err(error)) => error,
             Err(_) => format!("the collector did not answer within {limit:?}"),
         };
         TraceStats::add(&self.stats.export_errors, 1);

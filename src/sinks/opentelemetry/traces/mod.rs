@@ -11,29 +11,24 @@
 //! Why not the SDK's tracer and `BatchSpanProcessor`: every span would go through one
 //! channel shared by all worker threads (a contended cache line per request), its
 //! drops are only logged at shutdown and cannot be read, and the tracer builds the
-//! span (attribute vector, name) on the request path. Here the request path keeps a
-//! small record in its thread's shard ([`queue`]), and a task of the exporter's own
-//! runtime ([`flusher`]) builds the SDK's `SpanData` from it and hands batches to the
-//! official OTLP span exporter (`opentelemetry-otlp`), which does the protobuf
-//! encoding, the transports, TLS and headers exactly as for the metrics exporter.
-//! Drops are counted and reported at stop and in the summary
-//! (`sinks.opentelemetry_traces`).
+//! span (attribute vector, name) on the request path. Why not the official OTLP span
+//! exporter either: it converts each span into owned protobuf structs before encoding
+//! them, which cost the load generator more than the requests themselves. Here the
+//! request path keeps a small record in its thread's shard ([`queue`]); a task of the
+//! exporter's own runtime ([`flusher`]) writes records as spans straight into OTLP
+//! export requests ([`encode`]) and sends them over gRPC or HTTP ([`transport`]),
+//! with the endpoint, header and `OTEL_*` rules of the metrics exporter. Drops are
+//! counted and reported at stop and in the summary (`sinks.opentelemetry_traces`).
 
+mod encode;
 mod flusher;
 mod queue;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::HeaderMap;
-use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
-use opentelemetry_otlp::tonic_types::transport::ClientTlsConfig;
-use opentelemetry_otlp::{
-    Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
-};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SpanExporter as _;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -42,11 +37,12 @@ use super::config::{
     DEFAULT_SERVICE_NAME, OtelConfigError, OtlpProtocol, Signal, parse_headers, resolve_protocol,
     resolve_signal_endpoint, resolve_timeout_ms,
 };
-use super::export::{RuntimeHttpClient, tls_connector};
 use crate::listener::ListenerId;
 use crate::sinks::{Sinks, lock};
+use encode::BatchHeader;
 use flusher::{FlushSettings, Flusher};
 use queue::{Sampler, SpanQueue, TraceStats};
+use transport::Transport;
 
 /// Default largest number of spans waiting for export; more are dropped and counted.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 65_536;
@@ -309,18 +305,25 @@ pub fn start_opentelemetry_tracing_exporter(
         .enable_all()
         .build()
         .map_err(OtelError::Runtime)?;
-    let mut exporter = {
+    let transport = {
         let _context = runtime.enter();
-        build_exporter(&resolved, runtime.handle())?
+        Transport::new(&resolved, runtime.handle())?
     };
-    let mut resource = Resource::builder().with_service_name(resolved.service_name.clone());
-    if let Some(instance) = crate::instance::instance_name() {
-        resource = resource.with_attribute(opentelemetry::KeyValue::new(
-            "service.instance.id",
-            instance,
-        ));
+    let instance = crate::instance::instance_name();
+    let mut resource = vec![
+        ("service.name", resolved.service_name.as_str()),
+        ("telemetry.sdk.name", "loaddensity"),
+        ("telemetry.sdk.language", "rust"),
+        ("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+    ];
+    if let Some(instance) = instance.as_deref() {
+        resource.push(("service.instance.id", instance));
     }
-    exporter.set_resource(&resource.build());
+    let header = BatchHeader::new(
+        &resource,
+        crate::sinks::opentelemetry::SCOPE,
+        env!("CARGO_PKG_VERSION"),
+    );
     let stats = Arc::new(TraceStats::default());
     let queue = Arc::new(SpanQueue::new(
         Sampler::new(resolved.sample_ratio),
@@ -329,7 +332,8 @@ pub fn start_opentelemetry_tracing_exporter(
     ));
     let flusher = Flusher::new(
         queue.clone(),
-        exporter,
+        transport,
+        header,
         FlushSettings {
             interval: resolved.export_interval,
             batch_size: resolved.max_export_batch_size,
@@ -382,48 +386,6 @@ fn started(options: &ResolvedTracingOptions, already_running: bool) -> OtelTraci
         sample_ratio: options.sample_ratio,
         already_running,
     }
-}
-
-fn build_exporter(
-    options: &ResolvedTracingOptions,
-    runtime: &tokio::runtime::Handle,
-) -> Result<SpanExporter, OtelError> {
-    let https = options.endpoint.starts_with("https:");
-    let built = match options.protocol {
-        OtlpProtocol::Grpc => {
-            let headers: HeaderMap = options.headers.iter().cloned().collect();
-            let mut builder = SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(options.endpoint.clone())
-                .with_timeout(options.timeout)
-                .with_metadata(MetadataMap::from_headers(headers));
-            if https {
-                builder = builder.with_tls_config(ClientTlsConfig::new().with_enabled_roots());
-            }
-            builder.build()
-        }
-        OtlpProtocol::HttpProtobuf => {
-            let tls = if https {
-                Some(tls_connector().map_err(|e| OtelError::Build(format!("TLS: {e}")))?)
-            } else {
-                None
-            };
-            let client = RuntimeHttpClient {
-                runtime: runtime.clone(),
-                tls,
-                timeout: options.timeout,
-                headers: Arc::new(options.headers.clone()),
-            };
-            SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(options.endpoint.clone())
-                .with_timeout(options.timeout)
-                .with_http_client(client)
-                .build()
-        }
-    };
-    built.map_err(|e| OtelError::Build(e.to_string()))
 }
 
 /// Stops the traces exporter: detaches its listener, then exports what is queued,
