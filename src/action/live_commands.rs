@@ -75,8 +75,14 @@ impl CheckArgs for StartDashboard {
 fn live_error(error: crate::live::LiveError) -> ActionError {
     use crate::live::LiveError;
     match &error {
-        LiveError::InvalidSeconds { field, .. } => ActionError::argument(*field, error.to_string()),
-        LiveError::InvalidHost(_) => ActionError::argument("host", error.to_string()),
+        LiveError::InvalidSeconds { field, value } => ActionError::argument(
+            *field,
+            format!("expected a finite positive number of seconds, got {value}"),
+        ),
+        LiveError::InvalidHost(host) => ActionError::argument(
+            "host",
+            format!("`{host}` is not an IP address (expected e.g. 127.0.0.1, 0.0.0.0 or ::1)"),
+        ),
         _ => ActionError::Failed(error.to_string()),
     }
 }
@@ -127,9 +133,10 @@ impl WebUiDict {
             ..LiveOptions::web_ui()
         };
         options.check().map_err(|e| match e {
-            crate::live::LiveError::InvalidHost(_) => {
-                ActionError::argument("web_ui_dict.host", e.to_string())
-            }
+            crate::live::LiveError::InvalidHost(host) => ActionError::argument(
+                "web_ui_dict.host",
+                format!("`{host}` is not an IP address (expected e.g. 127.0.0.1 or ::1)"),
+            ),
             other => ActionError::argument("web_ui_dict", other.to_string()),
         })?;
         Ok(options)

@@ -107,8 +107,6 @@ impl LiveServer {
                 });
             })
             .map_err(LiveError::Server)?;
-        let scheme_addr = addr;
-        tracing::info!("live page on http://{scheme_addr}/");
         Ok(Self {
             addr,
             shutdown,

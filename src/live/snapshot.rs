@@ -148,14 +148,49 @@ impl Rolling {
     }
 }
 
-/// The summary of what is recorded now, with the running test's time in its rates.
-pub(crate) fn live_summary(source: &LiveSource) -> Summary {
-    Summary::from_snapshot(&StatsSnapshot {
+/// What is recorded now, with the running test's time in its duration (no timeline).
+fn live_stats(source: &LiveSource) -> StatsSnapshot {
+    StatsSnapshot {
         endpoints: source.stats.endpoints(),
         duration: source.duration(),
         timeline: Vec::new(),
         dropped_iterations: source.stats.dropped_iterations(),
-    })
+    }
+}
+
+/// The summary of what is recorded now, with the running test's time in its rates.
+pub(crate) fn live_summary(source: &LiveSource) -> Summary {
+    Summary::from_snapshot(&live_stats(source))
+}
+
+/// The rows of the statistics table (the terminal table's columns), `Aggregated` last.
+fn table(stats: &StatsSnapshot) -> Vec<Value> {
+    let seconds = stats.duration.as_secs_f64();
+    let total = stats.aggregated();
+    stats
+        .endpoints
+        .iter()
+        .chain(std::iter::once(&total))
+        .map(|e| {
+            let h = &e.latency_us;
+            let ms = |v: u64| v as f64 / 1000.0;
+            let pct = |q: f64| if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(q)) };
+            json!({
+                "type": &*e.request_type,
+                "name": &*e.name,
+                "requests": e.count(),
+                "failures": e.failures,
+                "avg_ms": number(if h.is_empty() { 0.0 } else { h.mean() / 1000.0 }),
+                "min_ms": if h.is_empty() { 0.0 } else { ms(h.min()) },
+                "max_ms": if h.is_empty() { 0.0 } else { ms(h.max()) },
+                "p50_ms": pct(0.5),
+                "p90_ms": pct(0.9),
+                "p95_ms": pct(0.95),
+                "p99_ms": pct(0.99),
+                "rps": number(if seconds > 0.0 { e.count() as f64 / seconds } else { 0.0 }),
+            })
+        })
+        .collect()
 }
 
 fn epoch_seconds(time: SystemTime) -> f64 {
@@ -165,7 +200,8 @@ fn epoch_seconds(time: SystemTime) -> f64 {
 
 /// LoadDensity's snapshot: `totals`, `latency_overall`, `per_name`, `rps` and
 /// `avg_ms` over `window`, `ts`, `latency_windows` (the last 120 s, one a second);
-/// and beyond it, what the page shows: `users`, `state`, `errors`, `sla`, `controls`.
+/// and beyond it, what the page shows: `users`, `state`, `table`, `errors`, `sla`,
+/// `controls`.
 pub(crate) fn snapshot(
     source: &LiveSource,
     rolling: &Rolling,
@@ -174,7 +210,8 @@ pub(crate) fn snapshot(
 ) -> Value {
     let now = Sample::take(source);
     let rates = rolling.total_rates(&now, window);
-    let summary = live_summary(source);
+    let stats = live_stats(source);
+    let summary = Summary::from_snapshot(&stats);
     let windows: Vec<Value> = source
         .stats
         .recent_timeline(RECENT_SECONDS)
@@ -212,6 +249,7 @@ pub(crate) fn snapshot(
         "adjustable": control.as_ref().is_some_and(|c| c.is_adjustable()),
         "controls": controls,
         "errors": summary.errors,
+        "table": table(&stats),
         "sla": info.sla,
         "tests": info.load.len(),
     })
