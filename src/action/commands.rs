@@ -604,7 +604,8 @@ fn run_test_with<P: Protocol>(
     if interrupt.is_cancelled() {
         return Err(ActionError::Interrupted);
     }
-    // The web UI first: a busy port is an error before anything is sent.
+    executor.configure_request_log(args.max_records)?;
+    // The web UI last before the load: a busy port is an error before anything is sent.
     if let Some(web_ui) = &args.web_ui_dict {
         let addr = executor
             .context()
@@ -613,7 +614,6 @@ fn run_test_with<P: Protocol>(
             .map_err(|e| ActionError::Failed(format!("web_ui_dict: {e}")))?;
         tracing::info!("web UI on http://{addr}/");
     }
-    executor.configure_request_log(args.max_records)?;
     let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
     let control = Arc::new(match (&plan.shape, &plan.arrival) {
         (_, Some(_)) => RunControl::fixed("arrival rate", users, spawn_rate),

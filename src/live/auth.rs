@@ -75,6 +75,9 @@ mod tests {
         assert!(!auth.accepts(Some(b"Bearer YW5uOnMzY3JldDp4")));
         assert!(!auth.accepts(None));
         let debug = format!("{auth:?}");
-        assert!(!debug.contains("s3cret") && !debug.contains("YW5u"), "{debug}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("YW5u"),
+            "{debug}"
+        );
     }
 }

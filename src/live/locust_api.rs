@@ -202,9 +202,24 @@ pub(crate) fn requests_csv(source: &LiveSource) -> String {
                 } else {
                     (h.mean() / 1000.0).to_string()
                 },
-                (if h.is_empty() { 0 } else { (h.min() as f64 / 1000.0).round() as u64 }).to_string(),
-                (if h.is_empty() { 0 } else { (h.max() as f64 / 1000.0).round() as u64 }).to_string(),
-                (if count == 0 { 0.0 } else { e.response_bytes as f64 / count as f64 }).to_string(),
+                (if h.is_empty() {
+                    0
+                } else {
+                    (h.min() as f64 / 1000.0).round() as u64
+                })
+                .to_string(),
+                (if h.is_empty() {
+                    0
+                } else {
+                    (h.max() as f64 / 1000.0).round() as u64
+                })
+                .to_string(),
+                (if count == 0 {
+                    0.0
+                } else {
+                    e.response_bytes as f64 / count as f64
+                })
+                .to_string(),
                 per_second(count, seconds).to_string(),
                 per_second(e.failures, seconds).to_string(),
             ];
@@ -227,17 +242,12 @@ pub(crate) fn failures_csv(source: &LiveSource) -> String {
     let mut rows: Vec<(Arc<str>, Arc<str>, String, u64)> = endpoints
         .iter()
         .flat_map(|e| {
-            e.errors.iter().map(|(text, n)| {
-                (
-                    e.request_type.clone(),
-                    e.name.clone(),
-                    text.to_string(),
-                    *n,
-                )
-            })
+            e.errors
+                .iter()
+                .map(|(text, n)| (e.request_type.clone(), e.name.clone(), text.to_string(), *n))
         })
         .collect();
-    rows.sort_by(|a, b| b.3.cmp(&a.3));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.3));
     csv_text(|w| {
         w.write_record([
             "Method",

@@ -305,7 +305,10 @@ impl LiveServers {
         let mut web_ui = lock(&self.web_ui);
         options.check()?;
         if let Some(running) = web_ui.as_ref() {
-            tracing::info!("the web UI already runs on http://{}/", running.server.addr());
+            tracing::info!(
+                "the web UI already runs on http://{}/",
+                running.server.addr()
+            );
             return Ok(running.server.addr());
         }
         let server = LiveServer::start(options, self.source(stats))?;

@@ -65,12 +65,11 @@ impl LiveServer {
     /// runs), and serves on a thread of its own.
     pub fn start(options: LiveOptions, source: LiveSource) -> Result<Self, LiveError> {
         let wanted = options.check()?;
-        let std_listener = std::net::TcpListener::bind(wanted).map_err(|source| {
-            LiveError::Bind {
+        let std_listener =
+            std::net::TcpListener::bind(wanted).map_err(|source| LiveError::Bind {
                 addr: wanted,
                 source,
-            }
-        })?;
+            })?;
         std_listener
             .set_nonblocking(true)
             .map_err(LiveError::Server)?;
@@ -232,7 +231,11 @@ impl Body for LiveBody {
     }
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<LiveBody> {
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<LiveBody> {
     let mut response = Response::new(LiveBody::Full(Some(body.into())));
     *response.status_mut() = status;
     response
@@ -250,10 +253,9 @@ fn json_response(value: &Value) -> Response<LiveBody> {
 
 fn download(content_type: &'static str, name: &'static str, body: String) -> Response<LiveBody> {
     let mut response = response(StatusCode::OK, content_type, body);
-    response.headers_mut().insert(
-        CONTENT_DISPOSITION,
-        HeaderValue::from_static(name),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_DISPOSITION, HeaderValue::from_static(name));
     response
 }
 
@@ -277,7 +279,10 @@ fn foreign_origin(request: &Request<Incoming>) -> bool {
 
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<LiveBody> {
     if let Some(auth) = &shared.options.auth {
-        let header = request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+        let header = request
+            .headers()
+            .get(AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
         if !auth.accepts(header) {
             let mut denied = response(StatusCode::UNAUTHORIZED, "text/plain", "unauthorised\n");
             denied.headers_mut().insert(
@@ -328,7 +333,11 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<LiveBod
             summary.run = source.run.info();
             match crate::report::render_html(&summary) {
                 Ok(html) => response(StatusCode::OK, "text/html; charset=utf-8", html),
-                Err(e) => response(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
+                Err(e) => response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    e.to_string(),
+                ),
             }
         }
         (&Method::POST, "/swarm" | "/stop" | "/stats/reset") => {
@@ -340,15 +349,34 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<LiveBod
                 );
             }
             if foreign_origin(&request) {
-                return response(StatusCode::FORBIDDEN, "text/plain", "cross-origin request refused\n");
+                return response(
+                    StatusCode::FORBIDDEN,
+                    "text/plain",
+                    "cross-origin request refused\n",
+                );
             }
             control(shared, request, &path).await
         }
-        (_, "/" | "/index.html" | "/snapshot" | "/events" | "/stats/requests"
-            | "/stats/requests/csv" | "/stats/failures/csv" | "/exceptions"
-            | "/result.json" | "/report.html" | "/swarm" | "/stop" | "/stats/reset") => {
-            response(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n")
-        }
+        (
+            _,
+            "/"
+            | "/index.html"
+            | "/snapshot"
+            | "/events"
+            | "/stats/requests"
+            | "/stats/requests/csv"
+            | "/stats/failures/csv"
+            | "/exceptions"
+            | "/result.json"
+            | "/report.html"
+            | "/swarm"
+            | "/stop"
+            | "/stats/reset",
+        ) => response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n",
+        ),
         _ => response(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
@@ -419,12 +447,16 @@ async fn control(shared: &Shared, request: Request<Incoming>, path: &str) -> Res
             {
                 Ok(body) => body.to_bytes(),
                 Err(_) => {
-                    return json_response(&json!({"success": false, "message": "the form is too large"}));
+                    return json_response(
+                        &json!({"success": false, "message": "the form is too large"}),
+                    );
                 }
             };
             let form = match locust_api::parse_swarm(&body) {
                 Ok(form) => form,
-                Err(message) => return json_response(&json!({"success": false, "message": message})),
+                Err(message) => {
+                    return json_response(&json!({"success": false, "message": message}));
+                }
             };
             let Some(control) = run.control() else {
                 return json_response(&json!({

@@ -174,7 +174,13 @@ fn table(stats: &StatsSnapshot) -> Vec<Value> {
         .map(|e| {
             let h = &e.latency_us;
             let ms = |v: u64| v as f64 / 1000.0;
-            let pct = |q: f64| if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(q)) };
+            let pct = |q: f64| {
+                if h.is_empty() {
+                    0.0
+                } else {
+                    ms(h.value_at_quantile(q))
+                }
+            };
             json!({
                 "type": &*e.request_type,
                 "name": &*e.name,
@@ -217,7 +223,13 @@ pub(crate) fn snapshot(
         .recent_timeline(RECENT_SECONDS)
         .into_iter()
         .map(|(entry, ended)| {
-            let optional = |v: f64| if entry.requests == 0 { Value::Null } else { number(v) };
+            let optional = |v: f64| {
+                if entry.requests == 0 {
+                    Value::Null
+                } else {
+                    number(v)
+                }
+            };
             json!({
                 "start_time": epoch_seconds(ended) - 1.0,
                 "duration_seconds": 1.0,

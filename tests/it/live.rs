@@ -56,8 +56,7 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub(crate) fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
@@ -109,7 +108,10 @@ pub(crate) fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -136,7 +138,11 @@ fn read_events(addr: SocketAddr, span: Duration) -> Vec<Value> {
                     events.push(serde_json::from_str(data).expect("an event is JSON"));
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("reading events: {e}"),
         }
     }
@@ -161,7 +167,10 @@ fn dashboard_snapshot_equals_the_summary_and_events_keep_pace() {
     let addr = addr_of(ok(&records[0]));
     let page = get(addr, "/");
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("<svg") && page.body.contains("EventSource"), "the page");
+    assert!(
+        page.body.contains("<svg") && page.body.contains("EventSource"),
+        "the page"
+    );
     let before = get(addr, "/snapshot").json();
     assert_eq!(before["totals"]["requests"], 0);
     assert_eq!(before["state"], "ready");
@@ -189,18 +198,31 @@ fn dashboard_snapshot_equals_the_summary_and_events_keep_pace() {
         .iter()
         .find(|e| e["state"] == "running")
         .expect("an event while the test ran");
-    for field in ["totals", "latency_overall", "per_name", "rps", "avg_ms", "ts", "latency_windows"] {
+    for field in [
+        "totals",
+        "latency_overall",
+        "per_name",
+        "rps",
+        "avg_ms",
+        "ts",
+        "latency_windows",
+    ] {
         assert!(during.get(field).is_some(), "no `{field}` in {during}");
     }
     assert!(
-        events.iter().any(|e| e["rps"].as_f64().unwrap_or(0.0) > 0.0),
+        events
+            .iter()
+            .any(|e| e["rps"].as_f64().unwrap_or(0.0) > 0.0),
         "no event saw requests per second"
     );
     let counts: Vec<u64> = events
         .iter()
         .map(|e| e["totals"]["requests"].as_u64().unwrap_or(0))
         .collect();
-    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "counts went down: {counts:?}");
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]),
+        "counts went down: {counts:?}"
+    );
 
     let snapshot = get(addr, "/snapshot").json();
     let summary = serde_json::to_value(executor.summary()).expect("summary");
@@ -213,13 +235,26 @@ fn dashboard_snapshot_equals_the_summary_and_events_keep_pace() {
         ("latency_overall", "p95_ms"),
         ("latency_overall", "count"),
     ] {
-        assert_eq!(snapshot[block][field], summary[block][field], "{block}.{field}");
+        assert_eq!(
+            snapshot[block][field], summary[block][field],
+            "{block}.{field}"
+        );
     }
     assert_eq!(snapshot["state"], "stopped");
     let windows = snapshot["latency_windows"].as_array().expect("windows");
-    assert!((3..=6).contains(&windows.len()), "{} windows", windows.len());
-    let in_windows: u64 = windows.iter().map(|w| w["count"].as_u64().unwrap_or(0)).sum();
-    assert_eq!(in_windows, summary["totals"]["requests"].as_u64().unwrap_or(0));
+    assert!(
+        (3..=6).contains(&windows.len()),
+        "{} windows",
+        windows.len()
+    );
+    let in_windows: u64 = windows
+        .iter()
+        .map(|w| w["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        in_windows,
+        summary["totals"]["requests"].as_u64().unwrap_or(0)
+    );
 
     // Stopping frees the port.
     let records = executor.execute_document(&json!([["LD_stop_dashboard"]]), "t");
@@ -278,7 +313,10 @@ fn web_ui_dict_bad_input_starts_nothing() {
     let port = busy.local_addr().expect("addr").port();
     let records = executor.execute_document(&test(json!({"port": port})), "t");
     let e = error(&records[0]).to_string();
-    assert!(e.contains("cannot bind") && e.contains(&port.to_string()), "{e}");
+    assert!(
+        e.contains("cannot bind") && e.contains(&port.to_string()),
+        "{e}"
+    );
     // Nothing ran: no request, no test recorded.
     let summary = executor.summary();
     assert_eq!(summary.totals.requests, 0);
@@ -287,7 +325,10 @@ fn web_ui_dict_bad_input_starts_nothing() {
     // `{}` is 127.0.0.1:8089, up for the test only.
     let records = executor.execute_document(&test(json!({"port": 0})), "t");
     ok(&records[0]);
-    assert!(executor.context().live().web_ui_addr().is_none(), "stopped with its test");
+    assert!(
+        executor.context().live().web_ui_addr().is_none(),
+        "stopped with its test"
+    );
 }
 
 /// `loaddensity run SCRIPT --web ADDR` in the background, with its stderr on a thread.
@@ -356,7 +397,10 @@ impl WebRun {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "loaddensity did not exit after Ctrl-C");
+            assert!(
+                Instant::now() < deadline,
+                "loaddensity did not exit after Ctrl-C"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -394,7 +438,10 @@ fn web_ui_speaks_locusts_api_and_its_controls_drive_the_test() {
         .to_string(),
     );
     let summary_path = work.path("summary.json");
-    let run = WebRun::start(&script, &["--summary-json", summary_path.to_str().expect("utf8")]);
+    let run = WebRun::start(
+        &script,
+        &["--summary-json", summary_path.to_str().expect("utf8")],
+    );
     let addr = run.addr;
     let stats = wait_for(Duration::from_secs(10), "requests", || {
         let stats = get(addr, "/stats/requests").json();
@@ -402,36 +449,77 @@ fn web_ui_speaks_locusts_api_and_its_controls_drive_the_test() {
     });
     // Locust 2.47's shape.
     for field in [
-        "stats", "errors", "total_rps", "total_fail_per_sec", "current_rps",
-        "current_fail_per_sec", "fail_ratio", "user_count", "state",
+        "stats",
+        "errors",
+        "total_rps",
+        "total_fail_per_sec",
+        "current_rps",
+        "current_fail_per_sec",
+        "fail_ratio",
+        "user_count",
+        "state",
         "current_response_time_percentiles",
     ] {
         assert!(stats.get(field).is_some(), "no `{field}`");
     }
     let entry = &stats["stats"][0];
     for field in [
-        "method", "name", "num_requests", "num_failures", "avg_response_time",
-        "min_response_time", "max_response_time", "median_response_time",
-        "response_time_percentile_0.95", "response_time_percentile_0.99", "current_rps",
-        "current_fail_per_sec", "total_rps", "total_fail_per_sec", "avg_content_length",
+        "method",
+        "name",
+        "num_requests",
+        "num_failures",
+        "avg_response_time",
+        "min_response_time",
+        "max_response_time",
+        "median_response_time",
+        "response_time_percentile_0.95",
+        "response_time_percentile_0.99",
+        "current_rps",
+        "current_fail_per_sec",
+        "total_rps",
+        "total_fail_per_sec",
+        "avg_content_length",
     ] {
         assert!(entry.get(field).is_some(), "no `{field}` in {entry}");
     }
     assert_eq!(stats["errors"][0]["name"], "fail");
-    assert!(stats["errors"][0]["error"].as_str().unwrap_or("").contains("500"));
+    assert!(
+        stats["errors"][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("500")
+    );
     assert!(["spawning", "running"].contains(&stats["state"].as_str().unwrap_or("")));
 
     // More users, then fewer: the active users follow.
-    let reply = request(addr, "POST", "/swarm", Some("user_count=6&spawn_rate=100"), None);
+    let reply = request(
+        addr,
+        "POST",
+        "/swarm",
+        Some("user_count=6&spawn_rate=100"),
+        None,
+    );
     assert_eq!(reply.json()["success"], true, "{}", reply.body);
     wait_for(Duration::from_secs(10), "6 users", || {
         (get(addr, "/stats/requests").json()["user_count"] == 6).then_some(())
     });
-    request(addr, "POST", "/swarm", Some("user_count=1&spawn_rate=100"), None);
+    request(
+        addr,
+        "POST",
+        "/swarm",
+        Some("user_count=1&spawn_rate=100"),
+        None,
+    );
     wait_for(Duration::from_secs(10), "1 user", || {
         (get(addr, "/stats/requests").json()["user_count"] == 1).then_some(())
     });
-    let reply = request(addr, "POST", "/swarm", Some("user_count=x&spawn_rate=1"), None);
+    let reply = request(
+        addr,
+        "POST",
+        "/swarm",
+        Some("user_count=x&spawn_rate=1"),
+        None,
+    );
     assert_eq!(reply.json()["success"], false);
     assert!(reply.body.contains("user_count"), "{}", reply.body);
 
@@ -472,24 +560,39 @@ fn web_ui_speaks_locusts_api_and_its_controls_drive_the_test() {
     let total = aggregated(&stats);
     assert_eq!(total["num_requests"], summary["totals"]["requests"]);
     assert_eq!(total["num_failures"], summary["totals"]["failures"]);
-    assert!(summary["run"]["load"][0]["duration_s"].as_f64().unwrap_or(99.0) < 30.0);
+    assert!(
+        summary["run"]["load"][0]["duration_s"]
+            .as_f64()
+            .unwrap_or(99.0)
+            < 30.0
+    );
 
     // The downloads.
     let csv = get(addr, "/stats/requests/csv");
     assert!(csv.headers.contains("content-type: text/csv"));
-    assert!(csv.body.starts_with("Type,Name,Request Count,Failure Count,Median Response Time"));
+    assert!(
+        csv.body
+            .starts_with("Type,Name,Request Count,Failure Count,Median Response Time")
+    );
     let failures = get(addr, "/stats/failures/csv");
     assert!(failures.body.starts_with("Method,Name,Error,Occurrences"));
     assert!(failures.body.contains("fail,HTTP 500"), "{}", failures.body);
     let document = get(addr, "/result.json").json();
-    assert_eq!(document["totals"]["requests"], summary["totals"]["requests"]);
+    assert_eq!(
+        document["totals"]["requests"],
+        summary["totals"]["requests"]
+    );
     assert!(get(addr, "/report.html").body.contains("<html"));
     assert_eq!(get(addr, "/exceptions").json(), json!({"exceptions": []}));
 
     // A real consumer: locust-csv2openmetrics reads the requests CSV as it reads Locust's.
     consume_with_csv2openmetrics(&work, &csv.body, &summary);
 
-    assert_eq!(run.interrupt(), Some(0), "Ctrl-C after the script keeps its exit code");
+    assert_eq!(
+        run.interrupt(),
+        Some(0),
+        "Ctrl-C after the script keeps its exit code"
+    );
 }
 
 /// Runs `locust-csv2openmetrics` (installed by scripts/test) on the CSV and checks its
@@ -528,25 +631,48 @@ fn consume_with_csv2openmetrics(work: &Workdir, csv: &str, summary: &Value) {
     let rps = summary["totals"]["rps"].as_f64().unwrap_or(0.0);
     assert!((value("locust_requests_per_second") - rps).abs() < 1e-6 * rps.max(1.0));
     // Locust's CSV rounds percentiles to whole milliseconds.
-    let p95 = summary["latency_overall"]["p95_ms"].as_f64().unwrap_or(-1.0);
+    let p95 = summary["latency_overall"]["p95_ms"]
+        .as_f64()
+        .unwrap_or(-1.0);
     assert!((value("locust_response_time_p95_seconds") * 1000.0 - p95.round()).abs() < 1e-6);
 }
 
 #[test]
 fn web_ui_off_loopback_needs_auth_and_never_prints_it() {
     let work = Workdir::new();
-    let script = work.write("t.json", r#"{"load_density": [["LD_sleep", {"seconds": 0}]]}"#);
-    let output = common::run(&["run", script.to_str().expect("utf8"), "--web", "0.0.0.0:0"], None);
+    let script = work.write(
+        "t.json",
+        r#"{"load_density": [["LD_sleep", {"seconds": 0}]]}"#,
+    );
+    let output = common::run(
+        &["run", script.to_str().expect("utf8"), "--web", "0.0.0.0:0"],
+        None,
+    );
     assert!(!output.status.success());
     let text = common::stderr(&output);
-    assert!(text.contains("without auth") && text.contains("--web-auth"), "{text}");
+    assert!(
+        text.contains("without auth") && text.contains("--web-auth"),
+        "{text}"
+    );
 
     let run = WebRun::start(&script, &["--web-auth", "ann:pa55-word"]);
     assert_eq!(get(run.addr, "/stats/requests").status, 401);
-    let wrong = request(run.addr, "GET", "/stats/requests", None, Some("Basic YW5uOndyb25n"));
+    let wrong = request(
+        run.addr,
+        "GET",
+        "/stats/requests",
+        None,
+        Some("Basic YW5uOndyb25n"),
+    );
     assert_eq!(wrong.status, 401);
     // base64("ann:pa55-word")
-    let right = request(run.addr, "GET", "/stats/requests", None, Some("Basic YW5uOnBhNTUtd29yZA=="));
+    let right = request(
+        run.addr,
+        "GET",
+        "/stats/requests",
+        None,
+        Some("Basic YW5uOnBhNTUtd29yZA=="),
+    );
     assert_eq!(right.status, 200, "{}", right.body);
     let mut lines = run.wait_line("the script has ended", Duration::from_secs(10));
     while let Ok(line) = run.stderr.try_recv() {

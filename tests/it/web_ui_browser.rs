@@ -20,7 +20,8 @@ fn browser_dir() -> PathBuf {
 
 #[test]
 fn web_ui_in_chromium_shows_the_test_and_drives_it() {
-    let hint = "scripts/test installs chromium, Node.js and playwright-core (npm, in tests/browser)";
+    let hint =
+        "scripts/test installs chromium, Node.js and playwright-core (npm, in tests/browser)";
     let (Some(chromium), Some(node)) = (
         common::require_program(&["chromium", "chromium-browser"], hint),
         common::require_program(&["node"], hint),
@@ -29,7 +30,10 @@ fn web_ui_in_chromium_shows_the_test_and_drives_it() {
     };
     let dir = browser_dir();
     if !dir.join("node_modules/playwright-core").exists() {
-        assert!(std::env::var_os("CI").is_none(), "playwright-core is missing: {hint}");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "playwright-core is missing: {hint}"
+        );
         eprintln!("SKIPPED: playwright-core is not installed: {hint}");
         return;
     }
