@@ -319,6 +319,10 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<LiveBod
             locust_api::failures_csv(source),
         ),
         (&Method::GET, "/exceptions") => json_response(&locust_api::exceptions()),
+        // What Locust's own page polls besides: no task classes, logs or workers here.
+        (&Method::GET, "/tasks") => json_response(&json!({"per_class": {}, "total": {}})),
+        (&Method::GET, "/logs") => json_response(&json!({"master": [], "workers": {}})),
+        (&Method::GET, "/worker-count") => json_response(&json!({"worker_count": 0})),
         (&Method::GET, "/result.json") => match document(source) {
             Ok(document) => download(
                 "application/json",
