@@ -1,5 +1,6 @@
 //! The state one run owns: its request event with the listeners attached to it, the
-//! statistics, the parameter resolver, the request log and the sinks.
+//! statistics, the parameter resolver, the request log, the sinks and the live
+//! dashboard and web UI.
 //!
 //! An [`crate::Executor`] holds one [`RunContext`] and passes it down to every test and
 //! command it runs, so two executors in one process never share counts, variables or
@@ -9,6 +10,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::listener::{ListenerId, ListenerRegistry};
+use crate::live::LiveServers;
 use crate::request_log::{RequestLog, RequestLogError};
 use crate::scenario::ParameterResolver;
 use crate::sinks::Sinks;
@@ -22,6 +24,7 @@ pub struct RunContext {
     resolver: ParameterResolver,
     request_log: Mutex<Option<AttachedLog>>,
     sinks: Sinks,
+    live: LiveServers,
 }
 
 /// The request log and whether it listens now.
@@ -50,7 +53,13 @@ impl RunContext {
             stats,
             resolver: ParameterResolver::default(),
             request_log: Mutex::new(None),
+            live: LiveServers::default(),
         }
+    }
+
+    /// The live dashboard and web UI of this run.
+    pub fn live(&self) -> &LiveServers {
+        &self.live
     }
 
     /// The request event this run's tests fire (Locust's `events.request`).
@@ -123,6 +132,7 @@ impl RunContext {
 impl Drop for RunContext {
     fn drop(&mut self) {
         self.detach_request_log();
+        self.live.stop_all();
         self.sinks.stop_all();
     }
 }

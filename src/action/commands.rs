@@ -11,11 +11,12 @@ use serde_json::{Value, json};
 
 use super::args::{CheckArgs, NoArgs, typed};
 use super::empty_run::{TestCounts, empty_run_warning};
+use super::live_commands::WebUiDict;
 use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
-    ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, Scenario, TestPlan,
-    WaitTime, run_test,
+    ArrivalRate, LoadShape, Progress, RunControl, RunObservers, RunReport, SHAPES, Scenario,
+    TestPlan, WaitTime, run_test,
 };
 use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
 use crate::scenario::{ParameterResolver, ResolverSnapshot, value_text};
@@ -241,7 +242,7 @@ pub(super) struct StartTestArgs {
     #[serde(default)]
     connection: Option<ConnectionArg>,
     #[serde(default)]
-    web_ui_dict: Option<Value>,
+    web_ui_dict: Option<WebUiDict>,
     #[serde(default)]
     runner_mode: Option<String>,
     #[serde(default)]
@@ -349,11 +350,8 @@ impl StartTestArgs {
         segment: Option<&Segment>,
         registered: ResolverSnapshot,
     ) -> Result<TestPlan<P>, ActionError> {
-        if self.web_ui_dict.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(ActionError::not_supported(
-                "`web_ui_dict` (the Locust web UI)",
-                "watch the run in Prometheus, InfluxDB or OpenTelemetry instead",
-            ));
+        if let Some(web_ui) = &self.web_ui_dict {
+            web_ui.options()?;
         }
         match self.runner_mode.as_deref() {
             None | Some("local") => {}
@@ -607,22 +605,41 @@ fn run_test_with<P: Protocol>(
         return Err(ActionError::Interrupted);
     }
     executor.configure_request_log(args.max_records)?;
+    // The web UI last before the load: a busy port is an error before anything is sent.
+    if let Some(web_ui) = &args.web_ui_dict {
+        let addr = executor
+            .context()
+            .live()
+            .start_web_ui(executor.stats(), web_ui.options()?, true)
+            .map_err(|e| ActionError::Failed(format!("web_ui_dict: {e}")))?;
+        tracing::info!("web UI on http://{addr}/");
+    }
     let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
+    let control = Arc::new(match (&plan.shape, &plan.arrival) {
+        (_, Some(_)) => RunControl::fixed("arrival rate", users, spawn_rate),
+        (Some(_), None) => RunControl::fixed("load shape", users, spawn_rate),
+        (None, None) => RunControl::adjustable(users, spawn_rate),
+    });
     let observers = RunObservers {
         progress: executor
             .options
             .progress
             .then(|| Progress::new(executor.stats().clone())),
         timeline: Some(executor.stats().clone()),
+        control: Some(control.clone()),
     };
     let listeners = executor.listeners().clone();
     let (before, failures_before) = executor.stats().counts();
     let started_at = SystemTime::now();
+    let live = executor.context().live().run().clone();
+    live.begin_test(control);
     let report = executor
         .runtime()
         .block_on(run_test(plan, listeners, interrupt, observers));
     executor.record_test(args.load_description(started_at, &report, (users, spawn_rate)));
     executor.stats().add_duration(report.duration);
+    live.end_test();
+    executor.context().live().end_test_web_ui();
     executor
         .stats()
         .add_dropped_iterations(report.dropped_iterations);
@@ -634,9 +651,10 @@ fn run_test_with<P: Protocol>(
     }
     executor.write_output(&table);
     let (after, failures) = executor.stats().counts();
+    // A web UI's reset may have cleared the counts during the test.
     let counts = TestCounts {
-        requests: after - before,
-        failures: failures - failures_before,
+        requests: after.saturating_sub(before),
+        failures: failures.saturating_sub(failures_before),
     };
     let warning = empty_run_warning(&report, counts);
     if let Some(warning) = &warning {
@@ -648,7 +666,7 @@ fn run_test_with<P: Protocol>(
         "test_time": test_time.map(|t| t.as_secs_f64()),
         "users_started": report.users_started,
         "duration_s": report.duration.as_secs_f64(),
-        "requests": after - before,
+        "requests": counts.requests,
         "failures_total": failures,
         "interrupted": report.interrupted,
         "dropped_iterations": report.dropped_iterations,

@@ -10,6 +10,7 @@ mod error;
 mod har_commands;
 mod history_commands;
 mod influxdb_commands;
+mod live_commands;
 mod otel_commands;
 mod otel_tracing_commands;
 mod remote_write_commands;
@@ -238,16 +239,24 @@ impl Executor {
     /// Names the script in the result document (`run.script`), as given by the user.
     pub fn set_script(&mut self, script: &str) {
         self.run.script = Some(script.to_string());
+        self.publish_run_info();
     }
 
     /// Adds a test's load description to the result document (`run.load`).
     pub fn record_test(&mut self, load: LoadDescription) {
         self.run.load.push(load);
+        self.publish_run_info();
     }
 
     /// Adds SLA gate results to the result document (`run.sla`).
     pub fn record_sla(&mut self, results: impl IntoIterator<Item = SlaGateResult>) {
         self.run.sla.get_or_insert_with(Vec::new).extend(results);
+        self.publish_run_info();
+    }
+
+    /// Tells the live dashboard and web UI the run block as it is now.
+    fn publish_run_info(&self) {
+        self.context.live().run().set_info(self.run.clone());
     }
 
     /// The run block as recorded so far (script, tests, SLA results).
@@ -261,6 +270,7 @@ impl Executor {
         self.clear_request_log();
         self.run.load.clear();
         self.run.sla = None;
+        self.publish_run_info();
     }
 
     /// Number of actions that failed so far.
@@ -413,6 +423,7 @@ fn register_builtins(executor: &mut Executor) {
     history_commands::register_history_commands(executor);
     statsd_commands::register_statsd_commands(executor);
     datadog_commands::register_datadog_commands(executor);
+    live_commands::register_live_commands(executor);
 }
 
 impl Drop for Executor {

@@ -5,6 +5,7 @@
 //! [`ListenerRegistry`] it is given; it does not know which listeners are attached.
 
 mod arrival;
+mod control;
 mod plan;
 mod progress;
 mod segment;
@@ -14,6 +15,7 @@ mod user;
 mod wait;
 
 pub use arrival::{ArrivalRate, RateStage};
+pub use control::{RunControl, RunState, SwarmError};
 pub use plan::{MODES, Mode, Scenario, TestPlan, parse_tasks};
 pub use progress::Progress;
 pub use shape::{LoadShape, SHAPES, Stage};
@@ -40,7 +42,9 @@ pub(crate) struct RunShared<P: Protocol> {
     pub(crate) listeners: Arc<ListenerRegistry>,
     /// What the protocol's clients share (TLS configuration, ...).
     pub(crate) protocol: Arc<P::Shared>,
-    pub(crate) active_users: AtomicUsize,
+    pub(crate) active_users: Arc<AtomicUsize>,
+    /// The web UI's controls, when it watches this run.
+    pub(crate) control: Option<Arc<RunControl>>,
     /// Open model: iterations that found no free user.
     pub(crate) dropped_iterations: AtomicU64,
     /// Cancelled when a CSV source that does not cycle runs out of rows: no user
@@ -98,6 +102,8 @@ pub struct RunObservers {
     pub progress: Option<Progress>,
     /// Append one timeline entry per second to these statistics.
     pub timeline: Option<Arc<StatsRecorder>>,
+    /// Controls a web UI may use while the test runs (stop, change users).
+    pub control: Option<Arc<RunControl>>,
 }
 
 /// Runs a test plan to its end: its test time, the end of its load shape, or
@@ -113,7 +119,11 @@ pub async fn run_test<P: Protocol>(
         plan,
         listeners,
         protocol: Arc::default(),
-        active_users: AtomicUsize::new(0),
+        active_users: observers
+            .control
+            .as_ref()
+            .map_or_else(Arc::default, |c| c.active_users_counter()),
+        control: observers.control.clone(),
         dropped_iterations: AtomicU64::new(0),
         out_of_data: CancellationToken::new(),
         idle_causes: IdleCauses::default(),
@@ -121,6 +131,11 @@ pub async fn run_test<P: Protocol>(
         wall_base: SystemTime::now(),
         instant_base: started,
     });
+    if let Some(control) = &shared.control
+        && shared.plan.arrival.is_some()
+    {
+        control.set_state(RunState::Running);
+    }
     let stop_users = CancellationToken::new();
     let shape_ended = CancellationToken::new();
     let progress_task = observers
@@ -153,11 +168,21 @@ pub async fn run_test<P: Protocol>(
             None => std::future::pending().await,
         }
     };
+    let stopped_by_control = async {
+        match &shared.control {
+            Some(control) => control.stopped().cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
     let interrupted = tokio::select! {
         _ = deadline => false,
         _ = shape_ended.cancelled() => false,
         _ = interrupt.cancelled() => true,
+        _ = stopped_by_control => true,
     };
+    if let Some(control) = &shared.control {
+        control.set_state(RunState::Stopping);
+    }
     shared.stopping.store(true, Ordering::Relaxed);
     stop_users.cancel();
     let users_started = supervisor.await.unwrap_or(0);
@@ -167,6 +192,9 @@ pub async fn run_test<P: Protocol>(
     }
     if let Some(task) = timeline_task {
         let _ = task.await;
+    }
+    if let Some(control) = &shared.control {
+        control.set_state(RunState::Stopped);
     }
     RunReport {
         duration,
@@ -204,6 +232,13 @@ async fn spawn_and_supervise<P: Protocol>(
             shape_ended.cancel();
             break;
         };
+        // A web UI may have changed the users of a test without a shape.
+        let (target, rate) = match &shared.control {
+            Some(control) if control.is_adjustable() => {
+                (control.target_users(), control.spawn_rate())
+            }
+            _ => (target, rate),
+        };
         allowance = (allowance + rate * (now - last).as_secs_f64()).min(rate.max(1.0));
         last = now;
         let current = running.len() as u32;
@@ -221,7 +256,18 @@ async fn spawn_and_supervise<P: Protocol>(
             }
         }
         while users.try_join_next().is_some() {}
-        if shared.plan.shape.is_none() && spawned >= shared.plan.users {
+        if let Some(control) = &shared.control {
+            let state = if running.len() as u32 == target {
+                RunState::Running
+            } else {
+                RunState::Spawning
+            };
+            if control.state() != RunState::Stopping {
+                control.set_state(state);
+            }
+        }
+        let resizable = shared.control.as_ref().is_some_and(|c| c.is_adjustable());
+        if shared.plan.shape.is_none() && spawned >= shared.plan.users && !resizable {
             break;
         }
         tokio::select! {
@@ -267,7 +313,8 @@ impl<P: Protocol> RunShared<P> {
             },
             listeners: Default::default(),
             protocol: Default::default(),
-            active_users: AtomicUsize::new(0),
+            active_users: Default::default(),
+            control: None,
             dropped_iterations: AtomicU64::new(0),
             out_of_data: CancellationToken::new(),
             idle_causes: IdleCauses::default(),

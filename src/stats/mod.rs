@@ -13,7 +13,7 @@ pub use document::{
     SlaGateResult,
 };
 pub use merge::{MergeError, merge_results};
-pub use recorder::{EndpointStats, StatsRecorder, StatsSnapshot};
+pub use recorder::{EndpointStats, EndpointTotals, RECENT_SECONDS, StatsRecorder, StatsSnapshot};
 pub use summary::{ErrorCount, LatencyOverall, NameStats, Summary, Totals};
 pub use table::render_table;
 pub use timeline::TimelineEntry;

@@ -5,10 +5,10 @@
 //! anywhere and no sample is kept: latencies go into HDR histograms (µs, 3 significant
 //! digits), which merge exactly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
@@ -20,6 +20,9 @@ use crate::shard::{Padded, SHARDS, shard_index};
 /// How many distinct error texts are kept per endpoint; further ones are counted as `other errors`.
 const MAX_ERROR_KINDS: usize = 100;
 const OTHER_ERRORS: &str = "(other errors)";
+/// How many of the newest timeline entries keep the wall-clock time they ended at
+/// (for the live dashboard's last 120 s).
+pub const RECENT_SECONDS: usize = 120;
 
 /// Statistics of one endpoint (request type, name).
 #[derive(Debug, Clone)]
@@ -99,6 +102,17 @@ struct Shard {
     slots: Vec<Option<EndpointStats>>,
 }
 
+/// An endpoint's counters, summed over the shards ([`StatsRecorder::endpoint_totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EndpointTotals {
+    /// Requests, successes and failures.
+    pub requests: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// Sum of the latencies, µs (from the histograms: within their precision).
+    pub latency_sum_us: f64,
+}
+
 /// Merged statistics at one point in time.
 #[derive(Debug, Clone, Default)]
 pub struct StatsSnapshot {
@@ -128,8 +142,15 @@ impl StatsSnapshot {
 pub struct StatsRecorder {
     shards: Box<[Padded<Mutex<Shard>>]>,
     duration: Mutex<Duration>,
-    timeline: Mutex<Vec<TimelineEntry>>,
+    timeline: Mutex<Timeline>,
     dropped_iterations: AtomicU64,
+}
+
+/// The timeline, and when its newest entries ended.
+#[derive(Default)]
+struct Timeline {
+    entries: Vec<TimelineEntry>,
+    recent_ends: VecDeque<SystemTime>,
 }
 
 impl Default for StatsRecorder {
@@ -167,7 +188,17 @@ impl StatsRecorder {
             lock(&shard.0).slots.clear();
         }
         *lock(&self.duration) = Duration::ZERO;
-        lock(&self.timeline).clear();
+        *lock(&self.timeline) = Timeline::default();
+        self.dropped_iterations.store(0, Ordering::Relaxed);
+    }
+
+    /// Forgets the recorded requests but keeps the timeline (the web UI's reset, as
+    /// Locust's `/stats/reset`: the charts go on, the table starts again).
+    pub fn reset_counts(&self) {
+        for shard in self.shards.iter() {
+            lock(&shard.0).slots.clear();
+        }
+        *lock(&self.duration) = Duration::ZERO;
         self.dropped_iterations.store(0, Ordering::Relaxed);
     }
 
@@ -192,16 +223,32 @@ impl StatsRecorder {
 
     /// Appends a timeline entry.
     pub fn push_timeline(&self, entry: TimelineEntry) {
-        lock(&self.timeline).push(entry);
+        let mut timeline = lock(&self.timeline);
+        timeline.entries.push(entry);
+        if timeline.recent_ends.len() == RECENT_SECONDS {
+            timeline.recent_ends.pop_front();
+        }
+        timeline.recent_ends.push_back(SystemTime::now());
     }
 
     /// The `t` of the next timeline entry: tests run one after another on one axis.
     pub fn timeline_next_second(&self) -> u64 {
-        lock(&self.timeline).last().map_or(0, |e| e.t + 1)
+        lock(&self.timeline).entries.last().map_or(0, |e| e.t + 1)
     }
 
-    /// Merges all shards.
-    pub fn snapshot(&self) -> StatsSnapshot {
+    /// The newest `n` timeline entries (at most [`RECENT_SECONDS`]), oldest first,
+    /// each with the wall-clock time it ended at. Copies only those.
+    pub fn recent_timeline(&self, n: usize) -> Vec<(TimelineEntry, SystemTime)> {
+        let timeline = lock(&self.timeline);
+        let n = n.min(timeline.recent_ends.len());
+        let entries = &timeline.entries[timeline.entries.len() - n..];
+        let ends = timeline.recent_ends.range(timeline.recent_ends.len() - n..);
+        entries.iter().cloned().zip(ends.copied()).collect()
+    }
+
+    /// The endpoints merged over the shards, ordered by (name, request type): a
+    /// snapshot without the timeline.
+    pub fn endpoints(&self) -> Vec<EndpointStats> {
         let mut merged: BTreeMap<(Arc<str>, Arc<str>), EndpointStats> = BTreeMap::new();
         for shard in self.shards.iter() {
             let shard = lock(&shard.0);
@@ -212,10 +259,45 @@ impl StatsRecorder {
                     .or_insert_with(|| stats.clone());
             }
         }
+        merged.into_values().collect()
+    }
+
+    /// Per endpoint (request type, name, over all shards): requests, failures and the
+    /// sum of the latencies in µs, without cloning a histogram.
+    pub fn endpoint_totals(&self) -> HashMap<(Arc<str>, Arc<str>), EndpointTotals> {
+        let mut totals: HashMap<(Arc<str>, Arc<str>), EndpointTotals> = HashMap::new();
+        for shard in self.shards.iter() {
+            for stats in lock(&shard.0).slots.iter().flatten() {
+                let entry = totals
+                    .entry((stats.request_type.clone(), stats.name.clone()))
+                    .or_default();
+                let count = stats.count();
+                entry.requests += count;
+                entry.failures += stats.failures;
+                if count > 0 {
+                    entry.latency_sum_us += stats.latency_us.mean() * count as f64;
+                }
+            }
+        }
+        totals
+    }
+
+    /// Time the recorded tests ran, added up (the running test is not in it yet).
+    pub fn duration(&self) -> Duration {
+        *lock(&self.duration)
+    }
+
+    /// Open-model iterations that could not start.
+    pub fn dropped_iterations(&self) -> u64 {
+        self.dropped_iterations.load(Ordering::Relaxed)
+    }
+
+    /// Merges all shards.
+    pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            endpoints: merged.into_values().collect(),
+            endpoints: self.endpoints(),
             duration: *lock(&self.duration),
-            timeline: lock(&self.timeline).clone(),
+            timeline: lock(&self.timeline).entries.clone(),
             dropped_iterations: self.dropped_iterations.load(Ordering::Relaxed),
         }
     }

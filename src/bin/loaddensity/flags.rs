@@ -126,6 +126,15 @@ pub(crate) struct RunArgs {
     /// Send DogStatsD metrics over UDP to HOST:PORT while the script runs.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub(crate) statsd: Option<(String, u16)>,
+    /// Serve the web UI (live charts, statistics, controls, Locust's web API) on
+    /// [ADDR:]PORT for the whole script, and after it until Ctrl-C (port 0 picks a
+    /// free one; default address 127.0.0.1).
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_web)]
+    pub(crate) web: Option<PrometheusFlag>,
+    /// HTTP basic auth for --web, USER:PASSWORD (needed on any address but loopback;
+    /// LOADDENSITY_WEB_AUTH when not given, which keeps it out of the process list).
+    #[arg(long, value_name = "USER:PASSWORD", requires = "web")]
+    pub(crate) web_auth: Option<String>,
     #[command(flatten)]
     pub(crate) scale: ScaleFlags,
     #[command(flatten)]
@@ -423,6 +432,11 @@ fn parse_prometheus(text: &str) -> Result<PrometheusFlag, String> {
         addr: addr.to_string(),
         port,
     })
+}
+
+/// `--web [ADDR:]PORT`: as `--prometheus`.
+fn parse_web(text: &str) -> Result<PrometheusFlag, String> {
+    parse_prometheus(text)
 }
 
 /// `--token`: an empty one would silently mean "no token".

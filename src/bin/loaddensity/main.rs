@@ -2,7 +2,7 @@
 //! subcommand to its file in `cmd/`. What several subcommands share lives beside
 //! this file: `execute` (the executor, the validate and execute loops, the end of a
 //! run), `documents` (loading scripts and result documents), `outputs`, `reports`,
-//! `sinks` and `scale_out`.
+//! `sinks`, `scale_out` and `web`.
 
 mod cmd;
 mod documents;
@@ -12,6 +12,7 @@ mod outputs;
 mod reports;
 mod scale_out;
 mod sinks;
+mod web;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

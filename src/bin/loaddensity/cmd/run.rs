@@ -40,6 +40,7 @@ pub(crate) fn run(args: &RunArgs, options: ExecutorOptions) -> Result<ExitCode> 
     start_datadog_apm(&mut executor, args.datadog_apm.as_deref())?;
     otel::start(&mut executor, args.otlp.as_deref())?;
     otel::start_traces(&mut executor, args.otlp_traces.as_deref())?;
+    let web = crate::web::start(&executor, args.web.as_ref(), args.web_auth.as_deref())?;
     let reports = Some(&args.reports);
     if let Some(at) = args.scale.start_at {
         let problems = validate_documents(&executor, &documents, None, false)?;
@@ -52,7 +53,11 @@ pub(crate) fn run(args: &RunArgs, options: ExecutorOptions) -> Result<ExitCode> 
         }
     }
     let read = execute_documents(&mut executor, documents);
-    finish(&executor, summary_json, reports, !read)
+    let code = finish(&executor, summary_json, reports, !read)?;
+    if let Some(addr) = web {
+        crate::web::serve_until_interrupted(&executor, addr);
+    }
+    Ok(code)
 }
 
 /// `run-dir`, `run-str` and the legacy flags: runs already loaded documents on one
