@@ -18,6 +18,7 @@ use crate::event::{
 use crate::listener::ListenerCache;
 use crate::protocol::{ExtraEvent, Protocol, StepContext};
 use crate::scenario::RenderContext;
+use crate::task::retry::RetryBudget;
 
 /// How long a user pauses after an iteration in which no task was eligible.
 const IDLE_PAUSE: Duration = Duration::from_millis(10);
@@ -245,74 +246,116 @@ pub(super) async fn run_iteration<P: Protocol>(
                 _ = stop.token.cancelled() => return IterationEnd::Stopped,
             }
         }
-        // The request log: the URL, and the response itself for a few samples.
-        let detail = shared.listeners.detail();
-        let logging = detail.urls_wanted();
-        let sampled = logging && detail.take_sample();
-        // Trace context (`propagate`): chosen before the request, so that the step can
-        // send it and the traces exporter's span carries the same ids.
-        let trace = detail
-            .trace_ratio()
-            .map(|ratio| TraceIds::draw(&mut user.rng, ratio));
-        user.url.clear();
-        let mut ctx = StepContext::new(
-            &mut user.variables,
-            &scenario.resolver,
-            &user.csv_rows,
-            &mut user.rng,
-            &mut user.extra,
-            Instant::now(),
-        )
-        .with_log(&mut user.url, logging, sampled)
-        .with_trace(trace);
-        let outcome = P::step(&mut user.client, task, &mut ctx).await;
-        // One clock read before the request: its start (unless scheduled) and the base
-        // of its timeout.
-        let start = scheduled.take().unwrap_or(ctx.began);
-        let response_time = outcome.end.saturating_duration_since(start);
-        let endpoint = match outcome.name {
-            None => Cow::Borrowed(&task.endpoint),
-            Some(name) => Cow::Owned(user.names.endpoint(&task.endpoint, name)),
-        };
-        if outcome.connect_failure {
-            shared
-                .idle_causes
-                .connect_failures
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        let result = match &outcome.failure {
-            None => Outcome::Success,
-            Some(failure) => Outcome::Failure(failure),
-        };
-        let event = RequestEvent {
-            endpoint: &endpoint,
-            start_time: shared.wall_clock_at(start),
-            response_time,
-            response_length: outcome.response_length,
-            status: outcome.status,
-            outcome: result,
-            url: logging.then_some(user.url.as_str()),
-            response: outcome.sample.as_deref().map(|sample| ResponseParts {
-                headers: &sample.headers,
-                body: &sample.body,
-            }),
-        };
-        user.listeners.fire_traced(&event, trace);
-        for extra in user.extra.drain(..) {
-            let result = match &extra.failure {
+        // `retry`: every attempt is a request event; `throttle`: each waits for a
+        // token first. Neither costs anything for a task without them.
+        let mut budget = RetryBudget::default();
+        let mut retry = false;
+        loop {
+            if let Some(throttle) = &task.throttle
+                && let Some(due) = throttle.reserve()
+            {
+                // Waiting for a token is not part of the request's latency.
+                scheduled = None;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = stop.token.cancelled() => return IterationEnd::Stopped,
+                }
+            }
+            // The request log: the URL, and the response itself for a few samples.
+            let detail = shared.listeners.detail();
+            let logging = detail.urls_wanted();
+            let sampled = logging && detail.take_sample();
+            // Trace context (`propagate`): chosen before the request, so that the step can
+            // send it and the traces exporter's span carries the same ids.
+            let trace = detail
+                .trace_ratio()
+                .map(|ratio| TraceIds::draw(&mut user.rng, ratio));
+            user.url.clear();
+            let mut ctx = StepContext::new(
+                &mut user.variables,
+                &scenario.resolver,
+                &user.csv_rows,
+                &mut user.rng,
+                &mut user.extra,
+                Instant::now(),
+            )
+            .with_log(&mut user.url, logging, sampled)
+            .with_trace(trace);
+            let outcome = P::step(&mut user.client, task, &mut ctx).await;
+            // One clock read before the request: its start (unless scheduled) and the base
+            // of its timeout.
+            let start = scheduled.take().unwrap_or(ctx.began);
+            let response_time = outcome.end.saturating_duration_since(start);
+            let endpoint = match outcome.name {
+                None => Cow::Borrowed(&task.endpoint),
+                Some(name) => Cow::Owned(user.names.endpoint(&task.endpoint, name)),
+            };
+            if outcome.connect_failure {
+                shared
+                    .idle_causes
+                    .connect_failures
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            let result = match &outcome.failure {
                 None => Outcome::Success,
                 Some(failure) => Outcome::Failure(failure),
             };
-            user.listeners.fire(&RequestEvent {
-                endpoint: &extra.endpoint,
-                start_time: shared.wall_clock_at(extra.start),
-                response_time: extra.response_time,
-                response_length: extra.response_length,
-                status: None,
+            let event = RequestEvent {
+                endpoint: &endpoint,
+                start_time: shared.wall_clock_at(start),
+                response_time,
+                response_length: outcome.response_length,
+                status: outcome.status,
                 outcome: result,
-                url: None,
-                response: None,
-            });
+                url: logging.then_some(user.url.as_str()),
+                response: outcome.sample.as_deref().map(|sample| ResponseParts {
+                    headers: &sample.headers,
+                    body: &sample.body,
+                }),
+                retry,
+            };
+            user.listeners.fire_traced(&event, trace);
+            for extra in user.extra.drain(..) {
+                let result = match &extra.failure {
+                    None => Outcome::Success,
+                    Some(failure) => Outcome::Failure(failure),
+                };
+                user.listeners.fire(&RequestEvent {
+                    endpoint: &extra.endpoint,
+                    start_time: shared.wall_clock_at(extra.start),
+                    response_time: extra.response_time,
+                    response_length: extra.response_length,
+                    status: None,
+                    outcome: result,
+                    url: None,
+                    response: None,
+                    retry: false,
+                });
+            }
+            let Some(policy) = &task.retry else { break };
+            if outcome.failure.is_none() {
+                break;
+            }
+            let class = outcome.class.with_status(outcome.status);
+            let Some(delay) = policy.delay(&mut budget, class, &mut user.rng) else {
+                break;
+            };
+            if stop.is_set(shared) {
+                return IterationEnd::Stopped;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.token.cancelled() => return IterationEnd::Stopped,
+            }
+            retry = true;
+        }
+        if let Some(think) = &task.think_time {
+            // LoadDensity's `think_time`: a pause after the task, whatever its outcome.
+            let pause = think.draw(&mut user.rng);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.token.cancelled() => return IterationEnd::Stopped,
+            }
         }
     }
     if ran {

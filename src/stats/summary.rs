@@ -74,6 +74,14 @@ pub struct NameStats {
     /// Sum of the response body lengths, bytes (the average size is this over `count`).
     #[serde(default)]
     pub response_bytes: u64,
+    /// Requests that retried a failed one of the same task (`retry`); each is counted
+    /// in `count` too. Left out of the document when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl NameStats {
@@ -163,6 +171,7 @@ impl NameStats {
             p95_ms: percentile_ms(h, 95.0),
             p99_ms: percentile_ms(h, 99.0),
             response_bytes: stats.response_bytes,
+            retries: stats.retries,
         }
     }
 }
@@ -184,6 +193,7 @@ impl Summary {
                     let _ = merged.latency_us.add(&endpoint.latency_us);
                     merged.failures += endpoint.failures;
                     merged.response_bytes += endpoint.response_bytes;
+                    merged.retries += endpoint.retries;
                 })
                 .or_insert_with(|| endpoint.clone());
         }
@@ -276,6 +286,7 @@ mod tests {
                 outcome,
                 url: None,
                 response: None,
+                retry: false,
             });
         }
         stats.add_duration(Duration::from_secs(2));

@@ -35,7 +35,7 @@ use tonic::{Code, Status};
 
 use crate::protocol::fields::render_optional;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{Task, TaskError};
+use crate::task::{ErrorClass, Task, TaskError};
 use task::{MetadataValue, Payload, Target};
 
 /// The `grpc_user` protocol.
@@ -160,6 +160,7 @@ impl Protocol for Grpc {
         let result = tokio::time::timeout(task.timeout, call(channel, task, request)).await;
         let end = Instant::now();
         let mut connect_failure = false;
+        let mut class = ErrorClass::Permanent;
         let (response_length, failure) = match result {
             Ok(Ok(length)) => (length, None),
             // The channel lost its connection and could not open a new one.
@@ -168,16 +169,22 @@ impl Protocol for Grpc {
                 (0, Some(describe_status(&status)))
             }
             Ok(Err(status)) if !caused_by::<tonic::TimeoutExpired>(&status) => {
+                if status.code() == tonic::Code::Unavailable {
+                    class = ErrorClass::Transient;
+                }
                 (0, Some(describe_status(&status)))
             }
             // The deadline sent as `grpc-timeout` is also enforced by the channel.
-            Ok(Err(_)) | Err(_) => (
-                0,
-                Some(format!(
-                    "{} timed out after {:?}",
-                    task.method, task.timeout
-                )),
-            ),
+            Ok(Err(_)) | Err(_) => {
+                class = ErrorClass::Transient;
+                (
+                    0,
+                    Some(format!(
+                        "{} timed out after {:?}",
+                        task.method, task.timeout
+                    )),
+                )
+            }
         };
         StepOutcome {
             end,
@@ -186,6 +193,7 @@ impl Protocol for Grpc {
             response_length,
             failure,
             connect_failure,
+            class,
             sample: None,
         }
     }

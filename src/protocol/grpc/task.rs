@@ -14,11 +14,12 @@ use http::uri::PathAndQuery;
 use prost_reflect::MessageDescriptor;
 use serde_json::{Map, Value};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{ClientTlsConfig, Endpoint};
+use tonic::transport::{ClientTlsConfig, Endpoint, Identity};
 
 use super::codec::DynamicCodec;
 use super::{reflection, schema};
 use crate::event::intern_endpoint;
+use crate::protocol::client_cert::{self, ClientCert};
 use crate::protocol::fields::report_name;
 use crate::protocol::http::tls::accept_any_certificate;
 use crate::protocol::{ParseContext, ParsedSpec};
@@ -39,6 +40,9 @@ pub const FIELDS: &[&str] = &[
     "timeout",
     "name",
     "verify",
+    "cert",
+    "client_cert",
+    "rpc",
     "stub_path",
     "request_path",
 ];
@@ -95,12 +99,14 @@ pub(super) struct Target {
     pub(super) label: String,
     /// False when any certificate is accepted.
     pub(super) verify: bool,
+    /// The client certificate offered (its id; 0: none).
+    pub(super) cert: u64,
 }
 
 impl Target {
     /// True when a channel opened for `other` serves this target too.
     pub(super) fn same_as(&self, other: &Self) -> bool {
-        self.label == other.label && self.verify == other.verify
+        self.label == other.label && self.verify == other.verify && self.cert == other.cert
     }
 }
 
@@ -183,7 +189,8 @@ pub(crate) fn parse(
     };
     let timeout = parse_timeout(object, path, DEFAULT_TIMEOUT)?;
     let verify = parse_bool(object, "verify", path, true)?;
-    let target = parse_target(object, path, ctx, timeout, verify)?;
+    let cert = client_cert::parse(object, path)?;
+    let target = parse_target(object, path, ctx, timeout, verify, cert.as_deref())?;
     let (service, _) =
         schema::split_method(&method_text).map_err(|e| err(format!("{path}.method"), e))?;
     let (pool, source) = match &proto {
@@ -347,6 +354,7 @@ fn parse_target(
     ctx: &ParseContext<'_>,
     timeout: Duration,
     verify: bool,
+    cert: Option<&ClientCert>,
 ) -> Result<Target, TaskError> {
     let (key, text) = match (object.get("target"), object.get("host")) {
         (Some(Value::String(t)), _) => ("target", t.clone()),
@@ -364,12 +372,32 @@ fn parse_target(
             ));
         }
     };
-    open_target(&text, timeout, verify).map_err(|e| err(format!("{path}.{key}"), e))
+    let target = open_target(&text, timeout, verify, cert).map_err(|e| err(format!("{path}.{key}"), e))?;
+    if cert.is_some() && !target.label.starts_with("https://") {
+        let field = if object.get("cert").is_some_and(|v| !v.is_null()) {
+            "cert"
+        } else {
+            "client_cert"
+        };
+        return Err(err(
+            format!("{path}.{field}"),
+            format!(
+                "a client certificate needs TLS: write the target as `https://{}`",
+                target.label
+            ),
+        ));
+    }
+    Ok(target)
 }
 
 /// The endpoint of `host:port`, `http://host:port` or `https://host:port` (TLS,
 /// verified against the system's roots unless `verify` is false).
-pub(super) fn open_target(text: &str, timeout: Duration, verify: bool) -> Result<Target, String> {
+pub(super) fn open_target(
+    text: &str,
+    timeout: Duration,
+    verify: bool,
+    cert: Option<&ClientCert>,
+) -> Result<Target, String> {
     let text = text.trim().trim_end_matches('/');
     let (uri, tls, label) = if let Some(rest) = text.strip_prefix("https://") {
         (format!("https://{rest}"), true, text.to_string())
@@ -397,10 +425,14 @@ pub(super) fn open_target(text: &str, timeout: Duration, verify: bool) -> Result
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     if tls {
+        let mut config = ClientTlsConfig::new();
+        if let Some(cert) = cert {
+            config = config.identity(Identity::from_pem(&cert.cert_pem, &cert.key_pem));
+        }
         endpoint = if verify {
-            endpoint.tls_config(ClientTlsConfig::new().with_native_roots())
+            endpoint.tls_config(config.with_native_roots())
         } else {
-            endpoint.tls_config_with_verifier(ClientTlsConfig::new(), accept_any_certificate())
+            endpoint.tls_config_with_verifier(config, accept_any_certificate())
         }
         .map_err(|e| format!("`{text}`: {e}"))?;
     }
@@ -408,6 +440,7 @@ pub(super) fn open_target(text: &str, timeout: Duration, verify: bool) -> Result
         endpoint,
         label,
         verify,
+        cert: cert.map_or(0, ClientCert::id),
     })
 }
 
@@ -418,14 +451,14 @@ mod tests {
     #[test]
     fn targets_take_host_port_and_http_or_https_urls() {
         let timeout = Duration::from_secs(1);
-        let plain = open_target("127.0.0.1:50051", timeout, true).expect("host:port");
+        let plain = open_target("127.0.0.1:50051", timeout, true, None).expect("host:port");
         assert_eq!(plain.label, "127.0.0.1:50051");
         assert_eq!(plain.endpoint.uri().to_string(), "http://127.0.0.1:50051/");
-        let http = open_target("http://localhost:9/", timeout, true).expect("http");
+        let http = open_target("http://localhost:9/", timeout, true, None).expect("http");
         assert_eq!(http.label, "localhost:9");
-        let tls = open_target("https://localhost:9", timeout, false).expect("https");
+        let tls = open_target("https://localhost:9", timeout, false, None).expect("https");
         assert_eq!(tls.label, "https://localhost:9");
-        assert!(!tls.same_as(&open_target("https://localhost:9", timeout, true).expect("https")));
+        assert!(!tls.same_as(&open_target("https://localhost:9", timeout, true, None).expect("https")));
         for bad in [
             "ftp://h:1",
             "h:port",
@@ -433,7 +466,7 @@ mod tests {
             "${var.host}:1",
             "",
         ] {
-            assert!(open_target(bad, timeout, true).is_err(), "{bad}");
+            assert!(open_target(bad, timeout, true, None).is_err(), "{bad}");
         }
     }
 }
