@@ -76,7 +76,8 @@ pub(crate) fn parse(
         _ => return Ok(None),
     };
     let field = format!("{path}.{field}");
-    let expected = "expected a PEM file path holding the certificate and key, or [certificate path, key path]";
+    let expected =
+        "expected a PEM file path holding the certificate and key, or [certificate path, key path]";
     let (cert_path, key_path) = match value {
         Value::String(p) if !p.is_empty() => (PathBuf::from(p), None),
         Value::Array(items) => match items.as_slice() {
@@ -98,8 +99,9 @@ fn load(cert: &Path, key: Option<&Path>) -> Result<ClientCert, String> {
         .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
     let key_file = key.unwrap_or(cert);
     let key_pem = match key {
-        Some(key) => std::fs::read(key)
-            .map_err(|e| format!("cannot read the key {}: {e}", key.display()))?,
+        Some(key) => {
+            std::fs::read(key).map_err(|e| format!("cannot read the key {}: {e}", key.display()))?
+        }
         None => cert_pem.clone(),
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)

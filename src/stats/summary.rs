@@ -22,9 +22,11 @@ pub struct Totals {
     pub failures: u64,
     /// `failures / requests` (0 when there were none).
     pub failure_rate: f64,
-    /// Seconds the tests ran.
+    /// Seconds the tests ran (0 in LoadDensity's own summaries, which lack it).
+    #[serde(default)]
     pub duration_s: f64,
     /// Requests per second over `duration_s`.
+    #[serde(default)]
     pub rps: f64,
     /// Open model: iterations not started because every user was busy.
     #[serde(default)]
@@ -53,15 +55,20 @@ pub struct LatencyOverall {
 pub struct NameStats {
     /// Requests.
     pub count: u64,
-    /// Failed requests.
+    /// Failed requests (LoadDensity's own summaries leave them out: 0 then).
+    #[serde(default)]
     pub failures: u64,
     /// Requests per second.
+    #[serde(default)]
     pub rps: f64,
     /// Minimum, ms.
+    #[serde(default)]
     pub min_ms: f64,
     /// Maximum, ms.
+    #[serde(default)]
     pub max_ms: f64,
     /// Mean, ms.
+    #[serde(default)]
     pub mean_ms: f64,
     /// Median, ms.
     pub p50_ms: f64,

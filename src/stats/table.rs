@@ -92,7 +92,11 @@ pub fn render_table(snapshot: &StatsSnapshot) -> String {
     }
 
     if aggregated.retries > 0 {
-        let _ = writeln!(out, "\nRetries (each also counted in # reqs)\n{:>9}  Name", "# retries");
+        let _ = writeln!(
+            out,
+            "\nRetries (each also counted in # reqs)\n{:>9}  Name",
+            "# retries"
+        );
         for endpoint in snapshot.endpoints.iter().filter(|e| e.retries > 0) {
             let _ = writeln!(
                 out,

@@ -95,6 +95,13 @@ pub struct RetryBudget {
     attempts: u32,
 }
 
+impl RetryBudget {
+    /// True once a retry has been granted: the next attempt is a retry.
+    pub fn retrying(&self) -> bool {
+        self.used.iter().any(|n| *n > 0)
+    }
+}
+
 impl RetryPolicy {
     /// Parses `retry` of the task at `path`: `None` when absent or null.
     pub(crate) fn parse(
@@ -117,7 +124,10 @@ impl RetryPolicy {
         if let Some(key) = map.keys().find(|k| !RETRY_FIELDS.contains(&k.as_str())) {
             return Err(err(
                 format!("{path}.retry.{key}"),
-                format!("unknown field; expected one of: {}", RETRY_FIELDS.join(", ")),
+                format!(
+                    "unknown field; expected one of: {}",
+                    RETRY_FIELDS.join(", ")
+                ),
             ));
         }
         let mut policy = Self::default();
@@ -222,8 +232,13 @@ mod tests {
 
     #[test]
     fn defaults_are_loaddensitys() {
-        assert_eq!(parse(json!({})).expect("valid"), Some(RetryPolicy::default()));
-        let p = parse(json!({"flaky": 1, "base_delay": 0})).expect("valid").expect("some");
+        assert_eq!(
+            parse(json!({})).expect("valid"),
+            Some(RetryPolicy::default())
+        );
+        let p = parse(json!({"flaky": 1, "base_delay": 0}))
+            .expect("valid")
+            .expect("some");
         assert_eq!((p.flaky, p.transient, p.base_delay), (1, 5, 0.0));
     }
 
@@ -256,7 +271,10 @@ mod tests {
                 None
             ]
         );
-        assert_eq!(policy.delay(&mut budget, ErrorClass::Permanent, &mut rng), None);
+        assert_eq!(
+            policy.delay(&mut budget, ErrorClass::Permanent, &mut rng),
+            None
+        );
         let capped = RetryPolicy {
             base_delay: 4.0,
             jitter: 0.25,
@@ -267,16 +285,34 @@ mod tests {
             let d = capped
                 .delay(&mut budget, ErrorClass::Transient, &mut rng)
                 .expect("budget left");
-            assert!(d >= Duration::from_secs(4) && d <= Duration::from_secs_f64(6.25), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(4) && d <= Duration::from_secs_f64(6.25),
+                "{d:?}"
+            );
         }
-        assert_eq!(capped.delay(&mut budget, ErrorClass::Transient, &mut rng), None);
+        assert_eq!(
+            capped.delay(&mut budget, ErrorClass::Transient, &mut rng),
+            None
+        );
     }
 
     #[test]
     fn server_errors_are_flaky() {
-        assert_eq!(ErrorClass::Permanent.with_status(Some(503)), ErrorClass::Flaky);
-        assert_eq!(ErrorClass::Permanent.with_status(Some(429)), ErrorClass::Flaky);
-        assert_eq!(ErrorClass::Permanent.with_status(Some(404)), ErrorClass::Permanent);
-        assert_eq!(ErrorClass::Transient.with_status(None), ErrorClass::Transient);
+        assert_eq!(
+            ErrorClass::Permanent.with_status(Some(503)),
+            ErrorClass::Flaky
+        );
+        assert_eq!(
+            ErrorClass::Permanent.with_status(Some(429)),
+            ErrorClass::Flaky
+        );
+        assert_eq!(
+            ErrorClass::Permanent.with_status(Some(404)),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            ErrorClass::Transient.with_status(None),
+            ErrorClass::Transient
+        );
     }
 }

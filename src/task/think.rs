@@ -108,7 +108,9 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(3);
         let fixed = parse(json!(0.5)).expect("valid").expect("some");
         assert_eq!(fixed.draw(&mut rng), Duration::from_millis(500));
-        let range = parse(json!({"min": 1, "max": 2})).expect("valid").expect("some");
+        let range = parse(json!({"min": 1, "max": 2}))
+            .expect("valid")
+            .expect("some");
         for _ in 0..100 {
             let d = range.draw(&mut rng);
             assert!(d >= Duration::from_secs(1) && d < Duration::from_secs(2));
@@ -125,7 +127,11 @@ mod tests {
             (json!({"min": 2, "max": 1}), "tasks[0].think_time.max"),
             (json!({"low": 2}), "tasks[0].think_time.low"),
         ] {
-            assert_eq!(parse(value.clone()).expect_err("invalid").path, path, "{value}");
+            assert_eq!(
+                parse(value.clone()).expect_err("invalid").path,
+                path,
+                "{value}"
+            );
         }
     }
 }

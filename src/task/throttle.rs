@@ -120,15 +120,16 @@ impl ThrottleRegistry {
             ));
         }
         let rps = match map.get("rps") {
-            Some(Value::Number(n)) => n
-                .as_f64()
-                .filter(|r| *r > 0.0 && *r <= 1e9)
-                .ok_or_else(|| {
-                    err(
-                        format!("{path}.throttle.rps"),
-                        format!("expected a positive number of requests per second, got {n}"),
-                    )
-                })?,
+            Some(Value::Number(n)) => {
+                n.as_f64()
+                    .filter(|r| *r > 0.0 && *r <= 1e9)
+                    .ok_or_else(|| {
+                        err(
+                            format!("{path}.throttle.rps"),
+                            format!("expected a positive number of requests per second, got {n}"),
+                        )
+                    })?
+            }
             None | Some(Value::Null) => {
                 return Err(err(
                     format!("{path}.throttle.rps"),
@@ -229,8 +230,14 @@ mod tests {
         for (bad, path) in [
             (json!({"throttle": {"rps": 0}}), "tasks[0].throttle.rps"),
             (json!({"throttle": {"burst": 2}}), "tasks[0].throttle.rps"),
-            (json!({"throttle": {"rps": 1, "burst": 0}}), "tasks[0].throttle.burst"),
-            (json!({"throttle": {"rps": 1, "keys": "a"}}), "tasks[0].throttle.keys"),
+            (
+                json!({"throttle": {"rps": 1, "burst": 0}}),
+                "tasks[0].throttle.burst",
+            ),
+            (
+                json!({"throttle": {"rps": 1, "keys": "a"}}),
+                "tasks[0].throttle.keys",
+            ),
         ] {
             let e = ThrottleRegistry::default()
                 .parse(bad.as_object().expect("object"), "tasks[0]", "n")

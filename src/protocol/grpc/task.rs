@@ -65,9 +65,12 @@ pub struct GrpcTask {
     pub(super) method: String,
     /// Decodes replies as the method's output type.
     pub(super) codec: DynamicCodec,
-    /// True for a server-streaming method (timed to its last message).
-    pub(super) server_streaming: bool,
+    /// How the method streams (a streamed reply is timed to its last message).
+    pub(super) kind: RpcKind,
+    /// The request message (unary and server-streaming methods).
     pub(super) payload: Payload,
+    /// The request messages, in order (client-streaming and bidirectional methods).
+    pub(super) messages: Vec<Payload>,
     pub(super) metadata: Vec<(AsciiMetadataKey, MetadataValue)>,
     pub(super) timeout: Duration,
     /// A templated `name`, rendered per request.
@@ -77,8 +80,10 @@ pub struct GrpcTask {
 impl GrpcTask {
     /// The CSV sources this task reads.
     pub(crate) fn csv_sources(&self, into: &mut Vec<usize>) {
-        if let Payload::Template { template, .. } = &self.payload {
-            template.csv_sources(into);
+        for payload in std::iter::once(&self.payload).chain(&self.messages) {
+            if let Payload::Template { template, .. } = payload {
+                template.csv_sources(into);
+            }
         }
         for (_, value) in &self.metadata {
             if let MetadataValue::Template(template) = value {
@@ -88,6 +93,55 @@ impl GrpcTask {
         if let Some(name) = &self.name {
             name.csv_sources(into);
         }
+    }
+}
+
+/// How a method streams, as LoadDensity's `rpc` field names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcKind {
+    /// One request, one reply (`unary`).
+    Unary,
+    /// One request, a stream of replies (`server_stream`).
+    ServerStream,
+    /// A stream of requests, one reply (`client_stream`).
+    ClientStream,
+    /// Streams both ways (`bidi`; LoadDensity also takes `bidirectional`, `bidi_stream`).
+    Bidi,
+}
+
+impl RpcKind {
+    fn of(method: &prost_reflect::MethodDescriptor) -> Self {
+        match (method.is_client_streaming(), method.is_server_streaming()) {
+            (false, false) => Self::Unary,
+            (false, true) => Self::ServerStream,
+            (true, false) => Self::ClientStream,
+            (true, true) => Self::Bidi,
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "unary" => Self::Unary,
+            "server_stream" => Self::ServerStream,
+            "client_stream" => Self::ClientStream,
+            "bidi" | "bidirectional" | "bidi_stream" => Self::Bidi,
+            _ => return None,
+        })
+    }
+
+    /// How scripts write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unary => "unary",
+            Self::ServerStream => "server_stream",
+            Self::ClientStream => "client_stream",
+            Self::Bidi => "bidi",
+        }
+    }
+
+    /// True when the client sends a stream of messages.
+    pub fn client_streams(self) -> bool {
+        matches!(self, Self::ClientStream | Self::Bidi)
     }
 }
 
@@ -206,18 +260,63 @@ pub(crate) fn parse(
     };
     let method = schema::find_method(&pool, &method_text, &source)
         .map_err(|e| err(format!("{path}.method"), e))?;
-    if method.is_client_streaming() {
-        return Err(err(
-            format!("{path}.method"),
-            format!(
-                "`{method_text}` is a client-streaming method; only unary and server-streaming methods are supported"
-            ),
-        ));
+    let kind = RpcKind::of(&method);
+    match object.get("rpc") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => match RpcKind::parse(text) {
+            Some(given) if given == kind => {}
+            Some(given) => {
+                return Err(err(
+                    format!("{path}.rpc"),
+                    format!(
+                        "`{method_text}` is a {} method, not {}",
+                        kind.as_str(),
+                        given.as_str()
+                    ),
+                ));
+            }
+            None => {
+                return Err(err(
+                    format!("{path}.rpc"),
+                    format!(
+                        "unknown rpc `{text}`; expected unary, server_stream, client_stream or bidi"
+                    ),
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(err(
+                format!("{path}.rpc"),
+                format!("expected unary, server_stream, client_stream or bidi, got {other}"),
+            ));
+        }
     }
     let full_method = format!("{}/{}", method.parent_service().full_name(), method.name());
     let grpc_path = PathAndQuery::try_from(format!("/{full_method}"))
         .map_err(|e| err(format!("{path}.method"), e.to_string()))?;
-    let payload = parse_payload(object, path, &method.input(), ctx.csv)?;
+    let field = format!("{path}.payload");
+    let (payload, messages) = match object.get("payload") {
+        // A stream: each item of a list is one message (LoadDensity's
+        // `_build_request_iter`); one object is a stream of one.
+        Some(Value::Array(items)) if kind.client_streams() => {
+            let messages = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    parse_message(item, &format!("{field}[{i}]"), &method.input(), ctx.csv)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (Payload::Static(Bytes::new()), messages)
+        }
+        _ if kind.client_streams() => (
+            Payload::Static(Bytes::new()),
+            vec![parse_payload(object, path, &method.input(), ctx.csv)?],
+        ),
+        _ => (
+            parse_payload(object, path, &method.input(), ctx.csv)?,
+            Vec::new(),
+        ),
+    };
     let metadata = parse_metadata(object, path, ctx.csv)?;
     let (name_text, name) = report_name(object, path, ctx.csv, &full_method)?;
     Ok(ParsedSpec {
@@ -227,8 +326,9 @@ pub(crate) fn parse(
             path: grpc_path,
             method: full_method,
             codec: DynamicCodec::new(method.output()),
-            server_streaming: method.is_server_streaming(),
+            kind,
             payload,
+            messages,
             metadata,
             timeout,
             name,
@@ -279,12 +379,32 @@ fn parse_payload(
             ));
         }
     };
-    schema::check_field_names(value, input).map_err(|e| err(&field, e))?;
-    let template = TemplateValue::parse(value, csv).map_err(|e| err(&field, e))?;
+    parse_message(value, &field, input, csv)
+}
+
+/// One request message: a JSON object of the `input` type, checked and, without
+/// placeholders, encoded once.
+fn parse_message(
+    value: &Value,
+    field: &str,
+    input: &MessageDescriptor,
+    csv: &dyn CsvLookup,
+) -> Result<Payload, TaskError> {
+    if !value.is_object() {
+        return Err(err(
+            field,
+            format!(
+                "expected a JSON object (the `{}` message), got {value}",
+                input.full_name()
+            ),
+        ));
+    }
+    schema::check_field_names(value, input).map_err(|e| err(field, e))?;
+    let template = TemplateValue::parse(value, csv).map_err(|e| err(field, e))?;
     match template {
         TemplateValue::Static(value) => schema::encode_payload(&value, input)
             .map(Payload::Static)
-            .map_err(|e| err(&field, e)),
+            .map_err(|e| err(field, e)),
         template => Ok(Payload::Template {
             template,
             message: input.clone(),
@@ -372,7 +492,8 @@ fn parse_target(
             ));
         }
     };
-    let target = open_target(&text, timeout, verify, cert).map_err(|e| err(format!("{path}.{key}"), e))?;
+    let target =
+        open_target(&text, timeout, verify, cert).map_err(|e| err(format!("{path}.{key}"), e))?;
     if cert.is_some() && !target.label.starts_with("https://") {
         let field = if object.get("cert").is_some_and(|v| !v.is_null()) {
             "cert"
@@ -458,7 +579,9 @@ mod tests {
         assert_eq!(http.label, "localhost:9");
         let tls = open_target("https://localhost:9", timeout, false, None).expect("https");
         assert_eq!(tls.label, "https://localhost:9");
-        assert!(!tls.same_as(&open_target("https://localhost:9", timeout, true, None).expect("https")));
+        assert!(
+            !tls.same_as(&open_target("https://localhost:9", timeout, true, None).expect("https"))
+        );
         for bad in [
             "ftp://h:1",
             "h:port",

@@ -17,8 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use super::connect::{Socket, open_socket};
 use super::redirect::{Exchanged, SendHop, follow_redirects};
 use super::{Origin, PreparedRequest, Target, TlsConnectors};
-use crate::scenario::MAX_CAPTURED_BODY;
 use crate::protocol::client_cert::{ClientCert, cert_id};
+use crate::scenario::MAX_CAPTURED_BODY;
 
 /// Largest HTTP/1.1 read buffer per connection, and so the largest response head
 /// `http_user` accepts (the same bound as fast_http_user's). hyper's adaptive buffer
