@@ -234,8 +234,9 @@ fn near(a: u64, b: u64, slack: u64) -> bool {
 fn retry_backs_off_and_permanent_budget_applies() {
     let server = CountingServer::start();
     let work = Workdir::new();
-    // base_delay 0.1, factor 2, no jitter: 0.1 + 0.2 + 0.4 = 0.7 s of pauses, so one
-    // iteration of four attempts fits in 1 s and a second cannot finish.
+    // base_delay 0.2, factor 2, no jitter: attempts at 0, 0.2 and 0.6 s, and the third
+    // retry would come at 1.4 s, after the test's 1 s (without the backoff there would
+    // be five attempts).
     let summary = run_script(
         &work,
         "backoff.json",
@@ -245,14 +246,14 @@ fn retry_backs_off_and_permanent_budget_applies() {
             1.0,
             json!([
                 {"method": "get", "url": server.url("/gone"), "name": "gone",
-                 "retry": {"permanent": 3, "jitter": 0}},
+                 "retry": {"permanent": 3, "base_delay": 0.2, "jitter": 0}},
             ])
         )]),
     );
-    let attempts = count(&summary, "gone");
-    assert!((4..=6).contains(&attempts), "{}", summary["per_name"]);
-    assert_eq!(attempts, server.seen("/gone"));
-    assert!(retries(&summary, "gone") >= 3);
+    assert_eq!(count(&summary, "gone"), 3, "{}", summary["per_name"]);
+    assert_eq!(server.seen("/gone"), 3);
+    assert_eq!(retries(&summary, "gone"), 2);
+    assert_eq!(failures(&summary, "gone"), 3);
 }
 
 #[test]
