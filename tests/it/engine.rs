@@ -430,7 +430,10 @@ fn bench_http2_and_max_in_flight() {
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = common::read_json(&summary);
-    assert!(summary["totals"]["requests"].as_u64() > Some(100), "{summary}");
+    assert!(
+        summary["totals"]["requests"].as_u64() > Some(100),
+        "{summary}"
+    );
     assert_eq!(summary["totals"]["failures"], 0);
     let load = &summary["run"]["load"][0];
     assert_eq!(load["users"], 2, "{load}");
@@ -450,10 +453,16 @@ fn engine_locust_and_asyncio_are_accepted() {
             "wait_time": {"constant": 0.01}, "engine": engine,
             "tasks": [{"method": "get", "url": target.url("/"), "name": engine}]}])
     };
-    let file = work.write("engines.json", &script(json!([start("locust"), start("asyncio")])));
+    let file = work.write(
+        "engines.json",
+        &script(json!([start("locust"), start("asyncio")])),
+    );
     let (_, summary) = common::run_ok_with_summary(&file, &work);
     for engine in ["locust", "asyncio"] {
-        assert!(summary["per_name"][engine]["count"].as_u64() > Some(3), "{summary}");
+        assert!(
+            summary["per_name"][engine]["count"].as_u64() > Some(3),
+            "{summary}"
+        );
     }
     common::summary::assert_action_errors(
         &work,

@@ -104,8 +104,29 @@ impl MtlsServer {
         );
         new_key("server", "/CN=localhost");
         sign("server", &["-extfile", ext]);
+        let client_ext = certs.write("client.ext", "extendedKeyUsage=clientAuth\n");
         new_key("client", "/CN=load-client");
-        sign("client", &[]);
+        sign("client", &["-extfile", client_ext.to_str().expect("utf8")]);
+        // The same key in an X.509 v1 certificate (no extensions), which rustls's
+        // certificate parser refuses: it is still offered, and nginx accepts it.
+        openssl(
+            c,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                "client-v1.pem",
+            ],
+        );
         // A stranger: self-signed, not from the CA nginx trusts.
         openssl(
             c,
@@ -270,6 +291,7 @@ fn http_users_present_the_client_certificate() {
     let work = Workdir::new();
     let url = format!("https://localhost:{}", server.port);
     let pair = json!([server.cert("client.pem"), server.cert("client.key")]);
+    let v1 = json!([server.cert("client-v1.pem"), server.cert("client.key")]);
     let combined = server.cert("client-combined.pem");
     let stranger = json!([server.cert("stranger.pem"), server.cert("stranger.key")]);
     let task = |name: &str, cert_field: &str, cert: Value| {
@@ -291,6 +313,7 @@ fn http_users_present_the_client_certificate() {
             json!([
                 task(&format!("{user}-pair"), "cert", pair.clone()),
                 task(&format!("{user}-combined"), "client_cert", json!(combined)),
+                task(&format!("{user}-v1"), "cert", v1.clone()),
                 task(&format!("{user}-none"), "cert", Value::Null),
                 task(&format!("{user}-stranger"), "cert", stranger.clone()),
             ]),
@@ -298,7 +321,7 @@ fn http_users_present_the_client_certificate() {
     }
     let summary = run_script(&work, "mtls.json", Value::Array(actions));
     for user in ["http_user", "fast_http_user"] {
-        for good in ["pair", "combined"] {
+        for good in ["pair", "combined", "v1"] {
             let name = format!("{user}-{good}");
             let n = count(&summary, &name);
             assert!(n > 5, "{name}: {}", summary["per_name"]);
@@ -328,6 +351,21 @@ fn http_users_present_the_client_certificate() {
             );
         }
     }
+    // A key that is not the certificate's: refused at start, naming the field.
+    let mismatched = json!([server.cert("client.pem"), server.cert("stranger.key")]);
+    let stderr = assert_action_errors(
+        &work,
+        vec![start_test(
+            "http_user",
+            None,
+            1.0,
+            json!([task("x", "cert", mismatched)]),
+        )],
+        &[("tasks[0].cert", "the key is not the certificate's key")],
+    );
+    let key = std::fs::read_to_string(server.certs.path("stranger.key")).expect("key");
+    let body_line = key.lines().nth(1).expect("a base64 line");
+    assert!(!stderr.contains(body_line), "{stderr}");
 }
 
 #[test]

@@ -184,6 +184,12 @@ fn gates_take_a_given_summary() {
     let output = run(&["run", bad.to_str().expect("utf8")], None);
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
-    assert!(text.contains("action[0]") && text.contains("summary"), "{text}");
-    assert!(text.contains("action[1]") && text.contains("expected a summary object"), "{text}");
+    assert!(
+        text.contains("action[0]") && text.contains("summary"),
+        "{text}"
+    );
+    assert!(
+        text.contains("action[1]") && text.contains("expected a summary object"),
+        "{text}"
+    );
 }

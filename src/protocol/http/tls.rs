@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_rustls::TlsConnector;
 
@@ -22,11 +23,8 @@ pub struct TlsConnectors {
     identity: Option<Identity>,
 }
 
-/// A client certificate chain and its private key.
-struct Identity {
-    certs: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-}
+/// A client certificate chain and its private key, loaded.
+struct Identity(Arc<CertifiedKey>);
 
 impl std::fmt::Debug for TlsConnectors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,15 +51,22 @@ impl TlsConnectors {
         certs: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Result<Self, String> {
-        // Checks that the key fits the certificate and is a kind rustls can sign with.
-        ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(RootCertStore::empty())
-            .with_client_auth_cert(certs.clone(), key.clone_key())
-            .map_err(|e| format!("the certificate and key cannot be used together: {e}"))?;
+        let key = provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| format!("the key cannot be used for signing: {e}"))?;
+        let certified = CertifiedKey::new(certs, key);
+        // A key that is not the certificate's is refused now. A certificate webpki
+        // cannot parse (an X.509 v1 one, as `openssl x509 -req` makes without
+        // extensions) is still offered: the server decides, as with `requests`.
+        match certified.keys_match() {
+            Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+                return Err("the key is not the certificate's key".to_string());
+            }
+            Ok(()) | Err(_) => {}
+        }
         Ok(Self {
-            identity: Some(Identity { certs, key }),
+            identity: Some(Identity(Arc::new(certified))),
             ..Self::default()
         })
     }
@@ -125,14 +130,8 @@ impl TlsConnectors {
     ) -> ClientConfig {
         match &self.identity {
             None => builder.with_no_client_auth(),
-            // Checked by `with_identity`: it cannot fail here.
-            Some(identity) => match builder
-                .clone()
-                .with_client_auth_cert(identity.certs.clone(), identity.key.clone_key())
-            {
-                Ok(config) => config,
-                Err(_) => builder.with_no_client_auth(),
-            },
+            Some(Identity(certified)) => builder
+                .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified.clone()))),
         }
     }
 }
