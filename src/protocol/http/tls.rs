@@ -59,11 +59,10 @@ impl TlsConnectors {
         // A key that is not the certificate's is refused now. A certificate webpki
         // cannot parse (an X.509 v1 one, as `openssl x509 -req` makes without
         // extensions) is still offered: the server decides, as with `requests`.
-        match certified.keys_match() {
-            Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-                return Err("the key is not the certificate's key".to_string());
-            }
-            Ok(()) | Err(_) => {}
+        if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+            certified.keys_match()
+        {
+            return Err("the key is not the certificate's key".to_string());
         }
         Ok(Self {
             identity: Some(Identity(Arc::new(certified))),
