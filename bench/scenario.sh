@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The cost of the scenario language, on one core against nginx (pinned to the other):
-# a plain GET, the same GET with 2 placeholders and a status assertion, and a
-# realistic weighted script (login + extract, browse, cart with CSV data, assertions).
+# a plain GET, the same GET with 2 placeholders and a status assertion, a
+# realistic weighted script (login + extract, browse, cart with CSV data, assertions),
+# and the plain GET with LoadDensity 0.0.79's `retry` and `think_time: 0`.
 # Prints median requests/s over RUNS interleaved runs, and the ratio to the plain GET both
 # of medians and paired (the median of run-by-run ratios; see paired_ratio in lib.sh).
 #
@@ -49,6 +50,14 @@ write_script realistic '{"mode": "weighted", "tasks": [
    "json": {"sku": "${csv.products.sku}", "qty": "${csv.products.qty}"},
    "assertions": [{"type": "status_code", "value": 200}]}
 ]}'
+# LoadDensity 0.0.79's task fields on the plain GET: a `retry` policy (no failures, so
+# no retries) and `think_time: 0`. Issue #28 asks this row to hold at least 0.95 of
+# the plain GET.
+# TODO(#28 §2): add a `${db.SOURCE.COLUMN}` placeholder to this row once database
+# sources land (e.g. `"url": "/?sku=${db.products.sku}"` with an `LD_register_db_source`
+# of a SQLite file made here).
+write_script task_fields '[{"method": "get", "url": "/", "name": "/",
+  "retry": {"transient": 5, "flaky": 2, "permanent": 0}, "think_time": 0}]'
 
 declare -A RESULTS
 ROWS=(
@@ -56,6 +65,7 @@ ROWS=(
     "loaddensity, plain GET|ld_rps $WORK/s.json run $WORK/plain.json"
     "loaddensity, 2 placeholders + status assertion|ld_rps $WORK/s.json run $WORK/templated.json"
     "loaddensity, realistic weighted script|ld_rps $WORK/s.json run $WORK/realistic.json"
+    "loaddensity, plain GET + retry + think_time 0|ld_rps $WORK/s.json run $WORK/task_fields.json"
 )
 run_rows "$RUNS"
 

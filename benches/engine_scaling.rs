@@ -80,6 +80,7 @@ impl Protocol for Null {
             response_length: 612,
             failure: None,
             connect_failure: false,
+            class: loaddensity::task::ErrorClass::Permanent,
             sample: None,
         }
     }

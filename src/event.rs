@@ -68,6 +68,9 @@ pub struct RequestEvent<'a> {
     /// The response's headers and body start, only for responses a listener asked to
     /// sample ([`EventDetail::take_sample`]); `None` for all others.
     pub response: Option<ResponseParts<'a>>,
+    /// True when this request retries a failed one of the same task (`retry`):
+    /// every attempt is an event, and the statistics count the retries per name.
+    pub retry: bool,
 }
 
 /// The W3C trace context the engine chose for one request, before sending it

@@ -182,6 +182,7 @@ mod tests {
             outcome: Outcome::Success,
             url: None,
             response: None,
+            retry: false,
         }
     }
 

@@ -476,6 +476,7 @@ mod tests {
                 p95_ms: 1234.5,
                 p99_ms: 1900.0,
                 response_bytes: 0,
+                retries: 0,
             },
         );
         Summary {

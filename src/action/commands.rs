@@ -268,7 +268,14 @@ pub(super) struct StartTestArgs {
     /// Records the request log keeps (`0`: off; `null`: no cap).
     #[serde(default = "default_max_records")]
     max_records: Option<u64>,
+    /// LoadDensity's scheduler choice: `locust` (its default) or `asyncio`. Both run
+    /// on this engine, which is asynchronous already.
+    #[serde(default)]
+    engine: Option<Value>,
 }
+
+/// The `engine` values LoadDensity accepts.
+pub(super) const ENGINES: &[&str] = &["locust", "asyncio"];
 
 pub(super) const START_TEST_PARAMS: &[&str] = &[
     "user_detail_dict",
@@ -352,6 +359,19 @@ impl StartTestArgs {
     ) -> Result<TestPlan<P>, ActionError> {
         if let Some(web_ui) = &self.web_ui_dict {
             web_ui.options()?;
+        }
+        match &self.engine {
+            None | Some(Value::Null) => {}
+            Some(Value::String(engine)) if ENGINES.contains(&engine.as_str()) => {}
+            Some(other) => {
+                return Err(ActionError::argument(
+                    "engine",
+                    format!(
+                        "unsupported engine {other}; expected one of: {} (both run on this engine)",
+                        ENGINES.join(", ")
+                    ),
+                ));
+            }
         }
         match self.runner_mode.as_deref() {
             None | Some("local") => {}

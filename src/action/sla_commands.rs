@@ -1,5 +1,6 @@
 //! `LD_evaluate_sla` and `LD_assert_sla`: SLA gates against the summary of the
-//! recorded requests.
+//! recorded requests, or against a `summary` given to them (a summary object, ours or
+//! LoadDensity's `build_summary()`, or the path of a summary JSON file).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -7,23 +8,50 @@ use serde_json::Value;
 use super::args::{CheckArgs, typed};
 use super::{ActionError, Executor};
 use crate::sla::{Rule, RuleResult, evaluate, parse_rules};
-use crate::stats::SlaGateResult;
+use crate::stats::{ResultError, SlaGateResult, Summary};
+use std::path::Path;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SlaArgs {
     rules: Value,
+    /// The summary to evaluate instead of the live one.
+    #[serde(default)]
+    summary: Option<Value>,
 }
 
 impl SlaArgs {
     fn rules(&self) -> Result<Vec<Rule>, ActionError> {
         parse_rules(&self.rules).map_err(|e| ActionError::argument(e.path, e.message))
     }
+
+    /// The `summary` argument, read; `None` when not given (the live summary).
+    fn summary(&self) -> Result<Option<Summary>, ActionError> {
+        let field = |e: ResultError| ActionError::argument("summary", e.to_string());
+        match &self.summary {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(path)) => Summary::read(Path::new(path)).map(Some).map_err(field),
+            Some(object @ Value::Object(_)) => Summary::from_json_text(&object.to_string())
+                .map(Some)
+                .map_err(field),
+            Some(other) => Err(ActionError::argument(
+                "summary",
+                format!(
+                    "expected a summary object or the path of a summary JSON file, got {other}"
+                ),
+            )),
+        }
+    }
 }
 
 impl CheckArgs for SlaArgs {
     fn check(&self) -> Result<(), ActionError> {
-        self.rules().map(|_| ())
+        self.rules()?;
+        // A file may be written by an earlier action: only its form is checked here.
+        if !matches!(&self.summary, Some(Value::String(_))) {
+            self.summary()?;
+        }
+        Ok(())
     }
 }
 
@@ -32,7 +60,11 @@ fn evaluate_and_print(
     executor: &mut Executor,
     args: &SlaArgs,
 ) -> Result<(Vec<RuleResult>, Value), ActionError> {
-    let results = evaluate(&args.rules()?, &executor.summary());
+    let summary = match args.summary()? {
+        Some(given) => given,
+        None => executor.summary(),
+    };
+    let results = evaluate(&args.rules()?, &summary);
     executor.record_sla(results.iter().map(SlaGateResult::from));
     let mut text = String::from("SLA gates:\n");
     for result in &results {
@@ -47,13 +79,13 @@ fn evaluate_and_print(
 pub(super) fn register_sla_commands(executor: &mut Executor) {
     executor.add_command(
         "LD_evaluate_sla",
-        typed(&["rules"], |ex, args: SlaArgs| {
+        typed(&["rules", "summary"], |ex, args: SlaArgs| {
             evaluate_and_print(ex, &args).map(|(_, value)| value)
         }),
     );
     executor.add_command(
         "LD_assert_sla",
-        typed(&["rules"], |ex, args: SlaArgs| {
+        typed(&["rules", "summary"], |ex, args: SlaArgs| {
             let (results, value) = evaluate_and_print(ex, &args)?;
             let failed: Vec<&str> = results
                 .iter()

@@ -14,7 +14,7 @@ use super::{ArrivalRate, LoadShape, WaitTime};
 use crate::protocol::http::Http;
 use crate::protocol::{ParseContext, Protocol};
 use crate::scenario::{Condition, ResolverSnapshot};
-use crate::task::{COMMON_FIELDS, Task, TaskError, err};
+use crate::task::{COMMON_FIELDS, RetryPolicy, Task, TaskError, ThinkTime, err};
 
 /// A closed-model test (Locust's): `users` users loop over `tasks` of protocol `P`.
 #[derive(Debug)]
@@ -287,6 +287,12 @@ fn parse_task<P: Protocol>(
             .map(|v| Condition::parse(v, ctx.csv).map_err(|e| err(format!("{path}.{field}"), e)))
             .transpose()
     };
+    // The throttle's default key: the task's `name`, else the name it is reported under.
+    let name = match object.get("name") {
+        Some(Value::String(name)) => name.as_str(),
+        _ => &parsed.endpoint.name,
+    };
+    let throttle = ctx.throttles.borrow_mut().parse(object, path, name)?;
     Ok(Task {
         endpoint: parsed.endpoint,
         spec: parsed.spec,
@@ -294,6 +300,9 @@ fn parse_task<P: Protocol>(
         run_if: condition("run_if")?,
         skip_if: condition("skip_if")?,
         wait: parse_wait(object, path)?,
+        retry: RetryPolicy::parse(object, path)?,
+        throttle,
+        think_time: ThinkTime::parse(object, path)?,
     })
 }
 

@@ -207,6 +207,9 @@ impl LoadShape {
     }
 }
 
+/// A stage's `spawn_rate` when it gives none (LoadDensity's default).
+const STAGE_SPAWN_RATE: f64 = 1.0;
+
 fn parse_stage(stage: &Value, index: usize) -> Result<Stage, (String, String)> {
     let map = stage.as_object().ok_or_else(|| {
         (
@@ -241,7 +244,8 @@ fn parse_stage(stage: &Value, index: usize) -> Result<Stage, (String, String)> {
     Ok(Stage {
         duration: reader.seconds("duration", 0.0).map_err(field)?,
         users: reader.users("users", 0).map_err(field)?,
-        spawn_rate: reader.rate("spawn_rate", 10.0).map_err(field)?,
+        // LoadDensity's `_stages_tick`: a stage without `spawn_rate` ramps at 1 user/s.
+        spawn_rate: reader.rate("spawn_rate", STAGE_SPAWN_RATE).map_err(field)?,
     })
 }
 
@@ -322,7 +326,7 @@ mod tests {
         .expect("valid");
         assert_eq!(stages.at(secs(0.0)), Some((5, 5.0)));
         assert_eq!(stages.at(secs(1.9)), Some((5, 5.0)));
-        assert_eq!(stages.at(secs(2.0)), Some((1, 10.0)));
+        assert_eq!(stages.at(secs(2.0)), Some((1, 1.0)));
         assert_eq!(stages.at(secs(5.0)), None);
 
         let spike = LoadShape::from_json(

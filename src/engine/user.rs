@@ -18,6 +18,7 @@ use crate::event::{
 use crate::listener::ListenerCache;
 use crate::protocol::{ExtraEvent, Protocol, StepContext};
 use crate::scenario::RenderContext;
+use crate::task::retry::RetryBudget;
 
 /// How long a user pauses after an iteration in which no task was eligible.
 const IDLE_PAUSE: Duration = Duration::from_millis(10);
@@ -42,6 +43,9 @@ pub(crate) struct VirtualUser<P: Protocol> {
     extra: Vec<ExtraEvent>,
     /// The run's listeners, as this user last saw them.
     listeners: ListenerCache,
+    /// The retries the current task has used (`retry`); kept here rather than in the
+    /// iteration's future, which every user holds.
+    retries: RetryBudget,
 }
 
 /// The endpoints one user rendered task names to, by (task endpoint, rendered name).
@@ -78,6 +82,7 @@ impl<P: Protocol> VirtualUser<P> {
             url: String::new(),
             extra: Vec::new(),
             listeners: shared.listeners.cache(),
+            retries: RetryBudget::default(),
         }
     }
 
@@ -245,74 +250,118 @@ pub(super) async fn run_iteration<P: Protocol>(
                 _ = stop.token.cancelled() => return IterationEnd::Stopped,
             }
         }
-        // The request log: the URL, and the response itself for a few samples.
-        let detail = shared.listeners.detail();
-        let logging = detail.urls_wanted();
-        let sampled = logging && detail.take_sample();
-        // Trace context (`propagate`): chosen before the request, so that the step can
-        // send it and the traces exporter's span carries the same ids.
-        let trace = detail
-            .trace_ratio()
-            .map(|ratio| TraceIds::draw(&mut user.rng, ratio));
-        user.url.clear();
-        let mut ctx = StepContext::new(
-            &mut user.variables,
-            &scenario.resolver,
-            &user.csv_rows,
-            &mut user.rng,
-            &mut user.extra,
-            Instant::now(),
-        )
-        .with_log(&mut user.url, logging, sampled)
-        .with_trace(trace);
-        let outcome = P::step(&mut user.client, task, &mut ctx).await;
-        // One clock read before the request: its start (unless scheduled) and the base
-        // of its timeout.
-        let start = scheduled.take().unwrap_or(ctx.began);
-        let response_time = outcome.end.saturating_duration_since(start);
-        let endpoint = match outcome.name {
-            None => Cow::Borrowed(&task.endpoint),
-            Some(name) => Cow::Owned(user.names.endpoint(&task.endpoint, name)),
-        };
-        if outcome.connect_failure {
-            shared
-                .idle_causes
-                .connect_failures
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        let result = match &outcome.failure {
-            None => Outcome::Success,
-            Some(failure) => Outcome::Failure(failure),
-        };
-        let event = RequestEvent {
-            endpoint: &endpoint,
-            start_time: shared.wall_clock_at(start),
-            response_time,
-            response_length: outcome.response_length,
-            status: outcome.status,
-            outcome: result,
-            url: logging.then_some(user.url.as_str()),
-            response: outcome.sample.as_deref().map(|sample| ResponseParts {
-                headers: &sample.headers,
-                body: &sample.body,
-            }),
-        };
-        user.listeners.fire_traced(&event, trace);
-        for extra in user.extra.drain(..) {
-            let result = match &extra.failure {
-                None => Outcome::Success,
-                Some(failure) => Outcome::Failure(failure),
+        // `retry`: every attempt is a request event; `throttle`: each waits for a
+        // token first. Neither costs anything for a task without them.
+        user.retries = RetryBudget::default();
+        loop {
+            if let Some(throttle) = &task.throttle
+                && let Some(due) = throttle.reserve()
+            {
+                // Waiting for a token is not part of the request's latency.
+                scheduled = None;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = stop.token.cancelled() => return IterationEnd::Stopped,
+                }
+            }
+            // The attempt, its events, and the pause before a retry (`None`: no retry);
+            // in a block, so that nothing of it is held across the pause.
+            let retry_after = {
+                // The request log: the URL, and the response itself for a few samples.
+                let detail = shared.listeners.detail();
+                let logging = detail.urls_wanted();
+                let sampled = logging && detail.take_sample();
+                // Trace context (`propagate`): chosen before the request, so that the step can
+                // send it and the traces exporter's span carries the same ids.
+                let trace = detail
+                    .trace_ratio()
+                    .map(|ratio| TraceIds::draw(&mut user.rng, ratio));
+                user.url.clear();
+                let mut ctx = StepContext::new(
+                    &mut user.variables,
+                    &scenario.resolver,
+                    &user.csv_rows,
+                    &mut user.rng,
+                    &mut user.extra,
+                    Instant::now(),
+                )
+                .with_log(&mut user.url, logging, sampled)
+                .with_trace(trace);
+                let outcome = P::step(&mut user.client, task, &mut ctx).await;
+                // One clock read before the request: its start (unless scheduled) and the base
+                // of its timeout.
+                let start = scheduled.take().unwrap_or(ctx.began);
+                let response_time = outcome.end.saturating_duration_since(start);
+                let endpoint = match outcome.name {
+                    None => Cow::Borrowed(&task.endpoint),
+                    Some(name) => Cow::Owned(user.names.endpoint(&task.endpoint, name)),
+                };
+                if outcome.connect_failure {
+                    shared
+                        .idle_causes
+                        .connect_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                let result = match &outcome.failure {
+                    None => Outcome::Success,
+                    Some(failure) => Outcome::Failure(failure),
+                };
+                let event = RequestEvent {
+                    endpoint: &endpoint,
+                    start_time: shared.wall_clock_at(start),
+                    response_time,
+                    response_length: outcome.response_length,
+                    status: outcome.status,
+                    outcome: result,
+                    url: logging.then_some(user.url.as_str()),
+                    response: outcome.sample.as_deref().map(|sample| ResponseParts {
+                        headers: &sample.headers,
+                        body: &sample.body,
+                    }),
+                    retry: user.retries.retrying(),
+                };
+                user.listeners.fire_traced(&event, trace);
+                for extra in user.extra.drain(..) {
+                    let result = match &extra.failure {
+                        None => Outcome::Success,
+                        Some(failure) => Outcome::Failure(failure),
+                    };
+                    user.listeners.fire(&RequestEvent {
+                        endpoint: &extra.endpoint,
+                        start_time: shared.wall_clock_at(extra.start),
+                        response_time: extra.response_time,
+                        response_length: extra.response_length,
+                        status: None,
+                        outcome: result,
+                        url: None,
+                        response: None,
+                        retry: false,
+                    });
+                }
+                match (&task.retry, &outcome.failure) {
+                    (Some(policy), Some(_)) => {
+                        let class = outcome.class.with_status(outcome.status);
+                        policy.delay(&mut user.retries, class, &mut user.rng)
+                    }
+                    _ => None,
+                }
             };
-            user.listeners.fire(&RequestEvent {
-                endpoint: &extra.endpoint,
-                start_time: shared.wall_clock_at(extra.start),
-                response_time: extra.response_time,
-                response_length: extra.response_length,
-                status: None,
-                outcome: result,
-                url: None,
-                response: None,
-            });
+            let Some(delay) = retry_after else { break };
+            if stop.is_set(shared) {
+                return IterationEnd::Stopped;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.token.cancelled() => return IterationEnd::Stopped,
+            }
+        }
+        if let Some(think) = &task.think_time {
+            // LoadDensity's `think_time`: a pause after the task, whatever its outcome.
+            let pause = think.draw(&mut user.rng);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.token.cancelled() => return IterationEnd::Stopped,
+            }
         }
     }
     if ran {

@@ -12,6 +12,7 @@
 //! Adding a protocol: one folder here with a type implementing [`Protocol`], and
 //! one line in the `user_types!` registry below.
 
+pub mod client_cert;
 pub(crate) mod fields;
 pub mod grpc;
 pub mod http;
@@ -21,6 +22,7 @@ pub mod redis;
 pub mod socket;
 pub mod websocket;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
@@ -33,7 +35,8 @@ use url::Url;
 
 use crate::event::{Endpoint, TraceIds};
 use crate::scenario::{CsvLookup, RenderContext, ResolverSnapshot};
-use crate::task::{Task, TaskError};
+use crate::task::throttle::ThrottleRegistry;
+use crate::task::{ErrorClass, Task, TaskError};
 
 /// A way of sending requests: a user type's task schema, client and step.
 pub trait Protocol: Debug + Clone + Send + Sync + 'static {
@@ -82,6 +85,8 @@ pub struct ParseContext<'a> {
     /// LoadDensity's `host` argument as written (`host:port` for raw sockets).
     pub host_text: Option<&'a str>,
     pub(crate) csv: &'a dyn CsvLookup,
+    /// The test's throttle buckets, by key (tasks with one key share a bucket).
+    pub(crate) throttles: RefCell<ThrottleRegistry>,
 }
 
 impl<'a> ParseContext<'a> {
@@ -94,6 +99,7 @@ impl<'a> ParseContext<'a> {
             host,
             host_text,
             csv,
+            throttles: RefCell::default(),
         }
     }
 }
@@ -222,6 +228,10 @@ pub struct StepOutcome {
     /// True when the step failed because it could not connect (counted so that a
     /// run whose every connection was refused says so).
     pub connect_failure: bool,
+    /// How a failure is retried (`retry`): transient for connection errors and
+    /// timeouts, flaky for failed assertions; a 5xx or 429 status is flaky whatever
+    /// this says. Not read for a success.
+    pub class: ErrorClass,
     /// The response, when the context asked for a sample ([`StepContext::sample`]).
     pub sample: Option<Box<ResponseSample>>,
 }
@@ -245,8 +255,14 @@ impl StepOutcome {
             response_length: 0,
             failure: Some(failure),
             connect_failure: false,
+            class: ErrorClass::Permanent,
             sample: None,
         }
+    }
+
+    /// The same outcome with its failure classed as `class`.
+    pub fn classed(self, class: ErrorClass) -> Self {
+        Self { class, ..self }
     }
 }
 

@@ -211,6 +211,7 @@ mod tests {
                     outcome,
                     url: Some(url),
                     response: None,
+                    retry: false,
                 },
                 sample,
             );

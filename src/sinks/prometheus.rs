@@ -657,6 +657,7 @@ mod tests {
             endpoint,
             url: None,
             response: None,
+            retry: false,
             start_time: SystemTime::now(),
             response_time: Duration::from_millis(ms),
             response_length: bytes,

@@ -121,7 +121,7 @@ pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Sum
         rps: 0.0,
         dropped_iterations: 0,
     };
-    let mut names: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    let mut names: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
     let mut errors: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     for (_, document) in documents {
         let t = &document.totals;
@@ -134,6 +134,7 @@ pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Sum
             entry.0 += stats.count;
             entry.1 += stats.failures;
             entry.2 += stats.response_bytes;
+            entry.3 += stats.retries;
         }
         for e in &document.errors {
             *errors
@@ -156,11 +157,12 @@ pub fn merge_results(documents: &[(String, Summary)], force: bool) -> Result<Sum
 
     let per_name_stats = names
         .iter()
-        .map(|(name, &(count, failures, response_bytes))| {
+        .map(|(name, &(count, failures, response_bytes, retries))| {
             let empty = new_histogram();
             let h = per_name.get(name).unwrap_or(&empty);
             let mut stats = name_stats(h, count, failures, duration_s);
             stats.response_bytes = response_bytes;
+            stats.retries = retries;
             (name.clone(), stats)
         })
         .collect();
@@ -362,6 +364,7 @@ fn name_stats(h: &Histogram<u64>, count: u64, failures: u64, seconds: f64) -> Na
         p95_ms: percentile_ms(h, 95.0),
         p99_ms: percentile_ms(h, 99.0),
         response_bytes: 0,
+        retries: 0,
     }
 }
 

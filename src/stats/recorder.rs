@@ -39,6 +39,8 @@ pub struct EndpointStats {
     pub response_bytes: u64,
     /// Failure texts and how often each occurred.
     pub errors: HashMap<Box<str>, u64>,
+    /// Requests that retried a failed one (`retry`); counted in the requests too.
+    pub retries: u64,
 }
 
 impl EndpointStats {
@@ -50,6 +52,7 @@ impl EndpointStats {
             failures: 0,
             response_bytes: 0,
             errors: HashMap::new(),
+            retries: 0,
         }
     }
 
@@ -63,6 +66,7 @@ impl EndpointStats {
         // With auto-resize on, recording cannot fail for a positive value.
         let _ = self.latency_us.record(micros.max(1));
         self.response_bytes += event.response_length;
+        self.retries += u64::from(event.retry);
         if let Outcome::Failure(text) = event.outcome {
             self.failures += 1;
             self.count_error(text, 1);
@@ -84,6 +88,7 @@ impl EndpointStats {
         let _ = self.latency_us.add(&other.latency_us);
         self.failures += other.failures;
         self.response_bytes += other.response_bytes;
+        self.retries += other.retries;
         for (text, n) in &other.errors {
             self.count_error(text, *n);
         }
@@ -355,6 +360,7 @@ mod tests {
             outcome,
             url: None,
             response: None,
+            retry: false,
         }
     }
 

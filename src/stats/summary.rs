@@ -22,9 +22,11 @@ pub struct Totals {
     pub failures: u64,
     /// `failures / requests` (0 when there were none).
     pub failure_rate: f64,
-    /// Seconds the tests ran.
+    /// Seconds the tests ran (0 in LoadDensity's own summaries, which lack it).
+    #[serde(default)]
     pub duration_s: f64,
     /// Requests per second over `duration_s`.
+    #[serde(default)]
     pub rps: f64,
     /// Open model: iterations not started because every user was busy.
     #[serde(default)]
@@ -53,15 +55,20 @@ pub struct LatencyOverall {
 pub struct NameStats {
     /// Requests.
     pub count: u64,
-    /// Failed requests.
+    /// Failed requests (LoadDensity's own summaries leave them out: 0 then).
+    #[serde(default)]
     pub failures: u64,
     /// Requests per second.
+    #[serde(default)]
     pub rps: f64,
     /// Minimum, ms.
+    #[serde(default)]
     pub min_ms: f64,
     /// Maximum, ms.
+    #[serde(default)]
     pub max_ms: f64,
     /// Mean, ms.
+    #[serde(default)]
     pub mean_ms: f64,
     /// Median, ms.
     pub p50_ms: f64,
@@ -74,6 +81,14 @@ pub struct NameStats {
     /// Sum of the response body lengths, bytes (the average size is this over `count`).
     #[serde(default)]
     pub response_bytes: u64,
+    /// Requests that retried a failed one of the same task (`retry`); each is counted
+    /// in `count` too. Left out of the document when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl NameStats {
@@ -163,6 +178,7 @@ impl NameStats {
             p95_ms: percentile_ms(h, 95.0),
             p99_ms: percentile_ms(h, 99.0),
             response_bytes: stats.response_bytes,
+            retries: stats.retries,
         }
     }
 }
@@ -184,6 +200,7 @@ impl Summary {
                     let _ = merged.latency_us.add(&endpoint.latency_us);
                     merged.failures += endpoint.failures;
                     merged.response_bytes += endpoint.response_bytes;
+                    merged.retries += endpoint.retries;
                 })
                 .or_insert_with(|| endpoint.clone());
         }
@@ -276,6 +293,7 @@ mod tests {
                 outcome,
                 url: None,
                 response: None,
+                retry: false,
             });
         }
         stats.add_duration(Duration::from_secs(2));

@@ -91,6 +91,21 @@ pub fn render_table(snapshot: &StatsSnapshot) -> String {
         );
     }
 
+    if aggregated.retries > 0 {
+        let _ = writeln!(
+            out,
+            "\nRetries (each also counted in # reqs)\n{:>9}  Name",
+            "# retries"
+        );
+        for endpoint in snapshot.endpoints.iter().filter(|e| e.retries > 0) {
+            let _ = writeln!(
+                out,
+                "{:>9}  {} {}",
+                endpoint.retries, endpoint.request_type, endpoint.name
+            );
+        }
+    }
+
     let mut errors: Vec<(&EndpointStats, &str, u64)> = snapshot
         .endpoints
         .iter()

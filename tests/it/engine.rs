@@ -402,3 +402,71 @@ fn target_server_actions_and_execute_action() {
     assert!(totals["requests"].as_u64() > Some(0));
     assert_eq!(totals["failures"], totals["requests"]);
 }
+
+/// `bench --max-in-flight N` runs at most N users (LoadDensity's in-flight cap), and
+/// `--http2` runs the client that offers HTTP/2 (plain http stays HTTP/1.1, as with
+/// LoadDensity's httpx client).
+#[test]
+fn bench_http2_and_max_in_flight() {
+    let target = Target::start();
+    let work = Workdir::new();
+    let summary = work.path("bench.json");
+    let output = run(
+        &[
+            "bench",
+            &target.url("/"),
+            "-u",
+            "8",
+            "--max-in-flight",
+            "2",
+            "--http2",
+            "-d",
+            "1s",
+            "--quiet",
+            "--summary-json",
+            summary.to_str().expect("utf8"),
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = common::read_json(&summary);
+    assert!(
+        summary["totals"]["requests"].as_u64() > Some(100),
+        "{summary}"
+    );
+    assert_eq!(summary["totals"]["failures"], 0);
+    let load = &summary["run"]["load"][0];
+    assert_eq!(load["users"], 2, "{load}");
+    assert_eq!(load["users_started"], 2, "{load}");
+    let refused = run(&["bench", &target.url("/"), "--max-in-flight", "0"], None);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+}
+
+/// LD_start_test's `engine`: LoadDensity's `locust` and `asyncio` both run here;
+/// anything else is an error naming the field.
+#[test]
+fn engine_locust_and_asyncio_are_accepted() {
+    let target = Target::start();
+    let work = Workdir::new();
+    let start = |engine: &str| {
+        json!(["LD_start_test", {"user_count": 1, "spawn_rate": 10, "test_time": 0.3,
+            "wait_time": {"constant": 0.01}, "engine": engine,
+            "tasks": [{"method": "get", "url": target.url("/"), "name": engine}]}])
+    };
+    let file = work.write(
+        "engines.json",
+        &script(json!([start("locust"), start("asyncio")])),
+    );
+    let (_, summary) = common::run_ok_with_summary(&file, &work);
+    for engine in ["locust", "asyncio"] {
+        assert!(
+            summary["per_name"][engine]["count"].as_u64() > Some(3),
+            "{summary}"
+        );
+    }
+    common::summary::assert_action_errors(
+        &work,
+        vec![start("trio")],
+        &[("engine", "expected one of: locust, asyncio")],
+    );
+}

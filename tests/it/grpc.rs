@@ -223,9 +223,9 @@ fn bad_fields_are_clear_errors() {
             "`package.Service/Method`",
         ),
         (
-            json!([{"proto": proto(), "method": "loadtest.store.Store/Upload"}]),
-            "tasks[0].method",
-            "client-streaming",
+            json!([{"proto": proto(), "method": "loadtest.store.Store/Upload", "rpc": "unary"}]),
+            "tasks[0].rpc",
+            "`loadtest.store.Store/Upload` is a client_stream method, not unary",
         ),
         (
             json!([{"proto": "/nonexistent/store.proto", "method": get}]),
@@ -378,4 +378,78 @@ fn reflection_finds_the_service_and_its_imports() {
         .collect();
     let expected: Vec<(&str, &str)> = cases.iter().map(|(_, _, n)| ("", *n)).collect();
     assert_action_errors(&work, actions, &expected);
+}
+
+/// LoadDensity's `rpc: "client_stream"` and `"bidi"`: a list `payload` is a stream of
+/// messages (one object, a stream of one); a bidirectional call is timed to its last
+/// reply.
+#[test]
+fn client_streaming_and_bidirectional_calls() {
+    let work = Workdir::new();
+    let server = GrpcServer::start();
+    let entries = json!([
+        {"key": "s1", "value": "${var.v}"},
+        {"key": "s2", "value": "two"},
+        {"key": "s3", "value": "three"}
+    ]);
+    let summary = run_script(
+        &work,
+        "streams.json",
+        json!([["LD_register_variable", {"name": "v", "value": "one"}],
+        start_test(
+            &server.target(),
+            1,
+            0.8,
+            json!([
+                {"proto": proto(), "method": "loadtest.store.Store/Upload", "rpc": "client_stream",
+                 "payload": entries, "name": "upload"},
+                {"proto": proto(), "method": "loadtest.store.Store/Upload",
+                 "payload": {"key": "single", "value": "1"}, "name": "upload-one"},
+                {"proto": proto(), "method": "loadtest.store.Store/Chat", "rpc": "bidi",
+                 "payload": entries, "name": "chat"},
+            ]),
+        )]),
+    );
+    let uploads = count(&summary, "upload");
+    assert!(uploads > 2, "{summary}");
+    assert_eq!(
+        failures(&summary, "upload"),
+        0,
+        "{:?}",
+        errors_of(&summary, "upload")
+    );
+    assert_eq!(
+        failures(&summary, "upload-one"),
+        0,
+        "{:?}",
+        errors_of(&summary, "upload-one")
+    );
+    assert_eq!(
+        server.count(|s| &s.uploads),
+        uploads + count(&summary, "upload-one")
+    );
+    assert_eq!(
+        server.count(|s| &s.uploaded),
+        3 * uploads + count(&summary, "upload-one")
+    );
+    let store = server.state.store.lock().expect("lock").clone();
+    assert_eq!(store.get("s1").map(String::as_str), Some("one"));
+    assert_eq!(store.get("single").map(String::as_str), Some("1"));
+    let chats = count(&summary, "chat");
+    assert!(chats > 2);
+    assert_eq!(
+        failures(&summary, "chat"),
+        0,
+        "{:?}",
+        errors_of(&summary, "chat")
+    );
+    assert_eq!(server.count(|s| &s.chats), chats);
+    assert_eq!(server.count(|s| &s.chatted), 3 * chats);
+    // The three echoed entries, counted as the response.
+    let echoed: u64 = ["s1", "s2", "s3"]
+        .iter()
+        .zip(["one", "two", "three"])
+        .map(|(k, v)| entry(&server.pool, k, v).len() as u64)
+        .sum();
+    assert_eq!(bytes(&summary, "chat"), echoed * chats);
 }

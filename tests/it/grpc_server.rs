@@ -19,7 +19,9 @@ use bytes::Bytes;
 use loaddensity::protocol::grpc::DynamicCodec;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value as Field};
-use tonic::server::{NamedService, ServerStreamingService, StreamingService, UnaryService};
+use tonic::server::{
+    ClientStreamingService, NamedService, ServerStreamingService, StreamingService, UnaryService,
+};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
@@ -65,6 +67,12 @@ pub struct State {
     pub denied: AtomicU64,
     pub slows: AtomicU64,
     pub lists: AtomicU64,
+    /// Upload calls, and the entries they sent.
+    pub uploads: AtomicU64,
+    pub uploaded: AtomicU64,
+    /// Chat calls, and the entries they sent.
+    pub chats: AtomicU64,
+    pub chatted: AtomicU64,
     pub store: Mutex<HashMap<String, String>>,
 }
 
@@ -188,6 +196,66 @@ impl ServerStreamingService<DynamicMessage> for List {
     }
 }
 
+/// The client-streaming method: Upload stores every entry sent.
+struct Upload {
+    store: Store,
+}
+
+impl ClientStreamingService<DynamicMessage> for Upload {
+    type Response = Bytes;
+    type Future = BoxFuture<Result<Response<Bytes>, Status>>;
+
+    fn call(&mut self, request: Request<Streaming<DynamicMessage>>) -> Self::Future {
+        let store = self.store.clone();
+        Box::pin(async move {
+            store.state.uploads.fetch_add(1, Ordering::SeqCst);
+            let mut stream = request.into_inner();
+            let mut stored = 0;
+            while let Some(entry) = stream.message().await? {
+                store.state.uploaded.fetch_add(1, Ordering::SeqCst);
+                store
+                    .state
+                    .store
+                    .lock()
+                    .expect("lock")
+                    .insert(text_field(&entry, "key"), text_field(&entry, "value"));
+                stored += 1;
+            }
+            let mut reply = DynamicMessage::new(message(&store.pool, "PutReply"));
+            reply.set_field_by_name("stored", Field::I64(stored));
+            Ok(Response::new(Bytes::from(reply.encode_to_vec())))
+        })
+    }
+}
+
+/// The bidirectional method: Chat answers each entry with itself.
+struct Chat {
+    store: Store,
+}
+
+type ChatStream = Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, Status>> + Send>>;
+
+impl StreamingService<DynamicMessage> for Chat {
+    type Response = Bytes;
+    type ResponseStream = ChatStream;
+    type Future = BoxFuture<Result<Response<ChatStream>, Status>>;
+
+    fn call(&mut self, request: Request<Streaming<DynamicMessage>>) -> Self::Future {
+        let store = self.store.clone();
+        Box::pin(async move {
+            store.state.chats.fetch_add(1, Ordering::SeqCst);
+            let state = store.state.clone();
+            let stream = request.into_inner();
+            let replies = futures_util::StreamExt::map(stream, move |entry| {
+                let entry = entry?;
+                state.chatted.fetch_add(1, Ordering::SeqCst);
+                Ok(Bytes::from(entry.encode_to_vec()))
+            });
+            Ok(Response::new(Box::pin(replies) as ChatStream))
+        })
+    }
+}
+
 impl tower_service::Service<http::Request<tonic::body::Body>> for Store {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
@@ -209,12 +277,17 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Store {
                 "Get" | "Slow" => "GetRequest",
                 "Put" => "Entry",
                 "List" => "ListRequest",
+                "Upload" | "Chat" => "Entry",
                 _ => return Ok(Status::unimplemented(format!("no method {path}")).into_http()),
             };
             let codec = DynamicCodec::new(message(&store.pool, input));
             let mut grpc = tonic::server::Grpc::new(codec);
             Ok(if method == "List" {
                 grpc.server_streaming(List { store }, request).await
+            } else if method == "Upload" {
+                grpc.client_streaming(Upload { store }, request).await
+            } else if method == "Chat" {
+                grpc.streaming(Chat { store }, request).await
             } else {
                 grpc.unary(Unary { store, method }, request).await
             })

@@ -24,6 +24,7 @@ fn record(recorders: &[&StatsRecorder], name: &str, micros: u64, ok: bool) {
         status: Some(if ok { 200 } else { 500 }),
         url: None,
         response: None,
+        retry: false,
         outcome: if ok {
             Outcome::Success
         } else {

@@ -197,3 +197,46 @@ fn refused_connections_and_bad_fields_fail_clearly() {
     let expected: Vec<(&str, &str)> = cases.iter().map(|(_, f, n)| (*f, *n)).collect();
     assert_action_errors(&work, actions, &expected);
 }
+
+/// LD_start_test's `host` is the broker of steps that name none (LoadDensity's
+/// `default_host`): `host:port`, a bare `mqtt://` URL; and a non-MQTT URL is an error
+/// naming `host`.
+#[test]
+fn host_is_the_default_broker() {
+    let work = Workdir::new();
+    let broker = Broker::start(&work);
+    let with_host = |host: String, name: &str| {
+        let mut start = start_test(
+            1,
+            0.5,
+            json!([
+                {"method": "publish", "topic": "load/host", "payload": "x", "qos": 1, "name": name}
+            ]),
+        );
+        start[1]["host"] = json!(host);
+        start
+    };
+    let file = work.write(
+        "host.json",
+        &json!({"load_density": [
+            with_host(broker.addr(), "host:port"),
+            with_host(format!("mqtt://{}", broker.addr()), "mqtt-url"),
+        ]})
+        .to_string(),
+    );
+    let (_, summary) = run_ok_with_summary(&file, &work);
+    for name in ["host:port", "mqtt-url"] {
+        assert!(count(&summary, name) > 5, "{name}: {summary}");
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(&summary, name)
+        );
+    }
+    assert_action_errors(
+        &work,
+        vec![with_host("http://127.0.0.1:8080".into(), "http")],
+        &[("host", "is not an MQTT broker")],
+    );
+}

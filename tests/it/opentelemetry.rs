@@ -833,6 +833,7 @@ fn stop_with_a_silent_collector_is_bounded_in_process() {
             outcome: loaddensity::Outcome::Success,
             url: None,
             response: None,
+            retry: false,
         };
         for _ in 0..10 {
             context.listeners().fire(&event);

@@ -257,6 +257,7 @@ fn fire(context: &RunContext, name: &str, ms: u64, bytes: u64, ok: bool) {
         status: Some(if ok { 200 } else { 503 }),
         url: None,
         response: None,
+        retry: false,
         outcome: if ok {
             Outcome::Success
         } else {

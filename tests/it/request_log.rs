@@ -50,6 +50,7 @@ fn a_long_uncapped_log_spills_to_disk_with_bounded_memory() {
                         },
                         url: Some(&url),
                         response: None,
+                        retry: false,
                     });
                     // Every loop is bounded; let the writer keep up now and then.
                     if i % 50_000 == 0 {
@@ -98,6 +99,7 @@ fn a_capped_log_counts_what_it_does_not_keep() {
             outcome: Outcome::Success,
             url: Some("http://127.0.0.1/"),
             response: None,
+            retry: false,
         });
     }
     assert_eq!(log.records().expect("records").count(), 1000);

@@ -138,3 +138,58 @@ fn bench_accepts_gates_as_flags() {
         stderr(&bad)
     );
 }
+
+/// `summary`: the gates judge a given summary (LoadDensity's `build_summary()` shape,
+/// or a file written by `LD_generate_summary_report`) instead of the live one.
+#[test]
+fn gates_take_a_given_summary() {
+    let work = Workdir::new();
+    // LoadDensity's own summary: no duration, no per-name failures or rps.
+    let loaddensity_summary = json!({
+        "totals": {"requests": 100, "successes": 90, "failures": 10, "failure_rate": 0.1},
+        "latency_overall": {"count": 100, "p50_ms": 10.0, "p90_ms": 20.0, "p95_ms": 30.0,
+                            "p99_ms": 40.0, "max_ms": 50.0},
+        "per_name": {"home": {"count": 90, "min_ms": 1.0, "max_ms": 50.0, "mean_ms": 12.0,
+                              "p50_ms": 10.0, "p90_ms": 20.0, "p95_ms": 30.0, "p99_ms": 40.0}}
+    });
+    let path = work.write("given.json", &loaddensity_summary.to_string());
+    let gates = json!([
+        {"type": "requests", "op": "gte", "value": 100},
+        {"type": "latency_p95", "name": "home", "op": "lte", "value": 30}
+    ]);
+    let failing = json!([{"type": "failure_rate", "op": "lt", "value": 0.05}]);
+    let file = work.write(
+        "given-sla.json",
+        &json!({"load_density": [
+            ["LD_assert_sla", {"rules": gates, "summary": loaddensity_summary}],
+            ["LD_assert_sla", {"rules": gates, "summary": path.to_str().expect("utf8")}],
+            ["LD_evaluate_sla", {"rules": failing, "summary": loaddensity_summary}]
+        ]})
+        .to_string(),
+    );
+    // No request was recorded live: the given summary alone passes the gates.
+    let output = run(&["run", file.to_str().expect("utf8")], None);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output) + &stderr(&output);
+    assert!(text.contains("PASS  requests=100"), "{text}");
+    assert!(text.contains("FAIL  failure_rate=0.1"), "{text}");
+    let bad = work.write(
+        "bad-summary.json",
+        &json!({"load_density": [
+            ["LD_evaluate_sla", {"rules": gates, "summary": {"totals": {}}}],
+            ["LD_evaluate_sla", {"rules": gates, "summary": 42}]
+        ]})
+        .to_string(),
+    );
+    let output = run(&["run", bad.to_str().expect("utf8")], None);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("action[0]") && text.contains("summary"),
+        "{text}"
+    );
+    assert!(
+        text.contains("action[1]") && text.contains("expected a summary object"),
+        "{text}"
+    );
+}

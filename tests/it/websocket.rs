@@ -132,15 +132,47 @@ fn loaddensity_documented_example_runs_without_failures() {
     let summary = summary(&executor);
     assert!(summary.totals.requests >= 30, "{result}");
     assert_eq!(summary.totals.failures, 0, "{:?}", summary.errors);
-    // Every step is one event: as many connects as sendrecvs (within one
-    // iteration in flight per user when the test stopped).
-    let connects = name_stats(&summary, &server.url("/socket")).count;
-    let exchanges = name_stats(&summary, "sendrecv").count;
+    // Every step is one event, and, as in LoadDensity, the steps without a URL or a
+    // name are named by the user's current URL: connect, sendrecv and close are one
+    // row (within one iteration in flight per user when the test stopped).
+    assert_eq!(summary.per_name.len(), 1, "{:?}", summary.per_name.keys());
+    let steps = name_stats(&summary, &server.url("/socket")).count;
+    let connections = server.connections.load(Ordering::Relaxed) as u64;
     assert!(
-        connects.abs_diff(exchanges) <= 2,
-        "{connects} vs {exchanges}"
+        steps.abs_diff(3 * connections) <= 6,
+        "{steps} steps, {connections} connections"
     );
-    assert!(server.connections.load(Ordering::Relaxed) as u64 >= connects - 2);
+}
+
+/// A step without URL or name is reported under the URL the user is connected to
+/// (else `host`), not under its method: LoadDensity's naming.
+#[test]
+fn steps_are_named_by_the_current_url() {
+    let server = EchoServer::start();
+    let mut executor = executor();
+    let other = server.url("/other");
+    let host = server.url("/host");
+    let tasks = json!([
+        // No connection and no URL yet: it connects to `host` and is named by it.
+        {"method": "sendrecv", "payload": "first", "expect": "first"},
+        {"method": "connect", "request_url": other, "name": "c"},
+        {"method": "sendrecv", "payload": "hello", "expect": "hello"},
+        {"method": "close", "name": "bye"},
+    ]);
+    let mut start = start_test(tasks, 1, 0.5);
+    start[1]["host"] = json!(host);
+    let records = executor.execute_document(&json!([start]), "<ws>");
+    ok(&records[0]);
+    let summary = summary(&executor);
+    assert_eq!(summary.totals.failures, 0, "{:?}", summary.errors);
+    let got: Vec<&str> = summary.per_name.keys().map(String::as_str).collect();
+    assert_eq!(got, ["bye", "c", host.as_str(), other.as_str()]);
+    // Only the first iteration found no current URL; later ones reconnect to the
+    // last URL, `other`, and their first step is named by it.
+    assert_eq!(name_stats(&summary, &host).count, 1);
+    let iterations = name_stats(&summary, "c").count;
+    assert!(iterations >= 3, "{iterations}");
+    assert!(name_stats(&summary, &other).count.abs_diff(2 * iterations) <= 2);
 }
 
 #[test]

@@ -168,6 +168,15 @@ pub(crate) struct BenchArgs {
     /// Per-request timeout.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
+    /// Offer HTTP/2 (negotiated by ALPN over https; plain http stays HTTP/1.1, as with
+    /// LoadDensity's httpx client). Without it, HTTP/1.1 only.
+    #[arg(long)]
+    pub(crate) http2: bool,
+    /// At most this many requests in flight at once (LoadDensity's `--max-in-flight`;
+    /// default: `--users`). Users beyond it would only queue, unmeasured, so this
+    /// caps the users started.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_in_flight: Option<u32>,
     /// Write the summary to this file at the end.
     #[arg(long)]
     pub(crate) summary_json: Option<PathBuf>,

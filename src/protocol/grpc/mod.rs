@@ -20,7 +20,7 @@ mod schema;
 mod task;
 
 pub use codec::{BytesEncoder, DynamicCodec, DynamicDecoder};
-pub use task::{DEFAULT_TARGET, DEFAULT_TIMEOUT, FIELDS, GrpcTask};
+pub use task::{DEFAULT_TARGET, DEFAULT_TIMEOUT, FIELDS, GrpcTask, RpcKind};
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -35,7 +35,8 @@ use tonic::{Code, Status};
 
 use crate::protocol::fields::render_optional;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{Task, TaskError};
+use crate::scenario::RenderContext;
+use crate::task::{ErrorClass, Task, TaskError};
 use task::{MetadataValue, Payload, Target};
 
 /// The `grpc_user` protocol.
@@ -109,12 +110,14 @@ impl Protocol for Grpc {
         let (name, request) = {
             let mut render = ctx.render();
             let name = render_optional(task.name.as_ref(), &mut render);
-            let body = match &task.payload {
-                Payload::Static(bytes) => Ok(bytes.clone()),
-                Payload::Template { template, message } => {
-                    schema::encode_payload(&template.render(&mut render), message)
-                        .map_err(|e| format!("payload: {e}"))
-                }
+            let body = if task.kind.client_streams() {
+                task.messages
+                    .iter()
+                    .map(|payload| encode(payload, &mut render))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Body::Stream)
+            } else {
+                encode(&task.payload, &mut render).map(Body::One)
             };
             let request = body.and_then(|body| {
                 let mut request = tonic::Request::new(body);
@@ -160,6 +163,7 @@ impl Protocol for Grpc {
         let result = tokio::time::timeout(task.timeout, call(channel, task, request)).await;
         let end = Instant::now();
         let mut connect_failure = false;
+        let mut class = ErrorClass::Permanent;
         let (response_length, failure) = match result {
             Ok(Ok(length)) => (length, None),
             // The channel lost its connection and could not open a new one.
@@ -168,16 +172,22 @@ impl Protocol for Grpc {
                 (0, Some(describe_status(&status)))
             }
             Ok(Err(status)) if !caused_by::<tonic::TimeoutExpired>(&status) => {
+                if status.code() == tonic::Code::Unavailable {
+                    class = ErrorClass::Transient;
+                }
                 (0, Some(describe_status(&status)))
             }
             // The deadline sent as `grpc-timeout` is also enforced by the channel.
-            Ok(Err(_)) | Err(_) => (
-                0,
-                Some(format!(
-                    "{} timed out after {:?}",
-                    task.method, task.timeout
-                )),
-            ),
+            Ok(Err(_)) | Err(_) => {
+                class = ErrorClass::Transient;
+                (
+                    0,
+                    Some(format!(
+                        "{} timed out after {:?}",
+                        task.method, task.timeout
+                    )),
+                )
+            }
         };
         StepOutcome {
             end,
@@ -186,38 +196,82 @@ impl Protocol for Grpc {
             response_length,
             failure,
             connect_failure,
+            class,
             sample: None,
         }
     }
 }
 
+/// What a call sends: one message, or a stream of them.
+enum Body {
+    One(Bytes),
+    Stream(Vec<Bytes>),
+}
+
+impl Body {
+    fn one(self) -> Bytes {
+        match self {
+            Self::One(bytes) => bytes,
+            Self::Stream(messages) => messages.into_iter().next().unwrap_or_default(),
+        }
+    }
+
+    fn stream(self) -> futures_util::stream::Iter<std::vec::IntoIter<Bytes>> {
+        futures_util::stream::iter(match self {
+            Self::One(bytes) => vec![bytes],
+            Self::Stream(messages) => messages,
+        })
+    }
+}
+
+/// A request message, encoded (rendered first when it has placeholders).
+fn encode(payload: &Payload, render: &mut RenderContext<'_>) -> Result<Bytes, String> {
+    match payload {
+        Payload::Static(bytes) => Ok(bytes.clone()),
+        Payload::Template { template, message } => {
+            schema::encode_payload(&template.render(render), message)
+                .map_err(|e| format!("payload: {e}"))
+        }
+    }
+}
+
 /// Makes the call; the encoded size of the reply (of all its messages for a
-/// server-streaming call).
+/// server-streaming or bidirectional call, which is timed to its last message).
 async fn call(
     channel: Channel,
     task: &GrpcTask,
-    request: tonic::Request<Bytes>,
+    request: tonic::Request<Body>,
 ) -> Result<u64, Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
         .map_err(|e| Status::unavailable(format!("connection not ready: {}", chain(&e))))?;
-    if task.server_streaming {
-        let mut stream = grpc
-            .server_streaming(request, task.path.clone(), task.codec.clone())
-            .await?
-            .into_inner();
-        let mut length = 0;
-        while let Some(message) = stream.message().await? {
-            length += message.encoded_len() as u64;
+    let (path, codec) = (task.path.clone(), task.codec.clone());
+    let mut stream = match task.kind {
+        RpcKind::Unary => {
+            let reply = grpc.unary(request.map(Body::one), path, codec).await?;
+            return Ok(reply.get_ref().encoded_len() as u64);
         }
-        Ok(length)
-    } else {
-        let reply = grpc
-            .unary(request, task.path.clone(), task.codec.clone())
-            .await?;
-        Ok(reply.get_ref().encoded_len() as u64)
+        RpcKind::ClientStream => {
+            let reply = grpc
+                .client_streaming(request.map(Body::stream), path, codec)
+                .await?;
+            return Ok(reply.get_ref().encoded_len() as u64);
+        }
+        RpcKind::ServerStream => grpc
+            .server_streaming(request.map(Body::one), path, codec)
+            .await?
+            .into_inner(),
+        RpcKind::Bidi => grpc
+            .streaming(request.map(Body::stream), path, codec)
+            .await?
+            .into_inner(),
+    };
+    let mut length = 0;
+    while let Some(message) = stream.message().await? {
+        length += message.encoded_len() as u64;
     }
+    Ok(length)
 }
 
 /// True when `E` is among the causes of `status`.

@@ -14,11 +14,12 @@ use http::uri::PathAndQuery;
 use prost_reflect::MessageDescriptor;
 use serde_json::{Map, Value};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{ClientTlsConfig, Endpoint};
+use tonic::transport::{ClientTlsConfig, Endpoint, Identity};
 
 use super::codec::DynamicCodec;
 use super::{reflection, schema};
 use crate::event::intern_endpoint;
+use crate::protocol::client_cert::{self, ClientCert};
 use crate::protocol::fields::report_name;
 use crate::protocol::http::tls::accept_any_certificate;
 use crate::protocol::{ParseContext, ParsedSpec};
@@ -39,6 +40,9 @@ pub const FIELDS: &[&str] = &[
     "timeout",
     "name",
     "verify",
+    "cert",
+    "client_cert",
+    "rpc",
     "stub_path",
     "request_path",
 ];
@@ -61,9 +65,12 @@ pub struct GrpcTask {
     pub(super) method: String,
     /// Decodes replies as the method's output type.
     pub(super) codec: DynamicCodec,
-    /// True for a server-streaming method (timed to its last message).
-    pub(super) server_streaming: bool,
+    /// How the method streams (a streamed reply is timed to its last message).
+    pub(super) kind: RpcKind,
+    /// The request message (unary and server-streaming methods).
     pub(super) payload: Payload,
+    /// The request messages, in order (client-streaming and bidirectional methods).
+    pub(super) messages: Vec<Payload>,
     pub(super) metadata: Vec<(AsciiMetadataKey, MetadataValue)>,
     pub(super) timeout: Duration,
     /// A templated `name`, rendered per request.
@@ -73,8 +80,10 @@ pub struct GrpcTask {
 impl GrpcTask {
     /// The CSV sources this task reads.
     pub(crate) fn csv_sources(&self, into: &mut Vec<usize>) {
-        if let Payload::Template { template, .. } = &self.payload {
-            template.csv_sources(into);
+        for payload in std::iter::once(&self.payload).chain(&self.messages) {
+            if let Payload::Template { template, .. } = payload {
+                template.csv_sources(into);
+            }
         }
         for (_, value) in &self.metadata {
             if let MetadataValue::Template(template) = value {
@@ -87,6 +96,55 @@ impl GrpcTask {
     }
 }
 
+/// How a method streams, as LoadDensity's `rpc` field names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcKind {
+    /// One request, one reply (`unary`).
+    Unary,
+    /// One request, a stream of replies (`server_stream`).
+    ServerStream,
+    /// A stream of requests, one reply (`client_stream`).
+    ClientStream,
+    /// Streams both ways (`bidi`; LoadDensity also takes `bidirectional`, `bidi_stream`).
+    Bidi,
+}
+
+impl RpcKind {
+    fn of(method: &prost_reflect::MethodDescriptor) -> Self {
+        match (method.is_client_streaming(), method.is_server_streaming()) {
+            (false, false) => Self::Unary,
+            (false, true) => Self::ServerStream,
+            (true, false) => Self::ClientStream,
+            (true, true) => Self::Bidi,
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "unary" => Self::Unary,
+            "server_stream" => Self::ServerStream,
+            "client_stream" => Self::ClientStream,
+            "bidi" | "bidirectional" | "bidi_stream" => Self::Bidi,
+            _ => return None,
+        })
+    }
+
+    /// How scripts write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unary => "unary",
+            Self::ServerStream => "server_stream",
+            Self::ClientStream => "client_stream",
+            Self::Bidi => "bidi",
+        }
+    }
+
+    /// True when the client sends a stream of messages.
+    pub fn client_streams(self) -> bool {
+        matches!(self, Self::ClientStream | Self::Bidi)
+    }
+}
+
 /// A gRPC server: where to connect, and how it is named in errors.
 #[derive(Debug)]
 pub(super) struct Target {
@@ -95,12 +153,14 @@ pub(super) struct Target {
     pub(super) label: String,
     /// False when any certificate is accepted.
     pub(super) verify: bool,
+    /// The client certificate offered (its id; 0: none).
+    pub(super) cert: u64,
 }
 
 impl Target {
     /// True when a channel opened for `other` serves this target too.
     pub(super) fn same_as(&self, other: &Self) -> bool {
-        self.label == other.label && self.verify == other.verify
+        self.label == other.label && self.verify == other.verify && self.cert == other.cert
     }
 }
 
@@ -183,7 +243,8 @@ pub(crate) fn parse(
     };
     let timeout = parse_timeout(object, path, DEFAULT_TIMEOUT)?;
     let verify = parse_bool(object, "verify", path, true)?;
-    let target = parse_target(object, path, ctx, timeout, verify)?;
+    let cert = client_cert::parse(object, path)?;
+    let target = parse_target(object, path, ctx, timeout, verify, cert.as_deref())?;
     let (service, _) =
         schema::split_method(&method_text).map_err(|e| err(format!("{path}.method"), e))?;
     let (pool, source) = match &proto {
@@ -199,18 +260,63 @@ pub(crate) fn parse(
     };
     let method = schema::find_method(&pool, &method_text, &source)
         .map_err(|e| err(format!("{path}.method"), e))?;
-    if method.is_client_streaming() {
-        return Err(err(
-            format!("{path}.method"),
-            format!(
-                "`{method_text}` is a client-streaming method; only unary and server-streaming methods are supported"
-            ),
-        ));
+    let kind = RpcKind::of(&method);
+    match object.get("rpc") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => match RpcKind::parse(text) {
+            Some(given) if given == kind => {}
+            Some(given) => {
+                return Err(err(
+                    format!("{path}.rpc"),
+                    format!(
+                        "`{method_text}` is a {} method, not {}",
+                        kind.as_str(),
+                        given.as_str()
+                    ),
+                ));
+            }
+            None => {
+                return Err(err(
+                    format!("{path}.rpc"),
+                    format!(
+                        "unknown rpc `{text}`; expected unary, server_stream, client_stream or bidi"
+                    ),
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(err(
+                format!("{path}.rpc"),
+                format!("expected unary, server_stream, client_stream or bidi, got {other}"),
+            ));
+        }
     }
     let full_method = format!("{}/{}", method.parent_service().full_name(), method.name());
     let grpc_path = PathAndQuery::try_from(format!("/{full_method}"))
         .map_err(|e| err(format!("{path}.method"), e.to_string()))?;
-    let payload = parse_payload(object, path, &method.input(), ctx.csv)?;
+    let field = format!("{path}.payload");
+    let (payload, messages) = match object.get("payload") {
+        // A stream: each item of a list is one message (LoadDensity's
+        // `_build_request_iter`); one object is a stream of one.
+        Some(Value::Array(items)) if kind.client_streams() => {
+            let messages = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    parse_message(item, &format!("{field}[{i}]"), &method.input(), ctx.csv)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (Payload::Static(Bytes::new()), messages)
+        }
+        _ if kind.client_streams() => (
+            Payload::Static(Bytes::new()),
+            vec![parse_payload(object, path, &method.input(), ctx.csv)?],
+        ),
+        _ => (
+            parse_payload(object, path, &method.input(), ctx.csv)?,
+            Vec::new(),
+        ),
+    };
     let metadata = parse_metadata(object, path, ctx.csv)?;
     let (name_text, name) = report_name(object, path, ctx.csv, &full_method)?;
     Ok(ParsedSpec {
@@ -220,8 +326,9 @@ pub(crate) fn parse(
             path: grpc_path,
             method: full_method,
             codec: DynamicCodec::new(method.output()),
-            server_streaming: method.is_server_streaming(),
+            kind,
             payload,
+            messages,
             metadata,
             timeout,
             name,
@@ -272,12 +379,32 @@ fn parse_payload(
             ));
         }
     };
-    schema::check_field_names(value, input).map_err(|e| err(&field, e))?;
-    let template = TemplateValue::parse(value, csv).map_err(|e| err(&field, e))?;
+    parse_message(value, &field, input, csv)
+}
+
+/// One request message: a JSON object of the `input` type, checked and, without
+/// placeholders, encoded once.
+fn parse_message(
+    value: &Value,
+    field: &str,
+    input: &MessageDescriptor,
+    csv: &dyn CsvLookup,
+) -> Result<Payload, TaskError> {
+    if !value.is_object() {
+        return Err(err(
+            field,
+            format!(
+                "expected a JSON object (the `{}` message), got {value}",
+                input.full_name()
+            ),
+        ));
+    }
+    schema::check_field_names(value, input).map_err(|e| err(field, e))?;
+    let template = TemplateValue::parse(value, csv).map_err(|e| err(field, e))?;
     match template {
         TemplateValue::Static(value) => schema::encode_payload(&value, input)
             .map(Payload::Static)
-            .map_err(|e| err(&field, e)),
+            .map_err(|e| err(field, e)),
         template => Ok(Payload::Template {
             template,
             message: input.clone(),
@@ -347,6 +474,7 @@ fn parse_target(
     ctx: &ParseContext<'_>,
     timeout: Duration,
     verify: bool,
+    cert: Option<&ClientCert>,
 ) -> Result<Target, TaskError> {
     let (key, text) = match (object.get("target"), object.get("host")) {
         (Some(Value::String(t)), _) => ("target", t.clone()),
@@ -364,12 +492,33 @@ fn parse_target(
             ));
         }
     };
-    open_target(&text, timeout, verify).map_err(|e| err(format!("{path}.{key}"), e))
+    let target =
+        open_target(&text, timeout, verify, cert).map_err(|e| err(format!("{path}.{key}"), e))?;
+    if cert.is_some() && !target.label.starts_with("https://") {
+        let field = if object.get("cert").is_some_and(|v| !v.is_null()) {
+            "cert"
+        } else {
+            "client_cert"
+        };
+        return Err(err(
+            format!("{path}.{field}"),
+            format!(
+                "a client certificate needs TLS: write the target as `https://{}`",
+                target.label
+            ),
+        ));
+    }
+    Ok(target)
 }
 
 /// The endpoint of `host:port`, `http://host:port` or `https://host:port` (TLS,
 /// verified against the system's roots unless `verify` is false).
-pub(super) fn open_target(text: &str, timeout: Duration, verify: bool) -> Result<Target, String> {
+pub(super) fn open_target(
+    text: &str,
+    timeout: Duration,
+    verify: bool,
+    cert: Option<&ClientCert>,
+) -> Result<Target, String> {
     let text = text.trim().trim_end_matches('/');
     let (uri, tls, label) = if let Some(rest) = text.strip_prefix("https://") {
         (format!("https://{rest}"), true, text.to_string())
@@ -397,10 +546,14 @@ pub(super) fn open_target(text: &str, timeout: Duration, verify: bool) -> Result
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     if tls {
+        let mut config = ClientTlsConfig::new();
+        if let Some(cert) = cert {
+            config = config.identity(Identity::from_pem(&cert.cert_pem, &cert.key_pem));
+        }
         endpoint = if verify {
-            endpoint.tls_config(ClientTlsConfig::new().with_native_roots())
+            endpoint.tls_config(config.with_native_roots())
         } else {
-            endpoint.tls_config_with_verifier(ClientTlsConfig::new(), accept_any_certificate())
+            endpoint.tls_config_with_verifier(config, accept_any_certificate())
         }
         .map_err(|e| format!("`{text}`: {e}"))?;
     }
@@ -408,6 +561,7 @@ pub(super) fn open_target(text: &str, timeout: Duration, verify: bool) -> Result
         endpoint,
         label,
         verify,
+        cert: cert.map_or(0, ClientCert::id),
     })
 }
 
@@ -418,14 +572,16 @@ mod tests {
     #[test]
     fn targets_take_host_port_and_http_or_https_urls() {
         let timeout = Duration::from_secs(1);
-        let plain = open_target("127.0.0.1:50051", timeout, true).expect("host:port");
+        let plain = open_target("127.0.0.1:50051", timeout, true, None).expect("host:port");
         assert_eq!(plain.label, "127.0.0.1:50051");
         assert_eq!(plain.endpoint.uri().to_string(), "http://127.0.0.1:50051/");
-        let http = open_target("http://localhost:9/", timeout, true).expect("http");
+        let http = open_target("http://localhost:9/", timeout, true, None).expect("http");
         assert_eq!(http.label, "localhost:9");
-        let tls = open_target("https://localhost:9", timeout, false).expect("https");
+        let tls = open_target("https://localhost:9", timeout, false, None).expect("https");
         assert_eq!(tls.label, "https://localhost:9");
-        assert!(!tls.same_as(&open_target("https://localhost:9", timeout, true).expect("https")));
+        assert!(
+            !tls.same_as(&open_target("https://localhost:9", timeout, true, None).expect("https"))
+        );
         for bad in [
             "ftp://h:1",
             "h:port",
@@ -433,7 +589,7 @@ mod tests {
             "${var.host}:1",
             "",
         ] {
-            assert!(open_target(bad, timeout, true).is_err(), "{bad}");
+            assert!(open_target(bad, timeout, true, None).is_err(), "{bad}");
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct PreparedRequest {
     pub allow_redirects: bool,
     /// Verify TLS certificates (default true).
     pub verify: bool,
+    /// The client certificate offered for mutual TLS (`cert` / `client_cert`).
+    pub client_cert: Option<Arc<crate::protocol::client_cert::ClientCert>>,
     /// What of the response to keep.
     pub capture: Capture,
     /// The whole request serialized once (for requests without placeholders), which

@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use super::connect::{Socket, open_socket};
 use super::redirect::{Exchanged, SendHop, follow_redirects};
 use super::{Origin, PreparedRequest, Target, TlsConnectors};
+use crate::protocol::client_cert::{ClientCert, cert_id};
 use crate::scenario::MAX_CAPTURED_BODY;
 
 /// Largest HTTP/1.1 read buffer per connection, and so the largest response head
@@ -91,6 +92,8 @@ enum Sender {
 struct Connection {
     origin: Origin,
     verify: bool,
+    /// The client certificate it was made with ([`cert_id`]; 0: none).
+    cert: u64,
     sender: Sender,
     /// The connection future; `None` once the connection has ended.
     driver: Option<Driver>,
@@ -105,6 +108,7 @@ impl Connection {
         Self {
             origin: origin.clone(),
             verify,
+            cert: 0,
             sender,
             driver: Some(Box::pin(async move {
                 let _ = conn.await;
@@ -232,7 +236,13 @@ impl Session {
             add_cookies(request.headers_mut(), jar, &url);
         }
         let capture = prepared.capture;
-        let conn = self.connection(&target.origin, prepared.verify).await?;
+        let conn = self
+            .connection(
+                &target.origin,
+                prepared.verify,
+                prepared.client_cert.as_ref(),
+            )
+            .await?;
         let response = match &mut conn.sender {
             Sender::H1(sender) => {
                 *request.uri_mut() = target.origin_form.clone();
@@ -318,11 +328,12 @@ impl Session {
         &mut self,
         origin: &Origin,
         verify: bool,
+        cert: Option<&Arc<ClientCert>>,
     ) -> Result<&mut Connection, RequestError> {
-        let found = self
-            .connections
-            .iter()
-            .position(|c| &c.origin == origin && (!origin.https || c.verify == verify));
+        let id = cert_id(cert);
+        let found = self.connections.iter().position(|c| {
+            &c.origin == origin && (!origin.https || (c.verify == verify && c.cert == id))
+        });
         if let Some(index) = found {
             if self.connections[index].is_usable() {
                 return Ok(&mut self.connections[index]);
@@ -330,9 +341,11 @@ impl Session {
             self.connections.swap_remove(index);
         }
         let tls = self.tls.clone();
+        let connectors = cert.map_or(&*tls, |c| &c.connectors);
         // Boxed: the handshake futures are large and rare; keep them off every
         // user's task.
-        let connection = Box::pin(connect(&tls, origin, verify)).await?;
+        let mut connection = Box::pin(connect(connectors, origin, verify)).await?;
+        connection.cert = id;
         self.connections.push(connection);
         let last = self.connections.len() - 1;
         Ok(&mut self.connections[last])

@@ -17,7 +17,7 @@ use crate::protocol::{
     ParseContext, ParsedSpec, Protocol, ResponseSample, StepContext, StepOutcome,
 };
 use crate::scenario::ResponseView;
-use crate::task::{Task, TaskError};
+use crate::task::{ErrorClass, Task, TaskError};
 
 /// A virtual user's HTTP client: sends prepared requests over its own connections.
 pub trait HttpClient: Send + 'static {
@@ -103,7 +103,10 @@ impl<C: HttpClient> Protocol for Http<C> {
         drop(request);
         match result {
             Ok(response) => {
-                let failure = judge(task, &response, ctx).err();
+                let (failure, class) = match judge(task, &response, ctx) {
+                    Ok(()) => (None, ErrorClass::Permanent),
+                    Err((failure, class)) => (Some(failure), class),
+                };
                 let sample = ctx.sample.then(|| {
                     let kept = response.body.len().min(crate::event::SAMPLE_BODY);
                     Box::new(ResponseSample {
@@ -118,6 +121,7 @@ impl<C: HttpClient> Protocol for Http<C> {
                     response_length: response.body_len,
                     failure,
                     connect_failure: false,
+                    class,
                     sample,
                 }
             }
@@ -127,6 +131,16 @@ impl<C: HttpClient> Protocol for Http<C> {
                 status: None,
                 response_length: 0,
                 connect_failure: matches!(error, RequestError::Connect { .. }),
+                // httpx's network errors, timeouts and protocol errors: transient.
+                class: match error {
+                    RequestError::Connect { .. }
+                    | RequestError::Tls { .. }
+                    | RequestError::Http(_)
+                    | RequestError::Timeout(_) => ErrorClass::Transient,
+                    RequestError::ServerName(_) | RequestError::Redirect(_) => {
+                        ErrorClass::Permanent
+                    }
+                },
                 failure: Some(error.to_string()),
                 sample: None,
             },
@@ -161,20 +175,29 @@ fn adapted(request: &PreparedRequest, sample: bool, trace: Option<TraceIds>) -> 
 /// The W3C trace context header.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// Success or the failure text of a response: by the task's assertions when it has
-/// any, else by status (>= 400 fails). A success runs the task's extractors.
-fn judge(task: &HttpTask, response: &Response, ctx: &mut StepContext<'_>) -> Result<(), String> {
+/// Success or the failure text of a response and its class: by the task's
+/// assertions when it has any (a failed one is flaky, as LoadDensity's
+/// `AssertionError`), else by status (>= 400 fails: permanent, but see
+/// [`ErrorClass::with_status`]). A success runs the task's extractors.
+fn judge(
+    task: &HttpTask,
+    response: &Response,
+    ctx: &mut StepContext<'_>,
+) -> Result<(), (String, ErrorClass)> {
     let status = response.status.as_u16();
+    let by_status = |r| status_verdict(r).map_err(|f| (f, ErrorClass::Permanent));
     if task.assertions.is_empty() && task.extract.is_empty() {
-        return status_verdict(response);
+        return by_status(response);
     }
     let view = ResponseView::new(status, &response.headers, &response.body);
     if task.assertions.is_empty() {
-        status_verdict(response)?;
+        by_status(response)?;
     } else {
         let mut render = ctx.render();
         for assertion in &task.assertions {
-            assertion.check(&view, &mut render)?;
+            assertion
+                .check(&view, &mut render)
+                .map_err(|f| (f, ErrorClass::Flaky))?;
         }
     }
     for extractor in &task.extract {

@@ -41,6 +41,8 @@ pub const FIELDS: &[&str] = &[
     "timeout",
     "allow_redirects",
     "verify",
+    "cert",
+    "client_cert",
     "auth",
     "cookies",
     "files",
@@ -373,6 +375,7 @@ pub(crate) fn parse(
         timeout,
         allow_redirects: parse_bool(object, "allow_redirects", path, true)?,
         verify: parse_bool(object, "verify", path, true)?,
+        client_cert: crate::protocol::client_cert::parse(object, path)?,
         capture,
         wire: None,
     };

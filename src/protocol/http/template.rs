@@ -177,6 +177,7 @@ impl RequestSpec {
             timeout: base.timeout,
             allow_redirects: base.allow_redirects,
             verify: base.verify,
+            client_cert: base.client_cert.clone(),
             capture: base.capture,
             wire: None,
         });

@@ -1,10 +1,12 @@
 //! TLS client settings (rustls): verified against the system's roots, or, for tasks
-//! with `"verify": false`, accepting any certificate.
+//! with `"verify": false`, accepting any certificate; with a client certificate for
+//! tasks that give `cert` / `client_cert` (see [`crate::protocol::client_cert`]).
 
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_rustls::TlsConnector;
 
@@ -16,7 +18,13 @@ pub struct TlsConnectors {
     /// The same, offering only HTTP/1.1 (for `fast_http_user`).
     verified_http1: OnceLock<TlsConnector>,
     unverified_http1: OnceLock<TlsConnector>,
+    /// The client certificate chain and key offered to servers that ask (none: no
+    /// client authentication).
+    identity: Option<Identity>,
 }
+
+/// A client certificate chain and its private key, loaded.
+struct Identity(Arc<CertifiedKey>);
 
 impl std::fmt::Debug for TlsConnectors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,14 +45,39 @@ const H2_AND_HTTP1: &[&[u8]] = &[b"h2", b"http/1.1"];
 const HTTP1: &[&[u8]] = &[b"http/1.1"];
 
 impl TlsConnectors {
+    /// Connectors that offer this client certificate chain and key (checked: an
+    /// error says why they cannot be used, never what the key holds).
+    pub(crate) fn with_identity(
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, String> {
+        let key = provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| format!("the key cannot be used for signing: {e}"))?;
+        let certified = CertifiedKey::new(certs, key);
+        // A key that is not the certificate's is refused now. A certificate webpki
+        // cannot parse (an X.509 v1 one, as `openssl x509 -req` makes without
+        // extensions) is still offered: the server decides, as with `requests`.
+        if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+            certified.keys_match()
+        {
+            return Err("the key is not the certificate's key".to_string());
+        }
+        Ok(Self {
+            identity: Some(Identity(Arc::new(certified))),
+            ..Self::default()
+        })
+    }
+
     /// The connector for `verify` true or false, offering HTTP/2 and HTTP/1.1.
     pub fn get(&self, verify: bool) -> &TlsConnector {
         if verify {
             self.verified
-                .get_or_init(|| with_alpn(verified_config(), H2_AND_HTTP1))
+                .get_or_init(|| with_alpn(self.verified_config(), H2_AND_HTTP1))
         } else {
             self.unverified
-                .get_or_init(|| with_alpn(unverified_config(), H2_AND_HTTP1))
+                .get_or_init(|| with_alpn(self.unverified_config(), H2_AND_HTTP1))
         }
     }
 
@@ -52,41 +85,54 @@ impl TlsConnectors {
     pub fn get_http1(&self, verify: bool) -> &TlsConnector {
         if verify {
             self.verified_http1
-                .get_or_init(|| with_alpn(verified_config(), HTTP1))
+                .get_or_init(|| with_alpn(self.verified_config(), HTTP1))
         } else {
             self.unverified_http1
-                .get_or_init(|| with_alpn(unverified_config(), HTTP1))
+                .get_or_init(|| with_alpn(self.unverified_config(), HTTP1))
         }
     }
-}
 
-fn verified_config() -> ClientConfig {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
+    fn verified_config(&self) -> ClientConfig {
+        let mut roots = RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            let _ = roots.add(cert);
+        }
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots));
+        match builder {
+            Ok(builder) => self.finish(builder),
+            Err(_) => self.unverified_config(),
+        }
     }
-    ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .unwrap_or_else(|_| unverified_config())
-}
 
-fn unverified_config() -> ClientConfig {
-    let provider = provider();
-    let verifier = Arc::new(AcceptAnyCertificate(provider.clone()));
-    ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map(|b| {
-            b.dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth()
-        })
-        .unwrap_or_else(|_| {
-            ClientConfig::builder()
+    fn unverified_config(&self) -> ClientConfig {
+        let provider = provider();
+        let verifier = Arc::new(AcceptAnyCertificate(provider.clone()));
+        match ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+            Ok(builder) => self.finish(
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(verifier),
+            ),
+            Err(_) => ClientConfig::builder()
                 .with_root_certificates(RootCertStore::empty())
-                .with_no_client_auth()
-        })
+                .with_no_client_auth(),
+        }
+    }
+
+    /// Adds the client certificate, when there is one.
+    fn finish(
+        &self,
+        builder: rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>,
+    ) -> ClientConfig {
+        match &self.identity {
+            None => builder.with_no_client_auth(),
+            Some(Identity(certified)) => builder
+                .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified.clone()))),
+        }
+    }
 }
 
 /// The verifier of `"verify": false` (also used by `grpc_user`'s channels).

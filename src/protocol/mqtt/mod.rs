@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::event::{Endpoint, intern_endpoint};
 use crate::protocol::fields::render_optional;
 use crate::protocol::{ExtraEvent, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{Task, TaskError};
+use crate::task::{ErrorClass, Task, TaskError};
 
 /// The prefix of a payload that carries its send time.
 const TIMESTAMP_PREFIX: &[u8] = b"ld-ts:";
@@ -315,6 +315,7 @@ impl Protocol for Mqtt {
             response_length,
             failure,
             connect_failure: false,
+            class: ErrorClass::Permanent,
             sample: None,
         }
     }

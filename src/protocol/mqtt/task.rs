@@ -124,15 +124,23 @@ pub(crate) fn parse(
     ) {
         (Some(broker), _) | (None, Some(broker)) => broker,
         (None, None) => {
-            let default = match ctx.host {
-                Some(url) if url.scheme() == "mqtt" || url.scheme() == "tcp" => {
-                    match (url.host_str(), url.port()) {
-                        (Some(host), Some(port)) => format!("{host}:{port}"),
-                        (Some(host), None) => format!("{host}:1883"),
-                        _ => DEFAULT_BROKER.to_string(),
+            // LD_start_test's `host` is the broker of steps that name none (as in
+            // LoadDensity): `host:port`, a bare host (port 1883), or mqtt:// / tcp://.
+            let default = match ctx.host_text {
+                Some(host) => {
+                    let scheme = host.split_once("://").map(|(scheme, _)| scheme);
+                    if scheme.is_some_and(|s| s != "mqtt" && s != "tcp") {
+                        return Err(err(
+                            "host",
+                            format!(
+                                "`{host}` is not an MQTT broker; expected host:port or mqtt://host:port (or give the step a `broker`)"
+                            ),
+                        ));
                     }
+                    parse_broker(host).map_err(|e| err("host", e))?;
+                    host.to_string()
                 }
-                _ => DEFAULT_BROKER.to_string(),
+                None => DEFAULT_BROKER.to_string(),
             };
             Template::parse(&default, csv).map_err(|e| err(format!("{path}.broker"), e))?
         }

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::protocol::fields::render_optional;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{Task, TaskError};
+use crate::task::{ErrorClass, Task, TaskError};
 
 /// The `redis_user` protocol.
 #[derive(Debug, Clone)]
@@ -126,6 +126,7 @@ impl Protocol for Redis {
         let result =
             tokio::time::timeout(task.timeout, command.query_async::<Reply>(connection)).await;
         let end = Instant::now();
+        let mut class = ErrorClass::Permanent;
         let (response_length, failure) = match result {
             Ok(Ok(reply)) => {
                 let length = reply_size(&reply);
@@ -133,6 +134,7 @@ impl Protocol for Redis {
                     (Reply::ServerError(e), _) => Some(e.to_string()),
                     (_, Some(expected)) => {
                         let got = reply_text(&reply);
+                        class = ErrorClass::Flaky;
                         (got != expected)
                             .then(|| format!("expected reply `{expected}`, got `{got}`"))
                     }
@@ -144,11 +146,15 @@ impl Protocol for Redis {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                     client.connection = None;
                 }
+                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                    class = ErrorClass::Transient;
+                }
                 (0, Some(e.to_string()))
             }
             Err(_) => {
                 // The late reply would still come on this connection: start afresh.
                 client.connection = None;
+                class = ErrorClass::Transient;
                 (
                     0,
                     Some(format!(
@@ -165,6 +171,7 @@ impl Protocol for Redis {
             response_length,
             failure,
             connect_failure: false,
+            class,
             sample: None,
         }
     }

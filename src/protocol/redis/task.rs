@@ -158,8 +158,17 @@ pub(crate) fn parse(
     };
     let (name_text, name) = report_name(object, path, csv, &method.to_ascii_lowercase())?;
     let timeout = parse_timeout(object, path, DEFAULT_TIMEOUT)?;
-    let server = match ctx.host {
-        Some(url) => Server::open(url).map_err(|e| err("connection.url", e))?,
+    // LD_start_test's `connection.url`, else its `host` (a URL, or `host:port`).
+    let host = ctx.host_text.map(|text| {
+        if text.contains("://") {
+            url::Url::parse(text).map_err(|e| err("host", format!("`{text}`: {e}")))
+        } else {
+            url::Url::parse(&format!("redis://{text}"))
+                .map_err(|e| err("host", format!("`{text}` is not host:port: {e}")))
+        }
+    });
+    let server = match host.transpose()? {
+        Some(url) => Server::open(&url).map_err(|e| err("connection.url", e))?,
         None => {
             let url =
                 url::Url::parse(DEFAULT_URL).map_err(|e| err("connection.url", e.to_string()))?;

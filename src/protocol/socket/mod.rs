@@ -25,7 +25,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use self::task::Destination;
 use crate::protocol::payload::check_contains;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{Task, TaskError};
+use crate::task::{ErrorClass, Task, TaskError};
 
 /// Raw sockets, LoadDensity's `socket_user`.
 #[derive(Debug, Clone)]
@@ -107,10 +107,12 @@ impl Protocol for Socket {
             exchange(client, spec, target, &payload, expect.as_deref()),
         )
         .await;
+        let mut class = ErrorClass::Permanent;
         let result = match timed {
             Ok(result) => result,
             Err(_) => {
                 client.kept = None;
+                class = ErrorClass::Transient;
                 Err(format!(
                     "timed out after {}",
                     humantime::format_duration(spec.timeout)
@@ -129,6 +131,7 @@ impl Protocol for Socket {
             response_length,
             failure,
             connect_failure: false,
+            class,
             sample: None,
         }
     }

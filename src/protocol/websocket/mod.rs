@@ -24,7 +24,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::protocol::http::TlsConnectors;
 use crate::protocol::payload::check_contains;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{Task, TaskError};
+use crate::task::{ErrorClass, Task, TaskError};
 
 /// WebSocket, LoadDensity's `websocket_user`.
 #[derive(Debug, Clone)]
@@ -101,9 +101,11 @@ impl Protocol for WebSocket {
             run(client, spec, url, expect.as_deref(), payload),
         )
         .await;
+        let mut class = ErrorClass::Permanent;
         let result = match timed {
             Ok(result) => result,
             Err(_) => {
+                class = ErrorClass::Transient;
                 // A frame may still come for a cut-off send: start afresh.
                 if spec.method != WsMethod::Recv {
                     client.connection = None;
@@ -119,6 +121,14 @@ impl Protocol for WebSocket {
             log.clear();
             log.push_str(client.url.as_deref().unwrap_or(""));
         }
+        // A step with neither URL nor name is reported under the user's current URL
+        // (LoadDensity's naming); no copy when that is the task's own name.
+        let name = match (&name, &client.url) {
+            (None, Some(current)) if spec.named_by_url && **current != *task.endpoint.name => {
+                Some(current.clone())
+            }
+            _ => name,
+        };
         match result {
             Ok(length) => StepOutcome {
                 end,
@@ -127,6 +137,7 @@ impl Protocol for WebSocket {
                 response_length: length,
                 failure: None,
                 connect_failure: false,
+                class,
                 sample: None,
             },
             Err(failure) => StepOutcome {
@@ -134,8 +145,13 @@ impl Protocol for WebSocket {
                 name,
                 status: None,
                 response_length: 0,
+                connect_failure: failure.starts_with("connect to "),
+                class: if failure.starts_with("connect to ") {
+                    ErrorClass::Transient
+                } else {
+                    class
+                },
                 failure: Some(failure),
-                connect_failure: false,
                 sample: None,
             },
         }
@@ -265,7 +281,11 @@ async fn connect(client: &mut WsClient, spec: &WsTask, url: String) -> Result<()
             .insert(SEC_WEBSOCKET_PROTOCOL, protocols.clone());
     }
     let connector = if url.len() >= 6 && url[..6].eq_ignore_ascii_case("wss://") {
-        Connector::Rustls(client.shared.tls.get_http1(spec.verify).config().clone())
+        let connectors = spec
+            .client_cert
+            .as_ref()
+            .map_or(&client.shared.tls, |c| &c.connectors);
+        Connector::Rustls(connectors.get_http1(spec.verify).config().clone())
     } else {
         Connector::Plain
     };

@@ -1,11 +1,13 @@
 //! LoadDensity's `websocket_user` task fields, parsed strictly into [`WsTask`]s.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
+use crate::protocol::client_cert::{self, ClientCert};
 use crate::protocol::fields::report_name;
 use crate::protocol::payload::{Payload, optional_template};
 use crate::protocol::{ParseContext, ParsedSpec};
@@ -24,6 +26,8 @@ pub const FIELDS: &[&str] = &[
     "headers",
     "subprotocols",
     "verify",
+    "cert",
+    "client_cert",
 ];
 
 /// Default step timeout, as LoadDensity's (5 s).
@@ -94,6 +98,11 @@ pub struct WsTask {
     pub(super) subprotocols: Option<HeaderValue>,
     /// `verify` (true): check a `wss://` server's certificate, as `http_user` does.
     pub(super) verify: bool,
+    /// `cert` / `client_cert`: the client certificate a `wss://` connection offers.
+    pub(super) client_cert: Option<Arc<ClientCert>>,
+    /// Neither `url` nor `name` given: the step is reported under the user's current
+    /// URL, as LoadDensity names it.
+    pub(super) named_by_url: bool,
 }
 
 impl WsTask {
@@ -205,6 +214,8 @@ pub(super) fn parse(
             headers,
             subprotocols,
             verify: parse_bool(object, "verify", path, true)?,
+            client_cert: client_cert::parse(object, path)?,
+            named_by_url: url_text.is_none() && object.get("name").is_none_or(Value::is_null),
         },
     })
 }

@@ -295,6 +295,7 @@ fn endpoint_table(out: &mut String, summary: &Summary) {
         p95_ms: l.p95_ms,
         p99_ms: l.p99_ms,
         response_bytes: bytes,
+        retries: summary.per_name.values().map(|n| n.retries).sum(),
     };
     let size = aggregated.avg_size_bytes();
     endpoint_row(out, " class=\"total\"", "Aggregated", &aggregated, size);

@@ -24,6 +24,7 @@ fn name_stats(count: u64, failures: u64) -> NameStats {
         p95_ms: 80.0,
         p99_ms: 400.0,
         response_bytes: count * 512,
+        retries: 0,
     }
 }
 

@@ -351,6 +351,7 @@ mod tests {
             endpoint,
             url: None,
             response: None,
+            retry: false,
             start_time: SystemTime::now(),
             response_time: Duration::from_millis(7),
             response_length: 100,

@@ -325,6 +325,7 @@ mod tests {
                             endpoint: &endpoints[e],
                             url: None,
                             response: None,
+                            retry: false,
                             start_time: SystemTime::now(),
                             response_time: Duration::from_millis(ms),
                             response_length: ms * 3,

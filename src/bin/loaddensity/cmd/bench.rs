@@ -41,10 +41,20 @@ fn bench_document(args: &BenchArgs) -> Result<serde_json::Value> {
     if let Some(body) = &args.body {
         task["data"] = body.clone().into();
     }
+    // `--http2`: the client that negotiates HTTP/2 by ALPN; else the lean HTTP/1.1 one.
+    let user = if args.http2 {
+        "http_user"
+    } else {
+        "fast_http_user"
+    };
+    // `--max-in-flight`: no more users than requests allowed in flight.
+    let users = args
+        .max_in_flight
+        .map_or(args.users, |cap| cap.min(args.users));
     let mut start = json!({
-        "user_detail_dict": {"user": "fast_http_user"},
-        "user_count": args.users,
-        "spawn_rate": f64::from(args.users) * 100.0,
+        "user_detail_dict": {"user": user},
+        "user_count": users,
+        "spawn_rate": f64::from(users) * 100.0,
         "test_time": args.duration.as_secs_f64(),
         "wait_time": {"constant": 0},
         "tasks": [task],
@@ -52,7 +62,7 @@ fn bench_document(args: &BenchArgs) -> Result<serde_json::Value> {
         "max_records": 0,
     });
     if let Some(rate) = args.rate {
-        start["arrival_rate"] = json!({"rate": rate, "max_users": args.users});
+        start["arrival_rate"] = json!({"rate": rate, "max_users": users});
     }
     let mut actions = json!([["LD_start_test", start]]);
     if !args.sla.is_empty() {

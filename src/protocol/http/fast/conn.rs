@@ -100,6 +100,8 @@ pub(crate) struct Received {
 pub(crate) struct Conn {
     pub(crate) origin: Origin,
     pub(crate) verify: bool,
+    /// The client certificate it was made with (its id; 0: none).
+    pub(crate) cert: u64,
     stream: Socket,
     buf: ReadBuf,
     /// Requests rendered per send (templated ones, or with cookies) go here.
@@ -120,6 +122,7 @@ impl Conn {
         Ok(Self {
             origin: origin.clone(),
             verify,
+            cert: 0,
             stream,
             buf: ReadBuf {
                 data: Vec::new(),

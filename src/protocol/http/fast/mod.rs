@@ -29,6 +29,7 @@ use cookie_store::CookieStore;
 use http::Method;
 use tokio::time::{Instant, Sleep};
 
+use crate::protocol::client_cert::{ClientCert, cert_id};
 use crate::protocol::http::redirect::{Exchanged, SendHop, follow_redirects};
 use crate::protocol::http::{
     Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors,
@@ -137,7 +138,13 @@ impl FastSession {
         let head_request = method == Method::HEAD;
         let mut retried = false;
         let received = loop {
-            let index = self.connection(&target.origin, prepared.verify).await?;
+            let index = self
+                .connection(
+                    &target.origin,
+                    prepared.verify,
+                    prepared.client_cert.as_ref(),
+                )
+                .await?;
             let conn = &mut self.connections[index];
             let outgoing = match (wire, &cookies) {
                 (Some(wire), None) => Outgoing::Shared(wire.bytes()),
@@ -218,17 +225,24 @@ impl FastSession {
     }
 
     /// The index of the origin's open connection, connecting when there is none.
-    async fn connection(&mut self, origin: &Origin, verify: bool) -> Result<usize, RequestError> {
-        let found = self
-            .connections
-            .iter()
-            .position(|c| &c.origin == origin && (!origin.https || c.verify == verify));
+    async fn connection(
+        &mut self,
+        origin: &Origin,
+        verify: bool,
+        cert: Option<&Arc<ClientCert>>,
+    ) -> Result<usize, RequestError> {
+        let id = cert_id(cert);
+        let found = self.connections.iter().position(|c| {
+            &c.origin == origin && (!origin.https || (c.verify == verify && c.cert == id))
+        });
         if let Some(index) = found {
             return Ok(index);
         }
+        let connectors = cert.map_or(&*self.tls, |c| &c.connectors);
         // Boxed: the TCP and TLS handshakes are large and rare; keep them off every
         // user's task.
-        let conn = Box::pin(Conn::open(&self.tls, origin, verify)).await?;
+        let mut conn = Box::pin(Conn::open(connectors, origin, verify)).await?;
+        conn.cert = id;
         self.connections.push(conn);
         Ok(self.connections.len() - 1)
     }

@@ -105,6 +105,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             allow_redirects: true,
             verify: true,
+            client_cert: None,
             capture: Default::default(),
             wire: None,
         }

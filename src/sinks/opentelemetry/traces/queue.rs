@@ -311,6 +311,7 @@ mod tests {
             endpoint,
             url,
             response: None,
+            retry: false,
             start_time: SystemTime::now(),
             response_time: Duration::from_millis(3),
             response_length: 42,

@@ -1,7 +1,12 @@
-//! A task as every protocol has it: what it is reported as, its weight and the
-//! conditions that run or skip it, around the protocol's own fields; and the field
-//! parsers the protocols share. Parsed strictly, with errors naming the field
+//! A task as every protocol has it: what it is reported as, its weight, the
+//! conditions that run or skip it, and how it is paced and retried (`retry`,
+//! `throttle`, `think_time`), around the protocol's own fields; and the field parsers
+//! the protocols share. Parsed strictly, with errors naming the field
 //! (`tasks[1].timeout`).
+
+pub mod retry;
+pub mod think;
+pub mod throttle;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -12,8 +17,20 @@ use serde_json::{Map, Value};
 use crate::event::Endpoint;
 use crate::scenario::{Condition, RenderContext};
 
+pub use retry::{ErrorClass, RetryPolicy};
+pub use think::ThinkTime;
+pub use throttle::Throttle;
+
 /// The task fields every protocol has.
-pub const COMMON_FIELDS: &[&str] = &["weight", "run_if", "skip_if", "wait"];
+pub const COMMON_FIELDS: &[&str] = &[
+    "weight",
+    "run_if",
+    "skip_if",
+    "wait",
+    "retry",
+    "throttle",
+    "think_time",
+];
 
 /// A task that cannot be used, with the path of the offending field (`tasks[1].timeout`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +66,12 @@ pub struct Task<S> {
     pub skip_if: Option<Condition>,
     /// A pause before the request (a think time kept from a HAR recording).
     pub wait: Option<Duration>,
+    /// `retry`: how failed requests are retried (`None`: never).
+    pub retry: Option<RetryPolicy>,
+    /// `throttle`: the token bucket each request waits for (`None`: no cap).
+    pub throttle: Option<Arc<Throttle>>,
+    /// `think_time`: a pause after the task (`None`: none).
+    pub think_time: Option<ThinkTime>,
 }
 
 impl<S> Deref for Task<S> {
