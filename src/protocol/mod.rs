@@ -19,6 +19,7 @@ pub mod mqtt;
 pub mod payload;
 pub mod redis;
 pub mod socket;
+pub mod sse;
 pub mod websocket;
 
 use std::collections::HashMap;
@@ -47,6 +48,11 @@ pub trait Protocol: Debug + Clone + Send + Sync + 'static {
     /// The task fields this protocol reads, besides the common `weight`, `run_if`
     /// and `skip_if` (listed in errors about unknown fields).
     const FIELDS: &'static [&'static str];
+
+    /// True when LD_start_test's `connection` dict supplies default task fields, as
+    /// LoadDensity's `with_connection_defaults` does (keys in a task win). False:
+    /// `connection` may only hold `url`, which stands for `host` (`redis_user`).
+    const CONNECTION_DEFAULTS: bool = false;
 
     /// Parses the protocol's fields of one task object (unknown fields have already
     /// been refused). `method_key` is the method given by a legacy map's key; `path`
@@ -82,6 +88,9 @@ pub struct ParseContext<'a> {
     /// LoadDensity's `host` argument as written (`host:port` for raw sockets).
     pub host_text: Option<&'a str>,
     pub(crate) csv: &'a dyn CsvLookup,
+    /// Default task fields (LD_start_test's `connection`, for protocols whose
+    /// [`Protocol::CONNECTION_DEFAULTS`] is true): merged under each task.
+    pub(crate) defaults: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> ParseContext<'a> {
@@ -94,7 +103,14 @@ impl<'a> ParseContext<'a> {
             host,
             host_text,
             csv,
+            defaults: None,
         }
+    }
+
+    /// The same, with default task fields merged under each task.
+    pub(crate) fn with_defaults(mut self, defaults: Option<&'a Map<String, Value>>) -> Self {
+        self.defaults = defaults;
+        self
     }
 }
 
@@ -284,6 +300,7 @@ user_types! {
     "mqtt_user" => mqtt::Mqtt,
     "redis_user" => redis::Redis,
     "grpc_user" => grpc::Grpc,
+    "sse_user" => sse::Sse,
 }
 
 /// LoadDensity user types this engine does not run yet.

@@ -46,5 +46,6 @@ mod segments;
 mod sla;
 mod socket;
 mod socket_server;
+mod sse;
 mod statsd;
 mod websocket;

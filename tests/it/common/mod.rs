@@ -4,6 +4,7 @@
 
 pub mod fuzz;
 pub mod nginx;
+pub mod python_server;
 pub mod sinks;
 pub mod stalled;
 pub mod summary;
