@@ -13,6 +13,7 @@
 //! one line in the `user_types!` registry below.
 
 pub(crate) mod fields;
+pub mod graphql_ws;
 pub mod grpc;
 pub mod http;
 pub mod mqtt;
@@ -301,6 +302,7 @@ user_types! {
     "redis_user" => redis::Redis,
     "grpc_user" => grpc::Grpc,
     "sse_user" => sse::Sse,
+    "graphql_ws_user" => graphql_ws::GraphqlWs,
 }
 
 /// LoadDensity user types this engine does not run yet.

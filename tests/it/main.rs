@@ -16,6 +16,7 @@ mod fuzz_har;
 mod fuzz_line_protocol;
 mod fuzz_scenario;
 mod fuzz_statsd;
+mod graphql_ws;
 mod grpc;
 mod har;
 mod hardening;
