@@ -12,6 +12,7 @@
 //! Adding a protocol: one folder here with a type implementing [`Protocol`], and
 //! one line in the `user_types!` registry below.
 
+pub mod async_http;
 pub(crate) mod fields;
 pub mod graphql_ws;
 pub mod grpc;
@@ -303,6 +304,7 @@ user_types! {
     "grpc_user" => grpc::Grpc,
     "sse_user" => sse::Sse,
     "graphql_ws_user" => graphql_ws::GraphqlWs,
+    "async_http_user" => async_http::AsyncHttp,
 }
 
 /// LoadDensity user types this engine does not run yet.

@@ -23,7 +23,7 @@ pub(crate) use session::{Driver, drive};
 pub use step::{Http, HttpClient};
 pub use task::{DEFAULT_TIMEOUT, FIELDS, HttpTask, user_agent};
 pub use template::Rendered;
-pub use tls::TlsConnectors;
+pub use tls::{TlsConnectors, read_ca_file};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,13 +9,22 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tokio_rustls::TlsConnector;
 
 /// TLS connectors shared by the users of a test, built on first use.
-#[derive(Default)]
 pub struct TlsConnectors {
+    /// Offer HTTP/2 by ALPN besides HTTP/1.1 (true by default).
+    http2: bool,
+    /// Certificates trusted besides the system's roots (a task's `ca_file`).
+    extra_roots: Vec<CertificateDer<'static>>,
     verified: OnceLock<TlsConnector>,
     unverified: OnceLock<TlsConnector>,
     /// The same, offering only HTTP/1.1 (for `fast_http_user`).
     verified_http1: OnceLock<TlsConnector>,
     unverified_http1: OnceLock<TlsConnector>,
+}
+
+impl Default for TlsConnectors {
+    fn default() -> Self {
+        Self::with_options(true, Vec::new())
+    }
 }
 
 impl std::fmt::Debug for TlsConnectors {
@@ -37,14 +46,29 @@ const H2_AND_HTTP1: &[&[u8]] = &[b"h2", b"http/1.1"];
 const HTTP1: &[&[u8]] = &[b"http/1.1"];
 
 impl TlsConnectors {
-    /// The connector for `verify` true or false, offering HTTP/2 and HTTP/1.1.
+    /// Connectors that offer HTTP/2 by ALPN only when `http2` (else HTTP/1.1 alone),
+    /// and trust `extra_roots` besides the system's roots.
+    pub fn with_options(http2: bool, extra_roots: Vec<CertificateDer<'static>>) -> Self {
+        Self {
+            http2,
+            extra_roots,
+            verified: OnceLock::new(),
+            unverified: OnceLock::new(),
+            verified_http1: OnceLock::new(),
+            unverified_http1: OnceLock::new(),
+        }
+    }
+
+    /// The connector for `verify` true or false, offering HTTP/2 (unless these
+    /// connectors were made without it) and HTTP/1.1.
     pub fn get(&self, verify: bool) -> &TlsConnector {
+        let alpn = if self.http2 { H2_AND_HTTP1 } else { HTTP1 };
         if verify {
             self.verified
-                .get_or_init(|| with_alpn(verified_config(), H2_AND_HTTP1))
+                .get_or_init(|| with_alpn(verified_config(&self.extra_roots), alpn))
         } else {
             self.unverified
-                .get_or_init(|| with_alpn(unverified_config(), H2_AND_HTTP1))
+                .get_or_init(|| with_alpn(unverified_config(), alpn))
         }
     }
 
@@ -52,7 +76,7 @@ impl TlsConnectors {
     pub fn get_http1(&self, verify: bool) -> &TlsConnector {
         if verify {
             self.verified_http1
-                .get_or_init(|| with_alpn(verified_config(), HTTP1))
+                .get_or_init(|| with_alpn(verified_config(&self.extra_roots), HTTP1))
         } else {
             self.unverified_http1
                 .get_or_init(|| with_alpn(unverified_config(), HTTP1))
@@ -60,12 +84,31 @@ impl TlsConnectors {
     }
 }
 
-fn verified_config() -> ClientConfig {
+/// The certificates of a PEM file (a task's `ca_file`), to trust besides the
+/// system's roots.
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read certificates from `{}`: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("`{}` holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The system's root certificates and `extra` ones.
+pub(crate) fn root_store(extra: &[CertificateDer<'static>]) -> RootCertStore {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
+    for cert in native.certs.into_iter().chain(extra.iter().cloned()) {
         let _ = roots.add(cert);
     }
+    roots
+}
+
+fn verified_config(extra_roots: &[CertificateDer<'static>]) -> ClientConfig {
+    let roots = root_store(extra_roots);
     ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
