@@ -17,6 +17,7 @@ pub(crate) mod fields;
 pub mod graphql_ws;
 pub mod grpc;
 pub mod http;
+pub mod http3;
 pub mod mqtt;
 pub mod payload;
 pub mod redis;
@@ -305,6 +306,7 @@ user_types! {
     "sse_user" => sse::Sse,
     "graphql_ws_user" => graphql_ws::GraphqlWs,
     "async_http_user" => async_http::AsyncHttp,
+    "http3_user" => http3::Http3,
 }
 
 /// LoadDensity user types this engine does not run yet.

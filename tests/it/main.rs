@@ -25,6 +25,7 @@ mod hardening_cli;
 mod history;
 mod html_report;
 mod http;
+mod http3;
 mod http_misbehaving_server;
 mod influxdb;
 mod kubernetes;
