@@ -531,9 +531,7 @@ impl StartTestArgs {
             ));
         }
         if let Some(http2) = self.http2 {
-            defaults
-                .entry("http2")
-                .or_insert(Value::Bool(http2));
+            defaults.entry("http2").or_insert(Value::Bool(http2));
         }
         Ok((self.host.as_deref(), Some(defaults)))
     }

@@ -107,10 +107,16 @@ fn http2_requests_match_nginx_log_and_expect_status_decides() {
     // nginx saw every request over HTTP/2; one per user may have been in flight when
     // the test stopped.
     let log = nginx.log();
-    let client: u64 = ["ok", "created", "missing", "expected missing", "wrong status"]
-        .iter()
-        .map(|name| count(&summary, name))
-        .sum();
+    let client: u64 = [
+        "ok",
+        "created",
+        "missing",
+        "expected missing",
+        "wrong status",
+    ]
+    .iter()
+    .map(|name| count(&summary, name))
+    .sum();
     let served = log.len() as u64;
     assert!(
         (client..=client + 2).contains(&served),
@@ -147,10 +153,19 @@ fn without_http2_it_is_http1_and_an_untrusted_certificate_or_refusal_fails() {
     assert!(count(&summary, "http1") >= 3, "{summary}");
     assert_eq!(failures(&summary, "http1"), 0, "{summary}");
     let log = nginx.log();
-    assert!(!log.is_empty() && log.iter().all(|l| l.starts_with("HTTP/1.1 200 GET /ok")), "{log:?}");
+    assert!(
+        !log.is_empty() && log.iter().all(|l| l.starts_with("HTTP/1.1 200 GET /ok")),
+        "{log:?}"
+    );
     let sent = count(&summary, "http1");
-    assert!((sent..=sent + 1).contains(&(log.len() as u64)), "{sent} vs {log:?}");
-    for (name, needle) in [("untrusted", "TLS handshake"), ("refused", "connect to 127.0.0.1:")] {
+    assert!(
+        (sent..=sent + 1).contains(&(log.len() as u64)),
+        "{sent} vs {log:?}"
+    );
+    for (name, needle) in [
+        ("untrusted", "TLS handshake"),
+        ("refused", "connect to 127.0.0.1:"),
+    ] {
         assert_eq!(failures(&summary, name), count(&summary, name), "{name}");
         let errors = errors_of(&summary, name);
         assert!(errors[0].contains(needle), "{name}: {errors:?}");
@@ -168,14 +183,26 @@ fn bad_fields_are_refused_naming_the_field() {
         json!([task])
     };
     let cases = [
-        (task(json!({"expect_status": 700})), "tasks[0].expect_status", "from 100 to 599"),
-        (task(json!({"ca_file": "/nonexistent.pem"})), "tasks[0].ca_file", "cannot read"),
+        (
+            task(json!({"expect_status": 700})),
+            "tasks[0].expect_status",
+            "from 100 to 599",
+        ),
+        (
+            task(json!({"ca_file": "/nonexistent.pem"})),
+            "tasks[0].ca_file",
+            "cannot read",
+        ),
         (
             task(json!({"follow_redirects": true, "allow_redirects": false})),
             "tasks[0].follow_redirects",
             "not both",
         ),
-        (task(json!({"verify_mode": 0})), "tasks[0].verify_mode", "unknown field"),
+        (
+            task(json!({"verify_mode": 0})),
+            "tasks[0].verify_mode",
+            "unknown field",
+        ),
         (task(json!({"method": "fetch"})), "tasks[0].method", "fetch"),
     ];
     let mut actions: Vec<Value> = cases

@@ -141,7 +141,11 @@ fn refused_connection_is_a_counted_failure() {
     let summary = run_script(
         &work,
         "gql.json",
-        json!([start_test(1, 0.3, json!([{"method": "connect", "url": url, "name": "refused"}]))]),
+        json!([start_test(
+            1,
+            0.3,
+            json!([{"method": "connect", "url": url, "name": "refused"}])
+        )]),
     );
     assert!(count(&summary, "refused") >= 1, "{summary}");
     assert_eq!(failures(&summary, "refused"), count(&summary, "refused"));
@@ -152,10 +156,22 @@ fn refused_connection_is_a_counted_failure() {
 fn bad_fields_and_methods_are_refused_naming_the_field() {
     let work = Workdir::new();
     let cases = [
-        (json!([{"method": "publish"}]), "tasks[0].method", "unsupported graphql_ws method"),
+        (
+            json!([{"method": "publish"}]),
+            "tasks[0].method",
+            "unsupported graphql_ws method",
+        ),
         (json!([{"query": "x"}]), "tasks[0].method", "missing field"),
-        (json!([{"method": "connect"}]), "tasks[0].url", "missing field"),
-        (json!([{"method": "subscribe"}]), "tasks[0].query", "missing field"),
+        (
+            json!([{"method": "connect"}]),
+            "tasks[0].url",
+            "missing field",
+        ),
+        (
+            json!([{"method": "subscribe"}]),
+            "tasks[0].query",
+            "missing field",
+        ),
         (
             json!([{"method": "subscribe", "query": "q", "variables": [1]}]),
             "tasks[0].variables",

@@ -65,7 +65,9 @@ fn start_test(users: u32, seconds: f64, tasks: Value) -> Value {
 
 #[test]
 fn loaddensity_documented_task_list_matches_the_server_count() {
-    let Some(server) = Server::start() else { return };
+    let Some(server) = Server::start() else {
+        return;
+    };
     let work = Workdir::new();
     // LoadDensity's template docstring, pointed at the local server (its CA given
     // once, in `connection`).
@@ -93,7 +95,10 @@ fn loaddensity_documented_task_list_matches_the_server_count() {
             errors_of(&summary, name)
         );
     }
-    assert_eq!(failures(&summary, "wrong status"), count(&summary, "wrong status"));
+    assert_eq!(
+        failures(&summary, "wrong status"),
+        count(&summary, "wrong status")
+    );
     assert_eq!(
         errors_of(&summary, "wrong status")[0],
         "http3 status expected 200, got 404"
@@ -107,7 +112,11 @@ fn loaddensity_documented_task_list_matches_the_server_count() {
     );
     // The server answered as many as the client counted (one per user may have been
     // in flight when the test stopped).
-    for (path, names) in [("/ok", &["get"][..]), ("/echo", &["post"][..]), ("/nope", &["any status", "wrong status"][..])] {
+    for (path, names) in [
+        ("/ok", &["get"][..]),
+        ("/echo", &["post"][..]),
+        ("/nope", &["any status", "wrong status"][..]),
+    ] {
         let client: u64 = names.iter().map(|n| count(&summary, n)).sum();
         let served = server.requests(path);
         assert!(
@@ -119,7 +128,9 @@ fn loaddensity_documented_task_list_matches_the_server_count() {
 
 #[test]
 fn timeout_untrusted_certificate_and_nothing_listening_are_counted_failures() {
-    let Some(server) = Server::start() else { return };
+    let Some(server) = Server::start() else {
+        return;
+    };
     let work = Workdir::new();
     let mut start = start_test(
         1,
@@ -160,7 +171,11 @@ fn timeout_untrusted_certificate_and_nothing_listening_are_counted_failures() {
 fn bad_fields_are_refused_naming_the_field() {
     let work = Workdir::new();
     let cases = [
-        (json!([{"method": "get"}]), "tasks[0].request_url", "missing field"),
+        (
+            json!([{"method": "get"}]),
+            "tasks[0].request_url",
+            "missing field",
+        ),
         (
             json!([{"request_url": "http://h/"}]),
             "tasks[0].request_url",

@@ -153,8 +153,16 @@ fn refused_not_found_timeout_and_wait_before_open_are_counted_failures() {
 fn bad_fields_and_methods_are_refused_naming_the_field() {
     let work = Workdir::new();
     let cases = [
-        (json!([{"method": "listen"}]), "tasks[0].method", "unsupported sse method `listen`"),
-        (json!([{"method": "open"}]), "tasks[0].request_url", "missing field"),
+        (
+            json!([{"method": "listen"}]),
+            "tasks[0].method",
+            "unsupported sse method `listen`",
+        ),
+        (
+            json!([{"method": "open"}]),
+            "tasks[0].request_url",
+            "missing field",
+        ),
         (
             json!([{"method": "open", "url": "ws://h/"}]),
             "tasks[0].url",

@@ -99,11 +99,8 @@ impl Protocol for GraphqlWs {
             let query = spec.query.as_ref().map(|q| q.render(&mut render));
             (url, name, id, query)
         };
-        let timed = tokio::time::timeout(
-            spec.timeout,
-            run(client, spec, url, &id, query.as_deref()),
-        )
-        .await;
+        let timed =
+            tokio::time::timeout(spec.timeout, run(client, spec, url, &id, query.as_deref())).await;
         let result = timed.unwrap_or_else(|_| {
             // A message may still come for a cut-off exchange: a connect starts
             // afresh; a subscription keeps its connection, as LoadDensity does.
@@ -188,7 +185,11 @@ async fn run(
 
 /// Opens a connection to `url` (closing another one first), sends `connection_init`
 /// and reads the server's acknowledgement: the bytes of the acknowledgement.
-async fn connect(client: &mut GraphqlWsClient, spec: &GraphqlWsTask, url: String) -> Result<u64, String> {
+async fn connect(
+    client: &mut GraphqlWsClient,
+    spec: &GraphqlWsTask,
+    url: String,
+) -> Result<u64, String> {
     if let Some(mut old) = client.connection.take() {
         let _ = WebSocketStream::close(&mut *old, None).await;
     }
@@ -224,10 +225,7 @@ async fn connect(client: &mut GraphqlWsClient, spec: &GraphqlWsTask, url: String
             Some("ping") => pong(&mut stream).await?,
             Some("connection_ack") => break text,
             _ => {
-                return Err(format!(
-                    "expected connection_ack, got `{}`",
-                    shorten(&text)
-                ));
+                return Err(format!("expected connection_ack, got `{}`", shorten(&text)));
             }
         }
     };
@@ -266,7 +264,10 @@ async fn subscribe(
             Ok(value) => value,
             Err(_) => {
                 return Err((
-                    format!("the server sent a message that is not JSON: `{}`", shorten(&text)),
+                    format!(
+                        "the server sent a message that is not JSON: `{}`",
+                        shorten(&text)
+                    ),
                     false,
                 ));
             }

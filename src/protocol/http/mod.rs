@@ -16,10 +16,10 @@ mod task;
 mod template;
 pub(crate) mod tls;
 
-pub use fast::{FastSession, WireRequest};
-pub use session::{RequestError, Response, Session};
 pub(crate) use connect::{Socket, open_socket};
+pub use fast::{FastSession, WireRequest};
 pub(crate) use session::{Driver, drive};
+pub use session::{RequestError, Response, Session};
 pub use step::{Http, HttpClient};
 pub use task::{DEFAULT_TIMEOUT, FIELDS, HttpTask, user_agent};
 pub use template::Rendered;

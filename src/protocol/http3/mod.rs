@@ -225,8 +225,8 @@ async fn connect(
             "0.0.0.0:0".parse()
         }
         .map_err(|e| format!("{e}"))?;
-        let endpoint = quinn::Endpoint::client(bind)
-            .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+        let endpoint =
+            quinn::Endpoint::client(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
         client.endpoint = Some((ipv6, endpoint));
     }
     let Some((_, endpoint)) = client.endpoint.as_ref() else {
@@ -256,7 +256,11 @@ async fn connect(
 }
 
 /// One request and its whole response: the status and the body's length.
-async fn request(sender: &mut SendRequest, spec: &Http3Task, url: &Url) -> Result<(u16, u64), String> {
+async fn request(
+    sender: &mut SendRequest,
+    spec: &Http3Task,
+    url: &Url,
+) -> Result<(u16, u64), String> {
     let uri: Uri = url
         .as_str()
         .parse()

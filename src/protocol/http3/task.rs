@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
 use http::Method;
+use http::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
@@ -159,9 +159,7 @@ pub(super) fn parse(
     // check off; 1 and 2 keep it.
     let verify_mode = match object.get("verify_mode") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if matches!(n.as_u64(), Some(0..=2)) => {
-            Some(n.as_u64() != Some(0))
-        }
+        Some(Value::Number(n)) if matches!(n.as_u64(), Some(0..=2)) => Some(n.as_u64() != Some(0)),
         Some(other) => {
             return Err(err(
                 format!("{path}.verify_mode"),
@@ -180,8 +178,8 @@ pub(super) fn parse(
             ));
         }
     };
-    let quic = client_config(verify, ca_file.as_deref())
-        .map_err(|m| err(format!("{path}.ca_file"), m))?;
+    let quic =
+        client_config(verify, ca_file.as_deref()).map_err(|m| err(format!("{path}.ca_file"), m))?;
     let default_name = redact_url_credentials(text).into_owned();
     let (name_text, name) = report_name(object, path, ctx.csv, &default_name)?;
     Ok(ParsedSpec {

@@ -48,9 +48,7 @@ impl EventReader {
             }
             let Some(end) = memchr::memchr2(b'\n', b'\r', &self.buf) else {
                 if self.buf.len() > MAX_LINE {
-                    return Err(format!(
-                        "an event stream line longer than {MAX_LINE} bytes"
-                    ));
+                    return Err(format!("an event stream line longer than {MAX_LINE} bytes"));
                 }
                 return Ok(None);
             };

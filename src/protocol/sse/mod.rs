@@ -290,9 +290,9 @@ async fn wait(stream: &mut Stream, expect: Option<&str>) -> Result<u64, String> 
             Some(Err(e)) => return Err(format!("the SSE stream failed: {e}")),
             None => {
                 return Err(match expect {
-                    Some(expect) => format!(
-                        "the SSE stream ended before an event containing `{expect}`"
-                    ),
+                    Some(expect) => {
+                        format!("the SSE stream ended before an event containing `{expect}`")
+                    }
                     None => "the SSE stream ended before an event".to_string(),
                 });
             }

@@ -128,12 +128,10 @@ pub(super) fn parse(
             "missing field: `open` needs an http:// or https:// URL (or the `host` argument)",
         ));
     }
-    let default_name = url_text
-        .map(|(_, u)| u)
-        .or(ctx.host_text)
-        .map_or_else(|| method.as_str().to_string(), |u| {
-            redact_url_credentials(u).into_owned()
-        });
+    let default_name = url_text.map(|(_, u)| u).or(ctx.host_text).map_or_else(
+        || method.as_str().to_string(),
+        |u| redact_url_credentials(u).into_owned(),
+    );
     let (name_text, name) = report_name(object, path, ctx.csv, &default_name)?;
     Ok(ParsedSpec {
         endpoint: intern_endpoint("SSE", &name_text),

@@ -264,10 +264,20 @@ pub fn openssl_certificates(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
     )
     .expect("write leaf.ext");
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let steps: [Vec<&str>; 3] = [
-        [&["req", "-x509"][..], &ec[..], &["-days", "1", "-subj", "/CN=loaddensity test CA"]]
-            .concat(),
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &["-days", "1", "-subj", "/CN=loaddensity test CA"],
+        ]
+        .concat(),
         [&["req"][..], &ec[..], &["-subj", "/CN=localhost"]].concat(),
         vec!["x509", "-req", "-days", "1", "-CAcreateserial"],
     ];
