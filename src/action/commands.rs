@@ -490,13 +490,16 @@ impl StartTestArgs {
     }
 }
 
+/// Default task fields, from LD_start_test's `connection` (and `http2`).
+type TaskDefaults = serde_json::Map<String, Value>;
+
 impl StartTestArgs {
     /// The target `host` and the default task fields of protocol `P`: LD_start_test's
     /// `connection` (and `http2`) as default task fields when `P` takes them, else
     /// `connection.url` standing for `host` (`redis_user`).
     fn connection_defaults<P: Protocol>(
         &self,
-    ) -> Result<(Option<&str>, Option<serde_json::Map<String, Value>>), ActionError> {
+    ) -> Result<(Option<&str>, Option<TaskDefaults>), ActionError> {
         let takes = |field: &str| P::FIELDS.contains(&field);
         if self.http2.is_some() && !takes("http2") {
             return Err(ActionError::argument(
