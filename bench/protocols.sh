@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-core throughput of websocket_user and socket_user: loaddensity against a fast
+# One-core throughput of websocket_user and socket_user (and, below, of the web user
+# types sse_user, graphql_ws_user, http3_user and async_http_user): loaddensity against a fast
 # local echo server (examples/protocol_echo.rs, pinned to TARGET_CPU), next to a
 # minimal tokio client doing the same exchanges (examples/protocol_client.rs) in the
 # same run. Both load generators run on LOAD_CPU with one thread. Prints a markdown
@@ -73,3 +74,88 @@ for row in "${ROWS[@]}"; do
     ratio=$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.3f", a/b}')
     printf '| %s | %.0f | %s |\n' "$label" "$m" "$ratio"
 done
+
+# The web user types (sse_user, graphql_ws_user, http3_user, async_http_user) against
+# the test servers of tests/servers/ and nginx (HTTP/2 over TLS, a CA made by openssl),
+# each server pinned to TARGET_CPU. async_http_user's baseline is h2load (Debian's
+# nghttp2-client) when installed; the Python servers are the limit of the others, so
+# their rows show loaddensity's rate alone. WEB=0 skips this table.
+if [ "${WEB:-1}" = 1 ]; then
+    SSE_PORT=${SSE_PORT:-19003}
+    GQL_PORT=${GQL_PORT:-19004}
+    H3_PORT=${H3_PORT:-19005}
+    H2_PORT=${H2_PORT:-19006}
+    ( cd "$WORK" \
+        && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+            -subj "/CN=bench CA" -keyout ca.key -out ca.pem \
+        && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -subj /CN=localhost -keyout key.pem -out leaf.csr \
+        && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > leaf.ext \
+        && openssl x509 -req -days 1 -CAcreateserial -in leaf.csr -CA ca.pem -CAkey ca.key \
+            -extfile leaf.ext -out cert.pem ) >/dev/null 2>&1
+    taskset -c "$TARGET_CPU" python3 "$ROOT/tests/servers/sse_server.py" "$SSE_PORT" >/dev/null &
+    WEB_PIDS=($!)
+    taskset -c "$TARGET_CPU" python3 "$ROOT/tests/servers/graphql_server.py" "$GQL_PORT" >/dev/null 2>&1 &
+    WEB_PIDS+=($!)
+    taskset -c "$TARGET_CPU" python3 "$ROOT/tests/servers/http3_server.py" \
+        "$WORK/cert.pem" "$WORK/key.pem" "$WORK/h3stats.json" "$H3_PORT" >/dev/null &
+    WEB_PIDS+=($!)
+    mkdir -p "$WORK/nginx"
+    cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
+  server {
+    listen 127.0.0.1:$H2_PORT ssl http2;
+    ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;
+    location / { default_type text/plain; return 200 "hello"; }
+  }
+}
+CONF
+    taskset -c "$TARGET_CPU" nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
+    WEB_PIDS+=($!)
+    trap 'kill "$ECHO" "${WEB_PIDS[@]}" 2>/dev/null; rm -rf "$WORK"' EXIT
+    sleep 3
+    script sse_user \
+        "[{\"method\": \"open\", \"request_url\": \"http://127.0.0.1:$SSE_PORT/events?count=0\"}, {\"method\": \"wait\", \"expect\": \"ready\"}, {\"method\": \"close\"}]" \
+        > "$WORK/sse.json"
+    script graphql_ws_user \
+        "[{\"method\": \"connect\", \"url\": \"ws://127.0.0.1:$GQL_PORT/graphql\"}, {\"method\": \"subscribe\", \"query\": \"subscription { count(target: 1) }\", \"max_messages\": 2}, {\"method\": \"close\"}]" \
+        > "$WORK/gql.json"
+    script http3_user \
+        "[{\"method\": \"get\", \"request_url\": \"https://localhost:$H3_PORT/ok\", \"ca_file\": \"$WORK/ca.pem\"}]" \
+        > "$WORK/h3.json"
+    sed 's/"user_detail_dict"/"http2": true, "user_detail_dict"/' <(script async_http_user \
+        "[{\"method\": \"get\", \"request_url\": \"https://localhost:$H2_PORT/\", \"ca_file\": \"$WORK/ca.pem\"}]") \
+        > "$WORK/h2.json"
+    # h2load_rps: h2load's requests/s, one thread on LOAD_CPU, one stream per connection.
+    h2load_rps() {
+        taskset -c "$LOAD_CPU" h2load -t1 -c"$CONNECTIONS" -m1 -D"$DURATION" \
+            "https://localhost:$H2_PORT/" | awk '/^finished in/ {print $4}'
+    }
+    declare -A RESULTS
+    ROWS=()
+    command -v h2load >/dev/null 2>&1 && ROWS+=("HTTP/2 GET: h2load|h2load_rps")
+    ROWS+=(
+        "HTTP/2 GET: loaddensity async_http_user|ld_rps $WORK/s.json run $WORK/h2.json"
+        "HTTP/3 GET: loaddensity http3_user (aioquic server)|ld_rps $WORK/s.json run $WORK/h3.json"
+        "SSE open/wait/close: loaddensity sse_user (http.server)|ld_rps $WORK/s.json run $WORK/sse.json"
+        "GraphQL connect/subscribe/close: loaddensity graphql_ws_user (strawberry)|ld_rps $WORK/s.json run $WORK/gql.json"
+    )
+    run_rows "$RUNS"
+    echo
+    echo "| client | median requests/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to h2load |"
+    echo "|---|---:|---:|"
+    h2_base=
+    command -v h2load >/dev/null 2>&1 && h2_base=$(row_median "HTTP/2 GET: h2load")
+    for row in "${ROWS[@]}"; do
+        label=${row%%|*}
+        m=$(row_median "$label")
+        ratio=n/a
+        [[ $label == HTTP/2* && -n $h2_base ]] && ratio=$(awk -v a="$m" -v b="$h2_base" 'BEGIN {printf "%.3f", a/b}')
+        printf '| %s | %.0f | %s |\n' "$label" "$m" "$ratio"
+    done
+fi

@@ -238,9 +238,13 @@ pub(super) struct StartTestArgs {
     wait_time: Option<Value>,
     #[serde(default)]
     host: Option<String>,
-    /// `redis_user`: `{"url": "redis://host:port/db"}` (used instead of `host`).
+    /// `redis_user`: `{"url": "redis://host:port/db"}` (used instead of `host`); for
+    /// the user types whose protocol says so, default task fields (keys in a task win).
     #[serde(default)]
-    connection: Option<ConnectionArg>,
+    connection: Option<serde_json::Map<String, Value>>,
+    /// `async_http_user`: offer HTTP/2 (LoadDensity's `http2=True`).
+    #[serde(default)]
+    http2: Option<bool>,
     #[serde(default)]
     web_ui_dict: Option<WebUiDict>,
     #[serde(default)]
@@ -290,13 +294,6 @@ pub(super) const START_TEST_PARAMS: &[&str] = &[
     "master_port",
     "expected_workers",
 ];
-
-/// LD_start_test's `connection` (`redis_user`): where the server is.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConnectionArg {
-    url: String,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -478,12 +475,13 @@ impl StartTestArgs {
         if let Some(segment) = segment {
             resolver.tables.for_segment(segment);
         }
-        // `connection.url` (redis_user) stands for `host` when given.
-        let host = match &self.connection {
-            Some(ConnectionArg { url }) => Some(url.as_str()),
-            None => self.host.as_deref(),
-        };
-        let scenario = Arc::new(Scenario::<P>::parse_with_host(&self.tasks, host, resolver)?);
+        let (host, defaults) = self.connection_defaults::<P>()?;
+        let scenario = Arc::new(Scenario::<P>::parse_with_defaults(
+            &self.tasks,
+            host,
+            defaults.as_ref(),
+            resolver,
+        )?);
         let plan = TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,
@@ -510,7 +508,55 @@ impl StartTestArgs {
     }
 }
 
+/// Default task fields, from LD_start_test's `connection` (and `http2`).
+type TaskDefaults = serde_json::Map<String, Value>;
+
 impl StartTestArgs {
+    /// The target `host` and the default task fields of protocol `P`: LD_start_test's
+    /// `connection` (and `http2`) as default task fields when `P` takes them, else
+    /// `connection.url` standing for `host` (`redis_user`).
+    fn connection_defaults<P: Protocol>(
+        &self,
+    ) -> Result<(Option<&str>, Option<TaskDefaults>), ActionError> {
+        let takes = |field: &str| P::FIELDS.contains(&field);
+        if self.http2.is_some() && !takes("http2") {
+            return Err(ActionError::argument(
+                "http2",
+                "only async_http_user reads `http2`",
+            ));
+        }
+        if !P::CONNECTION_DEFAULTS {
+            let Some(connection) = &self.connection else {
+                return Ok((self.host.as_deref(), None));
+            };
+            if let Some(key) = connection.keys().find(|k| k.as_str() != "url") {
+                return Err(ActionError::argument(
+                    format!("connection.{key}"),
+                    "unknown field; expected `url`",
+                ));
+            }
+            return match connection.get("url") {
+                Some(Value::String(url)) => Ok((Some(url.as_str()), None)),
+                Some(other) => Err(ActionError::argument(
+                    "connection.url",
+                    format!("expected a URL string, got {other}"),
+                )),
+                None => Err(ActionError::argument("connection.url", "missing field")),
+            };
+        }
+        let mut defaults = self.connection.clone().unwrap_or_default();
+        if let Some(key) = defaults.keys().find(|k| !takes(k)) {
+            return Err(ActionError::argument(
+                format!("connection.{key}"),
+                format!("unknown field; expected one of: {}", P::FIELDS.join(", ")),
+            ));
+        }
+        if let Some(http2) = self.http2 {
+            defaults.entry("http2").or_insert(Value::Bool(http2));
+        }
+        Ok((self.host.as_deref(), Some(defaults)))
+    }
+
     /// The `run.load` entry of this test in the result document. `users` and
     /// `spawn_rate` are what this process ran: a segment's slice of the script's.
     fn load_description(

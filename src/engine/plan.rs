@@ -103,8 +103,19 @@ impl<P: Protocol> Scenario<P> {
         host: Option<&str>,
         resolver: ResolverSnapshot,
     ) -> Result<Self, TaskError> {
+        Self::parse_with_defaults(value, host, None, resolver)
+    }
+
+    /// [`Scenario::parse_with_host`] with default task fields (LD_start_test's
+    /// `connection`) merged under every task: keys in a task win, as in LoadDensity.
+    pub fn parse_with_defaults(
+        value: &Value,
+        host: Option<&str>,
+        defaults: Option<&Map<String, Value>>,
+        resolver: ResolverSnapshot,
+    ) -> Result<Self, TaskError> {
         let url = host.and_then(|text| Url::parse(text).ok());
-        let ctx = ParseContext::new(url.as_ref(), host, &resolver.tables);
+        let ctx = ParseContext::new(url.as_ref(), host, &resolver.tables).with_defaults(defaults);
         let (mode, tasks) = match value {
             Value::Object(map) if map.contains_key("tasks") || map.contains_key("mode") => {
                 let mode = parse_mode(map)?;
@@ -248,6 +259,18 @@ fn parse_task<P: Protocol>(
     path: &str,
     ctx: &ParseContext<'_>,
 ) -> Result<Task<P::Spec>, TaskError> {
+    let merged;
+    let object = match ctx.defaults {
+        Some(defaults) if !defaults.is_empty() => {
+            let mut all = defaults.clone();
+            for (key, value) in object {
+                all.insert(key.clone(), value.clone());
+            }
+            merged = all;
+            &merged
+        }
+        _ => object,
+    };
     if let Some(key) = object
         .keys()
         .find(|k| !P::FIELDS.contains(&k.as_str()) && !COMMON_FIELDS.contains(&k.as_str()))

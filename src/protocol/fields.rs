@@ -1,7 +1,9 @@
 //! Task field parsers shared by the protocols: texts that may hold `${...}`
 //! placeholders (Redis, MQTT, gRPC), the reported `name` (every protocol), plain
-//! strings and small integers, each error naming its field (`tasks[0].key`).
+//! strings and small integers, the method, the URL and handshake headers, each error
+//! naming its field (`tasks[0].key`).
 
+use http::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::scenario::{CsvLookup, RenderContext, Template};
@@ -82,4 +84,109 @@ pub(crate) fn render_optional(
     ctx: &mut RenderContext<'_>,
 ) -> Option<String> {
     template.map(|t| t.render(ctx))
+}
+
+/// `headers`: a map of header name to value (text or number), each checked.
+pub(crate) fn parse_headers(
+    object: &Map<String, Value>,
+    path: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, TaskError> {
+    match object.get("headers") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| {
+                let field = format!("{path}.headers.{key}");
+                let name = HeaderName::from_bytes(key.as_bytes())
+                    .map_err(|_| err(&field, "not a valid header name"))?;
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    other => return Err(err(&field, format!("expected a string, got {other}"))),
+                };
+                let value = HeaderValue::from_str(&text)
+                    .map_err(|_| err(&field, "not a valid header value"))?;
+                Ok((name, value))
+            })
+            .collect(),
+        Some(other) => Err(err(
+            format!("{path}.headers"),
+            format!("expected a map of header name to value, got {other}"),
+        )),
+    }
+}
+
+/// The method of a task: the legacy map's key, else `method`, else `default` (a
+/// missing method is an error when there is none).
+pub(crate) fn method_text(
+    object: &Map<String, Value>,
+    method_key: Option<&str>,
+    path: &str,
+    default: Option<&str>,
+) -> Result<String, TaskError> {
+    match (method_key, object.get("method")) {
+        (Some(_), Some(_)) => Err(err(
+            format!("{path}.method"),
+            "the method is already given by the map key",
+        )),
+        (Some(key), None) => Ok(key.to_string()),
+        (None, Some(Value::String(m))) => Ok(m.clone()),
+        (None, None | Some(Value::Null)) => default
+            .map(str::to_string)
+            .ok_or_else(|| err(format!("{path}.method"), "missing field")),
+        (None, Some(other)) => Err(err(
+            format!("{path}.method"),
+            format!("expected a string, got {other}"),
+        )),
+    }
+}
+
+/// `request_url` or `url` (not both): the field's name and its text; `None` when
+/// neither is given. `what` describes the URL expected (`an http:// or https:// URL`).
+pub(crate) fn url_text<'o>(
+    object: &'o Map<String, Value>,
+    path: &str,
+    what: &str,
+) -> Result<Option<(&'static str, &'o str)>, TaskError> {
+    let present = |key: &str| !matches!(object.get(key), None | Some(Value::Null));
+    let field = match (present("request_url"), present("url")) {
+        (true, true) => {
+            return Err(err(
+                format!("{path}.url"),
+                "give either `request_url` or `url`, not both",
+            ));
+        }
+        (true, false) => "request_url",
+        (false, true) => "url",
+        (false, false) => return Ok(None),
+    };
+    match object.get(field) {
+        Some(Value::String(text)) => Ok(Some((field, text.as_str()))),
+        other => Err(err(
+            format!("{path}.{field}"),
+            format!("expected {what}, got {}", other.unwrap_or(&Value::Null)),
+        )),
+    }
+}
+
+/// Refuses a URL whose scheme is not one of `schemes` (placeholders in the scheme
+/// are checked when rendered).
+pub(crate) fn check_scheme(text: &str, schemes: &[&str]) -> Result<(), String> {
+    let expected = schemes
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    match text.split_once("://") {
+        Some((scheme, _)) if scheme.contains("${") => Ok(()),
+        Some((scheme, _)) if schemes.iter().any(|s| scheme.eq_ignore_ascii_case(s)) => Ok(()),
+        Some((scheme, _)) => Err(format!(
+            "scheme `{scheme}` is not supported; use {expected}"
+        )),
+        None if text.starts_with("${") => Ok(()),
+        None => Err(format!(
+            "`{}` is not a URL; expected {expected}",
+            crate::redact::redact_url_credentials(text)
+        )),
+    }
 }

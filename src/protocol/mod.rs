@@ -13,13 +13,17 @@
 //! one line in the `user_types!` registry below.
 
 pub mod client_cert;
+pub mod async_http;
 pub(crate) mod fields;
+pub mod graphql_ws;
 pub mod grpc;
 pub mod http;
+pub mod http3;
 pub mod mqtt;
 pub mod payload;
 pub mod redis;
 pub mod socket;
+pub mod sse;
 pub mod websocket;
 
 use std::cell::RefCell;
@@ -50,6 +54,11 @@ pub trait Protocol: Debug + Clone + Send + Sync + 'static {
     /// The task fields this protocol reads, besides the common `weight`, `run_if`
     /// and `skip_if` (listed in errors about unknown fields).
     const FIELDS: &'static [&'static str];
+
+    /// True when LD_start_test's `connection` dict supplies default task fields, as
+    /// LoadDensity's `with_connection_defaults` does (keys in a task win). False:
+    /// `connection` may only hold `url`, which stands for `host` (`redis_user`).
+    const CONNECTION_DEFAULTS: bool = false;
 
     /// Parses the protocol's fields of one task object (unknown fields have already
     /// been refused). `method_key` is the method given by a legacy map's key; `path`
@@ -87,6 +96,9 @@ pub struct ParseContext<'a> {
     pub(crate) csv: &'a dyn CsvLookup,
     /// The test's throttle buckets, by key (tasks with one key share a bucket).
     pub(crate) throttles: RefCell<ThrottleRegistry>,
+    /// Default task fields (LD_start_test's `connection`, for protocols whose
+    /// [`Protocol::CONNECTION_DEFAULTS`] is true): merged under each task.
+    pub(crate) defaults: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> ParseContext<'a> {
@@ -100,7 +112,14 @@ impl<'a> ParseContext<'a> {
             host_text,
             csv,
             throttles: RefCell::default(),
+            defaults: None,
         }
+    }
+
+    /// The same, with default task fields merged under each task.
+    pub(crate) fn with_defaults(mut self, defaults: Option<&'a Map<String, Value>>) -> Self {
+        self.defaults = defaults;
+        self
     }
 }
 
@@ -300,6 +319,10 @@ user_types! {
     "mqtt_user" => mqtt::Mqtt,
     "redis_user" => redis::Redis,
     "grpc_user" => grpc::Grpc,
+    "sse_user" => sse::Sse,
+    "graphql_ws_user" => graphql_ws::GraphqlWs,
+    "async_http_user" => async_http::AsyncHttp,
+    "http3_user" => http3::Http3,
 }
 
 /// LoadDensity user types this engine does not run yet.

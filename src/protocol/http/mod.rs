@@ -16,12 +16,14 @@ mod task;
 mod template;
 pub(crate) mod tls;
 
+pub(crate) use connect::{Socket, open_socket};
 pub use fast::{FastSession, WireRequest};
+pub(crate) use session::{Driver, drive};
 pub use session::{RequestError, Response, Session};
 pub use step::{Http, HttpClient};
 pub use task::{DEFAULT_TIMEOUT, FIELDS, HttpTask, user_agent};
 pub use template::Rendered;
-pub use tls::TlsConnectors;
+pub use tls::{TlsConnectors, read_ca_file};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -82,7 +82,8 @@ fn http_error(error: hyper::Error) -> RequestError {
     }
 }
 
-type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A connection future, polled by [`drive`] while its user waits on the connection.
+pub(crate) type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
@@ -129,7 +130,7 @@ impl Connection {
 ///
 /// The connection is polled first, so that a wake-up from the socket reads the
 /// response and completes `fut` in the same poll.
-async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
+pub(crate) async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
     let mut fut = pin!(fut);
     poll_fn(|cx| {
         if let Some(conn) = driver.as_mut()

@@ -1,6 +1,7 @@
-//! TLS client settings (rustls): verified against the system's roots, or, for tasks
-//! with `"verify": false`, accepting any certificate; with a client certificate for
-//! tasks that give `cert` / `client_cert` (see [`crate::protocol::client_cert`]).
+//! TLS client settings (rustls): verified against the system's roots (and a task's
+//! `ca_file`), or, for tasks with `"verify": false`, accepting any certificate; with a
+//! client certificate for tasks that give `cert` / `client_cert` (see
+//! [`crate::protocol::client_cert`]).
 
 use std::sync::{Arc, OnceLock};
 
@@ -11,8 +12,11 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tokio_rustls::TlsConnector;
 
 /// TLS connectors shared by the users of a test, built on first use.
-#[derive(Default)]
 pub struct TlsConnectors {
+    /// Offer HTTP/2 by ALPN besides HTTP/1.1 (true by default).
+    http2: bool,
+    /// Certificates trusted besides the system's roots (a task's `ca_file`).
+    extra_roots: Vec<CertificateDer<'static>>,
     verified: OnceLock<TlsConnector>,
     unverified: OnceLock<TlsConnector>,
     /// The same, offering only HTTP/1.1 (for `fast_http_user`).
@@ -25,6 +29,12 @@ pub struct TlsConnectors {
 
 /// A client certificate chain and its private key, loaded.
 struct Identity(Arc<CertifiedKey>);
+
+impl Default for TlsConnectors {
+    fn default() -> Self {
+        Self::with_options(true, Vec::new())
+    }
+}
 
 impl std::fmt::Debug for TlsConnectors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,6 +55,20 @@ const H2_AND_HTTP1: &[&[u8]] = &[b"h2", b"http/1.1"];
 const HTTP1: &[&[u8]] = &[b"http/1.1"];
 
 impl TlsConnectors {
+    /// Connectors that offer HTTP/2 by ALPN only when `http2` (else HTTP/1.1 alone),
+    /// and trust `extra_roots` besides the system's roots.
+    pub fn with_options(http2: bool, extra_roots: Vec<CertificateDer<'static>>) -> Self {
+        Self {
+            http2,
+            extra_roots,
+            verified: OnceLock::new(),
+            unverified: OnceLock::new(),
+            verified_http1: OnceLock::new(),
+            unverified_http1: OnceLock::new(),
+            identity: None,
+        }
+    }
+
     /// Connectors that offer this client certificate chain and key (checked: an
     /// error says why they cannot be used, never what the key holds).
     pub(crate) fn with_identity(
@@ -70,14 +94,16 @@ impl TlsConnectors {
         })
     }
 
-    /// The connector for `verify` true or false, offering HTTP/2 and HTTP/1.1.
+    /// The connector for `verify` true or false, offering HTTP/2 (unless these
+    /// connectors were made without it) and HTTP/1.1.
     pub fn get(&self, verify: bool) -> &TlsConnector {
+        let alpn = if self.http2 { H2_AND_HTTP1 } else { HTTP1 };
         if verify {
             self.verified
-                .get_or_init(|| with_alpn(self.verified_config(), H2_AND_HTTP1))
+                .get_or_init(|| with_alpn(self.verified_config(), alpn))
         } else {
             self.unverified
-                .get_or_init(|| with_alpn(self.unverified_config(), H2_AND_HTTP1))
+                .get_or_init(|| with_alpn(self.unverified_config(), alpn))
         }
     }
 
@@ -93,11 +119,7 @@ impl TlsConnectors {
     }
 
     fn verified_config(&self) -> ClientConfig {
-        let mut roots = RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for cert in native.certs {
-            let _ = roots.add(cert);
-        }
+        let roots = root_store(&self.extra_roots);
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map(|b| b.with_root_certificates(roots));
@@ -133,6 +155,29 @@ impl TlsConnectors {
                 .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified.clone()))),
         }
     }
+}
+
+/// The certificates of a PEM file (a task's `ca_file`), to trust besides the
+/// system's roots.
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read certificates from `{}`: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("`{}` holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The system's root certificates and `extra` ones.
+pub(crate) fn root_store(extra: &[CertificateDer<'static>]) -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs.into_iter().chain(extra.iter().cloned()) {
+        let _ = roots.add(cert);
+    }
+    roots
 }
 
 /// The verifier of `"verify": false` (also used by `grpc_user`'s channels).

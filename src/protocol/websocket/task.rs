@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
 use crate::protocol::client_cert::{self, ClientCert};
-use crate::protocol::fields::report_name;
+use crate::protocol::fields::{parse_headers, report_name};
 use crate::protocol::payload::{Payload, optional_template};
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::Template;
@@ -235,35 +235,6 @@ fn check_scheme(text: &str) -> Result<(), String> {
         )),
         None if text.starts_with("${") => Ok(()),
         None => Err(format!("`{text}` is not a ws:// or wss:// URL")),
-    }
-}
-
-fn parse_headers(
-    object: &Map<String, Value>,
-    path: &str,
-) -> Result<Vec<(HeaderName, HeaderValue)>, TaskError> {
-    match object.get("headers") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(key, value)| {
-                let field = format!("{path}.headers.{key}");
-                let name = HeaderName::from_bytes(key.as_bytes())
-                    .map_err(|_| err(&field, "not a valid header name"))?;
-                let text = match value {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    other => return Err(err(&field, format!("expected a string, got {other}"))),
-                };
-                let value = HeaderValue::from_str(&text)
-                    .map_err(|_| err(&field, "not a valid header value"))?;
-                Ok((name, value))
-            })
-            .collect(),
-        Some(other) => Err(err(
-            format!("{path}.headers"),
-            format!("expected a map of header name to value, got {other}"),
-        )),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod fuzz;
 pub mod nginx;
+pub mod python_server;
 pub mod sinks;
 pub mod stalled;
 pub mod summary;
@@ -250,4 +251,74 @@ pub fn require_program(names: &[&str], hint: &str) -> Option<PathBuf> {
         );
     }
     found
+}
+
+/// A test CA and a certificate it signed for `localhost` and 127.0.0.1, made by
+/// `openssl` in `dir`: the paths of the CA's certificate, the server's certificate and
+/// the server's key (PEM). `None` (outside CI only) without `openssl`.
+pub fn openssl_certificates(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let openssl = require_program(&["openssl"], "apt-get install openssl")?;
+    let path = |name: &str| dir.join(name);
+    std::fs::write(
+        path("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write leaf.ext");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &["-days", "1", "-subj", "/CN=loaddensity test CA"],
+        ]
+        .concat(),
+        [&["req"][..], &ec[..], &["-subj", "/CN=localhost"]].concat(),
+        vec!["x509", "-req", "-days", "1", "-CAcreateserial"],
+    ];
+    let files = [
+        vec![
+            "-keyout".to_string(),
+            path("ca.key").display().to_string(),
+            "-out".into(),
+            path("ca.pem").display().to_string(),
+        ],
+        vec![
+            "-keyout".into(),
+            path("key.pem").display().to_string(),
+            "-out".into(),
+            path("leaf.csr").display().to_string(),
+        ],
+        vec![
+            "-in".into(),
+            path("leaf.csr").display().to_string(),
+            "-CA".into(),
+            path("ca.pem").display().to_string(),
+            "-CAkey".into(),
+            path("ca.key").display().to_string(),
+            "-extfile".into(),
+            path("leaf.ext").display().to_string(),
+            "-out".into(),
+            path("cert.pem").display().to_string(),
+        ],
+    ];
+    for (args, files) in steps.iter().zip(&files) {
+        let output = Command::new(&openssl)
+            .args(args)
+            .args(files)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openssl");
+        assert!(
+            output.status.success(),
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Some((path("ca.pem"), path("cert.pem"), path("key.pem")))
 }
