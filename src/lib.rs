@@ -9,6 +9,7 @@
 pub mod action;
 pub mod compare;
 pub mod context;
+pub mod db;
 pub mod control;
 pub mod engine;
 pub mod event;
