@@ -11,14 +11,17 @@ use serde_json::{Value, json};
 
 use super::args::{CheckArgs, NoArgs, typed};
 use super::empty_run::{TestCounts, empty_run_warning};
-use super::resolver_commands::CsvSource;
+use super::resolver_commands::{CsvSource, DbSource};
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, Scenario, TestPlan,
     WaitTime, run_test,
 };
-use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
-use crate::scenario::{ParameterResolver, ResolverSnapshot, value_text};
+use crate::protocol::{
+    ConnectionDefaults, PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor,
+    visit_user_type,
+};
+use crate::scenario::{CsvData, ParameterResolver, ResolverSnapshot, value_text};
 use crate::segment::Segment;
 use crate::stats::document::rfc3339_millis;
 use crate::stats::{LoadDescription, render_table};
@@ -237,9 +240,13 @@ pub(super) struct StartTestArgs {
     wait_time: Option<Value>,
     #[serde(default)]
     host: Option<String>,
-    /// `redis_user`: `{"url": "redis://host:port/db"}` (used instead of `host`).
+    /// Default step fields (`memcached_user`, `etcd_user`: `{"host", "port"}`);
+    /// `redis_user`'s `{"url": "redis://host:port/db"}` is used instead of `host`.
     #[serde(default)]
-    connection: Option<ConnectionArg>,
+    connection: Option<serde_json::Map<String, Value>>,
+    /// `sql_user`: the database, a SQLAlchemy URL.
+    #[serde(default)]
+    connection_string: Option<String>,
     #[serde(default)]
     web_ui_dict: Option<Value>,
     #[serde(default)]
@@ -258,6 +265,9 @@ pub(super) struct StartTestArgs {
     variables: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     csv_sources: Option<Vec<CsvSource>>,
+    /// Database placeholder sources (`${db.NAME.COLUMN}`), read once at start.
+    #[serde(default)]
+    db_sources: Option<Vec<DbSource>>,
     #[serde(default)]
     load_shape: Option<Value>,
     #[serde(default)]
@@ -282,13 +292,6 @@ pub(super) const START_TEST_PARAMS: &[&str] = &[
     "master_port",
     "expected_workers",
 ];
-
-/// LD_start_test's `connection` (`redis_user`): where the server is.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConnectionArg {
-    url: String,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -348,6 +351,27 @@ impl StartTestArgs {
         &self,
         segment: Option<&Segment>,
         registered: ResolverSnapshot,
+    ) -> Result<TestPlan<P>, ActionError> {
+        let db = self.read_db_sources()?;
+        self.plan_with(segment, registered, &db)
+    }
+
+    /// Runs the queries of `db_sources`, once each.
+    fn read_db_sources(&self) -> Result<Vec<(String, Arc<CsvData>)>, ActionError> {
+        self.db_sources
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, source)| Ok((source.name.clone(), source.read(&format!("db_sources[{i}]."))?)))
+            .collect()
+    }
+
+    /// [`StartTestArgs::plan`] with the rows of `db_sources` already read.
+    fn plan_with<P: Protocol>(
+        &self,
+        segment: Option<&Segment>,
+        registered: ResolverSnapshot,
+        db: &[(String, Arc<CsvData>)],
     ) -> Result<TestPlan<P>, ActionError> {
         if self.web_ui_dict.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(ActionError::not_supported(
@@ -457,15 +481,33 @@ impl StartTestArgs {
             let data = source.read(&format!("csv_sources[{i}]."))?;
             resolver.tables.insert(&source.name, data);
         }
+        for (name, data) in db {
+            resolver.tables.insert_shared(name, data.clone());
+        }
         if let Some(segment) = segment {
             resolver.tables.for_segment(segment);
         }
         // `connection.url` (redis_user) stands for `host` when given.
-        let host = match &self.connection {
-            Some(ConnectionArg { url }) => Some(url.as_str()),
+        let host = match self.connection.as_ref().and_then(|c| c.get("url")) {
+            Some(Value::String(url)) => Some(url.as_str()),
+            Some(other) => {
+                return Err(ActionError::argument(
+                    "connection.url",
+                    format!("expected a URL string, got {other}"),
+                ));
+            }
             None => self.host.as_deref(),
         };
-        let scenario = Arc::new(Scenario::<P>::parse_with_host(&self.tasks, host, resolver)?);
+        let defaults = ConnectionDefaults {
+            connection: self.connection.as_ref(),
+            connection_string: self.connection_string.as_deref(),
+        };
+        let scenario = Arc::new(Scenario::<P>::parse_with_defaults(
+            &self.tasks,
+            host,
+            defaults,
+            resolver,
+        )?);
         let plan = TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,
@@ -590,7 +632,14 @@ fn run_test_with<P: Protocol>(
     args: &StartTestArgs,
 ) -> Result<Value, ActionError> {
     let segment = executor.segment;
-    let plan = args.plan::<P>(segment.as_ref(), executor.context().resolver().snapshot())?;
+    // Each database source's query runs once: its rows serve this test and stay
+    // registered for later ones.
+    let db = args.read_db_sources()?;
+    let plan = args.plan_with::<P>(
+        segment.as_ref(),
+        executor.context().resolver().snapshot(),
+        &db,
+    )?;
     if let Some(segment) = &segment {
         tracing::info!("segment {segment}: {}", plan.describe());
     }
@@ -601,6 +650,9 @@ fn run_test_with<P: Protocol>(
     }
     for (i, source) in args.csv_sources.iter().flatten().enumerate() {
         resolver.register_csv_data(&source.name, source.read(&format!("csv_sources[{i}]."))?);
+    }
+    for (name, data) in db {
+        resolver.register_source(&name, data);
     }
     let interrupt = executor.interrupt_token();
     if interrupt.is_cancelled() {

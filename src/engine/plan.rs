@@ -12,7 +12,7 @@ use url::Url;
 
 use super::{ArrivalRate, LoadShape, WaitTime};
 use crate::protocol::http::Http;
-use crate::protocol::{ParseContext, Protocol};
+use crate::protocol::{ConnectionDefaults, ParseContext, Protocol};
 use crate::scenario::{Condition, ResolverSnapshot};
 use crate::task::{COMMON_FIELDS, Task, TaskError, err};
 
@@ -103,8 +103,20 @@ impl<P: Protocol> Scenario<P> {
         host: Option<&str>,
         resolver: ResolverSnapshot,
     ) -> Result<Self, TaskError> {
+        Self::parse_with_defaults(value, host, ConnectionDefaults::default(), resolver)
+    }
+
+    /// [`Scenario::parse_with_host`] with LD_start_test's `connection` and
+    /// `connection_string` too.
+    pub fn parse_with_defaults(
+        value: &Value,
+        host: Option<&str>,
+        defaults: ConnectionDefaults<'_>,
+        resolver: ResolverSnapshot,
+    ) -> Result<Self, TaskError> {
         let url = host.and_then(|text| Url::parse(text).ok());
-        let ctx = ParseContext::new(url.as_ref(), host, &resolver.tables);
+        let ctx =
+            ParseContext::new(url.as_ref(), host, &resolver.tables).with_defaults(defaults);
         let (mode, tasks) = match value {
             Value::Object(map) if map.contains_key("tasks") || map.contains_key("mode") => {
                 let mode = parse_mode(map)?;

@@ -12,13 +12,16 @@
 //! Adding a protocol: one folder here with a type implementing [`Protocol`], and
 //! one line in the `user_types!` registry below.
 
+pub mod etcd;
 pub(crate) mod fields;
 pub mod grpc;
 pub mod http;
+pub mod memcached;
 pub mod mqtt;
 pub mod payload;
 pub mod redis;
 pub mod socket;
+pub mod sql;
 pub mod websocket;
 
 use std::collections::HashMap;
@@ -81,7 +84,44 @@ pub struct ParseContext<'a> {
     pub host: Option<&'a Url>,
     /// LoadDensity's `host` argument as written (`host:port` for raw sockets).
     pub host_text: Option<&'a str>,
+    /// What LD_start_test says besides `host`: `connection` and `connection_string`.
+    pub defaults: ConnectionDefaults<'a>,
     pub(crate) csv: &'a dyn CsvLookup,
+}
+
+/// LD_start_test's arguments that tell a user type where its server is, besides
+/// `host`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectionDefaults<'a> {
+    /// `connection`: default step fields (LoadDensity's `with_connection_defaults`:
+    /// a step's own keys win).
+    pub connection: Option<&'a Map<String, Value>>,
+    /// `connection_string` (`sql_user`: a SQLAlchemy URL).
+    pub connection_string: Option<&'a str>,
+}
+
+impl ConnectionDefaults<'_> {
+    /// A task object with the `connection` keys it lacks added (`fields`: the keys a
+    /// protocol reads; any other key of `connection` is an error naming it).
+    pub(crate) fn merged(
+        &self,
+        object: &Map<String, Value>,
+        fields: &[&str],
+    ) -> Result<Map<String, Value>, TaskError> {
+        let mut merged = object.clone();
+        for (key, value) in self.connection.into_iter().flatten() {
+            if !fields.contains(&key.as_str()) {
+                return Err(crate::task::err(
+                    format!("connection.{key}"),
+                    format!("unknown field; expected one of: {}", fields.join(", ")),
+                ));
+            }
+            if !merged.contains_key(key) {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        Ok(merged)
+    }
 }
 
 impl<'a> ParseContext<'a> {
@@ -93,8 +133,15 @@ impl<'a> ParseContext<'a> {
         Self {
             host,
             host_text,
+            defaults: ConnectionDefaults::default(),
             csv,
         }
+    }
+
+    /// With LD_start_test's `connection` and `connection_string`.
+    pub(crate) fn with_defaults(mut self, defaults: ConnectionDefaults<'a>) -> Self {
+        self.defaults = defaults;
+        self
     }
 }
 
@@ -284,6 +331,9 @@ user_types! {
     "mqtt_user" => mqtt::Mqtt,
     "redis_user" => redis::Redis,
     "grpc_user" => grpc::Grpc,
+    "sql_user" => sql::Sql,
+    "memcached_user" => memcached::Memcached,
+    "etcd_user" => etcd::Etcd,
 }
 
 /// LoadDensity user types this engine does not run yet.
