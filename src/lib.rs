@@ -9,8 +9,8 @@
 pub mod action;
 pub mod compare;
 pub mod context;
-pub mod db;
 pub mod control;
+pub mod db;
 pub mod engine;
 pub mod event;
 pub mod har;

@@ -18,8 +18,7 @@ use crate::engine::{
     WaitTime, run_test,
 };
 use crate::protocol::{
-    ConnectionDefaults, PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor,
-    visit_user_type,
+    ConnectionDefaults, PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type,
 };
 use crate::scenario::{CsvData, ParameterResolver, ResolverSnapshot, value_text};
 use crate::segment::Segment;
@@ -362,7 +361,12 @@ impl StartTestArgs {
             .iter()
             .flatten()
             .enumerate()
-            .map(|(i, source)| Ok((source.name.clone(), source.read(&format!("db_sources[{i}]."))?)))
+            .map(|(i, source)| {
+                Ok((
+                    source.name.clone(),
+                    source.read(&format!("db_sources[{i}]."))?,
+                ))
+            })
             .collect()
     }
 

@@ -40,7 +40,8 @@ impl BoundSql {
                 continue;
             }
             let starts_param = c == ':'
-                && (i == 0 || !(chars[i - 1] == ':' || chars[i - 1] == '\\' || is_word(chars[i - 1])))
+                && (i == 0
+                    || !(chars[i - 1] == ':' || chars[i - 1] == '\\' || is_word(chars[i - 1])))
                 && chars.get(i + 1).copied().is_some_and(is_word);
             if starts_param {
                 let mut end = i + 1;

@@ -141,9 +141,7 @@ impl Database {
                 postgres::config(connection_string).map_err(url_error)?,
             ))
         } else if MYSQL.contains(&scheme.as_str()) {
-            Target::MySql(Box::new(
-                mysql::opts(connection_string).map_err(url_error)?,
-            ))
+            Target::MySql(Box::new(mysql::opts(connection_string).map_err(url_error)?))
         } else {
             return Err(url_error(format!(
                 "unsupported database `{scheme}`; expected one of: {}",

@@ -27,7 +27,11 @@ pub(crate) fn opts(connection_string: &str) -> Result<Opts, String> {
     };
     let db = url.path().trim_start_matches('/');
     let mut builder = OptsBuilder::default()
-        .ip_or_hostname(url.host_str().filter(|h| !h.is_empty()).unwrap_or("localhost"))
+        .ip_or_hostname(
+            url.host_str()
+                .filter(|h| !h.is_empty())
+                .unwrap_or("localhost"),
+        )
         .tcp_port(url.port().unwrap_or(3306))
         .user(user)
         .pass(password)
@@ -58,10 +62,9 @@ pub(crate) async fn connect(opts: &Opts) -> Result<Conn, String> {
 
 fn sql_error(error: mysql_async::Error) -> DbError {
     match error {
-        mysql_async::Error::Server(e) => DbError::Sql(format!(
-            "ERROR {} ({}): {}",
-            e.code, e.state, e.message
-        )),
+        mysql_async::Error::Server(e) => {
+            DbError::Sql(format!("ERROR {} ({}): {}", e.code, e.state, e.message))
+        }
         other => DbError::Lost(other.to_string()),
     }
 }

@@ -27,7 +27,10 @@ pub(crate) fn config(url: &str) -> Result<Config, String> {
         .map(|(_, rest)| rest)
         .ok_or("expected postgresql://user:password@host:port/db")?;
     let config = Config::from_str(&format!("postgresql://{rest}")).map_err(|e| e.to_string())?;
-    if matches!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Require) {
+    if matches!(
+        config.get_ssl_mode(),
+        tokio_postgres::config::SslMode::Require
+    ) {
         return Err(
             "TLS to PostgreSQL is not supported; use sslmode=disable or sslmode=prefer".into(),
         );
@@ -80,7 +83,14 @@ fn sql_error(client: &Client, error: &tokio_postgres::Error) -> DbError {
 
 /// True for the parameter types a text value is sent as directly.
 fn takes_text(ty: &Type) -> bool {
-    [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UNKNOWN].contains(ty)
+    [
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::NAME,
+        Type::UNKNOWN,
+    ]
+    .contains(ty)
 }
 
 /// A type as SQL names it in a cast.
@@ -132,10 +142,8 @@ impl PgConnection {
     ) -> Result<u64, DbError> {
         let statement = self.prepare(sql).await?;
         let values: Vec<Option<String>> = params.iter().map(param_text).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = values
-            .iter()
-            .map(|v| v as &(dyn ToSql + Sync))
-            .collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         let result = if statement.columns().is_empty() {
             self.client.execute(&statement, &refs).await
         } else {

@@ -115,8 +115,7 @@ impl<P: Protocol> Scenario<P> {
         resolver: ResolverSnapshot,
     ) -> Result<Self, TaskError> {
         let url = host.and_then(|text| Url::parse(text).ok());
-        let ctx =
-            ParseContext::new(url.as_ref(), host, &resolver.tables).with_defaults(defaults);
+        let ctx = ParseContext::new(url.as_ref(), host, &resolver.tables).with_defaults(defaults);
         let (mode, tasks) = match value {
             Value::Object(map) if map.contains_key("tasks") || map.contains_key("mode") => {
                 let mode = parse_mode(map)?;

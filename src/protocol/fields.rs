@@ -110,7 +110,10 @@ pub(crate) fn step_method(
     if !methods.contains(&method.as_str()) {
         return Err(err(
             format!("{path}.method"),
-            format!("unknown method `{method}`; expected one of: {}", methods.join(", ")),
+            format!(
+                "unknown method `{method}`; expected one of: {}",
+                methods.join(", ")
+            ),
         ));
     }
     Ok(method)
@@ -191,7 +194,10 @@ pub(crate) fn value_text_field(
 ) -> Result<Template, TaskError> {
     match object.get("value") {
         Some(Value::Array(_) | Value::Object(_)) => {
-            let text = object.get("value").map(Value::to_string).unwrap_or_default();
+            let text = object
+                .get("value")
+                .map(Value::to_string)
+                .unwrap_or_default();
             Template::parse(&text, ctx.csv).map_err(|e| err(format!("{path}.value"), e))
         }
         _ => Ok(text_template(object, "value", path, ctx.csv)?.unwrap_or_default()),

@@ -109,7 +109,12 @@ impl CsvData {
 
     /// A database source: `rows` of `columns` read from `label` (a database shown
     /// without its password) by one query.
-    pub fn from_query(label: &str, columns: Vec<String>, rows: Vec<Vec<String>>, cycle: bool) -> Self {
+    pub fn from_query(
+        label: &str,
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+        cycle: bool,
+    ) -> Self {
         Self {
             path: PathBuf::from(label),
             kind: SourceKind::Db,
@@ -514,7 +519,9 @@ mod tests {
                 .expect_err("another namespace")
                 .contains("DB source `users` is not registered")
         );
-        let e = t.lookup(SourceKind::Csv, "users", "email").expect_err("no column");
+        let e = t
+            .lookup(SourceKind::Csv, "users", "email")
+            .expect_err("no column");
         assert!(e.contains("no column `email`") && e.contains(&file.path().display().to_string()));
         assert!(
             t.lookup(SourceKind::Csv, "other", "x")

@@ -50,7 +50,9 @@ fn copy_rows(url: &str, users: u32) -> Value {
 fn sqlite_seen(url: &str) -> Vec<(i64, String)> {
     let path = url.trim_start_matches("sqlite:///");
     let db = rusqlite::Connection::open(path).expect("open");
-    let mut statement = db.prepare("SELECT id, name FROM seen ORDER BY id").expect("prepare");
+    let mut statement = db
+        .prepare("SELECT id, name FROM seen ORDER BY id")
+        .expect("prepare");
     statement
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
         .expect("query")
@@ -72,7 +74,12 @@ fn sqlite_rows_are_used_once_each_without_cycle() {
         ]),
     );
     assert_eq!(count(&summary, "copy"), 25, "{summary}");
-    assert_eq!(failures(&summary, "copy"), 0, "{:?}", errors_of(&summary, "copy"));
+    assert_eq!(
+        failures(&summary, "copy"),
+        0,
+        "{:?}",
+        errors_of(&summary, "copy")
+    );
     let seen = sqlite_seen(&url);
     let expected: Vec<(i64, String)> = (0..25).map(|i| (i, format!("user-{i}"))).collect();
     assert_eq!(seen, expected);
@@ -98,10 +105,11 @@ fn a_segment_reads_its_own_rows_of_a_db_source() {
 fn bad_sources_are_refused_before_the_script_starts() {
     let work = Workdir::new();
     let url = sqlite_users(&work, 3);
-    let refused = format!("postgresql://ld:{PASSWORD}@127.0.0.1:{}/postgres", closed_port());
-    let source = |url: &str, query: &str| {
-        json!(["LD_register_db_source", {"name": "users", "connection_string": url, "query": query}])
-    };
+    let refused = format!(
+        "postgresql://ld:{PASSWORD}@127.0.0.1:{}/postgres",
+        closed_port()
+    );
+    let source = |url: &str, query: &str| json!(["LD_register_db_source", {"name": "users", "connection_string": url, "query": query}]);
     let stderr = assert_action_errors(
         &work,
         vec![
@@ -117,7 +125,10 @@ fn bad_sources_are_refused_before_the_script_starts() {
             ("connection_string", "/nonexistent/dir/users.db"),
         ],
     );
-    assert!(!stderr.contains(PASSWORD) && !stderr.contains("tiger"), "{stderr}");
+    assert!(
+        !stderr.contains(PASSWORD) && !stderr.contains("tiger"),
+        "{stderr}"
+    );
     // A placeholder naming a column the query lacks.
     let file = work.write(
         "column.json",
@@ -132,7 +143,8 @@ fn bad_sources_are_refused_before_the_script_starts() {
     assert_eq!(output.status.code(), Some(1));
     let text = common::stderr(&output);
     assert!(
-        text.contains("tasks[0].params.v") && text.contains("has no column `email`; its columns: id"),
+        text.contains("tasks[0].params.v")
+            && text.contains("has no column `email`; its columns: id"),
         "{text}"
     );
 }
@@ -161,14 +173,23 @@ fn postgres_rows_cycle_and_feed_every_request() {
     );
     let copies = count(&summary, "copy");
     assert!(copies > 10, "{summary}");
-    assert_eq!(failures(&summary, "copy"), 0, "{:?}", errors_of(&summary, "copy"));
+    assert_eq!(
+        failures(&summary, "copy"),
+        0,
+        "{:?}",
+        errors_of(&summary, "copy")
+    );
     // Every step committed: the server holds one row per request.
     assert_eq!(pg.psql("SELECT count(*) FROM seen"), copies.to_string());
     // Rows cycled in order, so ids 0..4 are each used copies/5 times, give or take one.
-    let per_id = pg.psql("SELECT min(c) || ' ' || max(c) FROM (SELECT count(*) c FROM seen GROUP BY id) t");
+    let per_id =
+        pg.psql("SELECT min(c) || ' ' || max(c) FROM (SELECT count(*) c FROM seen GROUP BY id) t");
     let (low, high) = per_id.split_once(' ').expect("two counts");
     let (low, high): (u64, u64) = (low.parse().expect("n"), high.parse().expect("n"));
-    assert!(high - low <= 1 && low + high >= 2 * (copies / 5) - 1, "{per_id} of {copies}");
+    assert!(
+        high - low <= 1 && low + high >= 2 * (copies / 5) - 1,
+        "{per_id} of {copies}"
+    );
     assert_eq!(
         pg.psql("SELECT count(*) FROM seen WHERE name <> 'user-' || id OR active <> (CASE WHEN id % 2 = 0 THEN 'true' ELSE 'false' END)"),
         "0"
@@ -190,15 +211,22 @@ fn mariadb_rows_feed_requests_and_the_password_stays_hidden() {
         "query": "SELECT id, name, active FROM users ORDER BY id", "cycle": false}]);
     let summary = run_script(&work, "db.json", json!([start]));
     assert_eq!(count(&summary, "copy"), 3, "{summary}");
-    assert_eq!(failures(&summary, "copy"), 0, "{:?}", errors_of(&summary, "copy"));
+    assert_eq!(
+        failures(&summary, "copy"),
+        0,
+        "{:?}",
+        errors_of(&summary, "copy")
+    );
     assert_eq!(
         db.sql("SELECT id, name, active FROM seen ORDER BY id"),
         "0\tuser-0\t1\n1\tuser-1\t0\n2\tuser-2\t1"
     );
     let stderr = assert_action_errors(
         &work,
-        vec![json!(["LD_register_db_source", {"name": "u", "connection_string": url,
-            "query": "SELECT * FROM no_such_table"}])],
+        vec![
+            json!(["LD_register_db_source", {"name": "u", "connection_string": url,
+            "query": "SELECT * FROM no_such_table"}]),
+        ],
         &[("query", "ERROR 1146")],
     );
     assert!(stderr.contains("mysql+pymysql://ld@127.0.0.1"), "{stderr}");

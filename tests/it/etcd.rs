@@ -32,25 +32,42 @@ fn revisions_match_the_puts_and_deletes() {
         "etcd.json",
         json!([
             // One user: every delete finds the key its put wrote.
-            start_test(&host, 1, 1.0, json!([
-                {"method": "connect"},
-                {"method": "put", "key": "k", "value": "hello"},
-                {"method": "get", "key": "k"},
-                {"method": "delete", "key": "k"},
-                {"method": "get", "key": "k", "name": "absent"},
-                {"method": "close"},
-            ])),
-            start_test(&format!("http://{host}"), 3, 1.0, json!([
-                {"method": "connect"},
-                {"method": "put", "key": "shared-${randint(1, 3)}", "value": "v-${randint(10, 99)}", "name": "put many"},
-            ])),
+            start_test(
+                &host,
+                1,
+                1.0,
+                json!([
+                    {"method": "connect"},
+                    {"method": "put", "key": "k", "value": "hello"},
+                    {"method": "get", "key": "k"},
+                    {"method": "delete", "key": "k"},
+                    {"method": "get", "key": "k", "name": "absent"},
+                    {"method": "close"},
+                ])
+            ),
+            start_test(
+                &format!("http://{host}"),
+                3,
+                1.0,
+                json!([
+                    {"method": "connect"},
+                    {"method": "put", "key": "shared-${randint(1, 3)}", "value": "v-${randint(10, 99)}", "name": "put many"},
+                ])
+            ),
         ]),
     );
     let after = server.revision().expect("revision");
     let puts = count(&summary, "put");
     assert!(puts > 10, "{summary}");
-    for name in ["connect", "put", "get", "delete", "absent", "close", "put many"] {
-        assert_eq!(failures(&summary, name), 0, "{name}: {:?}", errors_of(&summary, name));
+    for name in [
+        "connect", "put", "get", "delete", "absent", "close", "put many",
+    ] {
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(&summary, name)
+        );
     }
     assert_eq!(
         (after - before) as u64,
@@ -72,21 +89,35 @@ fn not_connected_and_refused_are_failures() {
         &work,
         "etcd.json",
         json!([
-            start_test(&format!("127.0.0.1:{}", server.port()), 1, 0.3, json!([
-                {"method": "put", "key": "k", "value": "v", "name": "early"},
-                {"method": "connect"},
-                {"method": "close"},
-                {"method": "get", "key": "k", "name": "closed"},
-            ])),
-            start_test("127.0.0.1", 1, 0.3, json!([
-                {"method": "connect", "port": closed, "name": "refused", "timeout": 1},
-            ])),
+            start_test(
+                &format!("127.0.0.1:{}", server.port()),
+                1,
+                0.3,
+                json!([
+                    {"method": "put", "key": "k", "value": "v", "name": "early"},
+                    {"method": "connect"},
+                    {"method": "close"},
+                    {"method": "get", "key": "k", "name": "closed"},
+                ])
+            ),
+            start_test(
+                "127.0.0.1",
+                1,
+                0.3,
+                json!([
+                    {"method": "connect", "port": closed, "name": "refused", "timeout": 1},
+                ])
+            ),
         ]),
     );
     for name in ["early", "closed"] {
         assert!(count(&summary, name) > 0, "{summary}");
         assert_eq!(failures(&summary, name), count(&summary, name));
-        assert!(errors_of(&summary, name).iter().all(|e| e.contains("etcd not connected")));
+        assert!(
+            errors_of(&summary, name)
+                .iter()
+                .all(|e| e.contains("etcd not connected"))
+        );
     }
     assert_eq!(failures(&summary, "refused"), count(&summary, "refused"));
     assert!(

@@ -23,7 +23,9 @@ fn start_test(host: &str, connection: Value, users: u32, seconds: f64, tasks: Va
 
 #[test]
 fn counts_match_the_servers_stats() {
-    let Some(server) = Memcached::start() else { return };
+    let Some(server) = Memcached::start() else {
+        return;
+    };
     let before = server.stats();
     let work = Workdir::new();
     let summary = run_script(
@@ -49,10 +51,18 @@ fn counts_match_the_servers_stats() {
     let sets = count(&summary, "set");
     assert!(sets > 10, "{summary}");
     for name in ["connect", "set", "get", "miss", "delete", "close"] {
-        assert_eq!(failures(&summary, name), 0, "{name}: {:?}", errors_of(&summary, name));
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(&summary, name)
+        );
     }
     assert_eq!(delta("cmd_set"), sets);
-    assert_eq!(delta("cmd_get"), count(&summary, "get") + count(&summary, "miss"));
+    assert_eq!(
+        delta("cmd_get"),
+        count(&summary, "get") + count(&summary, "miss")
+    );
     assert!(delta("get_misses") >= count(&summary, "miss"));
     assert_eq!(
         delta("delete_hits") + delta("delete_misses"),
@@ -68,29 +78,47 @@ fn counts_match_the_servers_stats() {
 
 #[test]
 fn not_connected_and_refused_are_failures() {
-    let Some(server) = Memcached::start() else { return };
+    let Some(server) = Memcached::start() else {
+        return;
+    };
     let work = Workdir::new();
     let closed = common::closed_port();
     let summary = run_script(
         &work,
         "memcached.json",
         json!([
-            start_test("127.0.0.1", json!({"port": server.port()}), 1, 0.3, json!([
-                {"method": "get", "key": "k", "name": "early"},
-                {"method": "connect"},
-                {"method": "get", "key": "k", "name": "connected"},
-                {"method": "close"},
-                {"method": "get", "key": "k", "name": "closed"},
-            ])),
-            start_test(&format!("127.0.0.1:{closed}"), json!({}), 1, 0.3, json!([
-                {"method": "connect", "name": "refused"},
-            ])),
+            start_test(
+                "127.0.0.1",
+                json!({"port": server.port()}),
+                1,
+                0.3,
+                json!([
+                    {"method": "get", "key": "k", "name": "early"},
+                    {"method": "connect"},
+                    {"method": "get", "key": "k", "name": "connected"},
+                    {"method": "close"},
+                    {"method": "get", "key": "k", "name": "closed"},
+                ])
+            ),
+            start_test(
+                &format!("127.0.0.1:{closed}"),
+                json!({}),
+                1,
+                0.3,
+                json!([
+                    {"method": "connect", "name": "refused"},
+                ])
+            ),
         ]),
     );
     for name in ["early", "closed"] {
         assert!(count(&summary, name) > 0, "{summary}");
         assert_eq!(failures(&summary, name), count(&summary, name));
-        assert!(errors_of(&summary, name).iter().all(|e| e.contains("memcached not connected")));
+        assert!(
+            errors_of(&summary, name)
+                .iter()
+                .all(|e| e.contains("memcached not connected"))
+        );
     }
     assert_eq!(failures(&summary, "connected"), 0);
     assert_eq!(failures(&summary, "refused"), count(&summary, "refused"));
@@ -108,13 +136,17 @@ fn not_connected_and_refused_are_failures() {
 #[test]
 fn bad_fields_are_errors_naming_the_field() {
     let work = Workdir::new();
-    let tasks = |connection: Value, task: Value| start_test("127.0.0.1", connection, 1, 1.0, json!([task]));
+    let tasks =
+        |connection: Value, task: Value| start_test("127.0.0.1", connection, 1, 1.0, json!([task]));
     assert_action_errors(
         &work,
         vec![
             tasks(json!({}), json!({"method": "incr", "key": "k"})),
             tasks(json!({}), json!({"method": "set", "value": "v"})),
-            tasks(json!({}), json!({"method": "get", "key": "k", "expect": "v"})),
+            tasks(
+                json!({}),
+                json!({"method": "get", "key": "k", "expect": "v"}),
+            ),
             tasks(json!({"bogus": 1}), json!({"method": "connect"})),
             tasks(json!({}), json!({"method": "connect", "port": 70000})),
         ],

@@ -42,7 +42,12 @@ fn check(summary: &Value, rows_in_table: u64, error_text: &str) {
     let inserts = count(summary, "insert");
     assert!(inserts > 10, "{summary}");
     for name in ["insert", "select one", "select"] {
-        assert_eq!(failures(summary, name), 0, "{name}: {:?}", errors_of(summary, name));
+        assert_eq!(
+            failures(summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(summary, name)
+        );
     }
     assert_eq!(rows_in_table, inserts, "every step commits");
     // The response length is the row count (LoadDensity's).
@@ -50,14 +55,18 @@ fn check(summary: &Value, rows_in_table: u64, error_text: &str) {
     assert_eq!(bytes(summary, "select one"), count(summary, "select one"));
     assert_eq!(failures(summary, "mismatch"), count(summary, "mismatch"));
     assert!(
-        errors_of(summary, "mismatch").iter().any(|e| e.contains("expected 2 rows, got 1")),
+        errors_of(summary, "mismatch")
+            .iter()
+            .any(|e| e.contains("expected 2 rows, got 1")),
         "{:?}",
         errors_of(summary, "mismatch")
     );
     assert_eq!(failures(summary, "broken"), count(summary, "broken"));
     assert!(count(summary, "broken") > 0);
     assert!(
-        errors_of(summary, "broken").iter().any(|e| e.contains(error_text)),
+        errors_of(summary, "broken")
+            .iter()
+            .any(|e| e.contains(error_text)),
         "{:?}",
         errors_of(summary, "broken")
     );
@@ -76,7 +85,12 @@ fn sqlite_file_counts_match_and_errors_carry_the_text() {
     let summary = run_script(
         &work,
         "sql.json",
-        json!([start_test(&url, 3, 1.0, steps("SELECT * FROM no_such_table"))]),
+        json!([start_test(
+            &url,
+            3,
+            1.0,
+            steps("SELECT * FROM no_such_table")
+        )]),
     );
     let rows: i64 = db
         .query_row("SELECT count(*) FROM hits", [], |r| r.get(0))
@@ -97,14 +111,23 @@ fn sqlite_in_memory_is_per_user_by_default() {
             {"sql": "SELECT x FROM t", "name": "select"},
         ]),
     );
-    start[1].as_object_mut().expect("object").remove("connection_string");
+    start[1]
+        .as_object_mut()
+        .expect("object")
+        .remove("connection_string");
     let summary = run_script(&work, "sql.json", json!([start]));
     assert!(count(&summary, "select") > 2, "{summary}");
-    assert_eq!(failures(&summary, "create") + failures(&summary, "insert"), 0);
+    assert_eq!(
+        failures(&summary, "create") + failures(&summary, "insert"),
+        0
+    );
     // `sqlite:///:memory:` (LoadDensity's default): each user's connection has its
     // own database, which lives as long as the connection: the table stays.
     assert_eq!(failures(&summary, "select"), 0);
-    assert!(bytes(&summary, "select") > count(&summary, "select"), "{summary}");
+    assert!(
+        bytes(&summary, "select") > count(&summary, "select"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -118,30 +141,54 @@ fn postgres_counts_match_timeouts_reconnect_and_errors_carry_the_text() {
         "sql.json",
         json!([
             start_test(&url, 4, 1.5, steps("SELECT nope FROM hits")),
-            start_test(&url, 1, 1.0, json!([
-                {"sql": "SELECT pg_sleep(5)", "timeout": 0.2, "name": "slow"},
-                {"sql": "SELECT 1", "name": "after", "expect_rows": 1},
-            ])),
+            start_test(
+                &url,
+                1,
+                1.0,
+                json!([
+                    {"sql": "SELECT pg_sleep(5)", "timeout": 0.2, "name": "slow"},
+                    {"sql": "SELECT 1", "name": "after", "expect_rows": 1},
+                ])
+            ),
         ]),
     );
     let rows: u64 = pg.psql("SELECT count(*) FROM hits").parse().expect("count");
     check(&summary, rows, "column \"nope\" does not exist");
     assert_eq!(failures(&summary, "slow"), count(&summary, "slow"));
     assert!(count(&summary, "slow") > 0, "{summary}");
-    assert!(errors_of(&summary, "slow").iter().all(|e| e.contains("timed out after 200ms")));
+    assert!(
+        errors_of(&summary, "slow")
+            .iter()
+            .all(|e| e.contains("timed out after 200ms"))
+    );
     assert!(count(&summary, "after") > 0);
-    assert_eq!(failures(&summary, "after"), 0, "{:?}", errors_of(&summary, "after"));
+    assert_eq!(
+        failures(&summary, "after"),
+        0,
+        "{:?}",
+        errors_of(&summary, "after")
+    );
     // Typed parameters: text sent for int, numeric and date columns.
     pg.psql("CREATE TABLE typed(i int, d numeric, day date, j jsonb)");
     let summary = run_script(
         &work,
         "typed.json",
-        json!([start_test(&url, 1, 0.3, json!([
-            {"sql": "INSERT INTO typed VALUES (:i, :d, :day, :j)", "name": "typed", "expect_rows": 1,
-             "params": {"i": "${randint(1, 9)}", "d": 1.25, "day": "2024-02-29", "j": {"a": [1]}}},
-        ]))]),
+        json!([start_test(
+            &url,
+            1,
+            0.3,
+            json!([
+                {"sql": "INSERT INTO typed VALUES (:i, :d, :day, :j)", "name": "typed", "expect_rows": 1,
+                 "params": {"i": "${randint(1, 9)}", "d": 1.25, "day": "2024-02-29", "j": {"a": [1]}}},
+            ])
+        )]),
     );
-    assert_eq!(failures(&summary, "typed"), 0, "{:?}", errors_of(&summary, "typed"));
+    assert_eq!(
+        failures(&summary, "typed"),
+        0,
+        "{:?}",
+        errors_of(&summary, "typed")
+    );
     assert_eq!(
         pg.psql("SELECT DISTINCT d || ' ' || day || ' ' || (j->'a'->>0) FROM typed"),
         "1.25 2024-02-29 1"
@@ -158,8 +205,18 @@ fn mariadb_counts_match_and_refused_connections_hide_the_password() {
         &work,
         "sql.json",
         json!([
-            start_test(&db.url("mysql+pymysql"), 4, 1.5, steps("SELECT nope FROM hits")),
-            start_test(&refused, 1, 0.3, json!([{"sql": "SELECT 1", "name": "refused"}])),
+            start_test(
+                &db.url("mysql+pymysql"),
+                4,
+                1.5,
+                steps("SELECT nope FROM hits")
+            ),
+            start_test(
+                &refused,
+                1,
+                0.3,
+                json!([{"sql": "SELECT 1", "name": "refused"}])
+            ),
         ]),
     );
     let rows: u64 = db.sql("SELECT count(*) FROM hits").parse().expect("count");
@@ -167,7 +224,9 @@ fn mariadb_counts_match_and_refused_connections_hide_the_password() {
     assert_eq!(failures(&summary, "refused"), count(&summary, "refused"));
     let errors = errors_of(&summary, "refused");
     assert!(
-        errors.iter().any(|e| e.contains("connect mysql://ld@127.0.0.1")),
+        errors
+            .iter()
+            .any(|e| e.contains("connect mysql://ld@127.0.0.1")),
         "{errors:?}"
     );
     assert!(!summary.to_string().contains(PASSWORD));

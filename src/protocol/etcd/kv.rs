@@ -143,7 +143,11 @@ fn status_text(status: &Status) -> String {
     text
 }
 
-async fn unary<Req, Resp>(channel: Channel, path: &'static str, request: Req) -> Result<Resp, String>
+async fn unary<Req, Resp>(
+    channel: Channel,
+    path: &'static str,
+    request: Req,
+) -> Result<Resp, String>
 where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
@@ -173,7 +177,9 @@ pub async fn put(channel: Channel, key: &str, value: &str) -> Result<PutResponse
 
 /// `Range` of one key: its value, `None` when it is absent.
 pub async fn get(channel: Channel, key: &str) -> Result<Option<Vec<u8>>, String> {
-    range(channel, key).await.map(|r| r.kvs.into_iter().next().map(|kv| kv.value))
+    range(channel, key)
+        .await
+        .map(|r| r.kvs.into_iter().next().map(|kv| kv.value))
 }
 
 /// `Range` of one key, the whole answer (its header carries the revision).

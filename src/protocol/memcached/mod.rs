@@ -209,7 +209,10 @@ async fn command(
     match tokio::time::timeout(timeout, run).await {
         Ok(Ok(length)) => Done::ok(length),
         Ok(Err(e)) => {
-            let lost = matches!(e, Error::Io(_) | Error::ConnectionClosed | Error::Connect(_));
+            let lost = matches!(
+                e,
+                Error::Io(_) | Error::ConnectionClosed | Error::Connect(_)
+            );
             if lost {
                 client.connection = None;
             }

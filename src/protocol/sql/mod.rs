@@ -60,7 +60,11 @@ impl Protocol for Sql {
         SqlClient::default()
     }
 
-    async fn step(client: &mut SqlClient, task: &Task<SqlTask>, ctx: &mut StepContext<'_>) -> StepOutcome {
+    async fn step(
+        client: &mut SqlClient,
+        task: &Task<SqlTask>,
+        ctx: &mut StepContext<'_>,
+    ) -> StepOutcome {
         let spec = &task.spec;
         let (name, sql, params) = {
             let mut render = ctx.render();
@@ -73,7 +77,11 @@ impl Protocol for Sql {
                 .iter()
                 .map(|(key, value)| (key.as_str(), value.render(&mut render)))
                 .collect();
-            (render_optional(spec.name.as_ref(), &mut render), sql, params)
+            (
+                render_optional(spec.name.as_ref(), &mut render),
+                sql,
+                params,
+            )
         };
         let mut values = Vec::with_capacity(sql.names().len());
         for wanted in sql.names() {
@@ -126,7 +134,10 @@ impl Protocol for Sql {
             Err(_) => {
                 // The late answer would still come on this connection: start afresh.
                 client.connection = None;
-                (0, Some(format!("statement timed out after {:?}", spec.timeout)))
+                (
+                    0,
+                    Some(format!("statement timed out after {:?}", spec.timeout)),
+                )
             }
         };
         StepOutcome {

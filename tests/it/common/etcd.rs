@@ -80,7 +80,9 @@ impl Etcd {
             let channel = loaddensity::protocol::etcd::connect(&server, Duration::from_secs(2))
                 .await
                 .ok()?;
-            let value = loaddensity::protocol::etcd::kv::get(channel, key).await.ok()??;
+            let value = loaddensity::protocol::etcd::kv::get(channel, key)
+                .await
+                .ok()??;
             Some(String::from_utf8_lossy(&value).into_owned())
         })
     }

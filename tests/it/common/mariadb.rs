@@ -21,12 +21,14 @@ pub struct MariaDb {
 impl MariaDb {
     /// Starts a server; `None` when MariaDB is not installed (outside CI only).
     pub fn start() -> Option<Self> {
-        let server = super::require_program(&["mariadbd", "mysqld"], "apt-get install mariadb-server")?;
+        let server =
+            super::require_program(&["mariadbd", "mysqld"], "apt-get install mariadb-server")?;
         let install = super::require_program(
             &["mariadb-install-db", "mysql_install_db"],
             "apt-get install mariadb-server",
         )?;
-        let client = super::require_program(&["mariadb", "mysql"], "apt-get install mariadb-client")?;
+        let client =
+            super::require_program(&["mariadb", "mysql"], "apt-get install mariadb-client")?;
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         run_ok(
@@ -47,7 +49,10 @@ impl MariaDb {
             .arg(format!("--log-error={}", log.display()))
             .arg(format!("--port={port}"))
             .args(["--bind-address=127.0.0.1", "--user=root", "--skip-log-bin"])
-            .args(["--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0"])
+            .args([
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-flush-log-at-trx-commit=0",
+            ])
             .args(["--skip-name-resolve", "--max-connections=500"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -59,7 +64,9 @@ impl MariaDb {
             client,
         };
         wait_until("mariadbd", Duration::from_secs(30), &log, || {
-            server.try_sql("root", "SELECT 1").is_some_and(|out| out == "1")
+            server
+                .try_sql("root", "SELECT 1")
+                .is_some_and(|out| out == "1")
         });
         server.sql_as_root(&format!(
             "CREATE USER 'ld'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO 'ld'@'%'; CREATE DATABASE shop"
@@ -81,7 +88,14 @@ impl MariaDb {
         let mut command = Command::new(&self.client);
         command
             .arg("--no-defaults")
-            .args(["-h", "127.0.0.1", "-P", &self.port().to_string(), "-u", user])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &self.port().to_string(),
+                "-u",
+                user,
+            ])
             .args(["-N", "-B", "-e", sql]);
         if user == "ld" {
             command.arg(format!("-p{PASSWORD}")).arg("shop");

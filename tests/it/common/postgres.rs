@@ -52,10 +52,14 @@ impl Postgres {
         };
         let data = dir.path().join("data");
         run_ok(
-            as_owner("initdb")
-                .arg("-D")
-                .arg(&data)
-                .args(["-U", "ld", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+            as_owner("initdb").arg("-D").arg(&data).args([
+                "-U",
+                "ld",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]),
             "initdb",
         );
         let port = super::closed_port();
@@ -101,7 +105,17 @@ impl Postgres {
     fn try_psql(&self, sql: &str) -> Option<String> {
         let output = Command::new(self.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &self.port().to_string()])
-            .args(["-U", "ld", "-d", "postgres", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .args([
+                "-U",
+                "ld",
+                "-d",
+                "postgres",
+                "-tA",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
             .stdin(Stdio::null())
             .output()
             .ok()?;
