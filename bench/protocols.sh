@@ -159,3 +159,69 @@ CONF
         printf '| %s | %.0f | %s |\n' "$label" "$m" "$ratio"
     done
 fi
+# Data stores: sql_user against PostgreSQL next to `pgbench -S` (the same one-row
+# primary-key SELECT, one thread, CONNECTIONS clients), and memcached_user and
+# etcd_user against their servers (no baseline client is packaged in Debian:
+# memtier_benchmark and mc-crusher are not, nor is etcd's benchmark tool), each
+# server pinned to TARGET_CPU with a temporary data directory. DATA_ROWS=0 skips them.
+if [ "${DATA_ROWS:-1}" = 1 ]; then
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    PG_PORT=${PG_PORT:-19013}
+    MC_PORT=${MC_PORT:-19014}
+    ETCD_PORT=${ETCD_PORT:-19015}
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres "$WORK"
+        as_pg=(runuser -u postgres --)
+    fi
+    "${as_pg[@]}" "$PG_BIN/initdb" -D "$WORK/pg" -U ld --auth=trust --no-sync >/dev/null
+    "${as_pg[@]}" taskset -c "$TARGET_CPU" "$PG_BIN/postgres" -D "$WORK/pg" -k "$WORK" -p "$PG_PORT" \
+        -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 >"$WORK/pg.log" 2>&1 &
+    PG=$!
+    taskset -c "$TARGET_CPU" memcached -l 127.0.0.1 -p "$MC_PORT" -U 0 -u root -t 1 &
+    MC=$!
+    taskset -c "$TARGET_CPU" etcd --data-dir "$WORK/etcd" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+        --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" --listen-peer-urls http://127.0.0.1:19016 \
+        --initial-advertise-peer-urls http://127.0.0.1:19016 --initial-cluster default=http://127.0.0.1:19016 \
+        --log-level error >"$WORK/etcd.log" 2>&1 &
+    ETCD=$!
+    trap 'kill "$ECHO" "${WEB_PIDS[@]:-}" "$PG" "$MC" "$ETCD" 2>/dev/null; sleep 1; rm -rf "$WORK"' EXIT
+    for _ in $(seq 1 100); do
+        "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+        sleep 0.1
+    done
+    "$PG_BIN/pgbench" -i -q -s 1 -h 127.0.0.1 -p "$PG_PORT" -U ld postgres >/dev/null 2>&1
+    script sql_user \
+        "[{\"method\": \"execute\", \"sql\": \"SELECT abalance FROM pgbench_accounts WHERE aid = :aid\", \"params\": {\"aid\": \"\${randint(1, 100000)}\"}, \"expect_rows\": 1}]" |
+        sed "s|\"tasks\"|\"connection_string\": \"postgresql://ld@127.0.0.1:$PG_PORT/postgres\", \"tasks\"|" > "$WORK/sql.json"
+    script memcached_user \
+        "[{\"method\": \"connect\", \"port\": $MC_PORT}, {\"method\": \"set\", \"key\": \"k\${randint(1, 1000)}\", \"value\": \"hello\"}, {\"method\": \"get\", \"key\": \"k\${randint(1, 1000)}\"}, {\"method\": \"close\"}]" \
+        > "$WORK/mc.json"
+    script etcd_user \
+        "[{\"method\": \"connect\", \"port\": $ETCD_PORT}, {\"method\": \"put\", \"key\": \"k\${randint(1, 1000)}\", \"value\": \"hello\"}, {\"method\": \"get\", \"key\": \"k\${randint(1, 1000)}\"}]" \
+        > "$WORK/etcd.json"
+    pgbench_tps() {
+        taskset -c "$LOAD_CPU" "$PG_BIN/pgbench" -S -n -c "$CONNECTIONS" -j 1 -T "$DURATION" \
+            -h 127.0.0.1 -p "$PG_PORT" -U ld postgres 2>/dev/null |
+            awk '/^tps = / {print $3; exit}'
+    }
+    declare -A RESULTS=()
+    ROWS=(
+        "SQL primary-key SELECT: pgbench -S|pgbench_tps"
+        "SQL primary-key SELECT: loaddensity sql_user|ld_rps $WORK/s.json run $WORK/sql.json"
+        "memcached connect+set+get+close: loaddensity memcached_user|ld_rps $WORK/s.json run $WORK/mc.json"
+        "etcd connect+put+get: loaddensity etcd_user|ld_rps $WORK/s.json run $WORK/etcd.json"
+    )
+    run_rows "$RUNS"
+    echo
+    echo "| client | median requests/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to the baseline |"
+    echo "|---|---:|---:|"
+    pg_base=$(row_median "${ROWS[0]%%|*}")
+    for row in "${ROWS[@]}"; do
+        label=${row%%|*}
+        m=$(row_median "$label")
+        ratio=n/a
+        [[ $label == SQL* ]] && ratio=$(awk -v a="$m" -v b="$pg_base" 'BEGIN {printf "%.3f", a/b}')
+        printf '| %s | %.0f | %s |\n' "$label" "$m" "$ratio"
+    done
+fi

@@ -10,6 +10,7 @@ pub mod action;
 pub mod compare;
 pub mod context;
 pub mod control;
+pub mod db;
 pub mod engine;
 pub mod event;
 pub mod har;

@@ -12,14 +12,16 @@ use serde_json::{Value, json};
 use super::args::{CheckArgs, NoArgs, typed};
 use super::empty_run::{TestCounts, empty_run_warning};
 use super::live_commands::WebUiDict;
-use super::resolver_commands::CsvSource;
+use super::resolver_commands::{CsvSource, DbSource};
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunControl, RunObservers, RunReport, SHAPES, Scenario,
     TestPlan, WaitTime, run_test,
 };
-use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
-use crate::scenario::{ParameterResolver, ResolverSnapshot, value_text};
+use crate::protocol::{
+    ConnectionDefaults, PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type,
+};
+use crate::scenario::{CsvData, ParameterResolver, ResolverSnapshot, value_text};
 use crate::segment::Segment;
 use crate::stats::document::rfc3339_millis;
 use crate::stats::{LoadDescription, render_table};
@@ -239,9 +241,13 @@ pub(super) struct StartTestArgs {
     #[serde(default)]
     host: Option<String>,
     /// `redis_user`: `{"url": "redis://host:port/db"}` (used instead of `host`); for
-    /// the user types whose protocol says so, default task fields (keys in a task win).
+    /// the user types whose protocol says so (`memcached_user`, `etcd_user`, ...),
+    /// default task fields (keys in a task win).
     #[serde(default)]
     connection: Option<serde_json::Map<String, Value>>,
+    /// `sql_user`: the database, a SQLAlchemy URL.
+    #[serde(default)]
+    connection_string: Option<String>,
     /// `async_http_user`: offer HTTP/2 (LoadDensity's `http2=True`).
     #[serde(default)]
     http2: Option<bool>,
@@ -263,6 +269,9 @@ pub(super) struct StartTestArgs {
     variables: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     csv_sources: Option<Vec<CsvSource>>,
+    /// Database placeholder sources (`${db.NAME.COLUMN}`), read once at start.
+    #[serde(default)]
+    db_sources: Option<Vec<DbSource>>,
     #[serde(default)]
     load_shape: Option<Value>,
     #[serde(default)]
@@ -353,6 +362,32 @@ impl StartTestArgs {
         &self,
         segment: Option<&Segment>,
         registered: ResolverSnapshot,
+    ) -> Result<TestPlan<P>, ActionError> {
+        let db = self.read_db_sources()?;
+        self.plan_with(segment, registered, &db)
+    }
+
+    /// Runs the queries of `db_sources`, once each.
+    fn read_db_sources(&self) -> Result<Vec<(String, Arc<CsvData>)>, ActionError> {
+        self.db_sources
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, source)| {
+                Ok((
+                    source.name.clone(),
+                    source.read(&format!("db_sources[{i}]."))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// [`StartTestArgs::plan`] with the rows of `db_sources` already read.
+    fn plan_with<P: Protocol>(
+        &self,
+        segment: Option<&Segment>,
+        registered: ResolverSnapshot,
+        db: &[(String, Arc<CsvData>)],
     ) -> Result<TestPlan<P>, ActionError> {
         if let Some(web_ui) = &self.web_ui_dict {
             web_ui.options()?;
@@ -472,14 +507,21 @@ impl StartTestArgs {
             let data = source.read(&format!("csv_sources[{i}]."))?;
             resolver.tables.insert(&source.name, data);
         }
+        for (name, data) in db {
+            resolver.tables.insert_shared(name, data.clone());
+        }
         if let Some(segment) = segment {
             resolver.tables.for_segment(segment);
         }
-        let (host, defaults) = self.connection_defaults::<P>()?;
+        let (host, connection) = self.connection_defaults::<P>()?;
+        let defaults = ConnectionDefaults {
+            connection: connection.as_ref(),
+            connection_string: self.connection_string.as_deref(),
+        };
         let scenario = Arc::new(Scenario::<P>::parse_with_defaults(
             &self.tasks,
             host,
-            defaults.as_ref(),
+            defaults,
             resolver,
         )?);
         let plan = TestPlan {
@@ -654,7 +696,14 @@ fn run_test_with<P: Protocol>(
     args: &StartTestArgs,
 ) -> Result<Value, ActionError> {
     let segment = executor.segment;
-    let plan = args.plan::<P>(segment.as_ref(), executor.context().resolver().snapshot())?;
+    // Each database source's query runs once: its rows serve this test and stay
+    // registered for later ones.
+    let db = args.read_db_sources()?;
+    let plan = args.plan_with::<P>(
+        segment.as_ref(),
+        executor.context().resolver().snapshot(),
+        &db,
+    )?;
     if let Some(segment) = &segment {
         tracing::info!("segment {segment}: {}", plan.describe());
     }
@@ -665,6 +714,9 @@ fn run_test_with<P: Protocol>(
     }
     for (i, source) in args.csv_sources.iter().flatten().enumerate() {
         resolver.register_csv_data(&source.name, source.read(&format!("csv_sources[{i}]."))?);
+    }
+    for (name, data) in db {
+        resolver.register_source(&name, data);
     }
     let interrupt = executor.interrupt_token();
     if interrupt.is_cancelled() {

@@ -1,14 +1,17 @@
 //! The parameter resolver's commands: `LD_register_variable(s)`,
-//! `LD_register_csv_source(s)` and `LD_clear_resolver`.
+//! `LD_register_csv_source(s)`, `LD_register_db_source(s)` and `LD_clear_resolver`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::args::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Args, Command, Executor};
+use crate::db::{Database, DbError};
 use crate::scenario::{CsvData, ParameterResolver};
 
 pub(super) fn register_resolver_commands(executor: &mut Executor) {
@@ -34,6 +37,8 @@ pub(super) fn register_resolver_commands(executor: &mut Executor) {
     );
     executor.add_command("LD_register_csv_source", RegisterCsv { many: false });
     executor.add_command("LD_register_csv_sources", RegisterCsv { many: true });
+    executor.add_command("LD_register_db_source", RegisterDb { many: false });
+    executor.add_command("LD_register_db_sources", RegisterDb { many: true });
     executor.add_command(
         "LD_clear_resolver",
         typed(&[], |executor: &mut Executor, _: NoArgs| {
@@ -123,6 +128,108 @@ impl RegisterCsv {
 }
 
 impl Command for RegisterCsv {
+    fn validate(&self, args: &Args, scratch: &ParameterResolver) -> Result<(), ActionError> {
+        self.register(scratch, args).map(|_| ())
+    }
+
+    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
+        self.register(executor.context().resolver(), &args)
+    }
+}
+
+/// How long reading a database source may take (connecting and the query).
+const DB_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One database source: `{"name", "connection_string", "query", "cycle": true,
+/// "shared": false}` (LoadDensity's, plus `shared` as for CSV sources).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DbSource {
+    pub(super) name: String,
+    connection_string: String,
+    query: String,
+    #[serde(default = "default_cycle")]
+    cycle: bool,
+    #[serde(default)]
+    shared: bool,
+}
+
+/// The fields of one database source, in the order LoadDensity takes them.
+const DB_SOURCE_FIELDS: &[&str] = &["name", "connection_string", "query", "cycle", "shared"];
+
+impl DbSource {
+    /// Runs the query once and keeps its rows; `prefix` locates the source in errors
+    /// (`db_sources[1].`). A bad URL or a failed connection names
+    /// `connection_string`, a failed query names `query`.
+    pub(super) fn read(&self, prefix: &str) -> Result<Arc<CsvData>, ActionError> {
+        let database = Database::parse(&self.connection_string).map_err(|e| {
+            ActionError::argument(format!("{prefix}connection_string"), e.to_string())
+        })?;
+        let rows = database
+            .read_rows(&self.query, DB_READ_TIMEOUT)
+            .map_err(|e| match e {
+                DbError::Connect { .. } | DbError::Url { .. } => {
+                    ActionError::argument(format!("{prefix}connection_string"), e.to_string())
+                }
+                other => ActionError::argument(
+                    format!("{prefix}query"),
+                    format!("on {}: {other}", database.label()),
+                ),
+            })?;
+        if rows.columns.is_empty() {
+            return Err(ActionError::argument(
+                format!("{prefix}query"),
+                format!(
+                    "on {}: the statement returns no columns; give a SELECT",
+                    database.label()
+                ),
+            ));
+        }
+        Ok(Arc::new(
+            CsvData::from_query(database.label(), rows.columns, rows.rows, self.cycle)
+                .with_shared(self.shared),
+        ))
+    }
+
+    fn register(&self, resolver: &ParameterResolver, prefix: &str) -> Result<Value, ActionError> {
+        let rows = resolver.register_source(&self.name, self.read(prefix)?);
+        Ok(json!({"name": self.name, "rows": rows}))
+    }
+}
+
+/// `LD_register_db_sources {"sources": [...]}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DbSources {
+    sources: Vec<DbSource>,
+}
+
+/// `LD_register_db_source` (one) and `LD_register_db_sources` (many): each query
+/// runs once, now; validating runs it too (into the scratch resolver), so that a
+/// bad URL, a failing query or a placeholder naming a column the query lacks is an
+/// error before the script starts.
+struct RegisterDb {
+    many: bool,
+}
+
+impl RegisterDb {
+    fn register(&self, resolver: &ParameterResolver, args: &Args) -> Result<Value, ActionError> {
+        if !self.many {
+            return args
+                .parse::<DbSource>(DB_SOURCE_FIELDS)?
+                .register(resolver, "");
+        }
+        let sources = args.parse::<DbSources>(&["sources"])?.sources;
+        let mut rows = serde_json::Map::new();
+        for (i, source) in sources.iter().enumerate() {
+            let registered = source.register(resolver, &format!("sources[{i}]."))?;
+            rows.insert(source.name.clone(), registered["rows"].clone());
+        }
+        Ok(json!({"rows": rows}))
+    }
+}
+
+impl Command for RegisterDb {
     fn validate(&self, args: &Args, scratch: &ParameterResolver) -> Result<(), ActionError> {
         self.register(scratch, args).map(|_| ())
     }

@@ -12,7 +12,7 @@ use url::Url;
 
 use super::{ArrivalRate, LoadShape, WaitTime};
 use crate::protocol::http::Http;
-use crate::protocol::{ParseContext, Protocol};
+use crate::protocol::{ConnectionDefaults, ParseContext, Protocol};
 use crate::scenario::{Condition, ResolverSnapshot};
 use crate::task::{COMMON_FIELDS, RetryPolicy, Task, TaskError, ThinkTime, err};
 
@@ -103,15 +103,15 @@ impl<P: Protocol> Scenario<P> {
         host: Option<&str>,
         resolver: ResolverSnapshot,
     ) -> Result<Self, TaskError> {
-        Self::parse_with_defaults(value, host, None, resolver)
+        Self::parse_with_defaults(value, host, ConnectionDefaults::default(), resolver)
     }
 
-    /// [`Scenario::parse_with_host`] with default task fields (LD_start_test's
-    /// `connection`) merged under every task: keys in a task win, as in LoadDensity.
+    /// [`Scenario::parse_with_host`] with LD_start_test's `connection` and
+    /// `connection_string` too.
     pub fn parse_with_defaults(
         value: &Value,
         host: Option<&str>,
-        defaults: Option<&Map<String, Value>>,
+        defaults: ConnectionDefaults<'_>,
         resolver: ResolverSnapshot,
     ) -> Result<Self, TaskError> {
         let url = host.and_then(|text| Url::parse(text).ok());
@@ -260,7 +260,7 @@ fn parse_task<P: Protocol>(
     ctx: &ParseContext<'_>,
 ) -> Result<Task<P::Spec>, TaskError> {
     let merged;
-    let object = match ctx.defaults {
+    let object = match ctx.defaults.connection {
         Some(defaults) if !defaults.is_empty() => {
             let mut all = defaults.clone();
             for (key, value) in object {

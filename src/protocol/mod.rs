@@ -14,16 +14,19 @@
 
 pub mod client_cert;
 pub mod async_http;
+pub mod etcd;
 pub(crate) mod fields;
 pub mod graphql_ws;
 pub mod grpc;
 pub mod http;
 pub mod http3;
+pub mod memcached;
 pub mod mqtt;
 pub mod payload;
 pub mod redis;
 pub mod socket;
 pub mod sse;
+pub mod sql;
 pub mod websocket;
 
 use std::cell::RefCell;
@@ -93,12 +96,48 @@ pub struct ParseContext<'a> {
     pub host: Option<&'a Url>,
     /// LoadDensity's `host` argument as written (`host:port` for raw sockets).
     pub host_text: Option<&'a str>,
+    /// What LD_start_test says besides `host`: `connection` (only for protocols whose
+    /// [`Protocol::CONNECTION_DEFAULTS`] is true: then merged under each task) and
+    /// `connection_string`.
+    pub defaults: ConnectionDefaults<'a>,
     pub(crate) csv: &'a dyn CsvLookup,
     /// The test's throttle buckets, by key (tasks with one key share a bucket).
     pub(crate) throttles: RefCell<ThrottleRegistry>,
-    /// Default task fields (LD_start_test's `connection`, for protocols whose
-    /// [`Protocol::CONNECTION_DEFAULTS`] is true): merged under each task.
-    pub(crate) defaults: Option<&'a Map<String, Value>>,
+}
+
+/// LD_start_test's arguments that tell a user type where its server is, besides
+/// `host`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectionDefaults<'a> {
+    /// `connection`: default step fields (LoadDensity's `with_connection_defaults`:
+    /// a step's own keys win).
+    pub connection: Option<&'a Map<String, Value>>,
+    /// `connection_string` (`sql_user`: a SQLAlchemy URL).
+    pub connection_string: Option<&'a str>,
+}
+
+impl ConnectionDefaults<'_> {
+    /// A task object with the `connection` keys it lacks added (`fields`: the keys a
+    /// protocol reads; any other key of `connection` is an error naming it).
+    pub(crate) fn merged(
+        &self,
+        object: &Map<String, Value>,
+        fields: &[&str],
+    ) -> Result<Map<String, Value>, TaskError> {
+        let mut merged = object.clone();
+        for (key, value) in self.connection.into_iter().flatten() {
+            if !fields.contains(&key.as_str()) {
+                return Err(crate::task::err(
+                    format!("connection.{key}"),
+                    format!("unknown field; expected one of: {}", fields.join(", ")),
+                ));
+            }
+            if !merged.contains_key(key) {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        Ok(merged)
+    }
 }
 
 impl<'a> ParseContext<'a> {
@@ -110,14 +149,14 @@ impl<'a> ParseContext<'a> {
         Self {
             host,
             host_text,
+            defaults: ConnectionDefaults::default(),
             csv,
             throttles: RefCell::default(),
-            defaults: None,
         }
     }
 
-    /// The same, with default task fields merged under each task.
-    pub(crate) fn with_defaults(mut self, defaults: Option<&'a Map<String, Value>>) -> Self {
+    /// With LD_start_test's `connection` and `connection_string`.
+    pub(crate) fn with_defaults(mut self, defaults: ConnectionDefaults<'a>) -> Self {
         self.defaults = defaults;
         self
     }
@@ -323,6 +362,9 @@ user_types! {
     "graphql_ws_user" => graphql_ws::GraphqlWs,
     "async_http_user" => async_http::AsyncHttp,
     "http3_user" => http3::Http3,
+    "sql_user" => sql::Sql,
+    "memcached_user" => memcached::Memcached,
+    "etcd_user" => etcd::Etcd,
 }
 
 /// LoadDensity user types this engine does not run yet.

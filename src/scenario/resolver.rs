@@ -1,6 +1,10 @@
-//! The parameter resolver: registered variables and CSV sources, shared by every
-//! test of one run (LoadDensity's `parameter_resolver`), and the per-request context
-//! placeholders are rendered in.
+//! The parameter resolver: registered variables and placeholder sources (CSV files
+//! and database queries), shared by every test of one run (LoadDensity's
+//! `parameter_resolver`), and the per-request context placeholders are rendered in.
+//!
+//! A database source (`${db.SOURCE.COLUMN}`) is a table like a CSV file's: its
+//! query runs once when it is registered ([`crate::db`]), and its rows are handed
+//! out, cycled and split across execution segments exactly as CSV rows are.
 //!
 //! Registered variables are shared defaults. Variables a user extracts from a
 //! response belong to that user alone and are looked up first.
@@ -32,10 +36,33 @@ pub enum CsvError {
     NoHeader(PathBuf),
 }
 
-/// The rows of one CSV file, read when it is registered.
+/// Where a placeholder source's rows come from: `${csv.NAME.COLUMN}` or
+/// `${db.NAME.COLUMN}` (the two namespaces are separate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    /// A CSV file.
+    Csv,
+    /// A database query.
+    Db,
+}
+
+impl SourceKind {
+    /// The placeholder prefix: `csv` or `db`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SourceKind::Csv => "csv",
+            SourceKind::Db => "db",
+        }
+    }
+}
+
+/// The rows of one placeholder source (a CSV file, or a database query's result),
+/// read when it is registered.
 #[derive(Debug)]
 pub struct CsvData {
+    /// The file, or the database's label (never its password).
     path: PathBuf,
+    kind: SourceKind,
     columns: Vec<String>,
     rows: Vec<Vec<String>>,
     cycle: bool,
@@ -72,11 +99,35 @@ impl CsvData {
             .collect::<Result<Vec<Vec<String>>, _>>()?;
         Ok(Self {
             path: path.to_path_buf(),
+            kind: SourceKind::Csv,
             columns,
             rows,
             cycle,
             shared: false,
         })
+    }
+
+    /// A database source: `rows` of `columns` read from `label` (a database shown
+    /// without its password) by one query.
+    pub fn from_query(
+        label: &str,
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+        cycle: bool,
+    ) -> Self {
+        Self {
+            path: PathBuf::from(label),
+            kind: SourceKind::Db,
+            columns,
+            rows,
+            cycle,
+            shared: false,
+        }
+    }
+
+    /// Whether the rows came from a CSV file or a database.
+    pub fn kind(&self) -> SourceKind {
+        self.kind
     }
 
     /// Marks the source as shared (`"shared": true`): every execution segment reads
@@ -100,6 +151,7 @@ impl CsvData {
             .collect();
         Self {
             path: self.path.clone(),
+            kind: self.kind,
             columns: self.columns.clone(),
             rows,
             cycle: self.cycle,
@@ -121,7 +173,7 @@ impl CsvData {
 #[derive(Debug, Default)]
 struct Registry {
     variables: BTreeMap<String, String>,
-    sources: BTreeMap<String, Arc<CsvData>>,
+    sources: BTreeMap<(SourceKind, String), Arc<CsvData>>,
 }
 
 /// The text a registered value renders as: strings as they are, other JSON as JSON.
@@ -162,12 +214,18 @@ impl ParameterResolver {
         Ok(self.register_csv_data(name, data))
     }
 
-    /// Registers (or replaces) a CSV source already read (`"shared"` set or not).
+    /// Registers (or replaces) a CSV or database source already read (`"shared"`
+    /// set or not).
     pub fn register_csv_data(&self, name: &str, data: CsvData) -> usize {
+        self.register_source(name, Arc::new(data))
+    }
+
+    /// Registers (or replaces) a source already read, shared with a test that uses it.
+    pub fn register_source(&self, name: &str, data: Arc<CsvData>) -> usize {
         let rows = data.len();
         self.registry()
             .sources
-            .insert(name.to_string(), Arc::new(data));
+            .insert((data.kind, name.to_string()), data);
         rows
     }
 
@@ -191,7 +249,7 @@ impl ParameterResolver {
                 tables: registry
                     .sources
                     .iter()
-                    .map(|(name, data)| CsvTable {
+                    .map(|((_, name), data)| CsvTable {
                         name: name.clone(),
                         data: data.clone(),
                         cursor: AtomicUsize::new(0),
@@ -237,12 +295,22 @@ impl CsvTables {
 
     /// Adds a source for this test only, replacing a registered one of the same name.
     pub fn insert(&mut self, name: &str, data: CsvData) {
+        self.insert_shared(name, Arc::new(data));
+    }
+
+    /// [`CsvTables::insert`] for rows already shared (read once, registered too).
+    pub fn insert_shared(&mut self, name: &str, data: Arc<CsvData>) {
+        let kind = data.kind;
         let table = CsvTable {
             name: name.to_string(),
-            data: Arc::new(data),
+            data,
             cursor: AtomicUsize::new(0),
         };
-        match self.tables.iter_mut().find(|t| t.name == name) {
+        match self
+            .tables
+            .iter_mut()
+            .find(|t| t.name == name && t.data.kind == kind)
+        {
             Some(existing) => *existing = table,
             None => self.tables.push(table),
         }
@@ -260,12 +328,31 @@ impl CsvTables {
         }
     }
 
-    /// `(source index, column index)` for `${csv.SOURCE.COLUMN}`.
-    pub(crate) fn lookup(&self, source: &str, column: &str) -> Result<(usize, usize), String> {
-        let Some(index) = self.tables.iter().position(|t| t.name == source) else {
-            let known: Vec<&str> = self.tables.iter().map(|t| t.name.as_str()).collect();
+    /// `(source index, column index)` for `${csv.SOURCE.COLUMN}` or
+    /// `${db.SOURCE.COLUMN}`.
+    pub(crate) fn lookup(
+        &self,
+        kind: SourceKind,
+        source: &str,
+        column: &str,
+    ) -> Result<(usize, usize), String> {
+        let Some(index) = self
+            .tables
+            .iter()
+            .position(|t| t.name == source && t.data.kind == kind)
+        else {
+            let known: Vec<&str> = self
+                .tables
+                .iter()
+                .filter(|t| t.data.kind == kind)
+                .map(|t| t.name.as_str())
+                .collect();
+            let (what, how) = match kind {
+                SourceKind::Csv => ("CSV", "LD_register_csv_source or `csv_sources`"),
+                SourceKind::Db => ("DB", "LD_register_db_source or `db_sources`"),
+            };
             return Err(format!(
-                "CSV source `{source}` is not registered (registered: {}); use LD_register_csv_source or `csv_sources`",
+                "{what} source `{source}` is not registered (registered: {}); use {how}",
                 if known.is_empty() {
                     "none".to_string()
                 } else {
@@ -278,12 +365,17 @@ impl CsvTables {
             .columns
             .iter()
             .position(|c| c == column)
-            .ok_or_else(|| {
-                format!(
+            .ok_or_else(|| match kind {
+                SourceKind::Csv => format!(
                     "CSV file `{}` (source `{source}`) has no column `{column}`; its columns: {}",
                     data.path.display(),
                     data.columns.join(", ")
-                )
+                ),
+                SourceKind::Db => format!(
+                    "the query of DB source `{source}` ({}) has no column `{column}`; its columns: {}",
+                    data.path.display(),
+                    data.columns.join(", ")
+                ),
             })?;
         Ok((index, column_index))
     }
@@ -421,11 +513,18 @@ mod tests {
     fn lookups_name_the_file_and_column() {
         let file = csv_file("name,pass\nann,1\n");
         let t = tables(CsvData::read(file.path(), true).expect("reads"));
-        assert_eq!(t.lookup("users", "pass"), Ok((0, 1)));
-        let e = t.lookup("users", "email").expect_err("no column");
+        assert_eq!(t.lookup(SourceKind::Csv, "users", "pass"), Ok((0, 1)));
+        assert!(
+            t.lookup(SourceKind::Db, "users", "pass")
+                .expect_err("another namespace")
+                .contains("DB source `users` is not registered")
+        );
+        let e = t
+            .lookup(SourceKind::Csv, "users", "email")
+            .expect_err("no column");
         assert!(e.contains("no column `email`") && e.contains(&file.path().display().to_string()));
         assert!(
-            t.lookup("other", "x")
+            t.lookup(SourceKind::Csv, "other", "x")
                 .expect_err("no source")
                 .contains("not registered")
         );

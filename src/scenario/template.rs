@@ -1,6 +1,7 @@
 //! `${...}` placeholders, parsed once when a test starts and rendered per request.
 //!
 //! Kinds: `${var.NAME}` (or `${NAME}`), `${env.NAME}`, `${csv.SOURCE.COLUMN}`,
+//! `${db.SOURCE.COLUMN}` (a database source's row, handed out as CSV rows are),
 //! `${uuid()}`, `${now()}`, `${randint(min, max)}` and `${faker.METHOD}`. A
 //! placeholder of any other kind, or a variable that is not set, stays in the text as
 //! written (LoadDensity's rule, so that missing data is visible). A placeholder that
@@ -13,7 +14,7 @@ use rand::Rng;
 use serde_json::{Map, Value};
 
 use super::fake::FakeKind;
-use super::resolver::{CsvTables, RenderContext};
+use super::resolver::{CsvTables, RenderContext, SourceKind};
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,15 +42,22 @@ pub struct Template {
     segments: Vec<Segment>,
 }
 
-/// Where the CSV sources a template names are looked up while parsing.
+/// Where the CSV and database sources a template names are looked up while parsing.
 pub(crate) trait CsvLookup {
     /// `(source index, column index)`, or an error naming the file and column.
     fn column(&self, source: &str, column: &str) -> Result<(usize, usize), String>;
+
+    /// The same for `${db.SOURCE.COLUMN}`.
+    fn db_column(&self, source: &str, column: &str) -> Result<(usize, usize), String>;
 }
 
 impl CsvLookup for CsvTables {
     fn column(&self, source: &str, column: &str) -> Result<(usize, usize), String> {
-        self.lookup(source, column)
+        self.lookup(SourceKind::Csv, source, column)
+    }
+
+    fn db_column(&self, source: &str, column: &str) -> Result<(usize, usize), String> {
+        self.lookup(SourceKind::Db, source, column)
     }
 }
 
@@ -246,6 +254,15 @@ fn parse_token(token: &str, raw: &str, csv: &dyn CsvLookup) -> Result<Option<Seg
                 .ok_or_else(|| format!("`{raw}`: expected ${{csv.SOURCE.COLUMN}}"))?;
             let (source, column) = csv
                 .column(source, column)
+                .map_err(|e| format!("`{raw}`: {e}"))?;
+            Ok(Some(Segment::Csv { source, column }))
+        }
+        "db" => {
+            let (source, column) = rest
+                .split_once('.')
+                .ok_or_else(|| format!("`{raw}`: expected ${{db.SOURCE.COLUMN}}"))?;
+            let (source, column) = csv
+                .db_column(source, column)
                 .map_err(|e| format!("`{raw}`: {e}"))?;
             Ok(Some(Segment::Csv { source, column }))
         }

@@ -2,9 +2,14 @@
 //! server on a free loopback port, and temporary scripts.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod etcd;
 pub mod fuzz;
+pub mod mariadb;
+pub mod memcached;
 pub mod nginx;
 pub mod python_server;
+pub mod postgres;
+pub mod servers;
 pub mod sinks;
 pub mod stalled;
 pub mod summary;
