@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::args::{CheckArgs, NoArgs, typed};
 use super::empty_run::{TestCounts, empty_run_warning};
 use super::resolver_commands::CsvSource;
-use super::{ActionError, Args, Command, Executor, read_json_file};
+use super::{ActionError, Args, Command, Executor, read_document_file};
 use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, Scenario, TestPlan,
     WaitTime, run_test,
@@ -114,7 +114,7 @@ struct ExecuteFiles {
 impl CheckArgs for ExecuteFiles {
     fn check(&self) -> Result<(), ActionError> {
         for (i, path) in self.execute_files_list.iter().enumerate() {
-            read_json_file(path).map_err(|e| {
+            read_document_file(path).map_err(|e| {
                 ActionError::argument(format!("execute_files_list[{i}]"), e.to_string())
             })?;
         }
@@ -537,6 +537,10 @@ impl Command for StartTest {
             args: &args,
             executor,
         })?
+    }
+
+    fn arguments(&self) -> super::ArgumentSpec {
+        super::ArgumentSpec::of::<StartTestArgs>(START_TEST_PARAMS)
     }
 }
 

@@ -130,4 +130,12 @@ impl Command for RegisterCsv {
     fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
         self.register(executor.context().resolver(), &args)
     }
+
+    fn arguments(&self) -> super::ArgumentSpec {
+        if self.many {
+            super::ArgumentSpec::of::<CsvSources>(&["sources"])
+        } else {
+            super::ArgumentSpec::of::<CsvSource>(&["name", "file_path", "cycle", "shared"])
+        }
+    }
 }

@@ -12,8 +12,9 @@ use loaddensity::stats::ResultDocument;
 /// A script's name and its parsed document, or why it could not be read.
 pub(crate) type Loaded = (String, Result<serde_json::Value, DocumentError>);
 
-/// The documents named by `path`: a file, every `.json` of a directory in sorted
-/// order, or standard input for `-`.
+/// The documents named by `path`: a file (JSON, YAML or TOML by its extension),
+/// every `.json`, `.yaml`, `.yml` and `.toml` of a directory in sorted order, or
+/// standard input (JSON) for `-`.
 pub(crate) fn load_documents(path: &str) -> Result<Vec<Loaded>> {
     if path == "-" {
         let document = read_json(std::io::stdin().lock(), "<stdin>");
@@ -24,11 +25,14 @@ pub(crate) fn load_documents(path: &str) -> Result<Vec<Loaded>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
             .with_context(|| format!("cannot read directory {}", path.display()))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter(|p| p.is_file() && loaddensity::action::is_document_file(p))
             .collect();
         files.sort();
         if files.is_empty() {
-            bail!("{}: no .json files in this directory", path.display());
+            bail!(
+                "{}: no action documents (.json, .yaml, .yml, .toml) in this directory",
+                path.display()
+            );
         }
         files
     } else {
@@ -39,7 +43,7 @@ pub(crate) fn load_documents(path: &str) -> Result<Vec<Loaded>> {
         .map(|file| {
             (
                 file.display().to_string(),
-                loaddensity::action::read_json_file(&file),
+                loaddensity::action::read_document_file(&file),
             )
         })
         .collect())
