@@ -511,6 +511,23 @@ fn dedupe(out: &mut Vec<LintFinding>, from: usize) {
         index += 1;
         keep
     });
+    // The same problem seen at a coarser place (a task's `json` and its `json.sku`).
+    let finer: Vec<(String, String)> = out[from.min(out.len())..]
+        .iter()
+        .map(|f| (f.rule.clone(), f.location.clone()))
+        .collect();
+    let mut index = 0;
+    out.retain(|f| {
+        let keep = index < from
+            || !finer.iter().any(|(rule, location)| {
+                *rule == f.rule
+                    && location.len() > f.location.len()
+                    && location.starts_with(&f.location)
+                    && matches!(location.as_bytes()[f.location.len()], b'.' | b'[')
+            });
+        index += 1;
+        keep
+    });
 }
 
 #[cfg(test)]

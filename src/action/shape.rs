@@ -461,7 +461,17 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
             value_path: None,
         });
         match &result {
-            Err(TraceError::Missing(field)) => {
+            // Only a field of this struct that this run left out: a nested struct's
+            // missing field comes up through here too.
+            Err(TraceError::Missing(field))
+                if fields.contains(&field.as_str())
+                    && (omitted.contains(field)
+                        || self
+                            .state
+                            .skip
+                            .borrow()
+                            .contains(&field_path(&self.path, field))) =>
+            {
                 self.state
                     .required
                     .borrow_mut()
@@ -694,6 +704,11 @@ pub fn check_struct(shape: &StructShape, map: &Map<String, Value>, path: &str, o
     for (key, item) in map {
         match shape.field(key) {
             Some(field) => check(field, item, &field_path(path, key), out),
+            None if shape.deny_unknown && shape.fields.is_empty() => out.push(Mismatch {
+                rule: "unknown-field",
+                path: field_path(path, key),
+                message: format!("unknown field `{key}`; this takes no arguments"),
+            }),
             None if shape.deny_unknown => out.push(Mismatch {
                 rule: "unknown-field",
                 path: field_path(path, key),
