@@ -271,7 +271,9 @@ mod tests {
     fn position_of_a_byte_offset() {
         assert_eq!(line_and_column("ab\ncdé\nx", 0), (1, 1));
         assert_eq!(line_and_column("ab\ncdé\nx", 3), (2, 1));
-        assert_eq!(line_and_column("ab\ncdé\nx", 8), (2, 4));
+        assert_eq!(line_and_column("ab\ncdé\nx", 7), (2, 4));
+        assert_eq!(line_and_column("ab\ncdé\nx", 6), (2, 3));
+        assert_eq!(line_and_column("ab\ncdé\nx", 8), (3, 1));
         assert_eq!(line_and_column("ab", 99), (1, 3));
     }
 

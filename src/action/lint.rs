@@ -43,7 +43,8 @@ pub struct LintFinding {
     /// What is wrong and what was expected.
     pub message: String,
     /// Where in the document: `actions[I]` is the I-th action of the list, followed
-    /// by the argument's path (`actions[0].tasks[1].request_url`).
+    /// by the argument's path (`actions[0].tasks[1].request_url`); `actions` is the
+    /// list, `load_density` its key, `(document)` the document as a whole.
     pub location: String,
 }
 
@@ -53,11 +54,7 @@ impl std::fmt::Display for LintFinding {
             Severity::Error => "ERROR",
             Severity::Warning => "WARNING",
         };
-        if self.location.is_empty() {
-            write!(f, "[{severity}] {}: {}", self.rule, self.message)
-        } else {
-            write!(f, "{}: [{severity}] {}: {}", self.location, self.rule, self.message)
-        }
+        write!(f, "{}: [{severity}] {}: {}", self.location, self.rule, self.message)
     }
 }
 
@@ -65,6 +62,9 @@ impl std::fmt::Display for LintFinding {
 pub fn has_errors(findings: &[LintFinding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
 }
+
+/// The location of a problem with the document as a whole.
+pub const DOCUMENT: &str = "(document)";
 
 /// A task body larger than this is LoadDensity's `oversize-body` warning.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -96,38 +96,41 @@ impl Executor {
         known_commands: Option<&BTreeSet<String>>,
     ) -> Vec<LintFinding> {
         let mut out = Vec::new();
+        let shape_error = |location: &str, message: String| {
+            finding("invalid-shape", Severity::Error, message, location.to_string())
+        };
         let list = match document {
             Value::Array(list) => list,
             Value::Object(map) => match map.get("load_density") {
                 Some(Value::Array(list)) => list,
-                _ => {
-                    out.push(finding(
-                        "invalid-shape",
-                        Severity::Error,
-                        "top-level action document must be a list or {\"load_density\": [...]}"
-                            .into(),
-                        String::new(),
+                Some(other) => {
+                    out.push(shape_error(
+                        "load_density",
+                        format!("`load_density` must be a list of actions, got {}", shape::describe(other)),
+                    ));
+                    return out;
+                }
+                None => {
+                    out.push(shape_error(
+                        DOCUMENT,
+                        "expected {\"load_density\": [...]} or a list of actions; the key `load_density` is missing".into(),
                     ));
                     return out;
                 }
             },
-            _ => {
-                out.push(finding(
-                    "invalid-shape",
-                    Severity::Error,
-                    "top-level action document must be a list or {\"load_density\": [...]}".into(),
-                    String::new(),
+            other => {
+                out.push(shape_error(
+                    DOCUMENT,
+                    format!(
+                        "top-level action document must be a list or {{\"load_density\": [...]}}, got {}",
+                        shape::describe(other)
+                    ),
                 ));
                 return out;
             }
         };
         if list.is_empty() {
-            out.push(finding(
-                "invalid-shape",
-                Severity::Error,
-                "the action list is empty".into(),
-                String::new(),
-            ));
+            out.push(shape_error("actions", "the action list is empty".into()));
         }
         let scratch = ParameterResolver::default();
         for (index, action) in list.iter().enumerate() {

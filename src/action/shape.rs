@@ -884,6 +884,6 @@ mod tests {
         assert!(seen.contains(&("wrong-type", "mode")), "{found:?}");
         assert!(seen.contains(&("missing-field", "list[1].url")), "{found:?}");
         assert!(seen.contains(&("wrong-type", "list[1].retries")), "{found:?}");
-        assert_eq!(found.len(), 8, "{found:?}");
+        assert_eq!(found.len(), 7, "{found:?}");
     }
 }
