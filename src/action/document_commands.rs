@@ -63,7 +63,9 @@ pub(super) fn register_document_commands(executor: &mut Executor) {
     );
     executor.add_command(
         "LD_format_action_document",
-        typed(&["doc"], |_, a: FormatDocArgs| Ok(format_action_document(&a.doc))),
+        typed(&["doc"], |_, a: FormatDocArgs| {
+            Ok(format_action_document(&a.doc))
+        }),
     );
     executor.add_command(
         "LD_format_action_file",
@@ -90,7 +92,13 @@ fn read_as(format: DocumentFormat, path: &Path) -> Result<Value, ActionError> {
     } else {
         let name = path.display().to_string();
         std::fs::File::open(path)
-            .map_err(|source| crate::json_file::JsonFileError::Io { path: name.clone(), source }.into())
+            .map_err(|source| {
+                crate::json_file::JsonFileError::Io {
+                    path: name.clone(),
+                    source,
+                }
+                .into()
+            })
             .and_then(|file| super::read_document(file, format, &name))
     };
     document.map_err(|e| ActionError::Failed(e.to_string()))

@@ -31,7 +31,9 @@ pub enum FormatError {
     #[error(transparent)]
     Write(#[from] WriteError),
     /// A YAML or TOML file with comments, which rewriting would drop.
-    #[error("{path}: line {line} is a comment; formatting would drop it, so this {format} file is left as it is")]
+    #[error(
+        "{path}: line {line} is a comment; formatting would drop it, so this {format} file is left as it is"
+    )]
     Comments {
         /// The file.
         path: String,
@@ -106,7 +108,11 @@ pub fn to_json_text(document: &Value, indent: usize) -> String {
 }
 
 /// Formats JSON text (LoadDensity's `format_action_string`); `name` names it in errors.
-pub fn format_action_string(text: &str, indent: usize, name: &str) -> Result<String, DocumentError> {
+pub fn format_action_string(
+    text: &str,
+    indent: usize,
+    name: &str,
+) -> Result<String, DocumentError> {
     let document = parse_document(text, DocumentFormat::Json, name)?;
     Ok(to_json_text(&format_action_document(&document), indent))
 }
@@ -168,9 +174,15 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(keys, ["method", "name", "headers"]);
         let text = to_json_text(&formatted, 2);
-        assert!(text.starts_with("{\n  \"load_density\": [\n    [\n      \"LD_start_test\",\n"), "{text}");
+        assert!(
+            text.starts_with("{\n  \"load_density\": [\n    [\n      \"LD_start_test\",\n"),
+            "{text}"
+        );
         let again = format_action_string(&text, 2, "x").expect("parses");
         assert_eq!(again, text);
-        assert_eq!(to_json_text(&json!({"a": [], "b": {}, "c": "é"}), 2), "{\n  \"a\": [],\n  \"b\": {},\n  \"c\": \"é\"\n}\n");
+        assert_eq!(
+            to_json_text(&json!({"a": [], "b": {}, "c": "é"}), 2),
+            "{\n  \"a\": [],\n  \"b\": {},\n  \"c\": \"é\"\n}\n"
+        );
     }
 }

@@ -60,7 +60,11 @@ pub fn is_document_file(path: &Path) -> bool {
 
 /// Parses document text in `format`; `path` names it in errors, which carry the
 /// line and column of the problem.
-pub fn parse_document(text: &str, format: DocumentFormat, path: &str) -> Result<Value, DocumentError> {
+pub fn parse_document(
+    text: &str,
+    format: DocumentFormat,
+    path: &str,
+) -> Result<Value, DocumentError> {
     match format {
         DocumentFormat::Json => parse_json(text, path),
         DocumentFormat::Yaml => parse_yaml(text, path),
@@ -105,9 +109,7 @@ pub fn read_document(
 
 fn parse_yaml(text: &str, path: &str) -> Result<Value, DocumentError> {
     serde_norway::from_str::<Value>(text).map_err(|error| {
-        let (line, column) = error
-            .location()
-            .map_or((1, 1), |l| (l.line(), l.column()));
+        let (line, column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
         DocumentError::Syntax {
             path: path.to_string(),
             format: "YAML",
@@ -151,9 +153,7 @@ fn strip_position(message: &str) -> String {
         Some(at) => {
             let rest = &message[at + " at line ".len()..];
             // "N column M" then maybe ", while parsing ..."
-            let tail = rest
-                .find(|c: char| c == ',')
-                .map_or("", |comma| &rest[comma..]);
+            let tail = rest.find(',').map_or("", |comma| &rest[comma..]);
             format!("{}{tail}", &message[..at])
         }
         None => message.to_string(),
@@ -229,7 +229,14 @@ fn find_null(value: &Value, at: String) -> Option<String> {
             .enumerate()
             .find_map(|(i, v)| find_null(v, format!("{at}[{i}]"))),
         Value::Object(map) => map.iter().find_map(|(k, v)| {
-            find_null(v, if at.is_empty() { k.clone() } else { format!("{at}.{k}") })
+            find_null(
+                v,
+                if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                },
+            )
         }),
         _ => None,
     }
@@ -257,14 +264,26 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_column() {
-        let e = parse_document("load_density:\n  - [LD_sleep, {seconds: 1}\n", DocumentFormat::Yaml, "t.yaml")
-            .expect_err("unclosed");
+        let e = parse_document(
+            "load_density:\n  - [LD_sleep, {seconds: 1}\n",
+            DocumentFormat::Yaml,
+            "t.yaml",
+        )
+        .expect_err("unclosed");
         let text = e.to_string();
         assert!(text.starts_with("t.yaml: line "), "{text}");
         assert!(text.contains("malformed YAML"), "{text}");
-        let e = parse_document("load_density = [\n  [\"LD_sleep\" {seconds = 1}],\n]\n", DocumentFormat::Toml, "t.toml")
-            .expect_err("missing comma");
-        assert!(e.to_string().starts_with("t.toml: line 2, column 15: malformed TOML"), "{e}");
+        let e = parse_document(
+            "load_density = [\n  [\"LD_sleep\" {seconds = 1}],\n]\n",
+            DocumentFormat::Toml,
+            "t.toml",
+        )
+        .expect_err("missing comma");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml: line 2, column 15: malformed TOML"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -280,21 +299,45 @@ mod tests {
     #[test]
     fn writing_round_trips_and_refuses_what_toml_cannot_hold() {
         let doc = json!({"load_density": [["LD_start_test", {"user_count": 2, "tasks": [{"method": "get", "request_url": "http://127.0.0.1/"}]}]]});
-        for format in [DocumentFormat::Json, DocumentFormat::Yaml, DocumentFormat::Toml] {
+        for format in [
+            DocumentFormat::Json,
+            DocumentFormat::Yaml,
+            DocumentFormat::Toml,
+        ] {
             let text = render_document(&doc, format, "x").expect("renders");
-            assert_eq!(parse_document(&text, format, "x").expect("reads back"), doc, "{text}");
+            assert_eq!(
+                parse_document(&text, format, "x").expect("reads back"),
+                doc,
+                "{text}"
+            );
         }
-        let e = render_document(&json!({"load_density": [["LD_summary", null]]}), DocumentFormat::Toml, "x.toml")
-            .expect_err("null");
-        assert!(e.to_string().contains("`load_density[0][1]` is null"), "{e}");
+        let e = render_document(
+            &json!({"load_density": [["LD_summary", null]]}),
+            DocumentFormat::Toml,
+            "x.toml",
+        )
+        .expect_err("null");
+        assert!(
+            e.to_string().contains("`load_density[0][1]` is null"),
+            "{e}"
+        );
         assert!(render_document(&json!([["LD_summary"]]), DocumentFormat::Toml, "x").is_err());
     }
 
     #[test]
     fn formats_by_extension() {
-        assert_eq!(DocumentFormat::from_path(Path::new("a.YML")), DocumentFormat::Yaml);
-        assert_eq!(DocumentFormat::from_path(Path::new("a.toml")), DocumentFormat::Toml);
-        assert_eq!(DocumentFormat::from_path(Path::new("a")), DocumentFormat::Json);
+        assert_eq!(
+            DocumentFormat::from_path(Path::new("a.YML")),
+            DocumentFormat::Yaml
+        );
+        assert_eq!(
+            DocumentFormat::from_path(Path::new("a.toml")),
+            DocumentFormat::Toml
+        );
+        assert_eq!(
+            DocumentFormat::from_path(Path::new("a")),
+            DocumentFormat::Json
+        );
         assert!(is_document_file(Path::new("x.yaml")) && !is_document_file(Path::new("x.csv")));
     }
 }

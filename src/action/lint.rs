@@ -54,7 +54,11 @@ impl std::fmt::Display for LintFinding {
             Severity::Error => "ERROR",
             Severity::Warning => "WARNING",
         };
-        write!(f, "{}: [{severity}] {}: {}", self.location, self.rule, self.message)
+        write!(
+            f,
+            "{}: [{severity}] {}: {}",
+            self.location, self.rule, self.message
+        )
     }
 }
 
@@ -97,7 +101,12 @@ impl Executor {
     ) -> Vec<LintFinding> {
         let mut out = Vec::new();
         let shape_error = |location: &str, message: String| {
-            finding("invalid-shape", Severity::Error, message, location.to_string())
+            finding(
+                "invalid-shape",
+                Severity::Error,
+                message,
+                location.to_string(),
+            )
         };
         let list = match document {
             Value::Array(list) => list,
@@ -106,7 +115,10 @@ impl Executor {
                 Some(other) => {
                     out.push(shape_error(
                         "load_density",
-                        format!("`load_density` must be a list of actions, got {}", shape::describe(other)),
+                        format!(
+                            "`load_density` must be a list of actions, got {}",
+                            shape::describe(other)
+                        ),
                     ));
                     return out;
                 }
@@ -159,7 +171,8 @@ impl Executor {
         out: &mut Vec<LintFinding>,
     ) {
         let at = format!("actions[{index}]");
-        let shape_error = |message: String| finding("invalid-shape", Severity::Error, message, at.clone());
+        let shape_error =
+            |message: String| finding("invalid-shape", Severity::Error, message, at.clone());
         let Some(items) = action.as_array().filter(|a| (1..=2).contains(&a.len())) else {
             out.push(shape_error(format!(
                 "expected [\"NAME\"], [\"NAME\", {{kwargs}}] or [\"NAME\", [args]], got {}",
@@ -217,7 +230,11 @@ impl Executor {
                     ));
                     return;
                 }
-                spec.params.iter().cloned().zip(values.iter().cloned()).collect()
+                spec.params
+                    .iter()
+                    .cloned()
+                    .zip(values.iter().cloned())
+                    .collect()
             }
             Some(other) => {
                 out.push(shape_error(format!(
@@ -242,7 +259,12 @@ impl Executor {
             _ => false,
         };
         for m in mismatches {
-            out.push(finding(m.rule, Severity::Error, m.message, join(&at, &m.path)));
+            out.push(finding(
+                m.rule,
+                Severity::Error,
+                m.message,
+                join(&at, &m.path),
+            ));
         }
         // 2. The command's own checks, on the arguments the shape did not flag.
         let mut cleaned = named.clone();
@@ -335,10 +357,13 @@ fn is_source_problem(message: &str) -> bool {
         || message.contains("cannot read CSV")
 }
 
+/// Arguments holding one task, the task's path in them, and its path in the document.
+type TaskVariant = (Map<String, Value>, String, String);
+
 /// `LD_start_test`'s arguments with one task each (when there are two or more), so
 /// that a problem in every task is found, not only in the first: `(arguments, the
 /// task's path in them, its path in the document)`.
-fn split_tasks(named: &Map<String, Value>) -> Option<Vec<(Map<String, Value>, String, String)>> {
+fn split_tasks(named: &Map<String, Value>) -> Option<Vec<TaskVariant>> {
     let with = |tasks: Value| {
         let mut variant = named.clone();
         variant.insert("tasks".into(), tasks);
@@ -414,11 +439,15 @@ fn task_warnings(task: &Map<String, Value>, at: &str, out: &mut Vec<LintFinding>
     for field in ["request_url", "url"] {
         if let Some(Value::String(url)) = task.get(field) {
             let lower = url.to_ascii_lowercase();
-            if (lower.starts_with("http://") || lower.starts_with("https://")) && !url.contains("${") {
+            if (lower.starts_with("http://") || lower.starts_with("https://"))
+                && !url.contains("${")
+            {
                 out.push(finding(
                     "hardcoded-url",
                     Severity::Warning,
-                    format!("hard-coded URL '{url}'; consider a ${{var.base}} placeholder or `host`"),
+                    format!(
+                        "hard-coded URL '{url}'; consider a ${{var.base}} placeholder or `host`"
+                    ),
                     format!("{at}.{field}"),
                 ));
             }
@@ -539,7 +568,10 @@ mod tests {
 
     #[test]
     fn env_placeholder_names() {
-        assert_eq!(env_placeholders("${env.A}/x/${ ENV.B }${var.c}${env.}"), ["A", "B"]);
+        assert_eq!(
+            env_placeholders("${env.A}/x/${ ENV.B }${var.c}${env.}"),
+            ["A", "B"]
+        );
         assert!(env_placeholders("${env.A").is_empty());
     }
 

@@ -18,8 +18,8 @@ mod otel_commands;
 mod otel_tracing_commands;
 mod remote_write_commands;
 mod report_commands;
-mod schema;
 mod resolver_commands;
+mod schema;
 mod segment_plan;
 pub mod shape;
 mod sink_commands;
@@ -34,9 +34,9 @@ pub use formats::{
     DOCUMENT_EXTENSIONS, DocumentFormat, WriteError, is_document_file, parse_document,
     read_document, read_document_file, render_document, write_document_file,
 };
-pub use segment_plan::{SegmentSlice, segment_slices};
 pub use lint::{LintFinding, Severity};
 pub use schema::SCHEMA_ID;
+pub use segment_plan::{SegmentSlice, segment_slices};
 pub use shape::{ArgumentSpec, Shape};
 
 use std::collections::BTreeMap;

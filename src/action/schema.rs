@@ -85,7 +85,11 @@ impl Executor {
                 message: e.to_string(),
             })?;
         }
-        write_document_file(path, &self.action_schema(known_commands), DocumentFormat::Json)?;
+        write_document_file(
+            path,
+            &self.action_schema(known_commands),
+            DocumentFormat::Json,
+        )?;
         Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
     }
 }

@@ -211,7 +211,11 @@ impl State {
     }
 
     fn required_at(&self, path: &str) -> BTreeSet<String> {
-        self.required.borrow().get(path).cloned().unwrap_or_default()
+        self.required
+            .borrow()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn fail(&self, path: &str) {
@@ -236,9 +240,11 @@ impl State {
                 inner => Shape::Optional(Box::new(inner)),
             },
             Some(Node::Seq) => Shape::Array(Box::new(self.build(&format!("{path}[]")))),
-            Some(Node::Tuple(n)) => {
-                Shape::Tuple((0..n).map(|i| self.build(&format!("{path}[{i}]"))).collect())
-            }
+            Some(Node::Tuple(n)) => Shape::Tuple(
+                (0..n)
+                    .map(|i| self.build(&format!("{path}[{i}]")))
+                    .collect(),
+            ),
             Some(Node::Map) => Shape::Map(Box::new(self.build(&format!("{path}{{}}")))),
             Some(Node::Struct(fields)) => Shape::Struct(StructShape {
                 fields: fields
@@ -366,7 +372,9 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
             return visitor.visit_none();
         }
         let child = self.child(inner.clone());
-        visitor.visit_some(child).inspect_err(|_| self.state.fail(&inner))
+        visitor
+            .visit_some(child)
+            .inspect_err(|_| self.state.fail(&inner))
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
@@ -505,10 +513,7 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
         self.deserialize_str(visitor)
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(
-        self,
-        visitor: V,
-    ) -> Result<V::Value, TraceError> {
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TraceError> {
         visitor.visit_unit()
     }
 }
@@ -589,7 +594,9 @@ impl Shape {
                 "minItems": elements.len(),
                 "maxItems": elements.len(),
             }),
-            Shape::Map(value) => json!({"type": "object", "additionalProperties": value.json_schema()}),
+            Shape::Map(value) => {
+                json!({"type": "object", "additionalProperties": value.json_schema()})
+            }
             Shape::Struct(shape) => shape.json_schema(),
         }
     }
@@ -663,7 +670,11 @@ pub fn check(shape: &Shape, value: &Value, path: &str, out: &mut Vec<Mismatch>) 
         | (Shape::Number, Value::Number(_))
         | (Shape::String, Value::String(_)) => {}
         (Shape::Integer { unsigned }, Value::Number(n)) => {
-            let fits = if *unsigned { n.is_u64() } else { n.is_i64() || n.is_u64() };
+            let fits = if *unsigned {
+                n.is_u64()
+            } else {
+                n.is_i64() || n.is_u64()
+            };
             if !fits {
                 wrong(shape.expected());
             }
@@ -700,7 +711,12 @@ pub fn check(shape: &Shape, value: &Value, path: &str, out: &mut Vec<Mismatch>) 
 }
 
 /// Every unknown, missing or mistyped field of an object.
-pub fn check_struct(shape: &StructShape, map: &Map<String, Value>, path: &str, out: &mut Vec<Mismatch>) {
+pub fn check_struct(
+    shape: &StructShape,
+    map: &Map<String, Value>,
+    path: &str,
+    out: &mut Vec<Mismatch>,
+) {
     for (key, item) in map {
         match shape.field(key) {
             Some(field) => check(field, item, &field_path(path, key), out),
@@ -733,7 +749,9 @@ pub fn check_struct(shape: &StructShape, map: &Map<String, Value>, path: &str, o
                 path: field_path(path, name),
                 message: format!(
                     "missing field `{name}` ({})",
-                    shape.field(name).map_or_else(|| "any value".into(), Shape::expected)
+                    shape
+                        .field(name)
+                        .map_or_else(|| "any value".into(), Shape::expected)
                 ),
             });
         }
@@ -847,21 +865,34 @@ mod tests {
             args.required.iter().map(String::as_str).collect::<Vec<_>>(),
             ["list", "name", "rate"]
         );
-        assert_eq!(args.field("count"), Some(&Shape::Integer { unsigned: true }));
+        assert_eq!(
+            args.field("count"),
+            Some(&Shape::Integer { unsigned: true })
+        );
         assert_eq!(args.field("rate"), Some(&Shape::Number));
         assert_eq!(args.field("extra"), Some(&Shape::Any));
         assert_eq!(
             args.field("mode"),
-            Some(&Shape::Optional(Box::new(Shape::Enum(vec!["fast".into(), "slow".into()]))))
+            Some(&Shape::Optional(Box::new(Shape::Enum(vec![
+                "fast".into(),
+                "slow".into()
+            ]))))
         );
-        assert_eq!(args.field("picky"), Some(&Shape::Integer { unsigned: true }));
+        assert_eq!(
+            args.field("picky"),
+            Some(&Shape::Integer { unsigned: true })
+        );
         let Some(Shape::Array(element)) = args.field("list") else {
             panic!("a list");
         };
         let Shape::Struct(inner) = &**element else {
             panic!("of structs");
         };
-        assert!(inner.deny_unknown && inner.required.contains("url") && !inner.required.contains("retries"));
+        assert!(
+            inner.deny_unknown
+                && inner.required.contains("url")
+                && !inner.required.contains("retries")
+        );
         let Shape::Struct(loose) = trace::<Loose>() else {
             panic!("a struct");
         };
@@ -877,13 +908,24 @@ mod tests {
         check(&shape, &value, "", &mut found);
         let seen: Vec<(&str, &str)> = found.iter().map(|m| (m.rule, m.path.as_str())).collect();
         assert!(seen.contains(&("unknown-field", "nme")), "{found:?}");
-        assert!(found.iter().any(|m| m.message.contains("did you mean `name`")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|m| m.message.contains("did you mean `name`")),
+            "{found:?}"
+        );
         assert!(seen.contains(&("missing-field", "name")), "{found:?}");
         assert!(seen.contains(&("wrong-type", "count")), "{found:?}");
         assert!(seen.contains(&("wrong-type", "rate")), "{found:?}");
         assert!(seen.contains(&("wrong-type", "mode")), "{found:?}");
-        assert!(seen.contains(&("missing-field", "list[1].url")), "{found:?}");
-        assert!(seen.contains(&("wrong-type", "list[1].retries")), "{found:?}");
+        assert!(
+            seen.contains(&("missing-field", "list[1].url")),
+            "{found:?}"
+        );
+        assert!(
+            seen.contains(&("wrong-type", "list[1].retries")),
+            "{found:?}"
+        );
         assert_eq!(found.len(), 7, "{found:?}");
     }
 }

@@ -56,34 +56,73 @@ fn yaml_and_toml_scripts_run_and_validate() {
     std::fs::write(dir.join("notes.txt"), "not a script").expect("write");
     let summary = work.path("dir-summary.json");
     let output = run(
-        &["run", dir.to_str().expect("utf8"), "--summary-json", summary.to_str().expect("utf8")],
+        &[
+            "run",
+            dir.to_str().expect("utf8"),
+            "--summary-json",
+            summary.to_str().expect("utf8"),
+        ],
         None,
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = common::read_json(&summary);
-    assert!(summary["per_name"]["yaml-get"]["count"].as_u64().unwrap_or(0) > 0, "{summary}");
-    assert!(summary["per_name"]["toml-get"]["count"].as_u64().unwrap_or(0) > 0, "{summary}");
+    assert!(
+        summary["per_name"]["yaml-get"]["count"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{summary}"
+    );
+    assert!(
+        summary["per_name"]["toml-get"]["count"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{summary}"
+    );
 }
 
 #[test]
 fn syntax_errors_name_the_file_line_and_column() {
     let work = Workdir::new();
-    let yaml = work.write("bad.yaml", "load_density:\n  - [LD_sleep, {seconds: 1}\n  - [LD_summary]\n");
+    let yaml = work.write(
+        "bad.yaml",
+        "load_density:\n  - [LD_sleep, {seconds: 1}\n  - [LD_summary]\n",
+    );
     let output = run(&["validate", yaml.to_str().expect("utf8")], None);
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
-    assert!(text.contains(&format!("{}: line ", yaml.display())), "{text}");
+    assert!(
+        text.contains(&format!("{}: line ", yaml.display())),
+        "{text}"
+    );
     assert!(text.contains("malformed YAML"), "{text}");
-    let toml = work.write("bad.toml", "load_density = [\n  [\"LD_sleep\" {seconds = 1}],\n]\n");
+    let toml = work.write(
+        "bad.toml",
+        "load_density = [\n  [\"LD_sleep\" {seconds = 1}],\n]\n",
+    );
     let output = run(&["run", toml.to_str().expect("utf8")], None);
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
-    assert!(text.contains(&format!("{}: line 2, column 15: malformed TOML", toml.display())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}: line 2, column 15: malformed TOML",
+            toml.display()
+        )),
+        "{text}"
+    );
     // A TOML argument of the wrong type is located like a JSON one.
-    let typed = work.write("typed.toml", "load_density = [[\"LD_sleep\", {seconds = \"x\"}]]\n");
+    let typed = work.write(
+        "typed.toml",
+        "load_density = [[\"LD_sleep\", {seconds = \"x\"}]]\n",
+    );
     let output = run(&["validate", typed.to_str().expect("utf8")], None);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("action[0] (LD_sleep): field `seconds`"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("action[0] (LD_sleep): field `seconds`"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -114,7 +153,10 @@ fn read_and_write_commands_round_trip() {
         assert!(file[0].get("result").is_some(), "{file}");
     }
     let e = common::error(&records[5]).to_string();
-    assert!(e.contains("TOML has no null") && e.contains("load_density[0][1]"), "{e}");
+    assert!(
+        e.contains("TOML has no null") && e.contains("load_density[0][1]"),
+        "{e}"
+    );
     assert!(!work.path("null.toml").exists());
 }
 
@@ -122,7 +164,10 @@ fn lint_json(path: &str) -> (Option<i32>, Vec<Value>) {
     let output = run(&["lint", "--json", path], None);
     let findings: Value = serde_json::from_str(&stdout(&output))
         .unwrap_or_else(|e| panic!("lint --json: {e}: {}", stdout(&output)));
-    (output.status.code(), findings.as_array().cloned().unwrap_or_default())
+    (
+        output.status.code(),
+        findings.as_array().cloned().unwrap_or_default(),
+    )
 }
 
 #[test]
@@ -180,10 +225,18 @@ fn lint_reports_every_problem_with_its_path() {
         );
     }
     // The source registered by an earlier action is reachable: task 0 is fine.
-    assert!(!seen.iter().any(|(l, _)| l.starts_with("actions[2].tasks[0]")), "{findings:#?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|(l, _)| l.starts_with("actions[2].tasks[0]")),
+        "{findings:#?}"
+    );
     for finding in &findings {
         assert_eq!(finding["file"], bad.display().to_string());
-        assert!(!finding["message"].as_str().unwrap_or("").is_empty(), "{finding}");
+        assert!(
+            !finding["message"].as_str().unwrap_or("").is_empty(),
+            "{finding}"
+        );
         assert!(["error", "warning"].contains(&finding["severity"].as_str().unwrap_or("")));
     }
     let misspelt = findings
@@ -191,12 +244,18 @@ fn lint_reports_every_problem_with_its_path() {
         .find(|f| f["rule"] == "unknown-command")
         .and_then(|f| f["message"].as_str())
         .unwrap_or("");
-    assert!(misspelt.contains("did you mean `LD_start_test`"), "{misspelt}");
+    assert!(
+        misspelt.contains("did you mean `LD_start_test`"),
+        "{misspelt}"
+    );
     // The plain output: one line per finding, file first.
     let output = run(&["lint", bad.to_str().expect("utf8")], None);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains(&format!("{}: actions[2].spawn_rat: [ERROR] unknown-field", bad.display())),
+        stderr(&output).contains(&format!(
+            "{}: actions[2].spawn_rat: [ERROR] unknown-field",
+            bad.display()
+        )),
         "{}",
         stderr(&output)
     );
@@ -210,7 +269,11 @@ fn lint_passes_the_examples_and_keeps_loaddensitys_warnings() {
         .args(["lint", "examples/"])
         .output()
         .expect("run");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // A warning alone does not fail: LoadDensity's `hardcoded-url`.
     let executor = executor();
     let findings = executor.lint_document(
@@ -242,8 +305,16 @@ fn fmt_rewrites_checks_and_keeps_comments_safe() {
     let path = file.to_str().expect("utf8");
     let check = run(&["fmt", "--check", path], None);
     assert_eq!(check.status.code(), Some(1));
-    assert!(stdout(&check).contains("s.json: would reformat"), "{}", stdout(&check));
-    assert_eq!(std::fs::read_to_string(&file).expect("read"), messy, "--check changed the file");
+    assert!(
+        stdout(&check).contains("s.json: would reformat"),
+        "{}",
+        stdout(&check)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        messy,
+        "--check changed the file"
+    );
     let fmt = run(&["fmt", path], None);
     assert!(fmt.status.success(), "{}", stderr(&fmt));
     let text = std::fs::read_to_string(&file).expect("read");
@@ -255,12 +326,24 @@ fn fmt_rewrites_checks_and_keeps_comments_safe() {
     assert_eq!(std::fs::read_to_string(&file).expect("read"), text);
     // YAML is written back as YAML; a file with comments is left alone.
     let yaml = work.write("s.yaml", "load_density:\n- [LD_summary]\n");
-    assert!(run(&["fmt", yaml.to_str().expect("utf8")], None).status.success());
+    assert!(
+        run(&["fmt", yaml.to_str().expect("utf8")], None)
+            .status
+            .success()
+    );
     let commented = work.write("c.yaml", "# keep me\nload_density: [[LD_summary]]\n");
     let output = run(&["fmt", commented.to_str().expect("utf8")], None);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("line 1 is a comment"), "{}", stderr(&output));
-    assert!(std::fs::read_to_string(&commented).expect("read").starts_with("# keep me"));
+    assert!(
+        stderr(&output).contains("line 1 is a comment"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        std::fs::read_to_string(&commented)
+            .expect("read")
+            .starts_with("# keep me")
+    );
     // The library commands, with LoadDensity's names.
     let mut executor = executor();
     let records = executor.execute_document(
@@ -268,7 +351,12 @@ fn fmt_rewrites_checks_and_keeps_comments_safe() {
                 ["LD_format_action_document", [serde_json::from_str::<Value>(messy).expect("json")]]]),
         "t",
     );
-    assert!(ok(&records[0]).as_str().unwrap_or("").starts_with("{\n    \"load_density\": [\n"));
+    assert!(
+        ok(&records[0])
+            .as_str()
+            .unwrap_or("")
+            .starts_with("{\n    \"load_density\": [\n")
+    );
     let keys: Vec<String> = ok(&records[1])["load_density"][0][1]["tasks"][0]
         .as_object()
         .map(|m| m.keys().cloned().collect())
@@ -332,7 +420,13 @@ for doc in ([["LD_sleep"]], [["LD_start_test", {"user_count": -1, "tasks": []}]]
 print("checked", len(good), "examples")
 "#;
     let output = Command::new("python3")
-        .args(["-c", script, schema.to_str().expect("utf8"), repo, bad.to_str().expect("utf8")])
+        .args([
+            "-c",
+            script,
+            schema.to_str().expect("utf8"),
+            repo,
+            bad.to_str().expect("utf8"),
+        ])
         .output()
         .expect("python3");
     assert!(
@@ -353,6 +447,9 @@ print("checked", len(good), "examples")
         .cloned()
         .unwrap_or_default();
     for name in executor.command_names() {
-        assert!(commands.contains(&json!(name)), "{name} missing from the schema");
+        assert!(
+            commands.contains(&json!(name)),
+            "{name} missing from the schema"
+        );
     }
 }

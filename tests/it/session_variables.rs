@@ -48,7 +48,12 @@ impl Drop for CountingServer {
     }
 }
 
-fn serve(stream: std::net::TcpStream, paths: &Mutex<Vec<String>>, stop: &AtomicBool, logins: &AtomicU64) {
+fn serve(
+    stream: std::net::TcpStream,
+    paths: &Mutex<Vec<String>>,
+    stop: &AtomicBool,
+    logins: &AtomicU64,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
@@ -92,16 +97,16 @@ fn each_user_keeps_its_own_session_variables() {
         let script = work.write(
             "session.json",
             &serde_json::json!({"load_density": [["LD_start_test", {
-                "user_detail_dict": {"user": user},
-                "user_count": 3, "spawn_rate": 100, "test_time": 1.0,
-                "wait_time": {"constant": 0.02},
-                "host": format!("http://127.0.0.1:{}", server.port),
-                "tasks": [
-                    {"method": "get", "request_url": "/login", "name": "login",
-                     "skip_if": "${session.n}",
-                     "extract": [{"var": "n", "from": "json_path", "path": "n", "scope": "session"}]},
-                    {"method": "get", "request_url": "/work?u=${session.n}&v=${var.n}", "name": "work"}
-                ]}]]})
+            "user_detail_dict": {"user": user},
+            "user_count": 3, "spawn_rate": 100, "test_time": 1.0,
+            "wait_time": {"constant": 0.02},
+            "host": format!("http://127.0.0.1:{}", server.port),
+            "tasks": [
+                {"method": "get", "request_url": "/login", "name": "login",
+                 "skip_if": "${session.n}",
+                 "extract": [{"var": "n", "from": "json_path", "path": "n", "scope": "session"}]},
+                {"method": "get", "request_url": "/work?u=${session.n}&v=${var.n}", "name": "work"}
+            ]}]]})
             .to_string(),
         );
         let (_, summary) = common::run_ok_with_summary(&script, &work);
@@ -114,12 +119,22 @@ fn each_user_keeps_its_own_session_variables() {
             .filter_map(|p| p.strip_prefix("/work?u="))
             .map(|rest| rest.split('&').next().unwrap_or(""))
             .collect();
-        assert_eq!(users.into_iter().collect::<Vec<_>>(), ["1", "2", "3"], "{user}: {paths:?}");
-        // `${var.n}` is another namespace: it stays as written.
-        assert!(
-            paths.iter().filter(|p| p.starts_with("/work")).all(|p| !p.ends_with("v=1") && !p.ends_with("v=2") && !p.ends_with("v=3")),
+        assert_eq!(
+            users.into_iter().collect::<Vec<_>>(),
+            ["1", "2", "3"],
             "{user}: {paths:?}"
         );
-        assert!(summary["per_name"]["work"]["count"].as_u64().unwrap_or(0) >= 3, "{summary}");
+        // `${var.n}` is another namespace: it stays as written.
+        assert!(
+            paths
+                .iter()
+                .filter(|p| p.starts_with("/work"))
+                .all(|p| !p.ends_with("v=1") && !p.ends_with("v=2") && !p.ends_with("v=3")),
+            "{user}: {paths:?}"
+        );
+        assert!(
+            summary["per_name"]["work"]["count"].as_u64().unwrap_or(0) >= 3,
+            "{summary}"
+        );
     }
 }

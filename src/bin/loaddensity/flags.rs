@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 const EXAMPLES: &str = "\
 Examples:
   loaddensity run examples/quickstart.json          run an action script
-  loaddensity run scripts/ --summary-json out.json  run every .json of a directory
+  loaddensity run scripts/ --summary-json out.json  run every script of a directory
   cat test.json | loaddensity run -                 read the script from stdin
   loaddensity run s.json --html r.html --junit junit.xml --csv requests.csv
   loaddensity report result.json --junit junit.xml  reports from a saved result
@@ -86,7 +86,7 @@ pub(crate) enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
     },
-    /// Run every .json of a directory, in sorted order (LoadDensity's `run-dir`).
+    /// Run every script (.json, .yaml, .yml, .toml) of a directory, in sorted order (LoadDensity's `run-dir`).
     RunDir {
         /// The directory.
         dir: String,
@@ -307,7 +307,7 @@ pub(crate) struct LegacyFlags {
     /// Run an action file (legacy form of `run`).
     #[arg(short = 'e', long = "execute_file", hide = true, value_name = "FILE")]
     pub(crate) execute_file: Option<String>,
-    /// Run every .json of a directory (legacy form of `run-dir`).
+    /// Run every script of a directory (legacy form of `run-dir`).
     #[arg(short = 'd', long = "execute_dir", hide = true, value_name = "DIR")]
     pub(crate) execute_dir: Option<String>,
     /// Run a JSON string (legacy form of `run-str`).

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use loaddensity::action::format::{format_action_file, format_action_string, formatted_file_text};
 
-use crate::outputs::write_stdout;
 use crate::documents::document_paths;
 use crate::flags::FmtArgs;
+use crate::outputs::write_stdout;
 
 /// `fmt PATH... [--check] [--indent N]`: exit 1 when `--check` finds a file to
 /// reformat, or a file cannot be read or formatted.

@@ -10,9 +10,9 @@ use loaddensity::action::{DocumentFormat, read_document};
 use loaddensity::{Executor, ExecutorOptions};
 use serde_json::{Value, json};
 
-use crate::outputs::write_stdout;
 use crate::documents::document_paths;
 use crate::flags::LintArgs;
+use crate::outputs::write_stdout;
 
 /// `lint PATH...`: exit 1 when a script has an error-level finding or cannot be read.
 pub(crate) fn lint(args: &LintArgs) -> Result<ExitCode> {
@@ -43,8 +43,10 @@ pub(crate) fn lint(args: &LintArgs) -> Result<ExitCode> {
                 Err(error) => {
                     failed = true;
                     if args.json {
-                        records.push(json!({"file": name, "rule": "unreadable", "severity": "error",
-                                            "message": error.to_string(), "location": ""}));
+                        records.push(
+                            json!({"file": name, "rule": "unreadable", "severity": "error",
+                                            "message": error.to_string(), "location": ""}),
+                        );
                     } else {
                         eprintln!("{error}");
                     }

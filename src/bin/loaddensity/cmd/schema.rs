@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
 use crate::outputs::write_stdout;
+use anyhow::Result;
 use loaddensity::{Executor, ExecutorOptions};
 
 /// `schema [-o FILE]`: standard output, or the file (written whole or not at all).
@@ -18,7 +18,9 @@ pub(crate) fn schema(output: Option<&Path>) -> Result<ExitCode> {
             let written = executor.export_schema(path, None)?;
             eprintln!("wrote {}", written.display());
         }
-        None => write_stdout(&(serde_json::to_string_pretty(&executor.action_schema(None))? + "\n"))?,
+        None => {
+            write_stdout(&(serde_json::to_string_pretty(&executor.action_schema(None))? + "\n"))?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
