@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::shape::{ArgumentSpec, Shape};
+use crate::protocol::{Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
+use crate::task::COMMON_FIELDS;
 use super::{DocumentFormat, Executor, WriteError, write_document_file};
 
 /// The schema's `$id` (LoadDensity's, so that editors configured for its schema
@@ -37,6 +39,7 @@ impl Executor {
                 "then": {"$ref": format!("#/$defs/{name}")},
             }));
         }
+        defs.insert("task".into(), task_schema());
         defs.insert(
             "action_list".into(),
             json!({"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/action"}}),
@@ -94,13 +97,61 @@ impl Executor {
     }
 }
 
+/// The field names of one protocol's tasks.
+struct TaskFields;
+
+impl UserTypeVisitor for TaskFields {
+    type Output = &'static [&'static str];
+
+    fn visit<P: Protocol>(self) -> Self::Output {
+        P::FIELDS
+    }
+}
+
+/// A task of any user type: an object whose field names are those some protocol
+/// knows (which of them applies depends on `user_detail_dict`; `lint` and `run` check
+/// that, and the types).
+fn task_schema() -> Value {
+    let mut names: BTreeSet<&str> = COMMON_FIELDS.iter().copied().collect();
+    for user in USER_TYPES {
+        names.extend(visit_user_type(user, TaskFields).unwrap_or_default());
+    }
+    json!({
+        "description": "A task; its fields depend on the user type",
+        "type": "object",
+        "propertyNames": {"enum": names},
+    })
+}
+
+/// `tasks`: a list, LoadDensity's legacy map of method to task, or a scenario mode.
+fn tasks_schema() -> Value {
+    json!({"anyOf": [
+        {"type": "array", "items": {"$ref": "#/$defs/task"}},
+        {
+            "type": "object",
+            "properties": {
+                "mode": {"type": "string", "description": "sequence, weighted or conditional"},
+                "tasks": {"type": "array", "items": {"$ref": "#/$defs/task"}},
+            },
+            "required": ["tasks"],
+            "additionalProperties": false,
+        },
+        {"type": "object", "additionalProperties": {"$ref": "#/$defs/task"}},
+    ]})
+}
+
 /// The schema of one command's action: its arguments as an object, a list of
 /// positional ones, or nothing when none is required.
 fn command_schema(spec: &ArgumentSpec) -> Value {
     let Shape::Struct(shape) = &spec.shape else {
         return json!({"prefixItems": [true, {"type": ["object", "array", "null"]}]});
     };
-    let mut forms = vec![shape.json_schema()];
+    let mut kwargs = shape.json_schema();
+    // `tasks` parses itself (per protocol): describe it here.
+    if matches!(shape.field("tasks"), Some(Shape::Any)) {
+        kwargs["properties"]["tasks"] = tasks_schema();
+    }
+    let mut forms = vec![kwargs];
     let in_params: Vec<bool> = shape
         .required
         .iter()

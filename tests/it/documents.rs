@@ -412,10 +412,13 @@ bad = json.load(open(sys.argv[3]))
 for i, action in enumerate(bad["load_density"]):
     errors = list(validator.iter_errors([action]))
     assert errors, ("accepted", action)
-for doc in ([["LD_sleep", [1.5]]], [["LD_summary"]], {"load_density": [["LD_start_test", {"tasks": []}]]}):
+for doc in ([["LD_sleep", [1.5]]], [["LD_summary"]], {"load_density": [["LD_start_test", {"tasks": []}]]},
+            [["LD_start_test", {"tasks": {"mode": "weighted", "tasks": [{"method": "get", "url": "/", "weight": 2}]}}]],
+            [["LD_start_test", {"tasks": {"get": {"request_url": "/"}}}]]):
     errors = list(validator.iter_errors(doc))
     assert not errors, (doc, [e.message for e in errors])
-for doc in ([["LD_sleep"]], [["LD_start_test", {"user_count": -1, "tasks": []}]], [["LD_start_test", {}]], {"load_density": []}):
+for doc in ([["LD_sleep"]], [["LD_start_test", {"user_count": -1, "tasks": []}]], [["LD_start_test", {}]], {"load_density": []},
+            [["LD_start_test", {"tasks": [{"method": "get", "reqest_url": "/"}]}]]):
     assert list(validator.iter_errors(doc)), ("accepted", doc)
 print("checked", len(good), "examples")
 "#;
