@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::shape::{ArgumentSpec, Shape};
+use super::{DocumentFormat, Executor, WriteError, write_document_file};
 use crate::protocol::{Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
 use crate::task::COMMON_FIELDS;
-use super::{DocumentFormat, Executor, WriteError, write_document_file};
 
 /// The schema's `$id` (LoadDensity's, so that editors configured for its schema
 /// find ours the same).
