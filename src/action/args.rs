@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::{ActionError, Command, Executor};
+use super::{ActionError, ArgumentSpec, Command, Executor};
 use crate::scenario::ParameterResolver;
 
 /// The arguments of one action: none, keyword arguments, or positional ones.
@@ -83,6 +83,10 @@ where
         let args = args.parse::<A>(self.params)?;
         args.check()?;
         (self.run)(executor, args)
+    }
+
+    fn arguments(&self) -> ArgumentSpec {
+        ArgumentSpec::of::<A>(self.params)
     }
 }
 

@@ -13,7 +13,7 @@ use super::args::{CheckArgs, NoArgs, typed};
 use super::empty_run::{TestCounts, empty_run_warning};
 use super::live_commands::WebUiDict;
 use super::resolver_commands::{CsvSource, DbSource};
-use super::{ActionError, Args, Command, Executor, read_json_file};
+use super::{ActionError, Args, Command, Executor, read_document_file};
 use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunControl, RunObservers, RunReport, SHAPES, Scenario,
     TestPlan, WaitTime, run_test,
@@ -117,7 +117,7 @@ struct ExecuteFiles {
 impl CheckArgs for ExecuteFiles {
     fn check(&self) -> Result<(), ActionError> {
         for (i, path) in self.execute_files_list.iter().enumerate() {
-            read_json_file(path).map_err(|e| {
+            read_document_file(path).map_err(|e| {
                 ActionError::argument(format!("execute_files_list[{i}]"), e.to_string())
             })?;
         }
@@ -643,6 +643,10 @@ impl Command for StartTest {
             args: &args,
             executor,
         })?
+    }
+
+    fn arguments(&self) -> super::ArgumentSpec {
+        super::ArgumentSpec::of::<StartTestArgs>(START_TEST_PARAMS)
     }
 }
 

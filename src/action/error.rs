@@ -18,6 +18,20 @@ pub enum DocumentError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The text is not valid YAML or TOML.
+    #[error("{path}: line {line}, column {column}: malformed {format}: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// `YAML` or `TOML`.
+        format: &'static str,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
     /// Valid JSON, but not an action document.
     #[error("{path}: {message}")]
     Shape {

@@ -5,18 +5,24 @@ mod args;
 mod commands;
 mod datadog_commands;
 mod document;
+mod document_commands;
 mod empty_run;
 mod error;
+pub mod format;
+mod formats;
 mod har_commands;
 mod history_commands;
 mod influxdb_commands;
 mod live_commands;
+pub mod lint;
 mod otel_commands;
 mod otel_tracing_commands;
 mod remote_write_commands;
 mod report_commands;
 mod resolver_commands;
+mod schema;
 mod segment_plan;
+pub mod shape;
 mod sink_commands;
 mod sla_commands;
 mod socket_commands;
@@ -25,7 +31,14 @@ mod statsd_commands;
 pub use args::Args;
 pub use document::{Action, MAX_DOCUMENT_BYTES, actions, parse_json, read_json, read_json_file};
 pub use error::{ActionError, ActionFailure, DocumentError};
+pub use formats::{
+    DOCUMENT_EXTENSIONS, DocumentFormat, WriteError, is_document_file, parse_document,
+    read_document, read_document_file, render_document, write_document_file,
+};
+pub use lint::{LintFinding, Severity};
+pub use schema::SCHEMA_ID;
 pub use segment_plan::{SegmentSlice, segment_slices};
+pub use shape::{ArgumentSpec, Shape};
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,6 +71,12 @@ pub trait Command: Send + Sync {
 
     /// Runs the command and returns its result.
     fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError>;
+
+    /// What its arguments look like, for `LD_export_schema` and the linter. Typed
+    /// commands trace it from their argument struct; the default is "any arguments".
+    fn arguments(&self) -> ArgumentSpec {
+        ArgumentSpec::any()
+    }
 }
 
 impl<F> Command for F
@@ -160,6 +179,11 @@ impl Executor {
     /// The execution segment tests run as, if any.
     pub fn segment(&self) -> Option<Segment> {
         self.segment
+    }
+
+    /// A registered command.
+    pub fn command(&self, name: &str) -> Option<&Arc<dyn Command>> {
+        self.commands.get(name)
     }
 
     /// The registered command names.
@@ -336,9 +360,10 @@ impl Executor {
         records
     }
 
-    /// Reads a file and runs it (see [`Executor::execute_document`]).
+    /// Reads a file (JSON, YAML or TOML, by its extension) and runs it (see
+    /// [`Executor::execute_document`]).
     pub fn execute_file(&mut self, path: &Path) -> Vec<ActionRecord> {
-        match read_json_file(path) {
+        match read_document_file(path) {
             Ok(document) => self.execute_document(&document, &path.display().to_string()),
             Err(error) => {
                 self.report_document_error(&error);
@@ -424,6 +449,7 @@ fn register_builtins(executor: &mut Executor) {
     statsd_commands::register_statsd_commands(executor);
     datadog_commands::register_datadog_commands(executor);
     live_commands::register_live_commands(executor);
+    document_commands::register_document_commands(executor);
 }
 
 impl Drop for Executor {

@@ -135,6 +135,14 @@ impl Command for RegisterCsv {
     fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
         self.register(executor.context().resolver(), &args)
     }
+
+    fn arguments(&self) -> super::ArgumentSpec {
+        if self.many {
+            super::ArgumentSpec::of::<CsvSources>(&["sources"])
+        } else {
+            super::ArgumentSpec::of::<CsvSource>(&["name", "file_path", "cycle", "shared"])
+        }
+    }
 }
 
 /// How long reading a database source may take (connecting and the query).

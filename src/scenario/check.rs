@@ -7,7 +7,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::condition::loose_eq;
-use super::resolver::{RenderContext, value_text};
+use super::resolver::{RenderContext, session_key, value_text};
 use super::template::{CsvLookup, Template, TemplateValue};
 
 /// The assertion types.
@@ -95,14 +95,32 @@ pub enum ExtractFrom {
     Regex(Regex),
 }
 
-/// `{"var": "token", "from": "json_path", "path": "data.token"}`.
+/// `{"var": "token", "from": "json_path", "path": "data.token"}`, and
+/// `"scope": "session"` for a `${session.NAME}` variable.
 #[derive(Debug, Clone)]
 pub struct Extractor {
     /// The user variable it sets.
     pub var: String,
+    /// Which namespace it sets: `${var.NAME}` (default) or `${session.NAME}`.
+    pub scope: VariableScope,
     /// Where the value comes from.
     pub from: ExtractFrom,
+    /// The key in the user's variable map (`var`, or its session key).
+    key: String,
 }
+
+/// The namespace an extractor writes (LoadDensity's `scope`): both belong to the
+/// user that extracted them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariableScope {
+    /// `"scope": "var"` (the default): read as `${var.NAME}` or `${NAME}`.
+    Var,
+    /// `"scope": "session"`: read as `${session.NAME}` only.
+    Session,
+}
+
+/// The extractor scopes, as written in a script.
+pub const EXTRACT_SCOPES: &[&str] = &["var", "session"];
 
 /// What the checks see of a response.
 #[derive(Debug)]
@@ -336,6 +354,20 @@ impl Extractor {
         if var.is_empty() {
             return Err(("var".into(), "expected a variable name".into()));
         }
+        let scope = match object.get("scope") {
+            None | Some(Value::Null) => VariableScope::Var,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("var") => VariableScope::Var,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("session") => VariableScope::Session,
+            Some(other) => {
+                return Err((
+                    "scope".into(),
+                    format!(
+                        "expected one of: {}, got {other}",
+                        EXTRACT_SCOPES.join(", ")
+                    ),
+                ));
+            }
+        };
         let source = match object.get("from") {
             None => "json_path".to_string(),
             Some(Value::String(s)) => s.to_ascii_lowercase(),
@@ -343,19 +375,19 @@ impl Extractor {
         };
         let (allowed, from): (&[&str], _) = match source.as_str() {
             "json_path" => (
-                &["var", "from", "path"],
+                &["var", "from", "scope", "path"],
                 ExtractFrom::JsonPath(
                     JsonPath::parse(string_field(object, "path")?)
                         .map_err(|e| ("path".to_string(), e))?,
                 ),
             ),
             "header" => (
-                &["var", "from", "name"],
+                &["var", "from", "scope", "name"],
                 ExtractFrom::Header(header_name(object)?),
             ),
-            "status_code" => (&["var", "from"], ExtractFrom::StatusCode),
+            "status_code" => (&["var", "from", "scope"], ExtractFrom::StatusCode),
             "regex" => (
-                &["var", "from", "pattern"],
+                &["var", "from", "scope", "pattern"],
                 ExtractFrom::Regex(regex(object)?),
             ),
             other => {
@@ -369,10 +401,22 @@ impl Extractor {
             }
         };
         check_fields(object, allowed)?;
+        let key = match scope {
+            VariableScope::Var => var.to_string(),
+            VariableScope::Session => session_key(var),
+        };
         Ok(Self {
             var: var.to_string(),
+            scope,
             from,
+            key,
         })
+    }
+
+    /// The key its value is kept under in the user's variable map: the name for
+    /// `scope: var`, the session key for `scope: session`.
+    pub fn variable_key(&self) -> &str {
+        &self.key
     }
 
     /// True when it reads the body.

@@ -14,8 +14,8 @@ mod resolver;
 mod template;
 
 pub use check::{
-    ASSERTION_TYPES, Assertion, EXTRACT_SOURCES, ExtractFrom, Extractor, JsonPath,
-    MAX_CAPTURED_BODY, ResponseView,
+    ASSERTION_TYPES, Assertion, EXTRACT_SCOPES, EXTRACT_SOURCES, ExtractFrom, Extractor, JsonPath,
+    MAX_CAPTURED_BODY, ResponseView, VariableScope,
 };
 pub use condition::{Condition, PREDICATES, loose_eq, truthy};
 pub use fake::FakeKind;

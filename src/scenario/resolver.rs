@@ -7,7 +7,9 @@
 //! out, cycled and split across execution segments exactly as CSV rows are.
 //!
 //! Registered variables are shared defaults. Variables a user extracts from a
-//! response belong to that user alone and are looked up first.
+//! response belong to that user alone and are looked up first; so do its session
+//! variables (`${session.NAME}`, set by an extractor with `"scope": "session"`),
+//! which live in the same per-user map under keys of their own ([`session_key`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -174,6 +176,13 @@ impl CsvData {
 struct Registry {
     variables: BTreeMap<String, String>,
     sources: BTreeMap<(SourceKind, String), Arc<CsvData>>,
+}
+
+/// The key a `${session.NAME}` variable is kept under in a user's variable map:
+/// `NAME` behind a prefix that starts with a NUL character, so that no `${var.NAME}`
+/// (nor a registered variable) reads it, and it never reads them.
+pub(crate) fn session_key(name: &str) -> String {
+    format!("\0session.{name}")
 }
 
 /// The text a registered value renders as: strings as they are, other JSON as JSON.
@@ -442,6 +451,11 @@ impl<'a> RenderContext<'a> {
             .get(name)
             .or_else(|| self.shared.get(name))
             .map(String::as_str)
+    }
+
+    /// A session variable (`${session.NAME}`): the user's own, never a registered one.
+    pub(crate) fn session(&self, key: &str) -> Option<&'a str> {
+        self.user.get(key).map(String::as_str)
     }
 
     /// A cell of this iteration's row of a source.

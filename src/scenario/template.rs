@@ -1,6 +1,6 @@
 //! `${...}` placeholders, parsed once when a test starts and rendered per request.
 //!
-//! Kinds: `${var.NAME}` (or `${NAME}`), `${env.NAME}`, `${csv.SOURCE.COLUMN}`,
+//! Kinds: `${var.NAME}` (or `${NAME}`), `${session.NAME}`, `${env.NAME}`, `${csv.SOURCE.COLUMN}`,
 //! `${db.SOURCE.COLUMN}` (a database source's row, handed out as CSV rows are),
 //! `${uuid()}`, `${now()}`, `${randint(min, max)}` and `${faker.METHOD}`. A
 //! placeholder of any other kind, or a variable that is not set, stays in the text as
@@ -24,6 +24,12 @@ enum Segment {
     /// is the placeholder as written, kept when the variable is not set.
     Var {
         name: Box<str>,
+        raw: Box<str>,
+    },
+    /// A session variable (`${session.NAME}`): the user's own only. `key` is its
+    /// key in the user's map ([`super::resolver::session_key`]).
+    Session {
+        key: Box<str>,
         raw: Box<str>,
     },
     Csv {
@@ -144,7 +150,11 @@ impl Template {
                 Segment::Literal(text) => text.len(),
                 Segment::Uuid => uuid::fmt::Hyphenated::LENGTH,
                 Segment::RandInt(..) => 20,
-                Segment::Var { .. } | Segment::Csv { .. } | Segment::Now | Segment::Faker(_) => 32,
+                Segment::Var { .. }
+                | Segment::Session { .. }
+                | Segment::Csv { .. }
+                | Segment::Now
+                | Segment::Faker(_) => 32,
             })
             .sum()
     }
@@ -158,6 +168,7 @@ impl Template {
                     Some(value) => out.push_str(value),
                     None => out.push_str(raw),
                 },
+                Segment::Session { key, raw } => out.push_str(ctx.session(key).unwrap_or(raw)),
                 Segment::Csv { source, column } => out.push_str(ctx.csv(*source, *column)),
                 Segment::Uuid => out.push_str(
                     uuid::Uuid::new_v4()
@@ -182,6 +193,7 @@ impl Template {
             [] => Cow::Borrowed(""),
             [Segment::Literal(text)] => Cow::Borrowed(text),
             [Segment::Var { name, raw }] => Cow::Borrowed(ctx.variable(name).unwrap_or(raw)),
+            [Segment::Session { key, raw }] => Cow::Borrowed(ctx.session(key).unwrap_or(raw)),
             _ => Cow::Owned(self.render(ctx)),
         }
     }
@@ -243,6 +255,10 @@ fn parse_token(token: &str, raw: &str, csv: &dyn CsvLookup) -> Result<Option<Seg
     match prefix.to_ascii_lowercase().as_str() {
         "var" if !rest.is_empty() => Ok(Some(Segment::Var {
             name: rest.into(),
+            raw: raw.into(),
+        })),
+        "session" if !rest.is_empty() => Ok(Some(Segment::Session {
+            key: super::resolver::session_key(rest).into(),
             raw: raw.into(),
         })),
         "env" => Ok(std::env::var(rest)

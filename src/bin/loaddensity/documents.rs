@@ -12,37 +12,45 @@ use loaddensity::stats::ResultDocument;
 /// A script's name and its parsed document, or why it could not be read.
 pub(crate) type Loaded = (String, Result<serde_json::Value, DocumentError>);
 
-/// The documents named by `path`: a file, every `.json` of a directory in sorted
-/// order, or standard input for `-`.
+/// The documents named by `path`: a file (JSON, YAML or TOML by its extension),
+/// every `.json`, `.yaml`, `.yml` and `.toml` of a directory in sorted order, or
+/// standard input (JSON) for `-`.
 pub(crate) fn load_documents(path: &str) -> Result<Vec<Loaded>> {
     if path == "-" {
         let document = read_json(std::io::stdin().lock(), "<stdin>");
         return Ok(vec![("<stdin>".into(), document)]);
     }
-    let path = PathBuf::from(path);
-    let files = if path.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
-            .with_context(|| format!("cannot read directory {}", path.display()))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            bail!("{}: no .json files in this directory", path.display());
-        }
-        files
-    } else {
-        vec![path]
-    };
+    let files = document_paths(Path::new(path))?;
     Ok(files
         .into_iter()
         .map(|file| {
             (
                 file.display().to_string(),
-                loaddensity::action::read_json_file(&file),
+                loaddensity::action::read_document_file(&file),
             )
         })
         .collect())
+}
+
+/// The script files named by `path`: the file itself, or every `.json`, `.yaml`,
+/// `.yml` and `.toml` of a directory in sorted order.
+pub(crate) fn document_paths(path: &Path) -> Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read directory {}", path.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && loaddensity::action::is_document_file(p))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "{}: no action documents (.json, .yaml, .yml, .toml) in this directory",
+            path.display()
+        );
+    }
+    Ok(files)
 }
 
 /// `run-str JSON`: the document, also when it arrives JSON-encoded twice (as

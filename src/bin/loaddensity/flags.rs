@@ -9,12 +9,15 @@ use clap::{Parser, Subcommand};
 const EXAMPLES: &str = "\
 Examples:
   loaddensity run examples/quickstart.json          run an action script
-  loaddensity run scripts/ --summary-json out.json  run every .json of a directory
+  loaddensity run scripts/ --summary-json out.json  run every script of a directory
   cat test.json | loaddensity run -                 read the script from stdin
   loaddensity run s.json --html r.html --junit junit.xml --csv requests.csv
   loaddensity report result.json --junit junit.xml  reports from a saved result
   loaddensity compare base.json new.json --fail-if 'p95>+10%'
   loaddensity validate test.json                    check a script, send nothing
+  loaddensity lint test.yaml                        every problem of a script, each with its path
+  loaddensity fmt --check scripts/                  is every script in canonical layout? (CI)
+  loaddensity schema -o action-schema.json          the JSON Schema of the action language
   loaddensity run s.json --segment 1/3 --start-at +30s   instance 1 of 3, starting together
   loaddensity merge r0.json r1.json r2.json -o merged.json   one exact result
   loaddensity bench http://127.0.0.1:8080/ -u 32 -d 10s
@@ -44,7 +47,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run an action script: a file, every .json of a directory (sorted), or - for stdin.
+    /// Run an action script: a file (.json, .yaml, .yml, .toml), every script of a
+    /// directory (sorted), or - for stdin (JSON).
     Run(RunArgs),
     /// Merge the result documents of several instances into one exact result.
     Merge(MergeArgs),
@@ -61,6 +65,19 @@ pub(crate) enum Command {
         #[arg(long, value_name = "I/N")]
         segment: Option<loaddensity::Segment>,
     },
+    /// Every problem of a script in one pass (unknown commands and fields, missing or
+    /// mistyped ones, unreachable placeholder sources), each with its path; exit 1
+    /// when there is an error.
+    Lint(LintArgs),
+    /// Rewrite scripts in a canonical layout (LoadDensity's formatter); `--check`
+    /// only reports the files that would change (exit 1).
+    Fmt(FmtArgs),
+    /// Print (or write with -o) the JSON Schema of the action language, for editors.
+    Schema {
+        /// Write it to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Ad-hoc test of one URL with no think time (like oha or wrk).
     Bench(BenchArgs),
     /// Serve the built-in target: /, /json, /bytes/N, /delay/MS, /status/CODE.
@@ -69,7 +86,7 @@ pub(crate) enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
     },
-    /// Run every .json of a directory, in sorted order (LoadDensity's `run-dir`).
+    /// Run every script (.json, .yaml, .yml, .toml) of a directory, in sorted order (LoadDensity's `run-dir`).
     RunDir {
         /// The directory.
         dir: String,
@@ -96,6 +113,33 @@ pub(crate) enum Command {
     ImportHar(ImportHarArgs),
     /// Serve the control socket: run action JSON sent over TCP (LoadDensity's `serve`).
     Serve(ServeArgs),
+}
+
+/// Flags of `loaddensity lint`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LintArgs {
+    /// Scripts: files, directories (every .json, .yaml, .yml, .toml) or - for stdin.
+    #[arg(required = true)]
+    pub(crate) paths: Vec<String>,
+    /// Print the findings as JSON (LoadDensity's records: rule, severity, message,
+    /// location, plus file).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Flags of `loaddensity fmt`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FmtArgs {
+    /// Scripts: files or directories (every .json, .yaml, .yml, .toml); - formats
+    /// standard input (JSON) to standard output.
+    #[arg(required = true)]
+    pub(crate) paths: Vec<String>,
+    /// Change nothing: list the files that are not formatted, and exit 1 if any.
+    #[arg(long)]
+    pub(crate) check: bool,
+    /// Spaces per level in JSON files.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) indent: usize,
 }
 
 /// Flags of `loaddensity run`.
@@ -281,7 +325,7 @@ pub(crate) struct LegacyFlags {
     /// Run an action file (legacy form of `run`).
     #[arg(short = 'e', long = "execute_file", hide = true, value_name = "FILE")]
     pub(crate) execute_file: Option<String>,
-    /// Run every .json of a directory (legacy form of `run-dir`).
+    /// Run every script of a directory (legacy form of `run-dir`).
     #[arg(short = 'd', long = "execute_dir", hide = true, value_name = "DIR")]
     pub(crate) execute_dir: Option<String>,
     /// Run a JSON string (legacy form of `run-str`).

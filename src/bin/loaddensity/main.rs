@@ -66,6 +66,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Validate { path, segment } => {
             cmd::validate::validate(&path, segment.as_ref(), options)
         }
+        Command::Lint(args) => cmd::lint::lint(&args),
+        Command::Fmt(args) => cmd::fmt::fmt(&args),
+        Command::Schema { output } => cmd::schema::schema(output.as_deref()),
         Command::Bench(args) => cmd::bench::bench(&args, options),
         Command::Report(args) => cmd::report::report(&args),
         Command::Merge(args) => cmd::merge::merge(&args),

@@ -41,3 +41,12 @@ pub(crate) fn document_files(documents: &[Loaded]) -> Vec<PathBuf> {
         .map(|(name, _)| PathBuf::from(name))
         .collect()
 }
+
+/// Writes text to standard output and flushes it.
+pub(crate) fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}

@@ -202,7 +202,7 @@ fn judge(
     }
     for extractor in &task.extract {
         if let Some(value) = extractor.extract(&view) {
-            ctx.set_variable(extractor.var.clone(), value);
+            ctx.set_variable(extractor.variable_key().to_string(), value);
         }
     }
     Ok(())
