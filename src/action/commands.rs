@@ -1,6 +1,7 @@
 //! The built-in `LD_*` commands of the engine: tests, nested actions, sleeping,
 //! summaries, records and the built-in target server.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use super::resolver_commands::CsvSource;
 use super::{ActionError, Args, Command, Executor, read_json_file};
 use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, Scenario, TestPlan,
-    WaitTime, run_test,
+    WaitTime, run_test, with_step_defaults,
 };
 use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
 use crate::scenario::{ParameterResolver, ResolverSnapshot, value_text};
@@ -23,6 +24,7 @@ use crate::segment::Segment;
 use crate::stats::document::rfc3339_millis;
 use crate::stats::{LoadDescription, render_table};
 use crate::target::TargetServer;
+use crate::task::COMMON_FIELDS;
 
 /// Registers the commands of this module.
 pub(super) fn register_commands(executor: &mut Executor) {
@@ -237,9 +239,10 @@ pub(super) struct StartTestArgs {
     wait_time: Option<Value>,
     #[serde(default)]
     host: Option<String>,
-    /// `redis_user`: `{"url": "redis://host:port/db"}` (used instead of `host`).
+    /// LoadDensity's `connection` dict: default fields of every task (a task's own
+    /// keys win); its `url` stands for `host` (`redis_user`, `amqp_user`, ...).
     #[serde(default)]
-    connection: Option<ConnectionArg>,
+    connection: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     web_ui_dict: Option<Value>,
     #[serde(default)]
@@ -282,13 +285,6 @@ pub(super) const START_TEST_PARAMS: &[&str] = &[
     "master_port",
     "expected_workers",
 ];
-
-/// LD_start_test's `connection` (`redis_user`): where the server is.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConnectionArg {
-    url: String,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -460,12 +456,12 @@ impl StartTestArgs {
         if let Some(segment) = segment {
             resolver.tables.for_segment(segment);
         }
-        // `connection.url` (redis_user) stands for `host` when given.
-        let host = match &self.connection {
-            Some(ConnectionArg { url }) => Some(url.as_str()),
-            None => self.host.as_deref(),
+        let (host, defaults) = self.connection_defaults::<P>()?;
+        let tasks = match &defaults {
+            Some(defaults) => Cow::Owned(with_step_defaults(&self.tasks, defaults)),
+            None => Cow::Borrowed(&self.tasks),
         };
-        let scenario = Arc::new(Scenario::<P>::parse_with_host(&self.tasks, host, resolver)?);
+        let scenario = Arc::new(Scenario::<P>::parse_with_host(&tasks, host, resolver)?);
         let plan = TestPlan {
             users: self.user_count,
             spawn_rate: self.spawn_rate,
@@ -493,6 +489,44 @@ impl StartTestArgs {
 }
 
 impl StartTestArgs {
+    /// LoadDensity's `connection` dict, split: its `url` stands for `host` (the
+    /// server, as `redis_user` reads it), and its other keys are default fields of
+    /// every task, each of which must be a field of user type `P`.
+    fn connection_defaults<P: Protocol>(
+        &self,
+    ) -> Result<(Option<&str>, Option<serde_json::Map<String, Value>>), ActionError> {
+        let Some(connection) = &self.connection else {
+            return Ok((self.host.as_deref(), None));
+        };
+        let host = match connection.get("url") {
+            None | Some(Value::Null) => self.host.as_deref(),
+            Some(Value::String(url)) => Some(url.as_str()),
+            Some(other) => {
+                return Err(ActionError::argument(
+                    "connection.url",
+                    format!("expected a URL, got {other}"),
+                ));
+            }
+        };
+        let mut defaults = serde_json::Map::new();
+        for (key, value) in connection {
+            if key == "url" {
+                continue;
+            }
+            if !P::FIELDS.contains(&key.as_str()) && !COMMON_FIELDS.contains(&key.as_str()) {
+                return Err(ActionError::argument(
+                    format!("connection.{key}"),
+                    format!(
+                        "unknown field; the keys of `connection` are default task fields: url, {}",
+                        P::FIELDS.join(", ")
+                    ),
+                ));
+            }
+            defaults.insert(key.clone(), value.clone());
+        }
+        Ok((host, (!defaults.is_empty()).then_some(defaults)))
+    }
+
     /// The `run.load` entry of this test in the result document. `users` and
     /// `spawn_rate` are what this process ran: a segment's slice of the script's.
     fn load_description(

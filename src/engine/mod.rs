@@ -14,7 +14,7 @@ mod user;
 mod wait;
 
 pub use arrival::{ArrivalRate, RateStage};
-pub use plan::{MODES, Mode, Scenario, TestPlan, parse_tasks};
+pub use plan::{MODES, Mode, Scenario, TestPlan, parse_tasks, with_step_defaults};
 pub use progress::Progress;
 pub use shape::{LoadShape, SHAPES, Stage};
 pub use wait::WaitTime;

@@ -317,6 +317,44 @@ fn parse_wait(object: &Map<String, Value>, path: &str) -> Result<Option<Duration
     }
 }
 
+/// LoadDensity's `connection` argument applied to `tasks`: each of its keys is a
+/// default field of every task, and a task's own key wins. `tasks` is in any form
+/// [`Scenario::parse`] reads (a list, the legacy map, or `{"mode", "tasks"}`);
+/// what is not a task object is left for the parser to refuse.
+pub fn with_step_defaults(tasks: &Value, defaults: &Map<String, Value>) -> Value {
+    fn merged(task: &Value, defaults: &Map<String, Value>) -> Value {
+        match task {
+            Value::Object(own) => {
+                let mut out = defaults.clone();
+                for (key, value) in own {
+                    out.insert(key.clone(), value.clone());
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        }
+    }
+    if defaults.is_empty() {
+        return tasks.clone();
+    }
+    match tasks {
+        Value::Array(items) => Value::Array(items.iter().map(|t| merged(t, defaults)).collect()),
+        Value::Object(map) if map.contains_key("tasks") || map.contains_key("mode") => {
+            let mut out = map.clone();
+            if let Some(inner) = map.get("tasks") {
+                out.insert("tasks".into(), with_step_defaults(inner, defaults));
+            }
+            Value::Object(out)
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(method, task)| (method.clone(), merged(task, defaults)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Parses HTTP `tasks` with no registered variables or CSV sources (for tests and
 /// simple library use).
 pub fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Scenario<Http>, TaskError> {
@@ -326,6 +364,31 @@ pub fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Scenario<Http>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_defaults_fill_every_form_and_the_step_wins() {
+        let defaults = serde_json::json!({"queue": "q", "durable": true});
+        let defaults = defaults.as_object().expect("object");
+        let list = serde_json::json!([{"method": "publish", "queue": "own"}, {"method": "close"}]);
+        assert_eq!(
+            with_step_defaults(&list, defaults),
+            serde_json::json!([
+                {"queue": "own", "durable": true, "method": "publish"},
+                {"queue": "q", "durable": true, "method": "close"}
+            ])
+        );
+        let scenario = serde_json::json!({"mode": "weighted", "tasks": [{"method": "close"}]});
+        assert_eq!(
+            with_step_defaults(&scenario, defaults)["tasks"][0]["queue"],
+            "q"
+        );
+        let legacy = serde_json::json!({"publish": {"durable": false}});
+        assert_eq!(
+            with_step_defaults(&legacy, defaults)["publish"],
+            serde_json::json!({"queue": "q", "durable": false})
+        );
+        assert_eq!(with_step_defaults(&list, &Map::new()), list);
+    }
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
     use serde_json::json;
