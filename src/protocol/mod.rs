@@ -12,6 +12,7 @@
 //! Adding a protocol: one folder here with a type implementing [`Protocol`], and
 //! one line in the `user_types!` registry below.
 
+pub mod amqp;
 pub(crate) mod fields;
 pub mod grpc;
 pub mod http;
@@ -284,6 +285,7 @@ user_types! {
     "mqtt_user" => mqtt::Mqtt,
     "redis_user" => redis::Redis,
     "grpc_user" => grpc::Grpc,
+    "amqp_user" => amqp::Amqp,
 }
 
 /// LoadDensity user types this engine does not run yet.

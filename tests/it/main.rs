@@ -7,6 +7,7 @@
 mod common;
 mod grpc_server;
 
+mod amqp;
 mod cli;
 mod datadog_apm;
 mod engine;

@@ -4,6 +4,7 @@
 
 pub mod fuzz;
 pub mod nginx;
+pub mod rabbitmq;
 pub mod sinks;
 pub mod stalled;
 pub mod summary;
