@@ -17,6 +17,7 @@ pub(crate) mod fields;
 pub mod grpc;
 pub mod http;
 pub mod mqtt;
+pub mod nats;
 pub mod payload;
 pub mod redis;
 pub mod socket;
@@ -286,6 +287,7 @@ user_types! {
     "redis_user" => redis::Redis,
     "grpc_user" => grpc::Grpc,
     "amqp_user" => amqp::Amqp,
+    "nats_user" => nats::Nats,
 }
 
 /// LoadDensity user types this engine does not run yet.

@@ -30,6 +30,7 @@ mod kubernetes;
 mod layering;
 mod merge;
 mod mqtt;
+mod nats;
 mod nginx;
 mod no_false_greens;
 mod open_model;

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod fuzz;
+pub mod nats;
 pub mod nginx;
 pub mod rabbitmq;
 pub mod sinks;
