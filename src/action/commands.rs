@@ -488,13 +488,16 @@ impl StartTestArgs {
     }
 }
 
+/// Default fields of every task (LD_start_test's `connection`, less its `url`).
+type StepDefaults = serde_json::Map<String, Value>;
+
 impl StartTestArgs {
     /// LoadDensity's `connection` dict, split: its `url` stands for `host` (the
     /// server, as `redis_user` reads it), and its other keys are default fields of
     /// every task, each of which must be a field of user type `P`.
     fn connection_defaults<P: Protocol>(
         &self,
-    ) -> Result<(Option<&str>, Option<serde_json::Map<String, Value>>), ActionError> {
+    ) -> Result<(Option<&str>, Option<StepDefaults>), ActionError> {
         let Some(connection) = &self.connection else {
             return Ok((self.host.as_deref(), None));
         };

@@ -30,6 +30,8 @@ pub struct RabbitMq {
     pub node: String,
     epmd_port: u16,
     dir: PathBuf,
+    /// The watchdog shell: it outlives this process on purpose (see the module doc).
+    _watchdog: Option<std::process::Child>,
 }
 
 /// The node shared by this test process, started on first use. `None` when
@@ -54,11 +56,12 @@ impl RabbitMq {
             .keep();
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("enabled_plugins");
         std::fs::write(dir.join("env.conf"), "").expect("env.conf");
-        let node = Self {
+        let mut node = Self {
             port: closed_port(),
             node: format!("ld_test_{}@localhost", std::process::id()),
             epmd_port: closed_port(),
             dir,
+            _watchdog: None,
         };
         let dist_port = closed_port();
         // The watchdog: starts the node, waits while this process lives, stops it.
@@ -78,7 +81,8 @@ rm -rf "$D""#,
         );
         let mut command = Command::new("sh");
         command.args(["-c", &script]);
-        node.env(&mut command)
+        let watchdog = node
+            .env(&mut command)
             .env("D", &node.dir)
             .env("RABBITMQ_NODE_PORT", node.port.to_string())
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
@@ -103,6 +107,7 @@ rm -rf "$D""#,
             .stderr(Stdio::null())
             .spawn()
             .expect("start the rabbitmq watchdog");
+        node._watchdog = Some(watchdog);
         // The AMQP listener opens last, once the broker has booted; the node is
         // slow to start on a busy machine.
         let deadline = Instant::now() + Duration::from_secs(120);
