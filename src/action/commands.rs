@@ -1,6 +1,7 @@
 //! The built-in `LD_*` commands of the engine: tests, nested actions, sleeping,
 //! summaries, records and the built-in target server.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::segment::Segment;
 use crate::stats::document::rfc3339_millis;
 use crate::stats::{LoadDescription, render_table};
 use crate::target::TargetServer;
+use crate::task::COMMON_FIELDS;
 
 /// Registers the commands of this module.
 pub(super) fn register_commands(executor: &mut Executor) {
@@ -240,9 +242,8 @@ pub(super) struct StartTestArgs {
     wait_time: Option<Value>,
     #[serde(default)]
     host: Option<String>,
-    /// `redis_user`: `{"url": "redis://host:port/db"}` (used instead of `host`); for
-    /// the user types whose protocol says so (`memcached_user`, `etcd_user`, ...),
-    /// default task fields (keys in a task win).
+    /// LoadDensity's `connection` dict: default fields of every task (a task's own
+    /// keys win); its `url` stands for `host` (`redis_user`, `amqp_user`, ...).
     #[serde(default)]
     connection: Option<serde_json::Map<String, Value>>,
     /// `sql_user`: the database, a SQLAlchemy URL.
@@ -550,53 +551,54 @@ impl StartTestArgs {
     }
 }
 
-/// Default task fields, from LD_start_test's `connection` (and `http2`).
+/// Default fields of every task (LD_start_test's `connection`, less its `url`, and
+/// `http2`).
 type TaskDefaults = serde_json::Map<String, Value>;
 
 impl StartTestArgs {
-    /// The target `host` and the default task fields of protocol `P`: LD_start_test's
-    /// `connection` (and `http2`) as default task fields when `P` takes them, else
-    /// `connection.url` standing for `host` (`redis_user`).
+    /// LoadDensity's `connection` dict, split: its `url` stands for `host` (the
+    /// server, as `redis_user` reads it), and its other keys (and `http2`) are default
+    /// fields of every task, each of which must be a field of user type `P`.
     fn connection_defaults<P: Protocol>(
         &self,
     ) -> Result<(Option<&str>, Option<TaskDefaults>), ActionError> {
-        let takes = |field: &str| P::FIELDS.contains(&field);
-        if self.http2.is_some() && !takes("http2") {
+        if self.http2.is_some() && !P::FIELDS.contains(&"http2") {
             return Err(ActionError::argument(
                 "http2",
                 "only async_http_user reads `http2`",
             ));
         }
-        if !P::CONNECTION_DEFAULTS {
-            let Some(connection) = &self.connection else {
-                return Ok((self.host.as_deref(), None));
-            };
-            if let Some(key) = connection.keys().find(|k| k.as_str() != "url") {
+        let mut defaults = serde_json::Map::new();
+        let mut host = self.host.as_deref();
+        for (key, value) in self.connection.iter().flatten() {
+            if key == "url" {
+                match value {
+                    Value::Null => {}
+                    Value::String(url) => host = Some(url.as_str()),
+                    other => {
+                        return Err(ActionError::argument(
+                            "connection.url",
+                            format!("expected a URL, got {other}"),
+                        ));
+                    }
+                }
+                continue;
+            }
+            if !P::FIELDS.contains(&key.as_str()) && !COMMON_FIELDS.contains(&key.as_str()) {
                 return Err(ActionError::argument(
                     format!("connection.{key}"),
-                    "unknown field; expected `url`",
+                    format!(
+                        "unknown field; the keys of `connection` are default task fields: url, {}",
+                        P::FIELDS.join(", ")
+                    ),
                 ));
             }
-            return match connection.get("url") {
-                Some(Value::String(url)) => Ok((Some(url.as_str()), None)),
-                Some(other) => Err(ActionError::argument(
-                    "connection.url",
-                    format!("expected a URL string, got {other}"),
-                )),
-                None => Err(ActionError::argument("connection.url", "missing field")),
-            };
-        }
-        let mut defaults = self.connection.clone().unwrap_or_default();
-        if let Some(key) = defaults.keys().find(|k| !takes(k)) {
-            return Err(ActionError::argument(
-                format!("connection.{key}"),
-                format!("unknown field; expected one of: {}", P::FIELDS.join(", ")),
-            ));
+            defaults.insert(key.clone(), value.clone());
         }
         if let Some(http2) = self.http2 {
             defaults.entry("http2").or_insert(Value::Bool(http2));
         }
-        Ok((self.host.as_deref(), Some(defaults)))
+        Ok((host, (!defaults.is_empty()).then_some(defaults)))
     }
 
     /// The `run.load` entry of this test in the result document. `users` and

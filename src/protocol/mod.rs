@@ -15,6 +15,7 @@
 pub mod client_cert;
 pub mod async_http;
 pub mod etcd;
+pub mod amqp;
 pub(crate) mod fields;
 pub mod graphql_ws;
 pub mod grpc;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod http3;
 pub mod memcached;
 pub mod mqtt;
+pub mod nats;
 pub mod payload;
 pub mod redis;
 pub mod socket;
@@ -58,11 +60,6 @@ pub trait Protocol: Debug + Clone + Send + Sync + 'static {
     /// and `skip_if` (listed in errors about unknown fields).
     const FIELDS: &'static [&'static str];
 
-    /// True when LD_start_test's `connection` dict supplies default task fields, as
-    /// LoadDensity's `with_connection_defaults` does (keys in a task win). False:
-    /// `connection` may only hold `url`, which stands for `host` (`redis_user`).
-    const CONNECTION_DEFAULTS: bool = false;
-
     /// Parses the protocol's fields of one task object (unknown fields have already
     /// been refused). `method_key` is the method given by a legacy map's key; `path`
     /// names the task in errors (`tasks[0]`).
@@ -96,8 +93,8 @@ pub struct ParseContext<'a> {
     pub host: Option<&'a Url>,
     /// LoadDensity's `host` argument as written (`host:port` for raw sockets).
     pub host_text: Option<&'a str>,
-    /// What LD_start_test says besides `host`: `connection` (only for protocols whose
-    /// [`Protocol::CONNECTION_DEFAULTS`] is true: then merged under each task) and
+    /// What LD_start_test says besides `host`: `connection` (less its `url`: default
+    /// fields merged under each task, as LoadDensity's `with_connection_defaults`) and
     /// `connection_string`.
     pub defaults: ConnectionDefaults<'a>,
     pub(crate) csv: &'a dyn CsvLookup,
@@ -365,6 +362,8 @@ user_types! {
     "sql_user" => sql::Sql,
     "memcached_user" => memcached::Memcached,
     "etcd_user" => etcd::Etcd,
+    "amqp_user" => amqp::Amqp,
+    "nats_user" => nats::Nats,
 }
 
 /// LoadDensity user types this engine does not run yet.

@@ -7,6 +7,7 @@
 mod common;
 mod grpc_server;
 
+mod amqp;
 mod async_http;
 mod cli;
 mod datadog_apm;
@@ -39,6 +40,7 @@ mod memcached;
 mod merge;
 mod mqtt;
 mod mtls;
+mod nats;
 mod nginx;
 mod no_false_greens;
 mod open_model;

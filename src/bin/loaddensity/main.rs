@@ -30,7 +30,12 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOADDENSITY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // The NATS and AMQP clients log every connection (and every failed
+                // one, as an error): a line per user and iteration. Each failure is
+                // counted, with its message, in the run's statistics instead.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,async_nats=off,lapin=off")
+                }),
         )
         .init();
     match dispatch(cli) {

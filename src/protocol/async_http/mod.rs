@@ -76,7 +76,6 @@ impl Protocol for AsyncHttp {
     type Client = AsyncHttpClient;
 
     const FIELDS: &'static [&'static str] = FIELDS;
-    const CONNECTION_DEFAULTS: bool = true;
 
     fn parse(
         object: &Map<String, Value>,

@@ -62,7 +62,6 @@ impl Protocol for Etcd {
     type Client = EtcdClient;
 
     const FIELDS: &'static [&'static str] = FIELDS;
-    const CONNECTION_DEFAULTS: bool = true;
 
     fn parse(
         object: &Map<String, Value>,

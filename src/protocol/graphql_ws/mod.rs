@@ -62,7 +62,6 @@ impl Protocol for GraphqlWs {
     type Client = GraphqlWsClient;
 
     const FIELDS: &'static [&'static str] = task::FIELDS;
-    const CONNECTION_DEFAULTS: bool = true;
 
     fn parse(
         object: &Map<String, Value>,

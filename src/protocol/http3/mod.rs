@@ -80,7 +80,6 @@ impl Protocol for Http3 {
     type Client = Http3Client;
 
     const FIELDS: &'static [&'static str] = task::FIELDS;
-    const CONNECTION_DEFAULTS: bool = true;
 
     fn parse(
         object: &Map<String, Value>,

@@ -85,7 +85,6 @@ impl Protocol for Memcached {
     type Client = MemcachedClient;
 
     const FIELDS: &'static [&'static str] = FIELDS;
-    const CONNECTION_DEFAULTS: bool = true;
 
     fn parse(
         object: &Map<String, Value>,

@@ -93,7 +93,6 @@ impl Protocol for Sse {
     type Client = SseClient;
 
     const FIELDS: &'static [&'static str] = task::FIELDS;
-    const CONNECTION_DEFAULTS: bool = true;
 
     fn parse(
         object: &Map<String, Value>,

@@ -1,0 +1,376 @@
+//! NATS (`nats_user`, request type `NATS`) with async-nats, as LoadDensity 0.0.79
+//! drives nats-py: each user holds one connection, opened by a `connect` step and
+//! kept until its `close` step (or the user's end); a step that needs it when none
+//! is open fails (`not connected`), as LoadDensity's does, and the next `connect`
+//! opens a new one. While connected, async-nats reconnects by itself after a
+//! dropped connection, as nats-py does.
+//!
+//! `publish` is timed to its write to the socket (so a message counted as sent is
+//! one the server gets, even when the run stops before `close`), `subscribe` to the
+//! last of its `max_messages` messages, `request` to the reply. The server's `-ERR`
+//! lines arrive on their own: the step during which one arrives (or the next step)
+//! fails with its text. The response length is the payload's size for `publish`,
+//! the messages' total for `subscribe`, the reply's for `request`, zero otherwise.
+
+mod task;
+
+pub use task::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, DEFAULT_URL, FIELDS, MAX_MESSAGES, METHODS,
+    NatsMethod, NatsTask,
+};
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind, ServerError};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::protocol::fields::render_optional;
+use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::redact::{redact_url_credentials, split_url_credentials};
+use crate::task::{Task, TaskError};
+
+/// Server errors a connection keeps for its user's next look.
+const ERROR_QUEUE: usize = 64;
+
+/// The `nats_user` protocol.
+#[derive(Debug, Clone)]
+pub struct Nats;
+
+/// One open connection and the server errors it received.
+struct Open {
+    client: Client,
+    errors: mpsc::Receiver<String>,
+    /// The servers, without credentials.
+    label: String,
+}
+
+/// One virtual user's NATS connection.
+#[derive(Default)]
+pub struct NatsClient {
+    open: Option<Open>,
+}
+
+/// How a step failed.
+struct Failure {
+    message: String,
+    connect: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            connect: false,
+        }
+    }
+}
+
+/// A server error as the server sent it (`-ERR 'Permissions Violation ...'`).
+fn server_error_text(error: &ServerError) -> String {
+    match error {
+        ServerError::AuthorizationViolation => "-ERR 'Authorization Violation'".to_string(),
+        ServerError::SlowConsumer(sid) => format!("slow consumer on subscription {sid}"),
+        ServerError::Other(text) => format!("-ERR '{text}'"),
+    }
+}
+
+impl NatsClient {
+    /// The open connection, or why there is none.
+    fn client(&self, what: &str) -> Result<Client, String> {
+        self.open
+            .as_ref()
+            .map(|open| open.client.clone())
+            .ok_or_else(|| format!("{what}: not connected; run a `connect` step first"))
+    }
+
+    /// The server errors received since the last look, as one message.
+    fn server_errors(&mut self) -> Option<String> {
+        let open = self.open.as_mut()?;
+        let mut all: Vec<String> = Vec::new();
+        while let Ok(error) = open.errors.try_recv() {
+            all.push(error);
+        }
+        (!all.is_empty()).then(|| format!("server error: {}", all.join("; ")))
+    }
+
+    /// Flushes and closes the connection, waiting at most `timeout`.
+    async fn close(&mut self, timeout: Duration) -> Result<(), String> {
+        let Some(open) = self.open.as_ref() else {
+            return Ok(());
+        };
+        let client = open.client.clone();
+        let label = open.label.clone();
+        let flushed = tokio::time::timeout(timeout, client.flush()).await;
+        let errors = self.server_errors();
+        self.open = None;
+        // Drain: the server gets the UNSUBs, then the connection closes once the
+        // client is dropped.
+        let _ = client.drain().await;
+        match (flushed, errors) {
+            (Ok(Ok(())), None) => Ok(()),
+            (Ok(Ok(())), Some(errors)) => Err(format!("close {label}: {errors}")),
+            (Ok(Err(e)), _) => Err(format!("close {label}: {e}")),
+            (Err(_), _) => Err(format!("close {label}: timed out after {timeout:?}")),
+        }
+    }
+
+    /// Connects to the first of `servers` that answers, closing the previous
+    /// connection.
+    async fn connect(&mut self, servers: &[String], timeout: Duration) -> Result<(), Failure> {
+        if self.open.is_some() {
+            let _ = self.close(timeout).await;
+        }
+        // async-nats ignores a URL's user and password: take them out (as nats-py
+        // reads them, the first server's that has any) and give them as options.
+        let mut credentials = None;
+        let mut addrs = Vec::with_capacity(servers.len());
+        for text in servers {
+            let bare = match split_url_credentials(text) {
+                Some((found, bare)) => {
+                    credentials.get_or_insert(found);
+                    bare
+                }
+                None => text.clone(),
+            };
+            addrs.push(task::check_server(&bare).map_err(|e| Failure {
+                message: format!("connect: {e}"),
+                connect: true,
+            })?);
+        }
+        let label = addrs.iter().map(task::label).collect::<Vec<_>>().join(",");
+        let (tx, errors) = mpsc::channel(ERROR_QUEUE);
+        let options = match credentials {
+            // `nats://user:password@host`, or `nats://token@host`.
+            Some(c) if !c.password.is_empty() => {
+                ConnectOptions::with_user_and_password(c.user, c.password)
+            }
+            Some(c) if !c.user.is_empty() => ConnectOptions::with_token(c.user),
+            _ => ConnectOptions::new(),
+        };
+        let options = options
+            .name("loaddensity")
+            .connection_timeout(timeout)
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if let Event::ServerError(error) = event {
+                        let _ = tx.try_send(server_error_text(&error));
+                    }
+                }
+            });
+        match tokio::time::timeout(timeout, options.connect(addrs)).await {
+            Ok(Ok(client)) => {
+                self.open = Some(Open {
+                    client,
+                    errors,
+                    label,
+                });
+                Ok(())
+            }
+            Ok(Err(e)) => Err(Failure {
+                message: format!(
+                    "connect {label}: {}",
+                    redact_url_credentials(&e.to_string())
+                ),
+                connect: true,
+            }),
+            Err(_) => Err(Failure {
+                message: format!("connect {label}: timed out after {timeout:?}"),
+                connect: true,
+            }),
+        }
+    }
+}
+
+/// A task's texts rendered for one step.
+struct Rendered {
+    servers: Vec<String>,
+    subject: String,
+    payload: Bytes,
+    name: Option<String>,
+}
+
+fn render(task: &NatsTask, ctx: &mut StepContext<'_>) -> Rendered {
+    let mut render = ctx.render();
+    Rendered {
+        servers: match task.method {
+            NatsMethod::Connect => task.servers.iter().map(|s| s.render(&mut render)).collect(),
+            _ => Vec::new(),
+        },
+        subject: render_optional(task.subject.as_ref(), &mut render).unwrap_or_default(),
+        payload: render_optional(task.payload.as_ref(), &mut render)
+            .map(Bytes::from)
+            .unwrap_or_default(),
+        name: render_optional(task.name.as_ref(), &mut render),
+    }
+}
+
+impl Protocol for Nats {
+    type Spec = NatsTask;
+    type Shared = ();
+    type Client = NatsClient;
+
+    const FIELDS: &'static [&'static str] = FIELDS;
+
+    fn parse(
+        object: &Map<String, Value>,
+        method_key: Option<&str>,
+        path: &str,
+        ctx: &ParseContext<'_>,
+    ) -> Result<ParsedSpec<NatsTask>, TaskError> {
+        task::parse(object, method_key, path, ctx)
+    }
+
+    fn csv_sources(spec: &NatsTask, into: &mut Vec<usize>) {
+        spec.csv_sources(into);
+    }
+
+    fn client(_shared: &Arc<()>) -> NatsClient {
+        NatsClient::default()
+    }
+
+    async fn step(
+        client: &mut NatsClient,
+        task: &Task<NatsTask>,
+        ctx: &mut StepContext<'_>,
+    ) -> StepOutcome {
+        let mut fields = render(task, ctx);
+        let name = fields.name.take();
+        let result = run(client, task, &fields).await;
+        let end = Instant::now();
+        if let Some(url) = ctx.log_url() {
+            url.clear();
+            if let Some(open) = &client.open {
+                url.push_str(&open.label);
+            }
+            url.push('/');
+            url.push_str(&fields.subject);
+        }
+        // A `-ERR` that arrived meanwhile fails the step (with its own failure, if any).
+        let result = match (result, client.server_errors()) {
+            (result, None) => result,
+            (Ok(_), Some(errors)) => Err(Failure::from(errors)),
+            (Err(failure), Some(errors)) => Err(Failure {
+                message: format!("{}; {errors}", failure.message),
+                connect: failure.connect,
+            }),
+        };
+        let (response_length, failure) = match result {
+            Ok(length) => (length, None),
+            Err(failure) => (0, Some(failure)),
+        };
+        StepOutcome {
+            end,
+            name,
+            status: None,
+            response_length,
+            connect_failure: failure.as_ref().is_some_and(|f| f.connect),
+            failure: failure.map(|f| f.message),
+            sample: None,
+        }
+    }
+}
+
+/// `operation` within `timeout`, its error as `what: error`.
+async fn timed<T, E: std::fmt::Display>(
+    what: &str,
+    timeout: Duration,
+    operation: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: timed out after {timeout:?}")),
+    }
+}
+
+/// Runs one step: the bytes it counts.
+async fn run(client: &mut NatsClient, task: &NatsTask, fields: &Rendered) -> Result<u64, Failure> {
+    let subject = fields.subject.as_str();
+    match task.method {
+        NatsMethod::Connect => client
+            .connect(&fields.servers, task.io_timeout())
+            .await
+            .map(|()| 0),
+        NatsMethod::Close => Ok(client.close(task.io_timeout()).await.map(|()| 0)?),
+        NatsMethod::Publish => {
+            let nats = client.client("publish")?;
+            let what = format!("publish `{subject}`");
+            let length = fields.payload.len() as u64;
+            timed(&what, task.io_timeout(), async {
+                nats.publish(subject.to_string(), fields.payload.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                nats.flush().await.map_err(|e| e.to_string())
+            })
+            .await?;
+            Ok(length)
+        }
+        NatsMethod::Subscribe => {
+            let nats = client.client("subscribe")?;
+            let what = format!("subscribe `{subject}`");
+            let mut subscription = timed(
+                &what,
+                task.io_timeout(),
+                nats.subscribe(subject.to_string()),
+            )
+            .await?;
+            let wait = task.wait();
+            let mut total = 0;
+            let mut result = Ok(());
+            for i in 0..task.max_messages {
+                match tokio::time::timeout(wait, subscription.next()).await {
+                    Ok(Some(message)) => total += message.payload.len() as u64,
+                    Ok(None) => {
+                        result = Err(format!("{what}: the subscription was closed"));
+                        break;
+                    }
+                    Err(_) => {
+                        result = Err(format!(
+                            "{what}: timed out after {wait:?} waiting for message {} of {}",
+                            i + 1,
+                            task.max_messages
+                        ));
+                        break;
+                    }
+                }
+            }
+            let _ = subscription.unsubscribe().await;
+            result?;
+            Ok(total)
+        }
+        NatsMethod::Request => {
+            let nats = client.client("request")?;
+            let wait = task.wait();
+            let request = Request::new()
+                .payload(fields.payload.clone())
+                .timeout(Some(wait));
+            // The client's own timeout answers first; ours is a backstop.
+            match tokio::time::timeout(
+                wait + Duration::from_secs(1),
+                nats.send_request(subject.to_string(), request),
+            )
+            .await
+            {
+                Ok(Ok(reply)) => Ok(reply.payload.len() as u64),
+                Ok(Err(e)) => Err(Failure::from(match e.kind() {
+                    RequestErrorKind::NoResponders => {
+                        format!("request `{subject}`: no responders")
+                    }
+                    RequestErrorKind::TimedOut => {
+                        format!("request `{subject}`: timed out after {wait:?}")
+                    }
+                    _ => format!("request `{subject}`: {e}"),
+                })),
+                Err(_) => Err(Failure::from(format!(
+                    "request `{subject}`: timed out after {wait:?}"
+                ))),
+            }
+        }
+    }
+}
