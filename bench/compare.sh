@@ -71,37 +71,28 @@ ld_rps_all() {
 
 STATSD_PORT=${STATSD_PORT:-18125}
 DD_PORT=${DD_PORT:-18126}
+OTLP_HTTP_PORT=${OTLP_HTTP_PORT:-14319}
+SIX_UDP_PORT=${SIX_UDP_PORT:-18088}
 
-# ld_rps_beside "BACKGROUND COMMAND" SUMMARY_FILE ARGS...: ld_rps while BACKGROUND runs
-# pinned to TARGET_CPU (a receiver for a sink), started 0.2 s before.
-ld_rps_beside() {
-    local background=$1; shift
-    taskset -c "$TARGET_CPU" $background >/dev/null 2>&1 &
-    local pid=$!
-    sleep 0.2
-    local rps status=0
-    rps=$(ld_rps "$@") || status=1
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
-    [ "$status" -eq 0 ] && echo "$rps"
-    return "$status"
-}
+# The receivers of the StatsD, Datadog and traces rows and of the all-six row
+# (examples/discard_receiver.rs), pinned to TARGET_CPU beside nginx: UDP sockets never
+# read, and an HTTP server that drops what it is sent. The Python stand-ins the rows
+# used before took up to half of nginx's core at 120,000 requests/s, which the rows then
+# showed as the sink's cost.
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --example discard_receiver
+taskset -c "$TARGET_CPU" "$ROOT/target/release/examples/discard_receiver" \
+    --http "$DD_PORT" --http "$OTLP_HTTP_PORT" --udp "$STATSD_PORT" --udp "$SIX_UDP_PORT" 2>/dev/null &
+DISCARD_RECEIVER=$!
+trap 'stop_nginx; kill "$OTLP_RECEIVER" "$DISCARD_RECEIVER" 2>/dev/null' EXIT
+# Spans go over OTLP/HTTP to the discard receiver (the OTLP receiver decodes every span).
+TRACES="OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf"
+TRACES_URL="http://127.0.0.1:$OTLP_HTTP_PORT/v1/traces"
 
-# ld_rps_six SUMMARY_FILE ARGS...: every receiver of the six sinks running (the
-# Prometheus scraper, InfluxDB's and StatsD's UDP receivers, the Datadog intake; the
-# OTLP receiver, for metrics and traces, runs throughout): Prometheus, InfluxDB,
+# ld_rps_six SUMMARY_FILE ARGS...: ld_rps while the Prometheus exporter is scraped every
+# 100 ms (the other receivers of the six sinks run throughout): Prometheus, InfluxDB,
 # OpenTelemetry metrics, StatsD, OpenTelemetry traces and Datadog APM.
 ld_rps_six() {
-    taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/udp_discard.py" "$STATSD_PORT" >/dev/null 2>&1 &
-    local statsd=$!
-    taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/http_sink.py" "$DD_PORT" >/dev/null 2>&1 &
-    local intake=$!
-    local rps status=0
-    rps=$(ld_rps_all "$@") || status=1
-    kill "$statsd" "$intake" 2>/dev/null
-    wait "$statsd" "$intake" 2>/dev/null || true
-    [ "$status" -eq 0 ] && echo "$rps"
-    return "$status"
+    ld_rps_scraped "$@"
 }
 
 # The request log's cost: the same `run` script with the log on (no cap, the worst
@@ -126,10 +117,10 @@ ROWS=(
     "loaddensity + prometheus|LOADDENSITY_LOG=warn ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:0"
     "loaddensity + prometheus, scraped every 100 ms|LOADDENSITY_LOG=warn ld_rps_scraped $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --prometheus 127.0.0.1:$PROM_PORT"
     "loaddensity + influxdb sink (UDP)|LOADDENSITY_LOG=warn ld_rps_udp $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --influxdb-udp 127.0.0.1:$UDP_PORT"
-    "loaddensity + all six sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps_six $WORK/s.json run $WORK/log_off.json --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT --statsd 127.0.0.1:$STATSD_PORT --datadog-apm http://127.0.0.1:$DD_PORT --otlp-traces http://127.0.0.1:$OTLP_PORT"
-    "loaddensity + opentelemetry traces|LOADDENSITY_LOG=warn ld_rps $WORK/s.json run $WORK/log_off.json --otlp-traces http://127.0.0.1:$OTLP_PORT"
-    "loaddensity + statsd sink (UDP)|LOADDENSITY_LOG=warn ld_rps_beside 'python3 $BENCH_DIR/udp_discard.py $STATSD_PORT' $WORK/s.json run $WORK/log_off.json --statsd 127.0.0.1:$STATSD_PORT"
-    "loaddensity + datadog apm|LOADDENSITY_LOG=warn ld_rps_beside 'python3 $BENCH_DIR/http_sink.py $DD_PORT' $WORK/s.json run $WORK/log_off.json --datadog-apm http://127.0.0.1:$DD_PORT"
+    "loaddensity + all six sinks|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 $TRACES ld_rps_six $WORK/s.json run $WORK/log_off.json --prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$SIX_UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT --statsd 127.0.0.1:$STATSD_PORT --datadog-apm http://127.0.0.1:$DD_PORT --otlp-traces $TRACES_URL"
+    "loaddensity + opentelemetry traces|LOADDENSITY_LOG=warn $TRACES ld_rps $WORK/s.json run $WORK/log_off.json --otlp-traces $TRACES_URL"
+    "loaddensity + statsd sink (UDP)|LOADDENSITY_LOG=warn ld_rps $WORK/s.json run $WORK/log_off.json --statsd 127.0.0.1:$STATSD_PORT"
+    "loaddensity + datadog apm|LOADDENSITY_LOG=warn ld_rps $WORK/s.json run $WORK/log_off.json --datadog-apm http://127.0.0.1:$DD_PORT"
     "loaddensity + opentelemetry, exported every 1 s|LOADDENSITY_LOG=warn OTEL_METRIC_EXPORT_INTERVAL=1000 ld_rps $WORK/s.json bench $URL -u $CONNECTIONS -d ${DURATION}s --otlp http://127.0.0.1:$OTLP_PORT"
     "loaddensity run, request log off (max_records: 0)|ld_rps $WORK/s.json run $WORK/log_off.json"
     "loaddensity run, request log on (max_records: null)|ld_rps $WORK/s.json run $WORK/log_on.json"

@@ -19,6 +19,7 @@ OTLP_PORT=${OTLP_PORT:-14318}
 UDP_PORT=${UDP_PORT:-18090}
 STATSD_PORT=${STATSD_PORT:-18127}
 DD_PORT=${DD_PORT:-18128}
+OTLP_HTTP_PORT=${OTLP_HTTP_PORT:-14320}
 
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin loaddensity --example otlp_receiver
 start_nginx "$PORT"
@@ -31,18 +32,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Every receiver runs throughout, pinned to TARGET_CPU beside nginx.
+# Every receiver runs throughout, pinned to TARGET_CPU beside nginx: the OTLP receiver
+# (metrics), the discard receiver (examples/discard_receiver.rs: UDP sockets never read;
+# HTTP bodies dropped, for Datadog and for spans over OTLP/HTTP) and a Prometheus scraper.
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --example discard_receiver
 taskset -c "$TARGET_CPU" "$ROOT/target/release/examples/otlp_receiver" "127.0.0.1:$OTLP_PORT" >/dev/null 2>&1 &
 RECEIVERS+=($!)
-taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/udp_discard.py" "$UDP_PORT" >/dev/null 2>&1 &
-RECEIVERS+=($!)
-taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/udp_discard.py" "$STATSD_PORT" >/dev/null 2>&1 &
-RECEIVERS+=($!)
-taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/http_sink.py" "$DD_PORT" >/dev/null 2>&1 &
+taskset -c "$TARGET_CPU" "$ROOT/target/release/examples/discard_receiver" \
+    --udp "$UDP_PORT" --udp "$STATSD_PORT" --http "$DD_PORT" --http "$OTLP_HTTP_PORT" >/dev/null 2>&1 &
 RECEIVERS+=($!)
 sleep 0.5
 taskset -c "$TARGET_CPU" python3 "$BENCH_DIR/scrape.py" "$PROM_PORT" 0.1 >/dev/null 2>&1 &
 RECEIVERS+=($!)
+export OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf
+TRACES_URL="http://127.0.0.1:$OTLP_HTTP_PORT/v1/traces"
 
 cat > "$WORK/open.json" <<JSON
 {"load_density": [["LD_start_test", {"test_time": $DURATION, "max_records": 0,
@@ -66,7 +69,7 @@ for name, report in sorted((doc.get("sinks") or {}).items()):
 PY
 }
 
-ALL_SIX="--prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT --statsd 127.0.0.1:$STATSD_PORT --datadog-apm http://127.0.0.1:$DD_PORT --otlp-traces http://127.0.0.1:$OTLP_PORT"
+ALL_SIX="--prometheus 127.0.0.1:$PROM_PORT --influxdb-udp 127.0.0.1:$UDP_PORT --otlp http://127.0.0.1:$OTLP_PORT --statsd 127.0.0.1:$STATSD_PORT --datadog-apm http://127.0.0.1:$DD_PORT --otlp-traces $TRACES_URL"
 declare -A RESULTS
 ROWS=(
     "no sink|sink_row $WORK/s.json"
@@ -74,7 +77,7 @@ ROWS=(
     "influxdb (UDP)|sink_row $WORK/s.json --influxdb-udp 127.0.0.1:$UDP_PORT"
     "opentelemetry metrics, every 1 s|sink_row $WORK/s.json --otlp http://127.0.0.1:$OTLP_PORT"
     "statsd (UDP)|sink_row $WORK/s.json --statsd 127.0.0.1:$STATSD_PORT"
-    "opentelemetry traces|sink_row $WORK/s.json --otlp-traces http://127.0.0.1:$OTLP_PORT"
+    "opentelemetry traces|sink_row $WORK/s.json --otlp-traces $TRACES_URL"
     "datadog apm|sink_row $WORK/s.json --datadog-apm http://127.0.0.1:$DD_PORT"
     "all six sinks|sink_row $WORK/s.json $ALL_SIX"
 )
