@@ -17,6 +17,7 @@ pub mod history;
 pub mod instance;
 pub mod json_file;
 pub mod listener;
+pub mod locust_worker;
 pub mod output;
 pub mod protocol;
 pub mod redact;

@@ -5,6 +5,7 @@
 //! [`ListenerRegistry`] it is given; it does not know which listeners are attached.
 
 mod arrival;
+mod live;
 mod plan;
 mod progress;
 mod segment;
@@ -14,6 +15,7 @@ mod user;
 mod wait;
 
 pub use arrival::{ArrivalRate, RateStage};
+pub use live::{IMMEDIATE, LiveUsers};
 pub use plan::{MODES, Mode, Scenario, TestPlan, parse_tasks};
 pub use progress::Progress;
 pub use shape::{LoadShape, SHAPES, Stage};
@@ -221,6 +223,9 @@ async fn spawn_and_supervise<P: Protocol>(
             }
         }
         while users.try_join_next().is_some() {}
+        if let LoadShape::Live(live) = &shape {
+            live.set_running(running.len() as u32);
+        }
         if shared.plan.shape.is_none() && spawned >= shared.plan.users {
             break;
         }
@@ -247,6 +252,9 @@ async fn spawn_and_supervise<P: Protocol>(
             shared.active_users.load(Ordering::Relaxed)
         );
         users.shutdown().await;
+    }
+    if let LoadShape::Live(live) = &shape {
+        live.set_running(0);
     }
     spawned
 }

@@ -11,3 +11,4 @@ pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod target;
 pub(crate) mod validate;
+pub(crate) mod worker;
