@@ -278,6 +278,7 @@ pub async fn run_worker<P: Protocol>(
     }
     if !matches!(end, Err(WorkerError::MasterLost { .. })) {
         worker.send_report(&mut connection).await;
+        tracing::info!("sent the last statistics report to the master");
         if !matches!(end, Ok("quit")) {
             // Tell the master this worker is gone, as a Python worker does on exit.
             connection

@@ -27,6 +27,7 @@ mod http_misbehaving_server;
 mod influxdb;
 mod kubernetes;
 mod layering;
+mod locust_worker;
 mod merge;
 mod mqtt;
 mod nginx;
