@@ -17,9 +17,9 @@ use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunObservers, RunReport, SHAPES, Scenario, TestPlan,
     WaitTime, run_test,
 };
+use crate::locust_worker::{WorkerOptions, WorkerSettings};
 use crate::protocol::{PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
 use crate::scenario::{ParameterResolver, ResolverSnapshot, value_text};
-use crate::locust_worker::{WorkerOptions, WorkerSettings};
 use crate::segment::Segment;
 use crate::stats::document::rfc3339_millis;
 use crate::stats::{LoadDescription, render_table};
@@ -351,8 +351,14 @@ impl StartTestArgs {
     /// Load settings a worker cannot honour: its master sets the users.
     fn refuse_with_master(&self) -> Result<(), ActionError> {
         for (field, given) in [
-            ("load_shape", self.load_shape.as_ref().is_some_and(|v| !v.is_null())),
-            ("arrival_rate", self.arrival_rate.as_ref().is_some_and(|v| !v.is_null())),
+            (
+                "load_shape",
+                self.load_shape.as_ref().is_some_and(|v| !v.is_null()),
+            ),
+            (
+                "arrival_rate",
+                self.arrival_rate.as_ref().is_some_and(|v| !v.is_null()),
+            ),
         ] {
             if given {
                 return Err(ActionError::argument(
@@ -383,7 +389,10 @@ impl StartTestArgs {
             master_host: self.master_host.clone(),
             master_port: self.master_port,
             user_class: None,
-            heartbeat_interval: seconds("worker_heartbeat_interval", self.worker_heartbeat_interval)?,
+            heartbeat_interval: seconds(
+                "worker_heartbeat_interval",
+                self.worker_heartbeat_interval,
+            )?,
             lost_timeout: seconds("worker_lost_timeout", self.worker_lost_timeout)?,
             startup_timeout: seconds("worker_startup_timeout", self.worker_startup_timeout)?,
         };

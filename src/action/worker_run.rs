@@ -46,13 +46,9 @@ pub(super) fn run_as_worker<P: Protocol>(
         options.addr(),
         options.user_class
     );
-    let (report, outcome) = executor.runtime().block_on(run_worker(
-        plan,
-        listeners,
-        interrupt,
-        observers,
-        options,
-    ));
+    let (report, outcome) = executor
+        .runtime()
+        .block_on(run_worker(plan, listeners, interrupt, observers, options));
     let max_users = outcome.as_ref().map_or(0, |o| o.max_users);
     if let Some(report) = &report {
         executor.record_test(args.load_description(started_at, report, (max_users, spawn_rate)));

@@ -128,7 +128,10 @@ impl WorkerSettings {
     #[must_use]
     pub fn over(&self, base: &WorkerSettings) -> WorkerSettings {
         WorkerSettings {
-            master_host: self.master_host.clone().or_else(|| base.master_host.clone()),
+            master_host: self
+                .master_host
+                .clone()
+                .or_else(|| base.master_host.clone()),
             master_port: self.master_port.or(base.master_port),
             user_class: self.user_class.clone().or_else(|| base.user_class.clone()),
             heartbeat_interval: self.heartbeat_interval.or(base.heartbeat_interval),
@@ -145,7 +148,9 @@ impl WorkerSettings {
             master_host: self.master_host.clone().unwrap_or(defaults.master_host),
             master_port: self.master_port.unwrap_or(defaults.master_port),
             user_class: self.user_class.clone().unwrap_or(defaults.user_class),
-            heartbeat_interval: self.heartbeat_interval.unwrap_or(defaults.heartbeat_interval),
+            heartbeat_interval: self
+                .heartbeat_interval
+                .unwrap_or(defaults.heartbeat_interval),
             lost_timeout: self.lost_timeout.unwrap_or(defaults.lost_timeout),
             startup_timeout: self.startup_timeout.unwrap_or(defaults.startup_timeout),
         }
@@ -174,9 +179,7 @@ pub enum WorkerError {
         after: Duration,
     },
     /// Something answered, but not with Locust 2.x messages.
-    #[error(
-        "the peer at {addr} does not speak the protocol of a Locust 2.x master ({problem})"
-    )]
+    #[error("the peer at {addr} does not speak the protocol of a Locust 2.x master ({problem})")]
     Incompatible {
         /// `host:port`.
         addr: String,

@@ -294,10 +294,7 @@ pub fn spawning_complete(node_id: &str, class: &str, users: u32) -> Message {
 pub fn exception(node_id: &str, text: &str) -> Message {
     Message::new(
         "exception",
-        map([
-            ("msg", Value::from(text)),
-            ("traceback", Value::from("")),
-        ]),
+        map([("msg", Value::from(text)), ("traceback", Value::from(""))]),
         node_id,
     )
 }
@@ -339,7 +336,8 @@ mod tests {
     #[test]
     fn malformed_frames_are_errors() {
         assert!(matches!(
-            Message::decode(&[0xc1]),
+            // An array of three whose first string is cut short.
+            Message::decode(&[0x93, 0xa4, b'a']),
             Err(ProtocolError::Msgpack(_))
         ));
         let one = Value::from(1);
@@ -349,6 +347,7 @@ mod tests {
             Message::decode(&bytes),
             Err(ProtocolError::Shape(_))
         ));
+        assert!(Message::decode(&[]).is_err());
         let mut two = client_ready("x").encode();
         two.push(0);
         assert_eq!(Message::decode(&two), Err(ProtocolError::Trailing(1)));

@@ -10,7 +10,7 @@
 //! so that users on different threads never wait for each other.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rmpv::Value;
@@ -113,17 +113,21 @@ impl Entry {
         for (k, v) in &other.num_fail_per_sec {
             *self.num_fail_per_sec.entry(*k).or_default() += v;
         }
-        self.last_request_timestamp = match (self.last_request_timestamp, other.last_request_timestamp)
-        {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        self.last_request_timestamp =
+            match (self.last_request_timestamp, other.last_request_timestamp) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
     }
 
     /// The entry as `StatsEntry.serialize()` writes it.
     pub fn to_value(&self, name: &str, method: &str, start_time: f64) -> Value {
         fn counts<K: Copy + Into<Value>>(map: &BTreeMap<K, u64>) -> Value {
-            Value::Map(map.iter().map(|(k, v)| ((*k).into(), Value::from(*v))).collect())
+            Value::Map(
+                map.iter()
+                    .map(|(k, v)| ((*k).into(), Value::from(*v)))
+                    .collect(),
+            )
         }
         super::protocol::map([
             ("name", Value::from(name)),
@@ -142,7 +146,10 @@ impl Entry {
                 "min_response_time",
                 self.min_response_time.map_or(Value::Nil, Value::F64),
             ),
-            ("total_content_length", Value::from(self.total_content_length)),
+            (
+                "total_content_length",
+                Value::from(self.total_content_length),
+            ),
             ("response_times", counts(&self.response_times)),
             ("num_reqs_per_sec", counts(&self.num_reqs_per_sec)),
             ("num_fail_per_sec", counts(&self.num_fail_per_sec)),
@@ -175,11 +182,14 @@ impl ErrorEntry {
     }
 }
 
+/// One endpoint's entry in a shard: its name, its method and its counts.
+type NamedEntry = (Arc<str>, Arc<str>, Entry);
+
 /// What one shard recorded since the last report.
 #[derive(Debug, Default)]
 struct Shard {
     /// By endpoint id: (name, method, entry).
-    entries: Vec<Option<(std::sync::Arc<str>, std::sync::Arc<str>, Entry)>>,
+    entries: Vec<Option<NamedEntry>>,
     total: Entry,
     /// By (endpoint id, error text).
     errors: HashMap<(u32, Box<str>), ErrorEntry>,
@@ -294,7 +304,9 @@ impl Default for LocustStats {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Seconds since the Unix epoch.
@@ -323,7 +335,11 @@ impl LocustStats {
             }
             report.total.merge(&shard.total);
             for error in shard.errors.into_values() {
-                let key = (error.method.clone(), error.name.clone(), error.error.clone());
+                let key = (
+                    error.method.clone(),
+                    error.name.clone(),
+                    error.error.clone(),
+                );
                 let full = report.errors.len() >= MAX_ERRORS;
                 match report.errors.get_mut(&key) {
                     Some(existing) => existing.merge(&error),
@@ -331,7 +347,11 @@ impl LocustStats {
                         report.errors.insert(key, error);
                     }
                     None => {
-                        let other = (error.method.clone(), error.name.clone(), OTHER_ERRORS.into());
+                        let other = (
+                            error.method.clone(),
+                            error.name.clone(),
+                            OTHER_ERRORS.into(),
+                        );
                         report
                             .errors
                             .entry(other)
@@ -368,16 +388,21 @@ impl RequestListener for LocustStats {
                 Entry::default(),
             )
         });
-        let (time, length, failed) = (event.response_time, event.response_length, failure.is_some());
+        let (time, length, failed) = (
+            event.response_time,
+            event.response_length,
+            failure.is_some(),
+        );
         entry.record(time, length, failed, end);
         shard.total.record(time, length, failed, end);
         if let Some(text) = failure {
             let len = shard.errors.len();
-            let text = if len >= MAX_ERRORS && !shard.errors.contains_key(&(endpoint.id.0, text.into())) {
-                OTHER_ERRORS
-            } else {
-                text
-            };
+            let text =
+                if len >= MAX_ERRORS && !shard.errors.contains_key(&(endpoint.id.0, text.into())) {
+                    OTHER_ERRORS
+                } else {
+                    text
+                };
             shard
                 .errors
                 .entry((endpoint.id.0, text.into()))

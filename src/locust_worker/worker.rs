@@ -67,10 +67,12 @@ async fn connect(
     timeout: Duration,
 ) -> Result<(Connection, mpsc::Receiver<Vec<u8>>), WorkerError> {
     let mut socket_options = SocketOptions::default();
-    let identity = zeromq::util::PeerIdentity::try_from(node_id.as_bytes().to_vec())
-        .map_err(|e| WorkerError::Connect {
-            addr: options.addr(),
-            reason: format!("node id `{node_id}`: {e}"),
+    let identity =
+        zeromq::util::PeerIdentity::try_from(node_id.as_bytes().to_vec()).map_err(|e| {
+            WorkerError::Connect {
+                addr: options.addr(),
+                reason: format!("node id `{node_id}`: {e}"),
+            }
         })?;
     socket_options
         .peer_identity(identity)
@@ -200,7 +202,12 @@ pub async fn run_worker<P: Protocol>(
     let stats = Arc::new(LocustStats::default());
     let listener = listeners.add(stats.clone());
     let stop_run = CancellationToken::new();
-    let mut run = tokio::spawn(run_test(plan, listeners.clone(), stop_run.clone(), observers));
+    let mut run = tokio::spawn(run_test(
+        plan,
+        listeners.clone(),
+        stop_run.clone(),
+        observers,
+    ));
 
     let mut worker = Worker {
         options,

@@ -168,7 +168,12 @@ fn worker(work: &Workdir, port: u16, name: &str, extra: &[&str]) -> Proc {
     command
         .arg("worker")
         .arg(work.path("worker.json"))
-        .args(["--master-host", "127.0.0.1", "--master-port", &port.to_string()])
+        .args([
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            &port.to_string(),
+        ])
         .args(["--user-class", "WebUser", "--quiet", "--summary-json"])
         .arg(work.path(&format!("{name}.json")))
         .args(extra)
@@ -190,14 +195,21 @@ fn master_counts(work: &Workdir) -> BTreeMap<String, (u64, u64)> {
             .position(|h| h == name)
             .unwrap_or_else(|| panic!("no {name} column in {headers:?}"))
     };
-    let (name, requests, fails) = (column("Name"), column("Request Count"), column("Failure Count"));
+    let (name, requests, fails) = (
+        column("Name"),
+        column("Request Count"),
+        column("Failure Count"),
+    );
     reader
         .records()
         .map(|r| {
             let r = r.expect("CSV row");
             (
                 r[name].to_string(),
-                (r[requests].parse().expect("count"), r[fails].parse().expect("count")),
+                (
+                    r[requests].parse().expect("count"),
+                    r[fails].parse().expect("count"),
+                ),
             )
         })
         .collect()
@@ -220,7 +232,9 @@ fn master_max_users(work: &Workdir) -> u64 {
 }
 
 fn total_requests(summary: &Value) -> u64 {
-    summary["totals"]["requests"].as_u64().expect("totals.requests")
+    summary["totals"]["requests"]
+        .as_u64()
+        .expect("totals.requests")
 }
 
 fn setup() -> Option<(PathBuf, common::nginx::Nginx, u16, Workdir)> {
@@ -258,7 +272,10 @@ fn two_workers_add_up_to_the_masters_csv_exactly() {
     for (worker, name) in workers.iter_mut().zip(["w1", "w2"]) {
         let status = worker.wait(Duration::from_secs(10));
         let text = log(&work, &format!("{name}.log"));
-        assert!(status.is_some_and(|s| s.success()), "{name}: {status:?}\n{text}");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{name}: {status:?}\n{text}"
+        );
         assert!(text.contains("the Locust master said quit"), "{text}");
         summaries.push(work.read_json(&format!("{name}.json")));
     }
@@ -309,7 +326,10 @@ fn a_master_that_quits_early_stops_its_worker() {
     std::thread::sleep(Duration::from_secs(1));
     master.signal("-TERM");
     let stopped = Instant::now();
-    assert!(master.wait(Duration::from_secs(15)).is_some(), "master did not stop");
+    assert!(
+        master.wait(Duration::from_secs(15)).is_some(),
+        "master did not stop"
+    );
     let status = w.wait(Duration::from_secs(10));
     let text = log(&work, "w1.log");
     assert!(status.is_some_and(|s| s.success()), "{status:?}\n{text}");
@@ -347,7 +367,10 @@ fn a_dead_master_makes_the_worker_fail_within_the_lost_timeout() {
     let text = log(&work, "w1.log");
     let status = status.unwrap_or_else(|| panic!("worker still running:\n{text}"));
     assert!(!status.success(), "{text}");
-    assert!(waited >= Duration::from_secs(2), "exited too soon ({waited:?}):\n{text}");
+    assert!(
+        waited >= Duration::from_secs(2),
+        "exited too soon ({waited:?}):\n{text}"
+    );
     assert!(waited < Duration::from_secs(7), "took {waited:?}:\n{text}");
     assert!(text.contains("lost the Locust master"), "{text}");
     // Its own summary still holds what its users did.
@@ -384,8 +407,16 @@ fn a_python_worker_and_a_loaddensity_worker_share_a_master() {
         log(&work, "master.log")
     );
     let status = w.wait(Duration::from_secs(10));
-    assert!(status.is_some_and(|s| s.success()), "{}", log(&work, "w1.log"));
-    assert!(python.wait(Duration::from_secs(10)).is_some(), "{}", log(&work, "python.log"));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{}",
+        log(&work, "w1.log")
+    );
+    assert!(
+        python.wait(Duration::from_secs(10)).is_some(),
+        "{}",
+        log(&work, "python.log")
+    );
     let summary = work.read_json("w1.json");
     let ours = total_requests(&summary);
     let csv = master_counts(&work);
@@ -424,10 +455,26 @@ fn master_mode_and_unknown_modes_are_refused() {
     let work = Workdir::new();
     let port = closed_port();
     for (extra, field, words) in [
-        (json!({"runner_mode": "master"}), "runner_mode", "locust --master"),
-        (json!({"runner_mode": "boss"}), "runner_mode", "expected local or worker"),
-        (json!({"expected_workers": 2}), "expected_workers", "locust --master"),
-        (json!({"master_host": "127.0.0.1"}), "runner_mode", "runner_mode worker"),
+        (
+            json!({"runner_mode": "master"}),
+            "runner_mode",
+            "locust --master",
+        ),
+        (
+            json!({"runner_mode": "boss"}),
+            "runner_mode",
+            "expected local or worker",
+        ),
+        (
+            json!({"expected_workers": 2}),
+            "expected_workers",
+            "locust --master",
+        ),
+        (
+            json!({"master_host": "127.0.0.1"}),
+            "runner_mode",
+            "runner_mode worker",
+        ),
         (
             json!({"runner_mode": "worker", "worker_lost_timeout": 1, "worker_heartbeat_interval": 2}),
             "worker_lost_timeout",
@@ -443,7 +490,10 @@ fn master_mode_and_unknown_modes_are_refused() {
         let output = common::run(&["validate", path.to_str().expect("utf8")], None);
         let text = format!("{}{}", common::stdout(&output), common::stderr(&output));
         assert!(!output.status.success(), "{extra}: {text}");
-        assert!(text.contains(field) && text.contains(words), "{extra}: {text}");
+        assert!(
+            text.contains(field) && text.contains(words),
+            "{extra}: {text}"
+        );
     }
 }
 
