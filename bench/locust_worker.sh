@@ -8,7 +8,7 @@
 # its CSV. Prints a markdown table of medians over RUNS interleaved runs and the ratio.
 #
 #   bench/locust_worker.sh          # RUNS=3 DURATION=20 USERS=32 by default
-#   RUNS=1 DURATION=4 bench/locust_worker.sh   # a smoke run
+#   RUNS=1 DURATION=4 LOADDENSITY_BIN=target/ci/loaddensity bench/locust_worker.sh   # a smoke run
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
@@ -18,7 +18,11 @@ PORT=${PORT:-18182}
 MASTER_PORT=${MASTER_PORT:-15557}
 
 command -v locust >/dev/null || { echo "needs locust: pip install locust==2.47.0" >&2; exit 1; }
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+# LOADDENSITY_BIN: a binary already built (no release build then).
+if [ -z "${LOADDENSITY_BIN:-}" ]; then
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+    LOADDENSITY_BIN="$ROOT/target/release/loaddensity"
+fi
 start_nginx "$PORT"
 WORK=$(mktemp -d)
 trap 'stop_nginx; rm -rf "$WORK"' EXIT
@@ -54,7 +58,7 @@ master_rps() {
         >"$WORK/master.log" 2>&1 &
     local master=$!
     if [ "$kind" = loaddensity ]; then
-        taskset -c "$LOAD_CPU" "$ROOT/target/release/loaddensity" --threads 1 --quiet worker \
+        taskset -c "$LOAD_CPU" "$LOADDENSITY_BIN" --threads 1 --quiet worker \
             "$WORK/worker.json" --master-port "$MASTER_PORT" --user-class WebUser \
             >"$WORK/worker.log" 2>&1 &
     else
