@@ -321,7 +321,10 @@ async fn join(
             match Message::decode(&frame).map(|m| Command::from_message(&m)) {
                 Ok(Ok(Command::Ack { index })) => return Ok((connection, inbox, index)),
                 Ok(Ok(other)) => tracing::debug!("before the ack: {other:?}"),
-                Ok(Err(error)) | Err(error) => bad = Some(error.to_string()),
+                Ok(Err(error)) | Err(error) => {
+                    tracing::warn!("ignoring a frame from the Locust master: {error}");
+                    bad = Some(error.to_string());
+                }
             }
         }
     }

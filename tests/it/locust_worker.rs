@@ -523,3 +523,148 @@ proptest! {
         let _ = MasterCommand::from_message(&message);
     }
 }
+
+/// A master of our own (a ZeroMQ ROUTER) that sends what a Locust master never
+/// would: frames that are not msgpack or not Locust messages, and `reconnect`. The
+/// worker ignores the frames, joins again under the same id, and the `stats`
+/// reports add up to its own summary exactly.
+#[test]
+fn a_worker_survives_bad_frames_and_reconnects() {
+    use bytes::Bytes;
+    use loaddensity::locust_worker::protocol::{get, map};
+    use rmpv::Value as Mp;
+    use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
+
+    let target = common::Target::start();
+    let work = Workdir::new();
+    let url = target.url("");
+    let port_of_target: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("target port");
+    script(
+        &work,
+        port_of_target,
+        json!({"tasks": [{"method": "get", "url": "/", "name": "/"}]}),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut router = zeromq::RouterSocket::new();
+        let endpoint = router.bind("tcp://127.0.0.1:0").await.expect("bind");
+        let zeromq::Endpoint::Tcp(_, master_port) = endpoint else {
+            panic!("not tcp: {endpoint}");
+        };
+        let mut w = worker(&work, master_port, "w1", &["--lost-timeout", "5s"]);
+        let send = |id: &Bytes, payload: Vec<u8>| {
+            let mut message = ZmqMessage::from(payload);
+            message.push_front(id.clone());
+            message
+        };
+        // Reads messages for at most `limit` until `want` says stop; returns them.
+        async fn read_until(
+            router: &mut zeromq::RouterSocket,
+            limit: Duration,
+            mut want: impl FnMut(&Message) -> bool,
+        ) -> Vec<(Bytes, Message)> {
+            let mut seen = Vec::new();
+            let deadline = tokio::time::Instant::now() + limit;
+            while let Ok(Ok(message)) = tokio::time::timeout_at(deadline, router.recv()).await {
+                let frames = message.into_vec();
+                let decoded =
+                    Message::decode(&frames[1]).expect("the worker sends Locust messages");
+                let done = want(&decoded);
+                seen.push((frames[0].clone(), decoded));
+                if done {
+                    break;
+                }
+            }
+            seen
+        }
+        let ready = read_until(&mut router, Duration::from_secs(20), |m| {
+            m.kind == "client_ready"
+        })
+        .await;
+        let (id, hello) = ready.last().expect("client_ready").clone();
+        assert_eq!(hello.kind, "client_ready", "{ready:?}");
+        assert_eq!(hello.data, Mp::from("2.47.0"));
+        assert_eq!(id.as_ref(), hello.node_id.as_bytes());
+        let node = hello.node_id.clone();
+        for garbage in [
+            b"\xff\x00 not msgpack".to_vec(),
+            vec![0x01],
+            Message::new("spawn", map([("timestamp", Mp::from("soon"))]), &node).encode(),
+        ] {
+            router.send(send(&id, garbage)).await.expect("send");
+        }
+        router
+            .send(send(
+                &id,
+                Message::new("ack", map([("index", Mp::from(3))]), &node).encode(),
+            ))
+            .await
+            .expect("send");
+        let spawn = |users: u64, at: f64| {
+            Message::new(
+                "spawn",
+                map([
+                    ("timestamp", Mp::F64(at)),
+                    ("user_classes_count", map([("WebUser", Mp::from(users))])),
+                    ("host", Mp::Nil),
+                    ("stop_timeout", Mp::Nil),
+                    ("parsed_options", map([])),
+                ]),
+                &node,
+            )
+            .encode()
+        };
+        router.send(send(&id, spawn(3, 1.0))).await.expect("send");
+        let mut seen = read_until(&mut router, Duration::from_secs(10), |m| {
+            m.kind == "spawning_complete"
+        })
+        .await;
+        let complete = &seen.last().expect("spawning_complete").1;
+        assert_eq!(complete.kind, "spawning_complete", "{seen:?}");
+        assert_eq!(get(&complete.data, "user_count"), Some(&Mp::from(3)));
+        router
+            .send(send(
+                &id,
+                Message::new("reconnect", Mp::Nil, &node).encode(),
+            ))
+            .await
+            .expect("send");
+        // After the reconnect, reports keep coming (a stats message within 5 s).
+        seen.extend(read_until(&mut router, Duration::from_secs(8), |m| m.kind == "stats").await);
+        assert_eq!(
+            seen.last().map(|(_, m)| m.kind.as_str()),
+            Some("stats"),
+            "{seen:?}"
+        );
+        let (id, _) = seen.last().expect("a message").clone();
+        router
+            .send(send(&id, Message::new("quit", Mp::Nil, &node).encode()))
+            .await
+            .expect("send");
+        seen.extend(
+            read_until(&mut router, Duration::from_secs(5), |m| {
+                m.kind == "stats" && get(&m.data, "user_count") == Some(&Mp::from(0))
+            })
+            .await,
+        );
+        let status = w.wait(Duration::from_secs(10));
+        let text = log(&work, "w1.log");
+        assert!(status.is_some_and(|s| s.success()), "{status:?}\n{text}");
+        assert!(text.contains("ignoring a frame"), "{text}");
+        let reported: u64 = seen
+            .iter()
+            .filter(|(_, m)| m.kind == "stats")
+            .filter_map(|(_, m)| get(get(&m.data, "stats_total")?, "num_requests")?.as_u64())
+            .sum();
+        let summary = work.read_json("w1.json");
+        assert!(reported > 0, "{seen:?}");
+        assert_eq!(reported, total_requests(&summary), "{text}");
+    });
+}
