@@ -19,6 +19,7 @@ pub mod instance;
 pub mod json_file;
 pub mod listener;
 pub mod live;
+pub mod locust_worker;
 pub mod output;
 pub mod protocol;
 pub mod redact;

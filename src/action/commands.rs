@@ -19,6 +19,7 @@ use crate::engine::{
     ArrivalRate, LoadShape, Progress, RunControl, RunObservers, RunReport, SHAPES, Scenario,
     TestPlan, WaitTime, run_test,
 };
+use crate::locust_worker::{WorkerOptions, WorkerSettings};
 use crate::protocol::{
     ConnectionDefaults, PLANNED_USER_TYPES, Protocol, USER_TYPES, UserTypeVisitor, visit_user_type,
 };
@@ -260,10 +261,17 @@ pub(super) struct StartTestArgs {
     master_bind_host: Option<Value>,
     #[serde(default)]
     master_bind_port: Option<Value>,
+    /// `runner_mode: worker`: the Locust master's host and port, and the worker's timings.
     #[serde(default)]
-    master_host: Option<Value>,
+    master_host: Option<String>,
     #[serde(default)]
-    master_port: Option<Value>,
+    master_port: Option<u16>,
+    #[serde(default)]
+    worker_heartbeat_interval: Option<f64>,
+    #[serde(default)]
+    worker_lost_timeout: Option<f64>,
+    #[serde(default)]
+    worker_startup_timeout: Option<f64>,
     #[serde(default)]
     expected_workers: Option<Value>,
     #[serde(default)]
@@ -330,13 +338,103 @@ fn default_test_time() -> Option<f64> {
     Some(60.0)
 }
 
+/// What `runner_mode: master` and the master's options are answered with.
+const MASTER_HINT: &str = "loaddensity does not run a Locust master: run one with `locust --master --headless --expect-workers N -f locustfile.py` and join it with `loaddensity worker SCRIPT --master-host HOST` (runner_mode worker), or split the load with `--segment I/N` and merge the results";
+
 impl StartTestArgs {
+    /// The user type, `user_detail_dict.user` (also the Locust user class name a
+    /// worker runs unless told another).
+    fn user_type(&self) -> &str {
+        self.user_detail_dict
+            .as_ref()
+            .map_or("fast_http_user", |u| u.user.as_str())
+    }
+
+    /// True for `runner_mode: worker`; an error for `master` and unknown modes.
+    fn is_worker(&self) -> Result<bool, ActionError> {
+        match self.runner_mode.as_deref() {
+            None | Some("local") => Ok(false),
+            Some("worker") => Ok(true),
+            Some("master") => Err(ActionError::argument("runner_mode", MASTER_HINT)),
+            Some(other) => Err(ActionError::argument(
+                "runner_mode",
+                format!("unknown mode `{other}`; expected local or worker"),
+            )),
+        }
+    }
+
+    /// Load settings a worker cannot honour: its master sets the users.
+    fn refuse_with_master(&self) -> Result<(), ActionError> {
+        for (field, given) in [
+            (
+                "load_shape",
+                self.load_shape.as_ref().is_some_and(|v| !v.is_null()),
+            ),
+            (
+                "arrival_rate",
+                self.arrival_rate.as_ref().is_some_and(|v| !v.is_null()),
+            ),
+        ] {
+            if given {
+                return Err(ActionError::argument(
+                    field,
+                    "a Locust worker runs the users its master asks for; give the shape to the master (a LoadTestShape in its locustfile)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The worker options of this test when it runs as a Locust worker: with
+    /// `runner_mode: worker`, or when `cli` (from `loaddensity worker`) is given, whose
+    /// settings win over the script's. `None` for a local test.
+    pub(super) fn worker_options(
+        &self,
+        cli: Option<&WorkerSettings>,
+    ) -> Result<Option<WorkerOptions>, ActionError> {
+        let seconds = |field: &'static str, value: Option<f64>| match value {
+            None => Ok(None),
+            Some(s) if s > 0.0 && s.is_finite() && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => Err(ActionError::argument(
+                field,
+                format!("expected a positive number of seconds, got {s}"),
+            )),
+        };
+        let script = WorkerSettings {
+            master_host: self.master_host.clone(),
+            master_port: self.master_port,
+            user_class: None,
+            heartbeat_interval: seconds(
+                "worker_heartbeat_interval",
+                self.worker_heartbeat_interval,
+            )?,
+            lost_timeout: seconds("worker_lost_timeout", self.worker_lost_timeout)?,
+            startup_timeout: seconds("worker_startup_timeout", self.worker_startup_timeout)?,
+        };
+        let Some(settings) = (match (self.is_worker()?, cli) {
+            (_, Some(cli)) => Some(cli.over(&script)),
+            (true, None) => Some(script.clone()),
+            (false, None) => None,
+        }) else {
+            if script != WorkerSettings::default() {
+                return Err(ActionError::argument(
+                    "runner_mode",
+                    "master_host, master_port and the worker_* timings are for runner_mode worker (or `loaddensity worker`)",
+                ));
+            }
+            return Ok(None);
+        };
+        self.refuse_with_master()?;
+        let options = settings.options(self.user_type());
+        options
+            .check()
+            .map_err(|(field, message)| ActionError::argument(field, message))?;
+        Ok(Some(options))
+    }
+
     /// Runs `visitor` with the protocol of `user_detail_dict.user`.
     fn with_user_type<V: UserTypeVisitor>(&self, visitor: V) -> Result<V::Output, ActionError> {
-        let user = self
-            .user_detail_dict
-            .as_ref()
-            .map_or("fast_http_user", |u| u.user.as_str());
+        let user = self.user_type();
         visit_user_type(user, visitor).ok_or_else(|| {
             if PLANNED_USER_TYPES.contains(&user) {
                 ActionError::not_supported(
@@ -369,7 +467,7 @@ impl StartTestArgs {
     }
 
     /// Runs the queries of `db_sources`, once each.
-    fn read_db_sources(&self) -> Result<Vec<(String, Arc<CsvData>)>, ActionError> {
+    pub(super) fn read_db_sources(&self) -> Result<Vec<(String, Arc<CsvData>)>, ActionError> {
         self.db_sources
             .iter()
             .flatten()
@@ -384,7 +482,7 @@ impl StartTestArgs {
     }
 
     /// [`StartTestArgs::plan`] with the rows of `db_sources` already read.
-    fn plan_with<P: Protocol>(
+    pub(super) fn plan_with<P: Protocol>(
         &self,
         segment: Option<&Segment>,
         registered: ResolverSnapshot,
@@ -406,34 +504,19 @@ impl StartTestArgs {
                 ));
             }
         }
-        match self.runner_mode.as_deref() {
-            None | Some("local") => {}
-            Some(mode @ ("master" | "worker")) => {
-                return Err(ActionError::not_supported(
-                    format!("`runner_mode: {mode}`"),
-                    "run independent instances, each with its own share of the load, and aggregate in the metric backend",
-                ));
-            }
-            Some(other) => {
-                return Err(ActionError::argument(
-                    "runner_mode",
-                    format!("unknown mode `{other}`; expected local"),
-                ));
-            }
-        }
+        let worker = self.is_worker()?;
         for (field, value) in [
             ("master_bind_host", &self.master_bind_host),
             ("master_bind_port", &self.master_bind_port),
-            ("master_host", &self.master_host),
-            ("master_port", &self.master_port),
             ("expected_workers", &self.expected_workers),
         ] {
             if value.is_some() {
-                return Err(ActionError::not_supported(
-                    format!("`{field}` (distributed master/worker mode)"),
-                    "run independent instances instead",
-                ));
+                return Err(ActionError::argument(field, MASTER_HINT));
             }
+        }
+        if worker {
+            // The master decides the users and the test's end.
+            self.refuse_with_master()?;
         }
         if self.user_count == 0 {
             return Err(ActionError::argument(
@@ -603,7 +686,7 @@ impl StartTestArgs {
 
     /// The `run.load` entry of this test in the result document. `users` and
     /// `spawn_rate` are what this process ran: a segment's slice of the script's.
-    fn load_description(
+    pub(super) fn load_description(
         &self,
         started_at: SystemTime,
         report: &RunReport,
@@ -636,6 +719,7 @@ struct StartTest;
 impl Command for StartTest {
     fn validate(&self, args: &Args, scratch: &ParameterResolver) -> Result<(), ActionError> {
         let args = args.parse::<StartTestArgs>(START_TEST_PARAMS)?;
+        args.worker_options(None)?;
         args.with_user_type(ValidateTest(&args, scratch))?
     }
 
@@ -697,23 +781,14 @@ impl UserTypeVisitor for RunTest<'_> {
     }
 }
 
-fn run_test_with<P: Protocol>(
+/// What every test does before it starts: registers its `variables` and
+/// `csv_sources` (as in LoadDensity, they stay registered for later tests) and sets the
+/// request log up. Returns the interrupt token; an error when already interrupted.
+pub(super) fn prepare_test(
     executor: &mut Executor,
     args: &StartTestArgs,
-) -> Result<Value, ActionError> {
-    let segment = executor.segment;
-    // Each database source's query runs once: its rows serve this test and stay
-    // registered for later ones.
-    let db = args.read_db_sources()?;
-    let plan = args.plan_with::<P>(
-        segment.as_ref(),
-        executor.context().resolver().snapshot(),
-        &db,
-    )?;
-    if let Some(segment) = &segment {
-        tracing::info!("segment {segment}: {}", plan.describe());
-    }
-    // As in LoadDensity, `variables` and `csv_sources` stay registered for later tests.
+    db: Vec<(String, Arc<CsvData>)>,
+) -> Result<tokio_util::sync::CancellationToken, ActionError> {
     let resolver = executor.context().resolver();
     for (name, value) in args.variables.iter().flatten() {
         resolver.register_variable(name, value);
@@ -738,6 +813,29 @@ fn run_test_with<P: Protocol>(
             .map_err(|e| ActionError::Failed(format!("web_ui_dict: {e}")))?;
         tracing::info!("web UI on http://{addr}/");
     }
+    Ok(interrupt)
+}
+
+fn run_test_with<P: Protocol>(
+    executor: &mut Executor,
+    args: &StartTestArgs,
+) -> Result<Value, ActionError> {
+    if let Some(options) = args.worker_options(executor.locust_worker.as_ref())? {
+        return super::worker_run::run_as_worker::<P>(executor, args, &options);
+    }
+    let segment = executor.segment;
+    // Each database source's query runs once: its rows serve this test and stay
+    // registered for later ones.
+    let db = args.read_db_sources()?;
+    let plan = args.plan_with::<P>(
+        segment.as_ref(),
+        executor.context().resolver().snapshot(),
+        &db,
+    )?;
+    if let Some(segment) = &segment {
+        tracing::info!("segment {segment}: {}", plan.describe());
+    }
+    let interrupt = prepare_test(executor, args, db)?;
     let (users, spawn_rate, test_time) = (plan.users, plan.spawn_rate, plan.test_time);
     let control = Arc::new(match (&plan.shape, &plan.arrival) {
         (_, Some(_)) => RunControl::fixed("arrival rate", users, spawn_rate),

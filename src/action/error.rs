@@ -79,6 +79,9 @@ pub enum ActionError {
     /// `LD_assert_sla`: at least one gate failed (each named with its actual value).
     #[error("SLA failed: {0}")]
     SlaFailed(String),
+    /// A Locust worker could not join or stay with its master.
+    #[error(transparent)]
+    LocustWorker(#[from] crate::locust_worker::WorkerError),
     /// Nested actions (`LD_execute_action`, `LD_execute_files`) nested too deep.
     #[error("actions nested deeper than {0} levels")]
     TooDeep(usize),

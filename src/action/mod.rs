@@ -27,6 +27,7 @@ mod sink_commands;
 mod sla_commands;
 mod socket_commands;
 mod statsd_commands;
+mod worker_run;
 
 pub use args::Args;
 pub use document::{Action, MAX_DOCUMENT_BYTES, actions, parse_json, read_json, read_json_file};
@@ -50,6 +51,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::RunContext;
 use crate::listener::ListenerRegistry;
+use crate::locust_worker::WorkerSettings;
 use crate::scenario::ParameterResolver;
 use crate::segment::Segment;
 use crate::sinks::Sinks;
@@ -125,6 +127,9 @@ pub struct Executor {
     sla_failures: usize,
     depth: usize,
     segment: Option<Segment>,
+    /// `loaddensity worker`: every test joins a Locust master, with these settings
+    /// over the script's.
+    locust_worker: Option<WorkerSettings>,
     run: RunInfo,
 }
 
@@ -159,6 +164,7 @@ impl Executor {
             sla_failures: 0,
             depth: 0,
             segment: None,
+            locust_worker: None,
             run: RunInfo::default(),
         };
         register_builtins(&mut executor);
@@ -174,6 +180,13 @@ impl Executor {
     /// slice of the users, rates and CSV rows. `None` runs the whole load.
     pub fn set_segment(&mut self, segment: Option<Segment>) {
         self.segment = segment.filter(|s| !s.is_whole());
+    }
+
+    /// Runs every later test as a worker of a Locust master (`loaddensity worker`),
+    /// whatever the script's `runner_mode`; `settings` win over the script's
+    /// `master_host`, `master_port` and worker timings. `None`: as the script says.
+    pub fn set_locust_worker(&mut self, settings: Option<WorkerSettings>) {
+        self.locust_worker = settings;
     }
 
     /// The execution segment tests run as, if any.

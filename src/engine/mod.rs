@@ -6,6 +6,7 @@
 
 mod arrival;
 mod control;
+mod live;
 mod plan;
 mod progress;
 mod segment;
@@ -16,6 +17,7 @@ mod wait;
 
 pub use arrival::{ArrivalRate, RateStage};
 pub use control::{RunControl, RunState, SwarmError};
+pub use live::{IMMEDIATE, LiveUsers};
 pub use plan::{MODES, Mode, Scenario, TestPlan, parse_tasks};
 pub use progress::Progress;
 pub use shape::{LoadShape, SHAPES, Stage};
@@ -266,6 +268,9 @@ async fn spawn_and_supervise<P: Protocol>(
                 control.set_state(state);
             }
         }
+        if let LoadShape::Live(live) = &shape {
+            live.set_running(running.len() as u32);
+        }
         let resizable = shared.control.as_ref().is_some_and(|c| c.is_adjustable());
         if shared.plan.shape.is_none() && spawned >= shared.plan.users && !resizable {
             break;
@@ -293,6 +298,9 @@ async fn spawn_and_supervise<P: Protocol>(
             shared.active_users.load(Ordering::Relaxed)
         );
         users.shutdown().await;
+    }
+    if let LoadShape::Live(live) = &shape {
+        live.set_running(0);
     }
     spawned
 }

@@ -74,6 +74,9 @@ impl<P: Protocol> TestPlan<P> {
             Some(LoadShape::Constant { users, spawn_rate }) => {
                 format!("closed model: {users} users at {}/s", round(*spawn_rate))
             }
+            Some(LoadShape::Live(live)) => {
+                format!("closed model: {} users, set while running", live.target().0)
+            }
         }
     }
 }
@@ -89,6 +92,8 @@ impl LoadShape {
     #[must_use]
     pub fn for_segment(self, segment: &Segment) -> Self {
         match self {
+            // The master that sets it splits the users among its workers.
+            LoadShape::Live(live) => LoadShape::Live(live),
             LoadShape::Constant { users, spawn_rate } => LoadShape::Constant {
                 users: segment.share(users),
                 spawn_rate: segment.share_rate(spawn_rate),

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::LiveUsers;
+
 /// One stage of the `stages` shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
@@ -29,6 +31,9 @@ pub enum LoadShape {
     },
     /// Stages in order; the test ends after the last.
     Stages(Vec<Stage>),
+    /// A target set from outside while the test runs (a Locust master's); never ends
+    /// by itself.
+    Live(LiveUsers),
     /// Baseline, then spike, then baseline.
     Spike {
         /// Users before and after the spike.
@@ -68,6 +73,7 @@ impl LoadShape {
     pub fn at(&self, t: Duration) -> Option<(u32, f64)> {
         match self {
             LoadShape::Constant { users, spawn_rate } => Some((*users, *spawn_rate)),
+            LoadShape::Live(live) => Some(live.target()),
             LoadShape::Stages(stages) => {
                 let mut end = Duration::ZERO;
                 stages.iter().find_map(|stage| {

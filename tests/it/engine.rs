@@ -164,7 +164,9 @@ fn bad_scripts_name_file_action_field_and_other_actions_still_run() {
         format!(
             "{name}: action[2] (LD_start_test): field `user_detail_dict.user`: unknown user type `kafka_user`; expected one of: fast_http_user, http_user"
         ),
-        format!("{name}: action[3] (LD_start_test): `runner_mode: master`"),
+        format!(
+            "{name}: action[3] (LD_start_test): field `runner_mode`: loaddensity does not run a Locust master"
+        ),
         format!("{name}: action[4] (LD_no_such_command): unknown command"),
         format!(
             "{name}: action[5] (LD_sleep): field `secs`: unknown field `secs`, expected `seconds`"
@@ -174,7 +176,8 @@ fn bad_scripts_name_file_action_field_and_other_actions_still_run() {
     for line in &expect {
         assert!(err.contains(line), "missing `{line}` in:\n{err}");
     }
-    assert!(err.contains("not supported yet"), "{err}");
+    // runner_mode master says how to run one instead.
+    assert!(err.contains("locust --master"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     // The last action still ran.
     assert_eq!(work.read_json("after.json")["totals"]["requests"], 0);

@@ -36,6 +36,7 @@ mod influxdb;
 mod kubernetes;
 mod layering;
 mod live;
+mod locust_worker;
 mod memcached;
 mod merge;
 mod mqtt;

@@ -113,6 +113,35 @@ pub(crate) enum Command {
     ImportHar(ImportHarArgs),
     /// Serve the control socket: run action JSON sent over TCP (LoadDensity's `serve`).
     Serve(ServeArgs),
+    /// Join a Locust 2.x master as a worker: run the script's tests with the users the
+    /// master asks for, reporting to it (takes the flags of `run`).
+    Worker(WorkerArgs),
+}
+
+/// Flags of `loaddensity worker`: those of `run`, and where the master is.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// The Locust master's host (default: the script's master_host, else 127.0.0.1).
+    #[arg(long, value_name = "HOST")]
+    pub(crate) master_host: Option<String>,
+    /// The Locust master's port (default: the script's master_port, else 5557).
+    #[arg(long, value_name = "PORT")]
+    pub(crate) master_port: Option<u16>,
+    /// The Locust user class to run, as named in the master's locustfile (default:
+    /// the script's user_detail_dict.user).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) user_class: Option<String>,
+    /// Time between heartbeats to the master, e.g. 1s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) heartbeat_interval: Option<Duration>,
+    /// Stop the users and exit non-zero when the master is silent this long, e.g. 15s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) lost_timeout: Option<Duration>,
+    /// Give up when no master answers within this time, e.g. 60s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) startup_timeout: Option<Duration>,
 }
 
 /// Flags of `loaddensity lint`.

@@ -82,5 +82,6 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Init { path } => cmd::init::init_project(&path),
         Command::ImportHar(args) => cmd::import_har::import_har(&args),
         Command::Serve(args) => cmd::serve::serve(&args, options),
+        Command::Worker(args) => cmd::worker::worker(&args, options),
     }
 }

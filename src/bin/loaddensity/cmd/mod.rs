@@ -14,3 +14,4 @@ pub(crate) mod schema;
 pub(crate) mod serve;
 pub(crate) mod target;
 pub(crate) mod validate;
+pub(crate) mod worker;

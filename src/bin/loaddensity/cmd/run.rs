@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use loaddensity::ExecutorOptions;
+use loaddensity::locust_worker::WorkerSettings;
 
 use crate::documents::{Loaded, load_documents};
 use crate::execute::{execute_documents, executor, finish, validate_documents};
@@ -17,6 +18,16 @@ use crate::sinks::{otel, start_datadog_apm, start_influxdb, start_prometheus, st
 /// `run PATH`: starts the sinks of the flags, waits for `--start-at`, runs every
 /// document, then writes the summary and the reports.
 pub(crate) fn run(args: &RunArgs, options: ExecutorOptions) -> Result<ExitCode> {
+    run_as(args, options, None)
+}
+
+/// [`run`], with every test joining a Locust master when `worker` is given
+/// (`loaddensity worker`).
+pub(crate) fn run_as(
+    args: &RunArgs,
+    options: ExecutorOptions,
+    worker: Option<WorkerSettings>,
+) -> Result<ExitCode> {
     scale_out::check_flags(&args.scale)?;
     let summary_json = args.summary_json.as_deref();
     let documents = load_documents(&args.path)?;
@@ -34,6 +45,7 @@ pub(crate) fn run(args: &RunArgs, options: ExecutorOptions) -> Result<ExitCode> 
     // The segment and instance name first: the sinks label their output with them.
     scale_out::configure(&mut executor, &args.scale)?;
     executor.set_script(&args.path);
+    executor.set_locust_worker(worker);
     start_prometheus(&executor, args.prometheus.as_ref())?;
     start_influxdb(&mut executor, &args.influxdb)?;
     start_statsd(&mut executor, args.statsd.as_ref())?;
