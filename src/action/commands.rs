@@ -1,7 +1,6 @@
 //! The built-in `LD_*` commands of the engine: tests, nested actions, sleeping,
 //! summaries, records and the built-in target server.
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

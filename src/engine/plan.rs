@@ -358,6 +358,9 @@ pub fn parse_tasks(value: &Value, host: Option<&Url>) -> Result<Scenario<Http>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+    use serde_json::json;
 
     #[test]
     fn modes_and_weights() {

@@ -462,6 +462,7 @@ mod tests {
             outcome,
             url: None,
             response: None,
+            retry: false,
         };
         stats.on_request(&event(5, Outcome::Success));
         stats.on_request(&event(150, Outcome::Failure("HTTP 500")));

@@ -188,6 +188,9 @@ pub(crate) fn check_scheme(text: &str, schemes: &[&str]) -> Result<(), String> {
             "`{}` is not a URL; expected {expected}",
             crate::redact::redact_url_credentials(text)
         )),
+    }
+}
+
 /// A step's `method`, lower case (LoadDensity lowers it), one of `methods`; from
 /// the legacy map's key when the task has none.
 pub(crate) fn step_method(

@@ -12,10 +12,10 @@
 //! Adding a protocol: one folder here with a type implementing [`Protocol`], and
 //! one line in the `user_types!` registry below.
 
-pub mod client_cert;
-pub mod async_http;
-pub mod etcd;
 pub mod amqp;
+pub mod async_http;
+pub mod client_cert;
+pub mod etcd;
 pub(crate) mod fields;
 pub mod graphql_ws;
 pub mod grpc;
@@ -27,8 +27,8 @@ pub mod nats;
 pub mod payload;
 pub mod redis;
 pub mod socket;
-pub mod sse;
 pub mod sql;
+pub mod sse;
 pub mod websocket;
 
 use std::cell::RefCell;

@@ -27,6 +27,7 @@ use crate::protocol::fields::render_optional;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::redact_url_credentials;
 use crate::scenario::Template;
+use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// The `amqp_user` protocol.
@@ -252,6 +253,7 @@ impl Protocol for Amqp {
             status: None,
             response_length,
             connect_failure: failure.as_ref().is_some_and(|f| f.connect),
+            class: ErrorClass::Permanent,
             failure: failure.map(|f| f.message),
             sample: None,
         }

@@ -29,6 +29,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::protocol::fields::render_optional;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 use task::Op;
 
@@ -161,6 +162,7 @@ impl Protocol for Etcd {
             response_length,
             failure,
             connect_failure,
+            class: ErrorClass::Permanent,
             sample: None,
         }
     }

@@ -32,6 +32,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::protocol::http::TlsConnectors;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::redact_url_credentials;
+use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// GraphQL over WebSocket, LoadDensity's `graphql_ws_user`.
@@ -127,6 +128,7 @@ impl Protocol for GraphqlWs {
             response_length,
             failure,
             connect_failure: false,
+            class: ErrorClass::Permanent,
             sample: None,
         }
     }

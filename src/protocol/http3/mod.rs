@@ -27,6 +27,7 @@ use url::Url;
 
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::redact_url_credentials;
+use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// HTTP/3, LoadDensity's `http3_user`.
@@ -150,6 +151,7 @@ impl Protocol for Http3 {
                     .filter(|expected| *expected != status)
                     .map(|expected| format!("http3 status expected {expected}, got {status}")),
                 connect_failure: false,
+                class: ErrorClass::Permanent,
                 sample: None,
             },
             Err(failure) => StepOutcome {
@@ -159,6 +161,7 @@ impl Protocol for Http3 {
                 response_length: 0,
                 failure: Some(failure.message),
                 connect_failure: failure.connect,
+                class: ErrorClass::Permanent,
                 sample: None,
             },
         }

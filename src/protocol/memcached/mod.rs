@@ -29,6 +29,7 @@ use serde_json::{Map, Value};
 
 use crate::protocol::fields::render_optional;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 use task::Op;
 
@@ -157,6 +158,7 @@ impl Protocol for Memcached {
             response_length: done.length,
             failure: done.failure,
             connect_failure: done.connect_failure,
+            class: ErrorClass::Permanent,
             sample: None,
         }
     }

@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use crate::protocol::fields::render_optional;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::{redact_url_credentials, split_url_credentials};
+use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// Server errors a connection keeps for its user's next look.
@@ -270,6 +271,7 @@ impl Protocol for Nats {
             status: None,
             response_length,
             connect_failure: failure.as_ref().is_some_and(|f| f.connect),
+            class: ErrorClass::Permanent,
             failure: failure.map(|f| f.message),
             sample: None,
         }

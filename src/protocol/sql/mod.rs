@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use crate::db::{BoundSql, Connection};
 use crate::protocol::fields::render_optional;
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// The `sql_user` protocol.
@@ -147,6 +148,7 @@ impl Protocol for Sql {
             response_length: if failure.is_none() { rows } else { 0 },
             failure,
             connect_failure: false,
+            class: ErrorClass::Permanent,
             sample: None,
         }
     }

@@ -34,6 +34,7 @@ use crate::protocol::http::{
 };
 use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::redact_url_credentials;
+use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// Server-Sent Events, LoadDensity's `sse_user`.
@@ -160,6 +161,7 @@ impl Protocol for Sse {
             response_length,
             failure,
             connect_failure,
+            class: ErrorClass::Permanent,
             sample: None,
         }
     }
