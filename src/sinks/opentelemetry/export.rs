@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::HOST;
+use http::header::{CONNECTION, HOST};
 use http::{HeaderName, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use opentelemetry_http::{HttpClient, HttpError};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -22,6 +23,9 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use super::OtelError;
+use crate::sinks::lock;
 
 /// At most one log line about failed exports per this interval.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -121,15 +125,49 @@ impl<E: PushMetricExporter> PushMetricExporter for CountingExporter<E> {
     }
 }
 
-/// The OTLP/HTTP client: one HTTP/1.1 connection per export (plain TCP, or TLS by
-/// rustls with the system's roots), run on the exporter's runtime whatever thread
-/// awaits it.
+/// The OTLP/HTTP client: HTTP/1.1 over plain TCP, or TLS by rustls with the system's
+/// roots, run on the exporter's runtime whatever thread awaits it. The connection is
+/// kept open between exports (a new one per export cost more than the encoding at
+/// high span rates); one that the collector has closed is replaced, and a request
+/// that failed on a kept connection before any answer is sent once more on a new one.
 pub(super) struct RuntimeHttpClient {
-    pub(super) runtime: tokio::runtime::Handle,
-    pub(super) tls: Option<TlsConnector>,
-    pub(super) timeout: Duration,
+    runtime: tokio::runtime::Handle,
+    tls: Option<TlsConnector>,
+    timeout: Duration,
     /// Sent with every request. Never printed.
-    pub(super) headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+    headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+    /// The open connection between two exports.
+    idle: Arc<Mutex<Option<IdleConnection>>>,
+}
+
+impl RuntimeHttpClient {
+    /// A client for an `endpoint` (TLS when it is `https:`), with no connection open
+    /// yet.
+    pub(super) fn new(
+        runtime: &tokio::runtime::Handle,
+        endpoint: &str,
+        timeout: Duration,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<Self, OtelError> {
+        let tls = if endpoint.starts_with("https:") {
+            Some(tls_connector().map_err(|e| OtelError::Build(format!("TLS: {e}")))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            runtime: runtime.clone(),
+            tls,
+            timeout,
+            headers: Arc::new(headers.to_vec()),
+            idle: Arc::default(),
+        })
+    }
+}
+
+/// A kept HTTP/1.1 connection, and the `scheme://authority` it goes to.
+pub(super) struct IdleConnection {
+    origin: String,
+    sender: SendRequest<Full<Bytes>>,
 }
 
 impl std::fmt::Debug for RuntimeHttpClient {
@@ -147,8 +185,9 @@ impl HttpClient for RuntimeHttpClient {
         let tls = self.tls.clone();
         let timeout = self.timeout;
         let headers = self.headers.clone();
+        let idle = self.idle.clone();
         let task = self.runtime.spawn(async move {
-            match tokio::time::timeout(timeout, send(request, tls, &headers)).await {
+            match tokio::time::timeout(timeout, send(request, tls, &headers, &idle)).await {
                 Ok(result) => result,
                 Err(_) => Err(format!("the collector did not answer within {timeout:?}").into()),
             }
@@ -162,6 +201,7 @@ async fn send(
     request: Request<Bytes>,
     tls: Option<TlsConnector>,
     headers: &[(HeaderName, HeaderValue)],
+    idle: &Mutex<Option<IdleConnection>>,
 ) -> Result<Response<Bytes>, HttpError> {
     let (mut parts, body) = request.into_parts();
     let uri = parts.uri.clone();
@@ -171,12 +211,7 @@ async fn send(
         _ => return Err(format!("`{uri}` is not an http:// or https:// URL").into()),
     };
     let authority = uri.authority().ok_or("the endpoint has no host")?.clone();
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let origin = format!("{}://{authority}", if https { "https" } else { "http" });
     parts.uri = uri.path_and_query().map_or("/", |p| p.as_str()).parse()?;
     parts
         .headers
@@ -184,37 +219,78 @@ async fn send(
     for (name, value) in headers {
         parts.headers.insert(name.clone(), value.clone());
     }
-    let request = Request::from_parts(parts, Full::new(body));
+    let kept = lock(idle)
+        .take()
+        .filter(|c| c.origin == origin && !c.sender.is_closed());
+    if let Some(IdleConnection { mut sender, .. }) = kept {
+        let request = Request::from_parts(parts.clone(), Full::new(body.clone()));
+        let sent = async {
+            sender.ready().await?;
+            sender.send_request(request).await
+        }
+        .await;
+        match sent {
+            Ok(response) => return finish(response, sender, origin, idle).await,
+            // The collector closed the kept connection (an idle timeout) before it
+            // read the request: sent again below on a new one.
+            Err(error)
+                if error.is_canceled() || error.is_closed() || error.is_incomplete_message() => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     tcp.set_nodelay(true)?;
-    if https {
+    let mut sender = if https {
         let tls = tls.ok_or("TLS is not configured")?;
         let name = ServerName::try_from(host)?;
-        let stream = tls.connect(name, tcp).await?;
-        exchange(TokioIo::new(stream), request).await
+        handshake(TokioIo::new(tls.connect(name, tcp).await?)).await?
     } else {
-        exchange(TokioIo::new(tcp), request).await
-    }
+        handshake(TokioIo::new(tcp)).await?
+    };
+    let response = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await?;
+    finish(response, sender, origin, idle).await
 }
 
-async fn exchange<T>(io: T, request: Request<Full<Bytes>>) -> Result<Response<Bytes>, HttpError>
+/// Opens HTTP/1.1 on `io`; the connection runs on its own task until it closes or
+/// its sender is dropped.
+async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, HttpError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-    let connection = tokio::spawn(connection);
-    let result = async {
-        let response = sender.send_request(request).await?;
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, MAX_RESPONSE_BYTES)
-            .collect()
-            .await?
-            .to_bytes();
-        Ok::<_, HttpError>(Response::from_parts(parts, body))
+    let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Reads the response's body (at most [`MAX_RESPONSE_BYTES`]) and keeps the connection
+/// for the next export unless the collector is closing it.
+async fn finish(
+    response: Response<hyper::body::Incoming>,
+    sender: SendRequest<Full<Bytes>>,
+    origin: String,
+    idle: &Mutex<Option<IdleConnection>>,
+) -> Result<Response<Bytes>, HttpError> {
+    let (parts, body) = response.into_parts();
+    let body = Limited::new(body, MAX_RESPONSE_BYTES)
+        .collect()
+        .await?
+        .to_bytes();
+    let closing = parts
+        .headers
+        .get(CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    if !closing {
+        *lock(idle) = Some(IdleConnection { origin, sender });
     }
-    .await;
-    connection.abort();
-    result
+    Ok(Response::from_parts(parts, body))
 }
 
 /// A TLS connector verifying against the system's roots, for `https` endpoints.

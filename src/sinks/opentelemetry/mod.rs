@@ -53,7 +53,7 @@ use serde_json::{Value, json};
 
 use crate::listener::ListenerId;
 use crate::sinks::{Sinks, lock};
-use export::{CountingExporter, ExportStats, RuntimeHttpClient, tls_connector};
+use export::{CountingExporter, ExportStats, RuntimeHttpClient};
 use recorder::Recorder;
 
 /// Why the exporter could not start.
@@ -242,17 +242,12 @@ fn build_exporter(
             builder.build()
         }
         OtlpProtocol::HttpProtobuf => {
-            let tls = if https {
-                Some(tls_connector().map_err(|e| OtelError::Build(format!("TLS: {e}")))?)
-            } else {
-                None
-            };
-            let client = RuntimeHttpClient {
-                runtime: runtime.clone(),
-                tls,
-                timeout: options.timeout,
-                headers: Arc::new(options.headers.clone()),
-            };
+            let client = RuntimeHttpClient::new(
+                runtime,
+                &options.endpoint,
+                options.timeout,
+                &options.headers,
+            )?;
             MetricExporter::builder()
                 .with_http()
                 .with_protocol(Protocol::HttpBinary)

@@ -17,6 +17,7 @@
 //! checked first, then the running sink is stopped (sending what it holds) and the new
 //! one started.
 
+mod datagrams;
 pub mod encoder;
 mod options;
 pub mod packet;
@@ -37,6 +38,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{Attached, Sinks, lock};
+use datagrams::{Transport, UdpTransport};
 use encoder::Encoder;
 use queue::{Counters, Queue};
 use sender::{Sender, SenderSettings};
@@ -79,7 +81,7 @@ pub fn start_statsd_sink(
     let prefix = options::effective_prefix(&options.prefix).to_string();
     let encoder = Encoder::new(&prefix, options.dialect, options.max_packet_bytes)?;
     let target = options::resolve(&options)?;
-    let send = sender::udp(target).map_err(StatsdError::Start)?;
+    let send = Transport::Udp(UdpTransport::connect(target).map_err(StatsdError::Start)?);
     let mut running = lock(&sinks.statsd.running);
     let replaced = match running.take() {
         Some(current) => {

@@ -6,66 +6,19 @@
 //! counted with the metrics they carried, and warned about at most every
 //! [`WARN_EVERY`](crate::sinks::queue::WARN_EVERY); the request path never sees them.
 
-use std::io;
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::datagrams::{Output, Transport};
 use super::encoder::{Encoder, Metric, Series};
 use super::packet::{Packer, Packet};
 use super::queue::{Counters, Queue, Record};
-use crate::sinks::lock;
 use crate::sinks::queue::{DrainBuffers, NewEndpoint, RateLimitedWarning, last_error_suffix};
 
 /// How often the queue is emptied, at most.
 const TICK: Duration = Duration::from_millis(10);
-/// The longest a send may wait for room in the socket's buffer.
-const SEND_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Sends one datagram.
-pub(crate) type SendFn = Box<dyn FnMut(&[u8]) -> io::Result<usize> + Send>;
-
-/// A UDP socket connected to `target` (so that an ICMP "port unreachable" shows as an
-/// error on a later send), as a [`SendFn`].
-pub(crate) fn udp(target: SocketAddr) -> io::Result<SendFn> {
-    let local: SocketAddr = if target.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let socket = UdpSocket::bind(local)?;
-    socket.connect(target)?;
-    socket.set_write_timeout(Some(SEND_TIMEOUT))?;
-    Ok(Box::new(move |bytes: &[u8]| socket.send(bytes)))
-}
-
-/// Where datagrams go, and what is counted of them.
-struct Output {
-    send: SendFn,
-    counters: Arc<Counters>,
-}
-
-impl Output {
-    fn send(&mut self, packet: Packet<'_>) {
-        let counters = &self.counters;
-        match (self.send)(packet.bytes) {
-            Ok(_) => {
-                Counters::add(&counters.datagrams_sent, 1);
-                Counters::add(&counters.metrics_sent, packet.lines as u64);
-                Counters::add(&counters.bytes_sent, packet.bytes.len() as u64);
-                Counters::add(&counters.requests_sent, packet.increments);
-            }
-            Err(error) => {
-                Counters::add(&counters.send_errors, 1);
-                Counters::add(&counters.metrics_failed, packet.lines as u64);
-                *lock(&counters.last_error) = Some(format!("UDP send: {error}"));
-            }
-        }
-    }
-}
-
 /// The sender's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct SenderSettings {
@@ -94,14 +47,12 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    pub(crate) fn new(queue: Arc<Queue>, send: SendFn, settings: SenderSettings) -> Self {
+    pub(crate) fn new(queue: Arc<Queue>, transport: Transport, settings: SenderSettings) -> Self {
         let counters = queue.counters.clone();
+        let max_packet_bytes = settings.encoder.max_packet_bytes();
         Self {
-            packer: Packer::new(settings.encoder.max_packet_bytes()),
-            out: Output {
-                send,
-                counters: counters.clone(),
-            },
+            packer: Packer::new(max_packet_bytes),
+            out: Output::new(transport, max_packet_bytes, counters.clone()),
             counters,
             queue,
             settings,
@@ -145,6 +96,7 @@ impl Sender {
             }
         });
         self.drained = drained;
+        self.out.flush();
     }
 
     fn learn_endpoints(&mut self, new_endpoints: &[NewEndpoint]) {
@@ -209,6 +161,7 @@ impl Sender {
             }
         }
         self.packer.flush(&mut send);
+        self.out.flush();
     }
 
     fn problems(&self) -> (u64, u64) {
@@ -250,6 +203,7 @@ mod tests {
     use super::*;
     use crate::event::{EndpointInterner, Outcome, RequestEvent};
     use crate::listener::RequestListener;
+    use crate::sinks::lock;
     use crate::sinks::statsd::options::Dialect;
     use proptest::prelude::*;
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -262,10 +216,10 @@ mod tests {
     fn sender(aggregate: bool, max: usize, queue: Arc<Queue>) -> (Sender, Seen) {
         let seen: Seen = Arc::default();
         let store = seen.clone();
-        let send: SendFn = Box::new(move |bytes: &[u8]| {
+        let send = Transport::Function(Box::new(move |bytes: &[u8]| {
             lock(&store).push(bytes.to_vec());
             Ok(bytes.len())
-        });
+        }));
         let settings = SenderSettings {
             encoder: Encoder::new("ld", Dialect::DogStatsd, max).expect("encoder"),
             aggregate_counters: aggregate,

@@ -98,13 +98,50 @@ impl BatchHeader {
             scope_field,
         }
     }
+
+    /// The most bytes the request's framing can take in front of the spans: two keys,
+    /// two lengths of at most five bytes, the resource and the scope.
+    fn max_len(&self) -> usize {
+        2 * (1 + 5) + self.resource_field.len() + self.scope_field.len()
+    }
+}
+
+/// Span fields written once and copied into every span that has them (an endpoint's
+/// name and constant attributes, a URL's attributes): encoding them per span was most
+/// of the exporter's cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct SpanFields(Vec<u8>);
+
+impl SpanFields {
+    /// No fields.
+    pub(super) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the span's name (`Span.name`).
+    pub(super) fn name(mut self, name: &str) -> Self {
+        put_delimited(&mut self.0, 5, name.as_bytes());
+        self
+    }
+
+    /// Adds a string attribute.
+    pub(super) fn str_attribute(mut self, key: &str, value: &str) -> Self {
+        put_attribute(&mut self.0, 9, key, AttributeValue::Str(value));
+        self
+    }
 }
 
 /// The spans of one export request being written.
+///
+/// They are written behind room for the request's framing, which is filled in when the
+/// request is taken: the spans are never copied, and the request is handed over
+/// without a copy either.
 #[derive(Debug)]
 pub(super) struct SpanBatch {
     header: BatchHeader,
-    /// The `ScopeSpans.spans` fields so far, keys and lengths included.
+    /// Bytes kept free in front of `spans` for the framing.
+    room: usize,
+    /// `room` bytes, then the `ScopeSpans.spans` fields so far, keys and lengths included.
     spans: Vec<u8>,
     count: usize,
     /// One span's fields, before its length is known.
@@ -119,9 +156,11 @@ pub(super) struct SpanWriter<'b> {
 impl SpanBatch {
     /// An empty batch of spans under `header`'s resource and scope.
     pub(super) fn new(header: BatchHeader) -> Self {
+        let room = header.max_len();
         Self {
             header,
-            spans: Vec::new(),
+            room,
+            spans: vec![0; room],
             count: 0,
             scratch: Vec::with_capacity(512),
         }
@@ -137,13 +176,12 @@ impl SpanBatch {
         self.count == 0
     }
 
-    /// Starts a CLIENT span named `name` (the ids must not be 0; times in nanoseconds
-    /// since the Unix epoch).
+    /// Starts a CLIENT span (the ids must not be 0; times in nanoseconds since the
+    /// Unix epoch); its name comes with [`SpanWriter::fields`].
     pub(super) fn span(
         &mut self,
         trace_id: u128,
         span_id: u64,
-        name: &str,
         start_ns: u64,
         end_ns: u64,
     ) -> SpanWriter<'_> {
@@ -151,7 +189,6 @@ impl SpanBatch {
         buf.clear();
         put_delimited(buf, 1, &trace_id.to_be_bytes());
         put_delimited(buf, 2, &span_id.to_be_bytes());
-        put_delimited(buf, 5, name.as_bytes());
         encode_key(6, WireType::Varint, buf);
         encode_varint(KIND_CLIENT, buf);
         encode_key(7, WireType::SixtyFourBit, buf);
@@ -167,26 +204,31 @@ impl SpanBatch {
     /// empty again afterwards.
     pub(super) fn take(&mut self) -> (Bytes, usize) {
         let header = &self.header;
-        let scope_spans_len = header.scope_field.len() + self.spans.len();
+        let scope_spans_len = header.scope_field.len() + (self.spans.len() - self.room);
         let resource_spans_len = header.resource_field.len() + delimited_len(2, scope_spans_len);
-        let mut request = Vec::with_capacity(delimited_len(1, resource_spans_len));
-        encode_key(1, WireType::LengthDelimited, &mut request);
-        encode_varint(resource_spans_len as u64, &mut request);
-        request.extend_from_slice(&header.resource_field);
-        encode_key(2, WireType::LengthDelimited, &mut request);
-        encode_varint(scope_spans_len as u64, &mut request);
-        request.extend_from_slice(&header.scope_field);
-        request.extend_from_slice(&self.spans);
-        self.spans.clear();
+        let mut framing = Vec::with_capacity(self.room);
+        encode_key(1, WireType::LengthDelimited, &mut framing);
+        encode_varint(resource_spans_len as u64, &mut framing);
+        framing.extend_from_slice(&header.resource_field);
+        encode_key(2, WireType::LengthDelimited, &mut framing);
+        encode_varint(scope_spans_len as u64, &mut framing);
+        framing.extend_from_slice(&header.scope_field);
+        // A request of more than 4 GiB would need longer varints than the room has;
+        // batches are far smaller (`max_export_batch_size` spans of a few hundred bytes).
+        let start = self.room.saturating_sub(framing.len());
+        self.spans[start..self.room].copy_from_slice(&framing[..self.room - start]);
+        let mut next = Vec::with_capacity(self.spans.capacity());
+        next.resize(self.room, 0);
+        let request = Bytes::from(std::mem::replace(&mut self.spans, next)).slice(start..);
         let count = std::mem::take(&mut self.count);
-        (Bytes::from(request), count)
+        (request, count)
     }
 }
 
 impl SpanWriter<'_> {
-    /// Adds a string attribute.
-    pub(super) fn str_attribute(&mut self, key: &str, value: &str) -> &mut Self {
-        put_attribute(&mut self.batch.scratch, 9, key, AttributeValue::Str(value));
+    /// Adds fields encoded beforehand (the name, constant attributes).
+    pub(super) fn fields(&mut self, fields: &SpanFields) -> &mut Self {
+        self.batch.scratch.extend_from_slice(&fields.0);
         self
     }
 
@@ -251,13 +293,21 @@ mod tests {
         );
         let mut batch = SpanBatch::new(header);
         let long = "x".repeat(300);
-        let mut span = batch.span(u128::MAX - 5, 7, "GET home", 1_000, 3_500);
-        span.str_attribute("request.type", "GET")
-            .int_attribute("response.length", 12_345)
-            .int_attribute("negative", -2);
+        let mut span = batch.span(u128::MAX - 5, 7, 1_000, 3_500);
+        span.fields(
+            &SpanFields::new()
+                .name("GET home")
+                .str_attribute("request.type", "GET"),
+        )
+        .int_attribute("response.length", 12_345)
+        .int_attribute("negative", -2);
         span.finish(None, 3_500);
-        let mut span = batch.span(42, u64::MAX, &long, 5_000, 4_000);
-        span.str_attribute("url.full", &long);
+        let mut span = batch.span(42, u64::MAX, 5_000, 4_000);
+        span.fields(
+            &SpanFields::new()
+                .name(&long)
+                .str_attribute("url.full", &long),
+        );
         span.finish(Some("HTTP 500 Internal Server Error"), 5_000);
         assert_eq!(batch.len(), 2);
         let (bytes, count) = batch.take();
@@ -347,9 +397,10 @@ mod tests {
         assert!(request.resource_spans[0].scope_spans[0].spans.is_empty());
         for round in 0..3u64 {
             for i in 0..100 {
-                batch
-                    .span(1, i + 1, "s", round, round + 1)
-                    .finish(None, round + 1);
+                let mut span = batch.span(1, i + 1, round, round + 1);
+                span.fields(&SpanFields::new().name("s"))
+                    .int_attribute("round", round as i64);
+                span.finish(None, round + 1);
             }
             let (bytes, count) = batch.take();
             assert_eq!(count, 100);

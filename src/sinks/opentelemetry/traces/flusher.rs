@@ -18,7 +18,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
-use super::encode::{BatchHeader, SpanBatch};
+use super::encode::{BatchHeader, SpanBatch, SpanFields};
 use super::queue::{NewEndpoint, Record, SpanQueue, TraceStats};
 use super::transport::Transport;
 use crate::sinks::lock;
@@ -48,10 +48,22 @@ pub(super) struct FlushSettings {
 /// An endpoint's strings, ready for its spans.
 #[derive(Debug)]
 struct Known {
-    span_name: String,
     request_type: Arc<str>,
     name: Arc<str>,
     http_method: bool,
+    /// The span's name and the attributes that are the same in every span of the
+    /// endpoint, encoded.
+    fields: SpanFields,
+    /// The URL of the endpoint's latest span and its attributes, encoded: most
+    /// endpoints always have the same URL.
+    url: Option<(Box<str>, SpanFields)>,
+}
+
+/// The `outcome` attribute of a success and of a failure, encoded.
+#[derive(Debug)]
+struct Outcomes {
+    success: SpanFields,
+    failure: SpanFields,
 }
 
 pub(super) struct Flusher {
@@ -61,6 +73,7 @@ pub(super) struct Flusher {
     settings: FlushSettings,
     endpoints: Vec<Option<Known>>,
     new_endpoints: Vec<NewEndpoint>,
+    outcomes: Outcomes,
     /// The export request being filled.
     batch: SpanBatch,
     /// Export requests full and not yet sent, with their span counts.
@@ -96,6 +109,10 @@ impl Flusher {
             transport,
             endpoints: Vec::new(),
             new_endpoints: Vec::new(),
+            outcomes: Outcomes {
+                success: SpanFields::new().str_attribute("outcome", "success"),
+                failure: SpanFields::new().str_attribute("outcome", "failure"),
+            },
             batch: SpanBatch::new(header),
             ready: VecDeque::new(),
             records: Vec::new(),
@@ -205,11 +222,21 @@ impl Flusher {
             }) {
                 continue;
             }
+            let http_method = HTTP_METHODS.contains(&&*endpoint.request_type);
+            let mut fields =
+                SpanFields::new().name(&format!("{} {}", endpoint.request_type, endpoint.name));
+            if http_method {
+                fields = fields.str_attribute("http.request.method", &endpoint.request_type);
+            }
+            fields = fields
+                .str_attribute("request.type", &endpoint.request_type)
+                .str_attribute("request.name", &endpoint.name);
             self.endpoints[index] = Some(Known {
-                span_name: format!("{} {}", endpoint.request_type, endpoint.name),
-                http_method: HTTP_METHODS.contains(&&*endpoint.request_type),
                 request_type: endpoint.request_type,
                 name: endpoint.name,
+                http_method,
+                fields,
+                url: None,
             });
         }
     }
@@ -240,50 +267,43 @@ impl Flusher {
             None => self.new_ids(),
         };
         let end_ns = record.start_ns.saturating_add(record.duration_ns);
-        let known = self
-            .endpoints
-            .get(record.endpoint.0 as usize)
-            .and_then(Option::as_ref);
         // Cannot be None: a shard announces an endpoint before its first record.
-        let (span_name, request_type, name, http) = match known {
-            Some(k) => (
-                k.span_name.as_str(),
-                &*k.request_type,
-                &*k.name,
-                k.http_method,
-            ),
-            None => ("", "", "", false),
+        let Some(known) = self
+            .endpoints
+            .get_mut(record.endpoint.0 as usize)
+            .and_then(Option::as_mut)
+        else {
+            return;
         };
-        let mut span = self
-            .batch
-            .span(trace_id, span_id, span_name, record.start_ns, end_ns);
-        if http {
-            span.str_attribute("http.request.method", request_type);
-        }
-        span.str_attribute("request.type", request_type)
-            .str_attribute("request.name", name)
-            .int_attribute(
-                "response.length",
-                i64::try_from(record.response_length).unwrap_or(i64::MAX),
-            )
-            .str_attribute(
-                "outcome",
-                if record.failure.is_some() {
-                    "failure"
-                } else {
-                    "success"
-                },
-            );
         let (url_start, url_length) = (record.url.0 as usize, record.url.1 as usize);
-        if let Some(url) = urls.get(url_start..url_start + url_length)
-            && url_length > 0
+        let url = urls
+            .get(url_start..url_start + url_length)
+            .filter(|url| !url.is_empty());
+        if let Some(url) = url
+            && known.url.as_ref().is_none_or(|(last, _)| **last != *url)
         {
-            span.str_attribute("url.full", &redact(url));
+            let mut fields = SpanFields::new().str_attribute("url.full", &redact(url));
             if let Some(host) = server_address(url) {
-                span.str_attribute("server.address", host);
+                fields = fields.str_attribute("server.address", host);
             }
+            known.url = Some((url.into(), fields));
         }
-        if http && record.status != 0 {
+        let mut span = self.batch.span(trace_id, span_id, record.start_ns, end_ns);
+        span.fields(&known.fields).int_attribute(
+            "response.length",
+            i64::try_from(record.response_length).unwrap_or(i64::MAX),
+        );
+        span.fields(if record.failure.is_some() {
+            &self.outcomes.failure
+        } else {
+            &self.outcomes.success
+        });
+        if url.is_some()
+            && let Some((_, fields)) = &known.url
+        {
+            span.fields(fields);
+        }
+        if known.http_method && record.status != 0 {
             span.int_attribute("http.response.status_code", i64::from(record.status));
         }
         span.finish(record.failure.as_deref(), end_ns);

@@ -4,8 +4,6 @@
 //! go with every request (as gRPC metadata on gRPC); a collector's partial success
 //! (spans it rejected) is counted.
 
-use std::sync::Arc;
-
 use bytes::{Buf, BufMut, Bytes};
 use http::header::CONTENT_TYPE;
 use http::uri::PathAndQuery;
@@ -19,7 +17,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::super::OtelError;
 use super::super::config::OtlpProtocol;
-use super::super::export::{RuntimeHttpClient, tls_connector};
+use super::super::export::RuntimeHttpClient;
 use super::ResolvedTracingOptions;
 
 /// The gRPC method of trace exports.
@@ -90,22 +88,15 @@ impl Transport {
                     metadata: MetadataMap::from_headers(headers),
                 })
             }
-            OtlpProtocol::HttpProtobuf => {
-                let tls = if https {
-                    Some(tls_connector().map_err(|e| OtelError::Build(format!("TLS: {e}")))?)
-                } else {
-                    None
-                };
-                Ok(Self::Http {
-                    client: RuntimeHttpClient {
-                        runtime: runtime.clone(),
-                        tls,
-                        timeout: options.timeout,
-                        headers: Arc::new(options.headers.clone()),
-                    },
-                    endpoint: options.endpoint.clone(),
-                })
-            }
+            OtlpProtocol::HttpProtobuf => Ok(Self::Http {
+                client: RuntimeHttpClient::new(
+                    runtime,
+                    &options.endpoint,
+                    options.timeout,
+                    &options.headers,
+                )?,
+                endpoint: options.endpoint.clone(),
+            }),
         }
     }
 
