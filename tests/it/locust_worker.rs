@@ -272,7 +272,10 @@ fn two_workers_add_up_to_the_masters_csv_exactly() {
         work,
         master_port,
         mut master,
-    }) = setup(json!({}), &["--expect-workers", "2", "-u", "20", "-r", "10", "-t", "10s"])
+    }) = setup(
+        json!({}),
+        &["--expect-workers", "2", "-u", "20", "-r", "10", "-t", "10s"],
+    )
     else {
         return;
     };
@@ -329,7 +332,10 @@ fn a_master_that_quits_early_stops_its_worker() {
         work,
         master_port,
         mut master,
-    }) = setup(json!({"test_time": 600}), &["--expect-workers", "1", "-u", "4", "-r", "10", "-t", "60s"])
+    }) = setup(
+        json!({"test_time": 600}),
+        &["--expect-workers", "1", "-u", "4", "-r", "10", "-t", "60s"],
+    )
     else {
         return;
     };
@@ -365,7 +371,10 @@ fn a_dead_master_makes_the_worker_fail_within_the_lost_timeout() {
         work,
         master_port,
         mut master,
-    }) = setup(json!({}), &["--expect-workers", "1", "-u", "2", "-r", "10", "-t", "60s"])
+    }) = setup(
+        json!({}),
+        &["--expect-workers", "1", "-u", "2", "-r", "10", "-t", "60s"],
+    )
     else {
         return;
     };
@@ -401,7 +410,10 @@ fn a_python_worker_and_a_loaddensity_worker_share_a_master() {
         work,
         master_port,
         mut master,
-    }) = setup(json!({}), &["--expect-workers", "2", "-u", "10", "-r", "10", "-t", "5s"])
+    }) = setup(
+        json!({}),
+        &["--expect-workers", "2", "-u", "10", "-r", "10", "-t", "5s"],
+    )
     else {
         return;
     };

@@ -13,15 +13,9 @@ use common::otlp::{self, header_pairs};
 use common::stalled::Stalled;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -30,9 +24,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
-use prost::Message;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use common::{Target, Workdir, bin, closed_port, error, executor, ok, stderr};
 use loaddensity::ActionError;
