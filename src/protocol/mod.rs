@@ -16,11 +16,13 @@ pub mod amqp;
 pub mod async_http;
 pub mod client_cert;
 pub mod etcd;
+pub mod failure;
 pub(crate) mod fields;
 pub mod graphql_ws;
 pub mod grpc;
 pub mod http;
 pub mod http3;
+pub mod key_value;
 pub mod memcached;
 pub mod mqtt;
 pub mod nats;
@@ -45,6 +47,8 @@ use url::Url;
 use crate::event::{Endpoint, TraceIds};
 use crate::scenario::{CsvLookup, RenderContext, ResolverSnapshot};
 use crate::task::throttle::ThrottleRegistry;
+pub use failure::{Failure, FailureKind};
+
 use crate::task::{ErrorClass, Task, TaskError};
 
 /// A way of sending requests: a user type's task schema, client and step.
@@ -283,9 +287,9 @@ pub struct StepOutcome {
     /// True when the step failed because it could not connect (counted so that a
     /// run whose every connection was refused says so).
     pub connect_failure: bool,
-    /// How a failure is retried (`retry`): transient for connection errors and
-    /// timeouts, flaky for failed assertions; a 5xx or 429 status is flaky whatever
-    /// this says. Not read for a success.
+    /// How a failure is retried (`retry`): its [`FailureKind::class`] (built by
+    /// [`StepOutcome::failed`] and [`StepOutcome::finished`]); a 5xx or 429 status is
+    /// flaky whatever this says. Not read for a success.
     pub class: ErrorClass,
     /// The response, when the context asked for a sample ([`StepContext::sample`]).
     pub sample: Option<Box<ResponseSample>>,
@@ -298,27 +302,6 @@ pub struct ResponseSample {
     pub headers: ::http::HeaderMap,
     /// The first bytes of the body ([`crate::event::SAMPLE_BODY`] at most).
     pub body: Vec<u8>,
-}
-
-impl StepOutcome {
-    /// A failure that ends now, with no status and no bytes.
-    pub fn failed(failure: String) -> Self {
-        Self {
-            end: Instant::now(),
-            name: None,
-            status: None,
-            response_length: 0,
-            failure: Some(failure),
-            connect_failure: false,
-            class: ErrorClass::Permanent,
-            sample: None,
-        }
-    }
-
-    /// The same outcome with its failure classed as `class`.
-    pub fn classed(self, class: ErrorClass) -> Self {
-        Self { class, ..self }
-    }
 }
 
 /// Code generic over the protocol, run for the protocol a user type names (see

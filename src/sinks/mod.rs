@@ -7,6 +7,7 @@
 //! the one they are given, and dropping it stops every sink it runs.
 
 pub mod datadog_apm;
+mod endpoint;
 mod http_post;
 pub mod influxdb;
 #[cfg(feature = "opentelemetry")]

@@ -9,7 +9,7 @@ use crate::common;
 
 use common::python_server::PythonServer;
 use common::summary::{assert_action_errors, bytes, count, errors_of, failures, run_script};
-use common::{Workdir, closed_port, http_get_text};
+use common::{Workdir, closed_port};
 use serde_json::{Value, json};
 
 fn server() -> Option<PythonServer> {
@@ -31,12 +31,7 @@ fn start_test(users: u32, seconds: f64, tasks: Value) -> Value {
 
 /// The server's `/stats` document.
 fn stats(server: &PythonServer) -> Value {
-    let addr = format!("127.0.0.1:{}", server.port)
-        .parse()
-        .expect("address");
-    let response = http_get_text(addr, "/stats");
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+    server.get_json("/stats")
 }
 
 #[test]

@@ -237,27 +237,48 @@ fn total_requests(summary: &Value) -> u64 {
         .expect("totals.requests")
 }
 
-fn setup() -> Option<(PathBuf, common::nginx::Nginx, u16, Workdir)> {
+/// A test with a master: the target, the locustfile and the workers' script (with
+/// `extra`), and the master started with `args` on a free port.
+struct Setup {
+    locust: PathBuf,
+    _nginx: common::nginx::Nginx,
+    work: Workdir,
+    master_port: u16,
+    master: Proc,
+}
+
+fn setup(extra: Value, args: &[&str]) -> Option<Setup> {
     let locust = common::require_program(&["locust"], HINT)?;
     let (server, port) = nginx();
     let work = Workdir::new();
     locustfile(&work, port);
-    Some((locust, server, port, work))
+    script(&work, port, extra);
+    let master_port = closed_port();
+    let master = master(&work, &locust, master_port, args);
+    Some(Setup {
+        locust,
+        _nginx: server,
+        work,
+        master_port,
+        master,
+    })
 }
 
 #[test]
 fn two_workers_add_up_to_the_masters_csv_exactly() {
-    let Some((locust, _nginx, port, work)) = setup() else {
+    let Some(Setup {
+        locust: _,
+        _nginx,
+        work,
+        master_port,
+        mut master,
+    }) = setup(
+        json!({}),
+        &["--expect-workers", "2", "-u", "20", "-r", "10", "-t", "10s"],
+    )
+    else {
         return;
     };
-    script(&work, port, json!({}));
-    let master_port = closed_port();
-    let mut master = master(
-        &work,
-        &locust,
-        master_port,
-        &["--expect-workers", "2", "-u", "20", "-r", "10", "-t", "10s"],
-    );
     let mut workers = [
         worker(&work, master_port, "w1", &[]),
         worker(&work, master_port, "w2", &[]),
@@ -305,17 +326,19 @@ fn two_workers_add_up_to_the_masters_csv_exactly() {
 
 #[test]
 fn a_master_that_quits_early_stops_its_worker() {
-    let Some((locust, _nginx, port, work)) = setup() else {
+    let Some(Setup {
+        locust: _,
+        _nginx,
+        work,
+        master_port,
+        mut master,
+    }) = setup(
+        json!({"test_time": 600}),
+        &["--expect-workers", "1", "-u", "4", "-r", "10", "-t", "60s"],
+    )
+    else {
         return;
     };
-    script(&work, port, json!({"test_time": 600}));
-    let master_port = closed_port();
-    let mut master = master(
-        &work,
-        &locust,
-        master_port,
-        &["--expect-workers", "1", "-u", "4", "-r", "10", "-t", "60s"],
-    );
     let mut w = worker(&work, master_port, "w1", &[]);
     // Wait (bounded) until the worker has users, then stop the master.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -342,17 +365,19 @@ fn a_master_that_quits_early_stops_its_worker() {
 
 #[test]
 fn a_dead_master_makes_the_worker_fail_within_the_lost_timeout() {
-    let Some((locust, _nginx, port, work)) = setup() else {
+    let Some(Setup {
+        locust: _,
+        _nginx,
+        work,
+        master_port,
+        mut master,
+    }) = setup(
+        json!({}),
+        &["--expect-workers", "1", "-u", "2", "-r", "10", "-t", "60s"],
+    )
+    else {
         return;
     };
-    script(&work, port, json!({}));
-    let master_port = closed_port();
-    let mut master = master(
-        &work,
-        &locust,
-        master_port,
-        &["--expect-workers", "1", "-u", "2", "-r", "10", "-t", "60s"],
-    );
     let mut w = worker(&work, master_port, "w1", &["--lost-timeout", "3s"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !log(&work, "master.log").contains("All users spawned") {
@@ -379,17 +404,19 @@ fn a_dead_master_makes_the_worker_fail_within_the_lost_timeout() {
 
 #[test]
 fn a_python_worker_and_a_loaddensity_worker_share_a_master() {
-    let Some((locust, _nginx, port, work)) = setup() else {
+    let Some(Setup {
+        locust,
+        _nginx,
+        work,
+        master_port,
+        mut master,
+    }) = setup(
+        json!({}),
+        &["--expect-workers", "2", "-u", "10", "-r", "10", "-t", "5s"],
+    )
+    else {
         return;
     };
-    script(&work, port, json!({}));
-    let master_port = closed_port();
-    let mut master = master(
-        &work,
-        &locust,
-        master_port,
-        &["--expect-workers", "2", "-u", "10", "-r", "10", "-t", "5s"],
-    );
     let mut python = {
         let mut command = Command::new(&locust);
         command

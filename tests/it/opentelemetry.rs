@@ -9,18 +9,13 @@
 #![cfg(feature = "opentelemetry")]
 
 use crate::common;
+use common::otlp::{self, header_pairs};
 use common::stalled::Stalled;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -29,9 +24,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
-use prost::Message;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use common::{Target, Workdir, bin, closed_port, error, executor, ok, stderr};
 use loaddensity::ActionError;
@@ -53,36 +46,9 @@ const OTEL_VARS: &[&str] = &[
     "OTEL_SERVICE_NAME",
 ];
 
-/// The headers a receiver saw, as text pairs.
-fn header_pairs<T: FromIterator<(String, String)>>(headers: &http::HeaderMap) -> T {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
-}
-
-/// One export as a receiver got it.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: BTreeMap<String, String>,
-    request: ExportMetricsServiceRequest,
-}
-
-type Inbox = Arc<Mutex<Vec<Received>>>;
-
-/// An OTLP receiver on a free loopback port, with its own runtime; stopped on drop.
-struct Receiver {
-    runtime: tokio::runtime::Runtime,
-    addr: SocketAddr,
-    inbox: Inbox,
-    shutdown: CancellationToken,
-}
+type Received = otlp::Received<ExportMetricsServiceRequest>;
+type Inbox = otlp::Inbox<ExportMetricsServiceRequest>;
+type Receiver = otlp::Receiver<ExportMetricsServiceRequest>;
 
 #[derive(Clone)]
 struct GrpcSink(Inbox);
@@ -105,138 +71,17 @@ impl MetricsService for GrpcSink {
     }
 }
 
-impl Receiver {
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    }
-
-    /// The official tonic `MetricsService` server.
-    fn grpc() -> Self {
-        let runtime = Self::runtime();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let inbox = Inbox::default();
-        let shutdown = CancellationToken::new();
-        let server = tonic::transport::Server::builder()
-            .add_service(MetricsServiceServer::new(GrpcSink(inbox.clone())))
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
-                shutdown.clone().cancelled_owned(),
-            );
-        runtime.spawn(server);
-        Self {
-            runtime,
-            addr,
-            inbox,
-            shutdown,
-        }
-    }
-
-    /// OTLP/HTTP: POST /v1/metrics with a protobuf `ExportMetricsServiceRequest`.
-    fn http() -> Self {
-        let runtime = Self::runtime();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let inbox = Inbox::default();
-        let shutdown = CancellationToken::new();
-        let (token, sink) = (shutdown.clone(), inbox.clone());
-        runtime.spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = token.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let sink = sink.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(http_export(request, &sink).await)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            runtime,
-            addr,
-            inbox,
-            shutdown,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.inbox.lock().expect("inbox").clone()
-    }
+/// A receiver with the official tonic `MetricsService` server.
+fn grpc_receiver() -> Receiver {
+    Receiver::grpc(|inbox| {
+        tonic::transport::Server::builder().add_service(MetricsServiceServer::new(GrpcSink(inbox)))
+    })
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        self.runtime
-            .block_on(async { tokio::time::sleep(Duration::from_millis(10)).await });
-    }
-}
-
-async fn http_export(
-    request: hyper::Request<Incoming>,
-    inbox: &Inbox,
-) -> hyper::Response<Full<Bytes>> {
-    let respond = |status: u16, body: Vec<u8>| {
-        hyper::Response::builder()
-            .status(status)
-            .header("content-type", "application/x-protobuf")
-            .body(Full::new(Bytes::from(body)))
-            .expect("response")
-    };
-    if request.method() != hyper::Method::POST || request.uri().path() != "/v1/metrics" {
-        return respond(404, Vec::new());
-    }
-    if request
-        .headers()
-        .get("content-type")
-        .is_none_or(|v| v != "application/x-protobuf")
-    {
-        return respond(415, Vec::new());
-    }
-    let path = request.uri().path().to_string();
-    let headers = header_pairs(request.headers());
-    let Ok(body) = request.into_body().collect().await else {
-        return respond(400, Vec::new());
-    };
-    let Ok(decoded) = ExportMetricsServiceRequest::decode(body.to_bytes()) else {
-        return respond(400, Vec::new());
-    };
-    inbox.lock().expect("inbox").push(Received {
-        path,
-        headers,
-        request: decoded,
-    });
-    respond(
-        200,
-        ExportMetricsServiceResponse {
-            partial_success: None,
-        }
-        .encode_to_vec(),
-    )
+/// An OTLP/HTTP receiver: POST /v1/metrics with a protobuf
+/// `ExportMetricsServiceRequest`.
+fn http_receiver() -> Receiver {
+    Receiver::http("/v1/metrics")
 }
 
 /// `loaddensity` with no OTEL_* variable inherited.
@@ -368,7 +213,7 @@ fn summary_counts(summary: &Value) -> (u64, u64) {
 #[test]
 fn grpc_receiver_gets_names_units_attributes_and_every_request() {
     let target = Target::start();
-    let receiver = Receiver::grpc();
+    let receiver = grpc_receiver();
     let work = Workdir::new();
     let secret = "SECRET-grpc-7f3a9c";
     let script = json!([
@@ -513,7 +358,7 @@ fn grpc_receiver_gets_names_units_attributes_and_every_request() {
 #[test]
 fn http_receiver_from_environment_delta_exponential() {
     let target = Target::start();
-    let receiver = Receiver::http();
+    let receiver = http_receiver();
     let work = Workdir::new();
     let secret = "SECRET-env-51be02";
     let script = json!([

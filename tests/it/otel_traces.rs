@@ -10,6 +10,7 @@
 #![cfg(feature = "opentelemetry")]
 
 use crate::common;
+use common::otlp::{self, header_pairs};
 use common::stalled::Stalled;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,9 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -30,41 +30,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
-use prost::Message;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use common::{Target, Workdir, bin, closed_port, error, executor, ok, stderr};
 
-/// One export as a receiver got it.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: BTreeMap<String, String>,
-    request: ExportTraceServiceRequest,
-}
-
-type Inbox = Arc<Mutex<Vec<Received>>>;
-
-fn header_pairs(headers: &http::HeaderMap) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
-}
-
-/// An OTLP trace receiver on a free loopback port, with its own runtime.
-struct Receiver {
-    runtime: tokio::runtime::Runtime,
-    addr: SocketAddr,
-    inbox: Inbox,
-    shutdown: CancellationToken,
-}
+type Received = otlp::Received<ExportTraceServiceRequest>;
+type Inbox = otlp::Inbox<ExportTraceServiceRequest>;
+type Receiver = otlp::Receiver<ExportTraceServiceRequest>;
 
 #[derive(Clone)]
 struct GrpcSink(Inbox);
@@ -87,86 +60,19 @@ impl TraceService for GrpcSink {
     }
 }
 
+/// A receiver with the official tonic `TraceService` server.
+fn grpc_receiver() -> Receiver {
+    Receiver::grpc(|inbox| {
+        tonic::transport::Server::builder().add_service(TraceServiceServer::new(GrpcSink(inbox)))
+    })
+}
+
+/// An OTLP/HTTP receiver: POST /v1/traces with a protobuf `ExportTraceServiceRequest`.
+fn http_receiver() -> Receiver {
+    Receiver::http("/v1/traces")
+}
+
 impl Receiver {
-    fn bind() -> (tokio::runtime::Runtime, tokio::net::TcpListener) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        (runtime, listener)
-    }
-
-    /// The official tonic `TraceService` server.
-    fn grpc() -> Self {
-        let (runtime, listener) = Self::bind();
-        let addr = listener.local_addr().expect("addr");
-        let inbox = Inbox::default();
-        let shutdown = CancellationToken::new();
-        let server = tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(GrpcSink(inbox.clone())))
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
-                shutdown.clone().cancelled_owned(),
-            );
-        runtime.spawn(server);
-        Self {
-            runtime,
-            addr,
-            inbox,
-            shutdown,
-        }
-    }
-
-    /// OTLP/HTTP: POST /v1/traces with a protobuf `ExportTraceServiceRequest`.
-    fn http() -> Self {
-        let (runtime, listener) = Self::bind();
-        let addr = listener.local_addr().expect("addr");
-        let inbox = Inbox::default();
-        let shutdown = CancellationToken::new();
-        let (token, sink) = (shutdown.clone(), inbox.clone());
-        runtime.spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = token.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let sink = sink.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(http_export(request, &sink).await)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            runtime,
-            addr,
-            inbox,
-            shutdown,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.inbox.lock().expect("inbox").clone()
-    }
-
     /// Every span received, with its resource's `service.name`.
     fn spans(&self) -> Vec<(String, Span)> {
         let mut spans = Vec::new();
@@ -187,57 +93,6 @@ impl Receiver {
         }
         spans
     }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        self.runtime
-            .block_on(async { tokio::time::sleep(Duration::from_millis(10)).await });
-    }
-}
-
-async fn http_export(
-    request: hyper::Request<Incoming>,
-    inbox: &Inbox,
-) -> hyper::Response<Full<Bytes>> {
-    let respond = |status: u16, body: Vec<u8>| {
-        hyper::Response::builder()
-            .status(status)
-            .header("content-type", "application/x-protobuf")
-            .body(Full::new(Bytes::from(body)))
-            .expect("response")
-    };
-    if request.method() != hyper::Method::POST || request.uri().path() != "/v1/traces" {
-        return respond(404, Vec::new());
-    }
-    if request
-        .headers()
-        .get("content-type")
-        .is_none_or(|v| v != "application/x-protobuf")
-    {
-        return respond(415, Vec::new());
-    }
-    let path = request.uri().path().to_string();
-    let headers = header_pairs(request.headers());
-    let Ok(body) = request.into_body().collect().await else {
-        return respond(400, Vec::new());
-    };
-    let Ok(decoded) = ExportTraceServiceRequest::decode(body.to_bytes()) else {
-        return respond(400, Vec::new());
-    };
-    inbox.lock().expect("inbox").push(Received {
-        path,
-        headers,
-        request: decoded,
-    });
-    respond(
-        200,
-        ExportTraceServiceResponse {
-            partial_success: None,
-        }
-        .encode_to_vec(),
-    )
 }
 
 fn value<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
@@ -398,20 +253,20 @@ fn check_every_request_is_a_span(receiver: &Receiver, protocol: &str) {
 
 #[test]
 fn grpc_receiver_gets_one_span_per_request_with_its_attributes() {
-    let receiver = Receiver::grpc();
+    let receiver = grpc_receiver();
     check_every_request_is_a_span(&receiver, "grpc");
 }
 
 #[test]
 fn http_receiver_gets_one_span_per_request_with_its_attributes() {
-    let receiver = Receiver::http();
+    let receiver = http_receiver();
     check_every_request_is_a_span(&receiver, "http/protobuf");
 }
 
 #[test]
 fn a_ratio_of_one_percent_keeps_about_one_percent() {
     let target = Target::start();
-    let receiver = Receiver::grpc();
+    let receiver = grpc_receiver();
     let summary = run(json!([
         ["LD_start_opentelemetry_tracing_exporter", {
             "endpoint": receiver.url(), "sample_ratio": 0.01,
@@ -520,7 +375,7 @@ fn a_silent_or_absent_collector_never_slows_the_load_and_drops_are_reported() {
 
 #[test]
 fn bad_arguments_give_clear_errors_and_start_is_idempotent() {
-    let receiver = Receiver::grpc();
+    let receiver = grpc_receiver();
     let mut executor = executor();
     let actions = json!([
         ["LD_start_opentelemetry_tracing_exporter", {"endpoint": "not a url"}],
@@ -563,7 +418,7 @@ fn bad_arguments_give_clear_errors_and_start_is_idempotent() {
 #[test]
 fn cli_otlp_traces_flag_follows_the_otel_variables() {
     let target = Target::start();
-    let receiver = Receiver::http();
+    let receiver = http_receiver();
     let work = Workdir::new();
     let script = work.write(
         "run.json",
@@ -624,41 +479,24 @@ struct TraceparentServer {
 
 impl TraceparentServer {
     fn start() -> Self {
-        let (runtime, listener) = Receiver::bind();
+        let (runtime, listener) = otlp::bind();
         let addr = listener.local_addr().expect("addr");
         let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
         let shutdown = CancellationToken::new();
-        let (token, sink) = (shutdown.clone(), seen.clone());
-        runtime.spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = token.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                            let header = request
-                                .headers()
-                                .get("traceparent")
-                                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-                            sink.lock().expect("seen").push(header);
-                            async move {
-                                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                                    Bytes::from_static(b"ok"),
-                                )))
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let sink = seen.clone();
+        otlp::serve(
+            &runtime,
+            listener,
+            shutdown.clone(),
+            move |request: hyper::Request<Incoming>| {
+                let header = request
+                    .headers()
+                    .get("traceparent")
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                sink.lock().expect("seen").push(header);
+                async move { hyper::Response::new(Full::new(Bytes::from_static(b"ok"))) }
+            },
+        );
         Self {
             runtime,
             addr,
@@ -711,7 +549,7 @@ fn parse_traceparent(value: &str) -> (Vec<u8>, Vec<u8>, bool) {
 /// `exporter`; returns what the server saw and the spans received.
 fn propagation_run(user: &str, exporter: Value) -> (Vec<Option<String>>, Vec<Span>, Value) {
     let server = TraceparentServer::start();
-    let receiver = Receiver::grpc();
+    let receiver = grpc_receiver();
     let mut options = json!({"endpoint": receiver.url(), "export_interval_ms": 100});
     if let (Some(options), Some(extra)) = (options.as_object_mut(), exporter.as_object()) {
         options.extend(extra.clone());

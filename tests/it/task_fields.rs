@@ -382,6 +382,82 @@ fn task_fields_work_on_other_user_types() {
 }
 
 #[test]
+fn refused_connections_of_the_newer_user_types_are_transient() {
+    // Each user type connects to a closed port: a transient failure, retried
+    // `transient` (2) times, so three attempts per iteration. A step that cannot run
+    // (an SSE `wait` on a stream that never opened) is permanent: never retried.
+    let work = Workdir::new();
+    let closed = closed_port();
+    let local = format!("127.0.0.1:{closed}");
+    let cases = [
+        (
+            "sse_user",
+            json!({}),
+            json!({"method": "open", "request_url": format!("http://{local}/")}),
+        ),
+        (
+            "graphql_ws_user",
+            json!({}),
+            json!({"method": "connect", "url": format!("ws://{local}/graphql")}),
+        ),
+        (
+            "memcached_user",
+            json!({"host": local}),
+            json!({"method": "connect"}),
+        ),
+        (
+            "etcd_user",
+            json!({"host": local}),
+            json!({"method": "connect"}),
+        ),
+        (
+            "nats_user",
+            json!({"connection": {"url": format!("nats://{local}")}}),
+            json!({"method": "connect"}),
+        ),
+        (
+            "amqp_user",
+            json!({"connection": {"url": format!("amqp://guest:guest@{local}/%2F")}}),
+            json!({"method": "connect"}),
+        ),
+    ];
+    let tests: Vec<Value> = cases
+        .iter()
+        .map(|(user, fields, task)| {
+            let mut task = task.clone();
+            task["name"] = json!(user);
+            task["retry"] = json!({"transient": 2, "base_delay": 0, "jitter": 0});
+            task["think_time"] = json!(0.1);
+            let mut tasks = vec![task];
+            if *user == "sse_user" {
+                tasks.push(json!({"method": "wait", "name": "sse-unopened",
+                                  "retry": {"base_delay": 0, "jitter": 0}}));
+            }
+            let mut test = start_test(user, 1, 0.5, json!(tasks));
+            for (k, v) in fields.as_object().expect("object") {
+                test[1][k] = v.clone();
+            }
+            test
+        })
+        .collect();
+    let summary = run_script(&work, "refused.json", json!(tests));
+    let per_name = &summary["per_name"];
+    for (user, _, _) in &cases {
+        let attempts = count(&summary, user);
+        assert!(attempts >= 3, "{user}: {per_name}");
+        assert_eq!(failures(&summary, user), attempts, "{user}: {per_name}");
+        let iterations = attempts - retries(&summary, user);
+        assert!(iterations >= 1, "{user}: {per_name}");
+        assert!(
+            near(retries(&summary, user), 2 * iterations, 2),
+            "{user}: {per_name}"
+        );
+    }
+    assert!(count(&summary, "sse-unopened") > 0, "{per_name}");
+    assert_eq!(retries(&summary, "sse-unopened"), 0, "{per_name}");
+}
+
+#[test]
 fn bad_task_fields_name_the_field() {
     let work = Workdir::new();
     let task = |extra: Value| {

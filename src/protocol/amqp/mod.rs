@@ -24,10 +24,11 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{Map, Value};
 
 use crate::protocol::fields::render_optional;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::protocol::{
+    Failure, FailureKind, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome,
+};
 use crate::redact::redact_url_credentials;
 use crate::scenario::Template;
-use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// The `amqp_user` protocol.
@@ -48,21 +49,6 @@ pub struct AmqpClient {
     open: Option<Open>,
     /// Why the last channel ended, when the broker (or the network) ended it.
     lost: Option<String>,
-}
-
-/// How a step failed.
-struct Failure {
-    message: String,
-    connect: bool,
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Self {
-            message,
-            connect: false,
-        }
-    }
 }
 
 impl AmqpClient {
@@ -86,7 +72,7 @@ impl AmqpClient {
         what: &str,
         timeout: Duration,
         operation: impl FnOnce(Channel) -> F,
-    ) -> Result<T, String>
+    ) -> Result<T, Failure>
     where
         F: Future<Output = Result<T, lapin::Error>>,
     {
@@ -102,14 +88,14 @@ impl AmqpClient {
                     self.open = None;
                     self.lost = Some(message.clone());
                 }
-                Err(format!("{what}: {message}"))
+                Err(Failure::new(kind(&e), format!("{what}: {message}")))
             }
             Err(_) => {
                 // A late reply would still arrive on this channel: start afresh.
                 let message = format!("timed out after {timeout:?}");
                 self.open = None;
                 self.lost = Some(format!("{what} {message}"));
-                Err(format!("{what}: {message}"))
+                Err(Failure::timeout(format!("{what}: {message}")))
             }
         }
     }
@@ -152,15 +138,25 @@ impl AmqpClient {
                 });
                 Ok(())
             }
-            Ok(Err(e)) => Err(Failure {
-                message: format!("connect {label}: {}", describe(&e)),
-                connect: true,
-            }),
-            Err(_) => Err(Failure {
-                message: format!("connect {label}: timed out after {timeout:?}"),
-                connect: true,
-            }),
+            Ok(Err(e)) => Err(Failure::connect(format!(
+                "connect {label}: {}",
+                describe(&e)
+            ))),
+            Err(_) => Err(Failure::connect(format!(
+                "connect {label}: timed out after {timeout:?}"
+            ))),
         }
+    }
+}
+
+/// The kind of a failed broker operation: the broker's refusal is permanent, a
+/// lost or broken connection transient.
+fn kind(error: &lapin::Error) -> FailureKind {
+    match error.kind() {
+        lapin::ErrorKind::IOError(_)
+        | lapin::ErrorKind::InvalidConnectionState(_)
+        | lapin::ErrorKind::MissingHeartbeatError => FailureKind::Network,
+        _ => FailureKind::Other,
     }
 }
 
@@ -243,20 +239,8 @@ impl Protocol for Amqp {
             url.clear();
             url.push_str(&task::label(&fields.url));
         }
-        let (response_length, failure) = match run(client, task, &fields).await {
-            Ok(length) => (length, None),
-            Err(failure) => (0, Some(failure)),
-        };
-        StepOutcome {
-            end: Instant::now(),
-            name,
-            status: None,
-            response_length,
-            connect_failure: failure.as_ref().is_some_and(|f| f.connect),
-            class: ErrorClass::Permanent,
-            failure: failure.map(|f| f.message),
-            sample: None,
-        }
+        let result = run(client, task, &fields).await;
+        StepOutcome::finished(Instant::now(), name, result)
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
-use crate::protocol::fields::{report_name, small_uint, text_template};
+use crate::protocol::fields::{report_name, small_uint, step_method, text_template};
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::redact::redact_url_credentials;
 use crate::scenario::Template;
@@ -107,39 +107,13 @@ pub(crate) fn parse(
     path: &str,
     ctx: &ParseContext<'_>,
 ) -> Result<ParsedSpec<AmqpTask>, TaskError> {
-    let method_text = match object.get("method") {
-        Some(Value::String(m)) => m.to_ascii_lowercase(),
-        None | Some(Value::Null) => match method_key {
-            Some(key) => key.to_ascii_lowercase(),
-            None => {
-                return Err(err(
-                    format!("{path}.method"),
-                    format!("missing field; expected one of: {}", METHODS.join(", ")),
-                ));
-            }
-        },
-        Some(other) => {
-            return Err(err(
-                format!("{path}.method"),
-                format!("expected one of {}, got {other}", METHODS.join(", ")),
-            ));
-        }
-    };
+    let method_text = step_method(object, method_key, path, METHODS)?;
     let method = match method_text.as_str() {
         "connect" => AmqpMethod::Connect,
         "declare_queue" => AmqpMethod::DeclareQueue,
         "publish" => AmqpMethod::Publish,
         "consume" => AmqpMethod::Consume,
-        "close" => AmqpMethod::Close,
-        other => {
-            return Err(err(
-                format!("{path}.method"),
-                format!(
-                    "unknown method `{other}`; expected one of: {}",
-                    METHODS.join(", ")
-                ),
-            ));
-        }
+        _ => AmqpMethod::Close,
     };
     let csv = ctx.csv;
     let url = match text_template(object, "url", path, csv)? {

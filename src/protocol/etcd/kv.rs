@@ -5,7 +5,9 @@
 
 use http::uri::PathAndQuery;
 use tonic::transport::Channel;
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status};
+
+use crate::protocol::{Failure, FailureKind};
 use tonic_prost::ProstCodec;
 
 /// `etcdserverpb.ResponseHeader`.
@@ -133,21 +135,27 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// A gRPC status as a failure text: its code and message.
-fn status_text(status: &Status) -> String {
+/// A gRPC status as a failure: its code and message; `Unavailable` (the connection
+/// failed) is transient, the server's other answers permanent.
+fn status_failure(status: &Status) -> Failure {
     let mut text = format!("{:?}: {}", status.code(), status.message());
     if let Some(source) = std::error::Error::source(status) {
         text.push_str(": ");
         text.push_str(&chain(source));
     }
-    text
+    let kind = match status.code() {
+        Code::Unavailable => FailureKind::Network,
+        Code::DeadlineExceeded => FailureKind::Timeout,
+        _ => FailureKind::Other,
+    };
+    Failure::new(kind, text)
 }
 
 async fn unary<Req, Resp>(
     channel: Channel,
     path: &'static str,
     request: Req,
-) -> Result<Resp, String>
+) -> Result<Resp, Failure>
 where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
@@ -155,7 +163,7 @@ where
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
-        .map_err(|e| format!("connection not ready: {}", chain(&e)))?;
+        .map_err(|e| Failure::network(format!("connection not ready: {}", chain(&e))))?;
     grpc.unary(
         Request::new(request),
         PathAndQuery::from_static(path),
@@ -163,11 +171,11 @@ where
     )
     .await
     .map(tonic::Response::into_inner)
-    .map_err(|status| status_text(&status))
+    .map_err(|status| status_failure(&status))
 }
 
 /// `Put`: sets `key` to `value`.
-pub async fn put(channel: Channel, key: &str, value: &str) -> Result<PutResponse, String> {
+pub async fn put(channel: Channel, key: &str, value: &str) -> Result<PutResponse, Failure> {
     let request = PutRequest {
         key: key.as_bytes().to_vec(),
         value: value.as_bytes().to_vec(),
@@ -176,14 +184,14 @@ pub async fn put(channel: Channel, key: &str, value: &str) -> Result<PutResponse
 }
 
 /// `Range` of one key: its value, `None` when it is absent.
-pub async fn get(channel: Channel, key: &str) -> Result<Option<Vec<u8>>, String> {
+pub async fn get(channel: Channel, key: &str) -> Result<Option<Vec<u8>>, Failure> {
     range(channel, key)
         .await
         .map(|r| r.kvs.into_iter().next().map(|kv| kv.value))
 }
 
 /// `Range` of one key, the whole answer (its header carries the revision).
-pub async fn range(channel: Channel, key: &str) -> Result<RangeResponse, String> {
+pub async fn range(channel: Channel, key: &str) -> Result<RangeResponse, Failure> {
     let request = RangeRequest {
         key: key.as_bytes().to_vec(),
         range_end: Vec::new(),
@@ -193,7 +201,7 @@ pub async fn range(channel: Channel, key: &str) -> Result<RangeResponse, String>
 }
 
 /// `DeleteRange` of one key: how many keys were deleted (0 or 1).
-pub async fn delete(channel: Channel, key: &str) -> Result<i64, String> {
+pub async fn delete(channel: Channel, key: &str) -> Result<i64, Failure> {
     let request = DeleteRangeRequest {
         key: key.as_bytes().to_vec(),
         range_end: Vec::new(),

@@ -27,11 +27,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::protocol::fields::render_optional;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::ErrorClass;
+use crate::protocol::key_value::Op;
+use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::task::{Task, TaskError};
-use task::Op;
 
 /// The `etcd_user` protocol.
 #[derive(Debug, Clone)]
@@ -45,15 +43,20 @@ pub struct EtcdClient {
 }
 
 /// Opens a channel to `server` (`host:port`).
-pub async fn connect(server: &str, timeout: Duration) -> Result<Channel, String> {
+pub async fn connect(server: &str, timeout: Duration) -> Result<Channel, Failure> {
     let endpoint = Endpoint::from_shared(format!("http://{server}"))
-        .map_err(|e| format!("connect {server}: {e}"))?
+        .map_err(|e| Failure::connect(format!("connect {server}: {e}")))?
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     match tokio::time::timeout(timeout, endpoint.connect()).await {
         Ok(Ok(channel)) => Ok(channel),
-        Ok(Err(e)) => Err(format!("connect {server}: {}", kv::chain(&e))),
-        Err(_) => Err(format!("connect {server}: timed out after {timeout:?}")),
+        Ok(Err(e)) => Err(Failure::connect(format!(
+            "connect {server}: {}",
+            kv::chain(&e)
+        ))),
+        Err(_) => Err(Failure::connect(format!(
+            "connect {server}: timed out after {timeout:?}"
+        ))),
     }
 }
 
@@ -88,38 +91,14 @@ impl Protocol for Etcd {
     ) -> StepOutcome {
         let spec = &task.spec;
         let timeout = spec.timeout;
-        let (name, rendered) = {
-            let mut render = ctx.render();
-            let rendered = match &spec.op {
-                Op::Connect { host, port } => {
-                    let host = host.render(&mut render);
-                    let host = if host.contains(':') && !host.starts_with('[') {
-                        format!("[{host}]")
-                    } else {
-                        host
-                    };
-                    vec![format!("{host}:{port}")]
-                }
-                Op::Put { key, value } => vec![key.render(&mut render), value.render(&mut render)],
-                Op::Get { key } | Op::Delete { key } => vec![key.render(&mut render)],
-                Op::Close => Vec::new(),
-            };
-            (render_optional(spec.name.as_ref(), &mut render), rendered)
-        };
-        let mut connect_failure = false;
-        let result: Result<u64, String> = match (&spec.op, rendered.as_slice()) {
+        let (name, rendered) = spec.render(ctx);
+        let result = match (&spec.op, rendered.as_slice()) {
             (Op::Connect { .. }, [server]) => {
                 client.connection = None;
-                match connect(server, timeout).await {
-                    Ok(channel) => {
-                        client.connection = Some((server.clone(), channel));
-                        Ok(0)
-                    }
-                    Err(e) => {
-                        connect_failure = true;
-                        Err(e)
-                    }
-                }
+                connect(server, timeout).await.map(|channel| {
+                    client.connection = Some((server.clone(), channel));
+                    0
+                })
             }
             (Op::Close, _) => {
                 client.connection = None;
@@ -130,7 +109,7 @@ impl Protocol for Etcd {
                 Some((server, channel)) => {
                     let call = async {
                         match (op, args) {
-                            (Op::Put { .. }, [key, value]) => {
+                            (Op::Write { .. }, [key, value]) => {
                                 kv::put(channel.clone(), key, value).await?;
                                 Ok(value.len() as u64)
                             }
@@ -145,25 +124,17 @@ impl Protocol for Etcd {
                     };
                     match tokio::time::timeout(timeout, call).await {
                         Ok(Ok(length)) => Ok(length),
-                        Ok(Err(e)) => Err(format!("{server}: {e}")),
-                        Err(_) => Err(format!("{server}: timed out after {timeout:?}")),
+                        Ok(Err(e)) => Err(Failure {
+                            message: format!("{server}: {}", e.message),
+                            ..e
+                        }),
+                        Err(_) => Err(Failure::timeout(format!(
+                            "{server}: timed out after {timeout:?}"
+                        ))),
                     }
                 }
             },
         };
-        let (response_length, failure) = match result {
-            Ok(length) => (length, None),
-            Err(e) => (0, Some(e)),
-        };
-        StepOutcome {
-            end: Instant::now(),
-            name,
-            status: None,
-            response_length,
-            failure,
-            connect_failure,
-            class: ErrorClass::Permanent,
-            sample: None,
-        }
+        StepOutcome::finished(Instant::now(), name, result)
     }
 }

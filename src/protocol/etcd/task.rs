@@ -1,24 +1,14 @@
-//! The `etcd_user` task schema (LoadDensity's `etcd_user_template.py`):
-//! `method` (`connect`, `put`, `get`, `delete`, `close`), `host` and `port` (for
-//! `connect`), `key`, `value`, `name` (default: the method) and `timeout`. The
-//! keys of LD_start_test's `connection` are default step fields; `connect` goes to
-//! LD_start_test's `host` when the step names none (port 2379).
-
-use std::time::Duration;
+//! The `etcd_user` task schema (LoadDensity's `etcd_user_template.py`): the
+//! key-value schema ([`crate::protocol::key_value`]) with `put` as its write and
+//! port 2379.
 
 use serde_json::{Map, Value};
 
-use crate::event::intern_endpoint;
-use crate::protocol::fields::{
-    default_host_port, port_field, report_name, required_text, step_method, text_template,
-    value_text_field,
-};
+use crate::protocol::key_value::{self, KeyValueTask, Store};
 use crate::protocol::{ParseContext, ParsedSpec};
-use crate::scenario::Template;
-use crate::task::{TaskError, parse_timeout};
+use crate::task::TaskError;
 
-/// The fields an `etcd_user` task reads.
-pub const FIELDS: &[&str] = &["method", "host", "port", "key", "value", "name", "timeout"];
+pub use crate::protocol::key_value::{DEFAULT_TIMEOUT, FIELDS};
 
 /// The steps LoadDensity's template has.
 pub const METHODS: &[&str] = &["connect", "put", "get", "delete", "close"];
@@ -26,41 +16,14 @@ pub const METHODS: &[&str] = &["connect", "put", "get", "delete", "close"];
 /// etcd's port.
 pub const DEFAULT_PORT: u16 = 2379;
 
-/// How long connecting or a command may take by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What a step does.
-#[derive(Debug, Clone)]
-pub(super) enum Op {
-    Connect { host: Template, port: u16 },
-    Put { key: Template, value: Template },
-    Get { key: Template },
-    Delete { key: Template },
-    Close,
-}
-
 /// One etcd step of a scenario.
-#[derive(Debug, Clone)]
-pub struct EtcdTask {
-    pub(super) op: Op,
-    pub(super) name: Option<Template>,
-    pub(super) timeout: Duration,
-}
+pub type EtcdTask = KeyValueTask;
 
-impl EtcdTask {
-    /// The CSV and database sources this task reads.
-    pub(crate) fn csv_sources(&self, into: &mut Vec<usize>) {
-        let templates: Vec<&Template> = match &self.op {
-            Op::Connect { host, .. } => vec![host],
-            Op::Put { key, value } => vec![key, value],
-            Op::Get { key } | Op::Delete { key } => vec![key],
-            Op::Close => vec![],
-        };
-        for template in templates.into_iter().chain(&self.name) {
-            template.csv_sources(into);
-        }
-    }
-}
+const STORE: Store = Store {
+    request_type: "ETCD",
+    methods: METHODS,
+    default_port: DEFAULT_PORT,
+};
 
 /// Parses the etcd fields of one task object.
 pub(crate) fn parse(
@@ -69,34 +32,5 @@ pub(crate) fn parse(
     path: &str,
     ctx: &ParseContext<'_>,
 ) -> Result<ParsedSpec<EtcdTask>, TaskError> {
-    let object = &ctx.defaults.merged(object, FIELDS)?;
-    let method = step_method(object, method_key, path, METHODS)?;
-    let op = match method.as_str() {
-        "connect" => {
-            let (default_host, default_port) = default_host_port(ctx.host_text, DEFAULT_PORT);
-            let host = text_template(object, "host", path, ctx.csv)?
-                .unwrap_or_else(|| Template::parse(&default_host, ctx.csv).unwrap_or_default());
-            Op::Connect {
-                host,
-                port: port_field(object, path, default_port)?,
-            }
-        }
-        "put" => Op::Put {
-            key: required_text(object, "key", path, &method, ctx)?,
-            value: value_text_field(object, path, ctx)?,
-        },
-        "get" => Op::Get {
-            key: required_text(object, "key", path, &method, ctx)?,
-        },
-        "delete" => Op::Delete {
-            key: required_text(object, "key", path, &method, ctx)?,
-        },
-        _ => Op::Close,
-    };
-    let (name_text, name) = report_name(object, path, ctx.csv, &method)?;
-    let timeout = parse_timeout(object, path, DEFAULT_TIMEOUT)?;
-    Ok(ParsedSpec {
-        endpoint: intern_endpoint("ETCD", &name_text),
-        spec: EtcdTask { op, name, timeout },
-    })
+    key_value::parse(&STORE, object, method_key, path, ctx)
 }

@@ -21,18 +21,15 @@ pub use task::{
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Map, Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::protocol::http::TlsConnectors;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::protocol::websocket::conn::{self, Data, Stream};
+use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::redact_url_credentials;
-use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// GraphQL over WebSocket, LoadDensity's `graphql_ws_user`.
@@ -44,8 +41,6 @@ pub struct GraphqlWs;
 pub struct GraphqlWsShared {
     tls: TlsConnectors,
 }
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One user's GraphQL-over-WebSocket client.
 pub struct GraphqlWsClient {
@@ -107,30 +102,17 @@ impl Protocol for GraphqlWs {
             if spec.method == GraphqlWsMethod::Connect {
                 client.connection = None;
             }
-            Err(format!(
+            Err(Failure::timeout(format!(
                 "timed out after {}",
                 humantime::format_duration(spec.timeout)
-            ))
+            )))
         });
         let end = Instant::now();
         if let Some(log) = ctx.log_url() {
             log.clear();
             log.push_str(&redact_url_credentials(client.url.as_deref().unwrap_or("")));
         }
-        let (response_length, failure) = match result {
-            Ok(length) => (length, None),
-            Err(failure) => (0, Some(failure)),
-        };
-        StepOutcome {
-            end,
-            name,
-            status: None,
-            response_length,
-            failure,
-            connect_failure: false,
-            class: ErrorClass::Permanent,
-            sample: None,
-        }
+        StepOutcome::finished(end, name, result)
     }
 }
 
@@ -141,7 +123,7 @@ async fn run(
     url: Option<String>,
     id: &str,
     query: Option<&str>,
-) -> Result<u64, String> {
+) -> Result<u64, Failure> {
     match spec.method {
         GraphqlWsMethod::Connect => {
             let url = url
@@ -152,9 +134,7 @@ async fn run(
         }
         GraphqlWsMethod::Close => {
             if let Some(mut stream) = client.connection.take() {
-                // The close handshake: send ours, read until the peer's.
-                let _ = WebSocketStream::close(&mut *stream, None).await;
-                while let Some(Ok(_)) = stream.next().await {}
+                conn::close(&mut stream).await;
             }
             Ok(0)
         }
@@ -166,7 +146,7 @@ async fn run(
             let length = message.len() as u64;
             if let Err(e) = stream.send(Message::text(message)).await {
                 client.connection = None;
-                return Err(format!("send failed: {e}"));
+                return Err(Failure::network(format!("send failed: {e}")));
             }
             Ok(length)
         }
@@ -179,7 +159,7 @@ async fn run(
             if let Err((_, true)) = result {
                 client.connection = None;
             }
-            result.map_err(|(message, _)| message)
+            result.map_err(|(failure, _)| failure)
         }
     }
 }
@@ -190,43 +170,34 @@ async fn connect(
     client: &mut GraphqlWsClient,
     spec: &GraphqlWsTask,
     url: String,
-) -> Result<u64, String> {
+) -> Result<u64, Failure> {
     if let Some(mut old) = client.connection.take() {
         let _ = WebSocketStream::close(&mut *old, None).await;
     }
-    let shown = redact_url_credentials(&url).into_owned();
     client.url = Some(url.clone());
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("`{shown}` is not a WebSocket URL: {e}"))?;
-    for (name, value) in &spec.headers {
-        request.headers_mut().insert(name.clone(), value.clone());
-    }
-    request
-        .headers_mut()
-        .insert(SEC_WEBSOCKET_PROTOCOL, spec.protocol.clone());
-    let connector = if url.len() >= 6 && url[..6].eq_ignore_ascii_case("wss://") {
-        Connector::Rustls(client.shared.tls.get_http1(spec.verify).config().clone())
-    } else {
-        Connector::Plain
-    };
-    let (mut stream, _response) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
-            .await
-            .map_err(|e| format!("connect to `{shown}` failed: {e}"))?;
+    let mut stream = conn::open(
+        &url,
+        &spec.headers,
+        Some(&spec.protocol),
+        &client.shared.tls,
+        spec.verify,
+    )
+    .await?;
     let init = json!({"type": "connection_init", "payload": spec.init_payload}).to_string();
     stream
         .send(Message::text(init))
         .await
-        .map_err(|e| format!("send connection_init failed: {e}"))?;
+        .map_err(|e| Failure::network(format!("send connection_init failed: {e}")))?;
     let ack = loop {
         let text = receive(&mut stream).await?;
         match message_type(&text).as_deref() {
             Some("ping") => pong(&mut stream).await?,
             Some("connection_ack") => break text,
             _ => {
-                return Err(format!("expected connection_ack, got `{}`", shorten(&text)));
+                return Err(Failure::expectation(format!(
+                    "expected connection_ack, got `{}`",
+                    shorten(&text)
+                )));
             }
         }
     };
@@ -242,7 +213,7 @@ async fn subscribe(
     spec: &GraphqlWsTask,
     id: &str,
     query: &str,
-) -> Result<u64, (String, bool)> {
+) -> Result<u64, (Failure, bool)> {
     let message = json!({
         "id": id,
         "type": "subscribe",
@@ -255,7 +226,7 @@ async fn subscribe(
     stream
         .send(Message::text(message.to_string()))
         .await
-        .map_err(|e| (format!("send failed: {e}"), true))?;
+        .map_err(|e| (Failure::network(format!("send failed: {e}")), true))?;
     let mut total = 0;
     let mut read = 0;
     // Bounded by `max_messages` messages of this operation, and by the step's timeout.
@@ -265,10 +236,10 @@ async fn subscribe(
             Ok(value) => value,
             Err(_) => {
                 return Err((
-                    format!(
+                    Failure::expectation(format!(
                         "the server sent a message that is not JSON: `{}`",
                         shorten(&text)
-                    ),
+                    )),
                     false,
                 ));
             }
@@ -288,13 +259,19 @@ async fn subscribe(
             "complete" => break,
             "error" => {
                 return Err((
-                    format!("the server refused the subscription: {}", parsed["payload"]),
+                    Failure::from(format!(
+                        "the server refused the subscription: {}",
+                        parsed["payload"]
+                    )),
                     false,
                 ));
             }
             other => {
                 return Err((
-                    format!("unexpected `{other}` message: `{}`", shorten(&text)),
+                    Failure::expectation(format!(
+                        "unexpected `{other}` message: `{}`",
+                        shorten(&text)
+                    )),
                     false,
                 ));
             }
@@ -305,39 +282,21 @@ async fn subscribe(
 
 /// The next text (or UTF-8 binary) message; pings of WebSocket itself are answered
 /// by the library.
-async fn receive(stream: &mut Stream) -> Result<Utf8Bytes, String> {
-    // Bounded by the step's timeout; control frames only in between.
-    loop {
-        match stream.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(text),
-            Some(Ok(Message::Binary(bytes))) => {
-                return Utf8Bytes::try_from(bytes)
-                    .map_err(|_| "the server sent a binary message that is not UTF-8".into());
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-            Some(Ok(Message::Close(frame))) => {
-                return Err(match frame {
-                    Some(f) => format!(
-                        "the server closed the connection (code {}{}{})",
-                        u16::from(f.code),
-                        if f.reason.is_empty() { "" } else { ": " },
-                        f.reason
-                    ),
-                    None => "the server closed the connection".into(),
-                });
-            }
-            Some(Err(e)) => return Err(format!("receive failed: {e}")),
-            None => return Err("the connection is closed".into()),
-        }
+async fn receive(stream: &mut Stream) -> Result<Utf8Bytes, Failure> {
+    match conn::receive(stream).await? {
+        Data::Text(text) => Ok(text),
+        Data::Binary(bytes) => Utf8Bytes::try_from(bytes).map_err(|_| {
+            Failure::expectation("the server sent a binary message that is not UTF-8")
+        }),
     }
 }
 
 /// Answers the protocol's `ping`.
-async fn pong(stream: &mut Stream) -> Result<(), String> {
+async fn pong(stream: &mut Stream) -> Result<(), Failure> {
     stream
         .send(Message::text(r#"{"type":"pong"}"#))
         .await
-        .map_err(|e| format!("send pong failed: {e}"))
+        .map_err(|e| Failure::network(format!("send pong failed: {e}")))
 }
 
 /// The `type` of a protocol message, when it is JSON with one.

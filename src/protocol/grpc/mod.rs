@@ -34,9 +34,11 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::protocol::fields::render_optional;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::protocol::{
+    Failure, FailureKind, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome,
+};
 use crate::scenario::RenderContext;
-use crate::task::{ErrorClass, Task, TaskError};
+use crate::task::{Task, TaskError};
 use task::{MetadataValue, Payload, Target};
 
 /// The `grpc_user` protocol.
@@ -155,50 +157,33 @@ impl Protocol for Grpc {
             Err(failure) => {
                 return StepOutcome {
                     name,
-                    connect_failure: true,
-                    ..StepOutcome::failed(failure)
+                    ..StepOutcome::failed(Failure::connect(failure))
                 };
             }
         };
         let result = tokio::time::timeout(task.timeout, call(channel, task, request)).await;
         let end = Instant::now();
-        let mut connect_failure = false;
-        let mut class = ErrorClass::Permanent;
-        let (response_length, failure) = match result {
-            Ok(Ok(length)) => (length, None),
+        let result = match result {
+            Ok(Ok(length)) => Ok(length),
             // The channel lost its connection and could not open a new one.
             Ok(Err(status)) if caused_by::<tonic::ConnectError>(&status) => {
-                connect_failure = true;
-                (0, Some(describe_status(&status)))
+                Err(Failure::connect(describe_status(&status)))
             }
             Ok(Err(status)) if !caused_by::<tonic::TimeoutExpired>(&status) => {
-                if status.code() == tonic::Code::Unavailable {
-                    class = ErrorClass::Transient;
-                }
-                (0, Some(describe_status(&status)))
+                let kind = if status.code() == tonic::Code::Unavailable {
+                    FailureKind::Network
+                } else {
+                    FailureKind::Other
+                };
+                Err(Failure::new(kind, describe_status(&status)))
             }
             // The deadline sent as `grpc-timeout` is also enforced by the channel.
-            Ok(Err(_)) | Err(_) => {
-                class = ErrorClass::Transient;
-                (
-                    0,
-                    Some(format!(
-                        "{} timed out after {:?}",
-                        task.method, task.timeout
-                    )),
-                )
-            }
+            Ok(Err(_)) | Err(_) => Err(Failure::timeout(format!(
+                "{} timed out after {:?}",
+                task.method, task.timeout
+            ))),
         };
-        StepOutcome {
-            end,
-            name,
-            status: None,
-            response_length,
-            failure,
-            connect_failure,
-            class,
-            sample: None,
-        }
+        StepOutcome::finished(end, name, result)
     }
 }
 

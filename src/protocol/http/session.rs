@@ -18,6 +18,7 @@ use super::connect::{Socket, open_socket};
 use super::redirect::{Exchanged, SendHop, follow_redirects};
 use super::{Origin, PreparedRequest, Target, TlsConnectors};
 use crate::protocol::client_cert::{ClientCert, cert_id};
+use crate::protocol::{Failure, FailureKind};
 use crate::scenario::MAX_CAPTURED_BODY;
 
 /// Largest HTTP/1.1 read buffer per connection, and so the largest response head
@@ -72,6 +73,20 @@ pub enum RequestError {
     /// A redirect could not be followed.
     #[error("redirect: {0}")]
     Redirect(String),
+}
+
+/// httpx's network errors, timeouts and protocol errors are transient (a failed
+/// connect counted as such); a bad server name or redirect is not.
+impl From<RequestError> for Failure {
+    fn from(error: RequestError) -> Self {
+        let kind = match error {
+            RequestError::Connect { .. } => FailureKind::Connect,
+            RequestError::Timeout(_) => FailureKind::Timeout,
+            RequestError::Tls { .. } | RequestError::Http(_) => FailureKind::Network,
+            RequestError::ServerName(_) | RequestError::Redirect(_) => FailureKind::Other,
+        };
+        Failure::new(kind, error.to_string())
+    }
 }
 
 fn http_error(error: hyper::Error) -> RequestError {

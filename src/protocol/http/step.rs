@@ -14,7 +14,7 @@ use super::task::{self, HttpTask};
 use super::{Capture, PreparedRequest, Rendered, RequestError, Response, Session, TlsConnectors};
 use crate::event::TraceIds;
 use crate::protocol::{
-    ParseContext, ParsedSpec, Protocol, ResponseSample, StepContext, StepOutcome,
+    Failure, ParseContext, ParsedSpec, Protocol, ResponseSample, StepContext, StepOutcome,
 };
 use crate::scenario::ResponseView;
 use crate::task::{ErrorClass, Task, TaskError};
@@ -105,7 +105,7 @@ impl<C: HttpClient> Protocol for Http<C> {
             Ok(response) => {
                 let (failure, class) = match judge(task, &response, ctx) {
                     Ok(()) => (None, ErrorClass::Permanent),
-                    Err((failure, class)) => (Some(failure), class),
+                    Err(failure) => (Some(failure.message), failure.kind.class()),
                 };
                 let sample = ctx.sample.then(|| {
                     let kept = response.body.len().min(crate::event::SAMPLE_BODY);
@@ -128,21 +128,7 @@ impl<C: HttpClient> Protocol for Http<C> {
             Err(error) => StepOutcome {
                 end,
                 name,
-                status: None,
-                response_length: 0,
-                connect_failure: matches!(error, RequestError::Connect { .. }),
-                // httpx's network errors, timeouts and protocol errors: transient.
-                class: match error {
-                    RequestError::Connect { .. }
-                    | RequestError::Tls { .. }
-                    | RequestError::Http(_)
-                    | RequestError::Timeout(_) => ErrorClass::Transient,
-                    RequestError::ServerName(_) | RequestError::Redirect(_) => {
-                        ErrorClass::Permanent
-                    }
-                },
-                failure: Some(error.to_string()),
-                sample: None,
+                ..StepOutcome::failed(error)
             },
         }
     }
@@ -175,17 +161,13 @@ fn adapted(request: &PreparedRequest, sample: bool, trace: Option<TraceIds>) -> 
 /// The W3C trace context header.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// Success or the failure text of a response and its class: by the task's
-/// assertions when it has any (a failed one is flaky, as LoadDensity's
-/// `AssertionError`), else by status (>= 400 fails: permanent, but see
-/// [`ErrorClass::with_status`]). A success runs the task's extractors.
-fn judge(
-    task: &HttpTask,
-    response: &Response,
-    ctx: &mut StepContext<'_>,
-) -> Result<(), (String, ErrorClass)> {
+/// Success or why a response fails: by the task's assertions when it has any (a
+/// failed one is an expectation, flaky as LoadDensity's `AssertionError`), else by
+/// status (>= 400 fails: permanent, but see [`ErrorClass::with_status`]). A success
+/// runs the task's extractors.
+fn judge(task: &HttpTask, response: &Response, ctx: &mut StepContext<'_>) -> Result<(), Failure> {
     let status = response.status.as_u16();
-    let by_status = |r| status_verdict(r).map_err(|f| (f, ErrorClass::Permanent));
+    let by_status = |r| status_verdict(r).map_err(Failure::from);
     if task.assertions.is_empty() && task.extract.is_empty() {
         return by_status(response);
     }
@@ -197,7 +179,7 @@ fn judge(
         for assertion in &task.assertions {
             assertion
                 .check(&view, &mut render)
-                .map_err(|f| (f, ErrorClass::Flaky))?;
+                .map_err(Failure::expectation)?;
         }
     }
     for extractor in &task.extract {

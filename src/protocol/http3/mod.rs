@@ -25,9 +25,8 @@ use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::redact_url_credentials;
-use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// HTTP/3, LoadDensity's `http3_user`.
@@ -58,21 +57,6 @@ impl Drop for Connection {
 pub struct Http3Client {
     endpoint: Option<(bool, quinn::Endpoint)>,
     connection: Option<Connection>,
-}
-
-/// Why a step failed, and whether it was for want of a connection.
-struct Failure {
-    message: String,
-    connect: bool,
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Self {
-            message,
-            connect: false,
-        }
-    }
 }
 
 impl Protocol for Http3 {
@@ -130,40 +114,31 @@ impl Protocol for Http3 {
                     Err(_) => {
                         // The connection is in an unknown state: start afresh.
                         client.connection = None;
-                        Err(format!(
+                        Err(Failure::timeout(format!(
                             "timed out after {}",
                             humantime::format_duration(spec.timeout)
-                        )
-                        .into())
+                        )))
                     }
                 }
             }
         };
         let end = Instant::now();
         match result {
-            Ok((status, length)) => StepOutcome {
-                end,
-                name,
-                status: Some(status),
-                response_length: length,
-                failure: spec
+            Ok((status, length)) => {
+                let failure = spec
                     .expect_status
                     .filter(|expected| *expected != status)
-                    .map(|expected| format!("http3 status expected {expected}, got {status}")),
-                connect_failure: false,
-                class: ErrorClass::Permanent,
-                sample: None,
-            },
-            Err(failure) => StepOutcome {
-                end,
-                name,
-                status: None,
-                response_length: 0,
-                failure: Some(failure.message),
-                connect_failure: failure.connect,
-                class: ErrorClass::Permanent,
-                sample: None,
-            },
+                    .map(|expected| {
+                        Failure::expectation(format!(
+                            "http3 status expected {expected}, got {status}"
+                        ))
+                    });
+                StepOutcome {
+                    status: Some(status),
+                    ..StepOutcome::finished(end, name, failure.map_or(Ok(length), Err))
+                }
+            }
+            Err(failure) => StepOutcome::finished(end, name, Err(failure)),
         }
     }
 }
@@ -204,7 +179,7 @@ async fn exchange(
     if result.is_err() {
         client.connection = None;
     }
-    result.map_err(Failure::from)
+    result
 }
 
 /// Opens a QUIC connection to `host:port` and the HTTP/3 session on it.
@@ -237,13 +212,12 @@ async fn connect(
     let connecting = endpoint
         .connect_with((*spec.quic).clone(), addr, &host)
         .map_err(|e| format!("connect to {host}:{port} failed: {e}"))?;
-    let quic = connecting.await.map_err(|e| Failure {
-        message: format!("connect to {host}:{port} failed: {e}"),
-        connect: true,
-    })?;
+    let quic = connecting
+        .await
+        .map_err(|e| Failure::connect(format!("connect to {host}:{port} failed: {e}")))?;
     let (mut driver, sender) = h3::client::new(h3_quinn::Connection::new(quic.clone()))
         .await
-        .map_err(|e| format!("HTTP/3 session with {host}:{port} failed: {e}"))?;
+        .map_err(|e| Failure::network(format!("HTTP/3 session with {host}:{port} failed: {e}")))?;
     let driver = tokio::spawn(async move {
         let _ = poll_fn(|cx| driver.poll_close(cx)).await;
     });
@@ -262,7 +236,7 @@ async fn request(
     sender: &mut SendRequest,
     spec: &Http3Task,
     url: &Url,
-) -> Result<(u16, u64), String> {
+) -> Result<(u16, u64), Failure> {
     let uri: Uri = url
         .as_str()
         .parse()
@@ -276,28 +250,28 @@ async fn request(
     let mut stream = sender
         .send_request(request)
         .await
-        .map_err(|e| format!("send failed: {e}"))?;
+        .map_err(|e| Failure::network(format!("send failed: {e}")))?;
     let with_body = matches!(spec.method.as_str(), "POST" | "PUT" | "PATCH");
     if with_body && !spec.body.is_empty() {
         stream
             .send_data(spec.body.clone())
             .await
-            .map_err(|e| format!("send failed: {e}"))?;
+            .map_err(|e| Failure::network(format!("send failed: {e}")))?;
     }
     stream
         .finish()
         .await
-        .map_err(|e| format!("send failed: {e}"))?;
+        .map_err(|e| Failure::network(format!("send failed: {e}")))?;
     let response = stream
         .recv_response()
         .await
-        .map_err(|e| format!("no response: {e}"))?;
+        .map_err(|e| Failure::network(format!("no response: {e}")))?;
     let mut length = 0u64;
     // Bounded by the step's timeout.
     while let Some(mut chunk) = stream
         .recv_data()
         .await
-        .map_err(|e| format!("reading the response failed: {e}"))?
+        .map_err(|e| Failure::network(format!("reading the response failed: {e}")))?
     {
         let n = chunk.remaining();
         length += n as u64;

@@ -27,11 +27,11 @@ use std::time::Instant;
 use async_memcached::{AsciiProtocol, Client, Error, Status};
 use serde_json::{Map, Value};
 
-use crate::protocol::fields::render_optional;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::ErrorClass;
+use crate::protocol::key_value::Op;
+use crate::protocol::{
+    Failure, FailureKind, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome,
+};
 use crate::task::{Task, TaskError};
-use task::Op;
 
 /// The `memcached_user` protocol.
 #[derive(Debug, Clone)]
@@ -46,36 +46,13 @@ pub struct MemcachedClient {
 }
 
 impl MemcachedClient {
-    async fn open(server: &str, timeout: std::time::Duration) -> Result<Client, String> {
+    async fn open(server: &str, timeout: std::time::Duration) -> Result<Client, Failure> {
         match tokio::time::timeout(timeout, Client::new(format!("tcp://{server}"))).await {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(format!("connect {server}: {e}")),
-            Err(_) => Err(format!("connect {server}: timed out after {timeout:?}")),
-        }
-    }
-}
-
-/// What a finished step reports.
-struct Done {
-    length: u64,
-    failure: Option<String>,
-    connect_failure: bool,
-}
-
-impl Done {
-    fn ok(length: u64) -> Self {
-        Self {
-            length,
-            failure: None,
-            connect_failure: false,
-        }
-    }
-
-    fn failed(failure: String) -> Self {
-        Self {
-            length: 0,
-            failure: Some(failure),
-            connect_failure: false,
+            Ok(Err(e)) => Err(Failure::connect(format!("connect {server}: {e}"))),
+            Err(_) => Err(Failure::connect(format!(
+                "connect {server}: timed out after {timeout:?}"
+            ))),
         }
     }
 }
@@ -111,56 +88,26 @@ impl Protocol for Memcached {
     ) -> StepOutcome {
         let spec = &task.spec;
         let timeout = spec.timeout;
-        let (name, rendered) = {
-            let mut render = ctx.render();
-            let rendered = match &spec.op {
-                Op::Connect { host, port } => {
-                    let host = host.render(&mut render);
-                    let host = if host.contains(':') && !host.starts_with('[') {
-                        format!("[{host}]")
-                    } else {
-                        host
-                    };
-                    vec![format!("{host}:{port}")]
-                }
-                Op::Set { key, value } => vec![key.render(&mut render), value.render(&mut render)],
-                Op::Get { key } | Op::Delete { key } => vec![key.render(&mut render)],
-                Op::Close => Vec::new(),
-            };
-            (render_optional(spec.name.as_ref(), &mut render), rendered)
-        };
-        let done = match (&spec.op, rendered.as_slice()) {
+        let (name, rendered) = spec.render(ctx);
+        let result = match (&spec.op, rendered.as_slice()) {
             (Op::Connect { .. }, [server]) => {
                 client.connection = None;
                 client.server = Some(server.clone());
-                match MemcachedClient::open(server, timeout).await {
-                    Ok(connection) => {
+                MemcachedClient::open(server, timeout)
+                    .await
+                    .map(|connection| {
                         client.connection = Some(connection);
-                        Done::ok(0)
-                    }
-                    Err(e) => Done {
-                        connect_failure: true,
-                        ..Done::failed(e)
-                    },
-                }
+                        0
+                    })
             }
             (Op::Close, _) => {
                 client.connection = None;
                 client.server = None;
-                Done::ok(0)
+                Ok(0)
             }
             (op, args) => command(client, op, args, timeout).await,
         };
-        StepOutcome {
-            end: Instant::now(),
-            name,
-            status: None,
-            response_length: done.length,
-            failure: done.failure,
-            connect_failure: done.connect_failure,
-            class: ErrorClass::Permanent,
-            sample: None,
-        }
+        StepOutcome::finished(Instant::now(), name, result)
     }
 }
 
@@ -171,28 +118,20 @@ async fn command(
     op: &Op,
     args: &[String],
     timeout: std::time::Duration,
-) -> Done {
+) -> Result<u64, Failure> {
     let Some(server) = client.server.clone() else {
-        return Done::failed("memcached not connected; run a `connect` step first".into());
+        return Err("memcached not connected; run a `connect` step first".into());
     };
     if client.connection.as_ref().is_none_or(Client::is_closed) {
-        match MemcachedClient::open(&server, timeout).await {
-            Ok(connection) => client.connection = Some(connection),
-            Err(e) => {
-                client.connection = None;
-                return Done {
-                    connect_failure: true,
-                    ..Done::failed(e)
-                };
-            }
-        }
+        client.connection = None;
+        client.connection = Some(MemcachedClient::open(&server, timeout).await?);
     }
     let Some(connection) = client.connection.as_mut() else {
-        return Done::failed("memcached not connected".into());
+        return Err("memcached not connected".into());
     };
     let run = async {
         match (op, args) {
-            (Op::Set { .. }, [key, value]) => connection
+            (Op::Write { .. }, [key, value]) => connection
                 .set(key.as_bytes(), value.as_str(), None, None)
                 .await
                 .map(|()| value.len() as u64),
@@ -209,7 +148,7 @@ async fn command(
         }
     };
     match tokio::time::timeout(timeout, run).await {
-        Ok(Ok(length)) => Done::ok(length),
+        Ok(Ok(length)) => Ok(length),
         Ok(Err(e)) => {
             let lost = matches!(
                 e,
@@ -218,12 +157,19 @@ async fn command(
             if lost {
                 client.connection = None;
             }
-            Done::failed(format!("{server}: {e}"))
+            let kind = if lost {
+                FailureKind::Network
+            } else {
+                FailureKind::Other
+            };
+            Err(Failure::new(kind, format!("{server}: {e}")))
         }
         Err(_) => {
             // The reply may still come on this connection: start afresh.
             client.connection = None;
-            Done::failed(format!("{server}: timed out after {timeout:?}"))
+            Err(Failure::timeout(format!(
+                "{server}: timed out after {timeout:?}"
+            )))
         }
     }
 }

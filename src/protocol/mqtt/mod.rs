@@ -11,7 +11,7 @@
 
 mod task;
 
-pub use task::{DEFAULT_BROKER, DEFAULT_TIMEOUT, FIELDS, MqttMethod, MqttTask};
+pub use task::{DEFAULT_BROKER, DEFAULT_TIMEOUT, FIELDS, METHODS, MqttMethod, MqttTask};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,8 +24,10 @@ use tokio::task::JoinHandle;
 
 use crate::event::{Endpoint, intern_endpoint};
 use crate::protocol::fields::render_optional;
-use crate::protocol::{ExtraEvent, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{ErrorClass, Task, TaskError};
+use crate::protocol::{
+    ExtraEvent, Failure, FailureKind, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome,
+};
+use crate::task::{Task, TaskError};
 
 /// The prefix of a payload that carries its send time.
 const TIMESTAMP_PREFIX: &[u8] = b"ld-ts:";
@@ -138,27 +140,27 @@ impl MqttClient {
         deadline: tokio::time::Instant,
         what: &str,
         mut done: impl FnMut(&Event) -> Option<Result<(), String>>,
-    ) -> Result<Instant, String> {
+    ) -> Result<Instant, Failure> {
         loop {
             let Some(connection) = self.connection.as_mut() else {
-                return Err(format!("{what}: not connected"));
+                return Err(format!("{what}: not connected").into());
             };
             match tokio::time::timeout_at(deadline, connection.notices.recv()).await {
-                Err(_) => return Err(format!("{what}: timed out")),
+                Err(_) => return Err(Failure::timeout(format!("{what}: timed out"))),
                 Ok(None) => {
                     self.connection = None;
-                    return Err(format!("{what}: connection closed"));
+                    return Err(Failure::network(format!("{what}: connection closed")));
                 }
                 Ok(Some(Notice::Closed(e))) => {
                     self.connection = None;
-                    return Err(format!("{what}: {e}"));
+                    return Err(Failure::network(format!("{what}: {e}")));
                 }
                 Ok(Some(Notice::Event(at, Event::Incoming(Packet::Publish(p))))) => {
                     self.received(at, &p, ctx);
                 }
                 Ok(Some(Notice::Event(at, event))) => {
                     if let Some(result) = done(&event) {
-                        return result.map(|()| at);
+                        return result.map(|()| at).map_err(Failure::from);
                     }
                 }
             }
@@ -172,7 +174,7 @@ impl MqttClient {
         broker: &str,
         fields: &Rendered,
         ctx: &mut StepContext<'_>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         if self.connection.as_ref().is_some_and(|c| c.broker == broker) {
             return Ok(());
         }
@@ -219,7 +221,11 @@ impl MqttClient {
         if result.is_err() {
             self.connection = None;
         }
-        result.map(|_| ())
+        // No CONNACK (refused, reset, timed out): the broker could not be reached.
+        result.map(|_| ()).map_err(|failure| match failure.kind {
+            FailureKind::Timeout | FailureKind::Network => Failure::connect(failure.message),
+            _ => failure,
+        })
     }
 }
 
@@ -303,21 +309,11 @@ impl Protocol for Mqtt {
         let fields = render(task, ctx);
         client.drain(ctx);
         let name = fields.name.clone();
-        let result = run(client, task, &fields, ctx).await;
-        let (end, response_length, failure) = match result {
-            Ok((end, length)) => (end, length, None),
-            Err(failure) => (Instant::now(), 0, Some(failure)),
+        let (end, result) = match run(client, task, &fields, ctx).await {
+            Ok((end, length)) => (end, Ok(length)),
+            Err(failure) => (Instant::now(), Err(failure)),
         };
-        StepOutcome {
-            end,
-            name,
-            status: None,
-            response_length,
-            failure,
-            connect_failure: false,
-            class: ErrorClass::Permanent,
-            sample: None,
-        }
+        StepOutcome::finished(end, name, result)
     }
 }
 
@@ -327,7 +323,7 @@ async fn run(
     task: &MqttTask,
     fields: &Rendered,
     ctx: &mut StepContext<'_>,
-) -> Result<(Instant, u64), String> {
+) -> Result<(Instant, u64), Failure> {
     if task.method == MqttMethod::Disconnect {
         if let Some(connection) = client.connection.as_ref() {
             let _ = connection.client.disconnect().await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
-use crate::protocol::fields::{report_name, small_uint, text_template};
+use crate::protocol::fields::{report_name, small_uint, step_method, text_template};
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::Template;
 use crate::task::{TaskError, err, parse_bool, parse_timeout};
@@ -29,6 +29,9 @@ pub const FIELDS: &[&str] = &[
     "name",
     "timestamp",
 ];
+
+/// The steps an `mqtt_user` task may take (`publish` when it names none).
+pub const METHODS: &[&str] = &["connect", "publish", "subscribe", "disconnect"];
 
 /// The broker used when a task names none (LoadDensity's default).
 pub const DEFAULT_BROKER: &str = "127.0.0.1:1883";
@@ -93,29 +96,12 @@ pub(crate) fn parse(
     path: &str,
     ctx: &ParseContext<'_>,
 ) -> Result<ParsedSpec<MqttTask>, TaskError> {
-    let method_text = match object.get("method") {
-        Some(Value::String(m)) => m.to_ascii_lowercase(),
-        None | Some(Value::Null) => method_key.unwrap_or("publish").to_ascii_lowercase(),
-        Some(other) => {
-            return Err(err(
-                format!("{path}.method"),
-                format!("expected connect, publish, subscribe or disconnect, got {other}"),
-            ));
-        }
-    };
+    let method_text = step_method(object, method_key.or(Some("publish")), path, METHODS)?;
     let method = match method_text.as_str() {
         "connect" => MqttMethod::Connect,
         "publish" => MqttMethod::Publish,
         "subscribe" => MqttMethod::Subscribe,
-        "disconnect" => MqttMethod::Disconnect,
-        other => {
-            return Err(err(
-                format!("{path}.method"),
-                format!(
-                    "unknown method `{other}`; expected connect, publish, subscribe or disconnect"
-                ),
-            ));
-        }
+        _ => MqttMethod::Disconnect,
     };
     let csv = ctx.csv;
     let broker = match (

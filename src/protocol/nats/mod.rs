@@ -30,9 +30,8 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::protocol::fields::render_optional;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::{redact_url_credentials, split_url_credentials};
-use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// Server errors a connection keeps for its user's next look.
@@ -54,21 +53,6 @@ struct Open {
 #[derive(Default)]
 pub struct NatsClient {
     open: Option<Open>,
-}
-
-/// How a step failed.
-struct Failure {
-    message: String,
-    connect: bool,
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Self {
-            message,
-            connect: false,
-        }
-    }
 }
 
 /// A server error as the server sent it (`-ERR 'Permissions Violation ...'`).
@@ -138,10 +122,9 @@ impl NatsClient {
                 }
                 None => text.clone(),
             };
-            addrs.push(task::check_server(&bare).map_err(|e| Failure {
-                message: format!("connect: {e}"),
-                connect: true,
-            })?);
+            addrs.push(
+                task::check_server(&bare).map_err(|e| Failure::connect(format!("connect: {e}")))?,
+            );
         }
         let label = addrs.iter().map(task::label).collect::<Vec<_>>().join(",");
         let (tx, errors) = mpsc::channel(ERROR_QUEUE);
@@ -173,17 +156,13 @@ impl NatsClient {
                 });
                 Ok(())
             }
-            Ok(Err(e)) => Err(Failure {
-                message: format!(
-                    "connect {label}: {}",
-                    redact_url_credentials(&e.to_string())
-                ),
-                connect: true,
-            }),
-            Err(_) => Err(Failure {
-                message: format!("connect {label}: timed out after {timeout:?}"),
-                connect: true,
-            }),
+            Ok(Err(e)) => Err(Failure::connect(format!(
+                "connect {label}: {}",
+                redact_url_credentials(&e.to_string())
+            ))),
+            Err(_) => Err(Failure::connect(format!(
+                "connect {label}: timed out after {timeout:?}"
+            ))),
         }
     }
 }
@@ -256,38 +235,25 @@ impl Protocol for Nats {
         let result = match (result, client.server_errors()) {
             (result, None) => result,
             (Ok(_), Some(errors)) => Err(Failure::from(errors)),
-            (Err(failure), Some(errors)) => Err(Failure {
-                message: format!("{}; {errors}", failure.message),
-                connect: failure.connect,
-            }),
+            (Err(failure), Some(errors)) => Err(failure.and(&errors)),
         };
-        let (response_length, failure) = match result {
-            Ok(length) => (length, None),
-            Err(failure) => (0, Some(failure)),
-        };
-        StepOutcome {
-            end,
-            name,
-            status: None,
-            response_length,
-            connect_failure: failure.as_ref().is_some_and(|f| f.connect),
-            class: ErrorClass::Permanent,
-            failure: failure.map(|f| f.message),
-            sample: None,
-        }
+        StepOutcome::finished(end, name, result)
     }
 }
 
-/// `operation` within `timeout`, its error as `what: error`.
+/// `operation` within `timeout`, its error as `what: error` (the client's errors
+/// are those of its connection).
 async fn timed<T, E: std::fmt::Display>(
     what: &str,
     timeout: Duration,
     operation: impl Future<Output = Result<T, E>>,
-) -> Result<T, String> {
+) -> Result<T, Failure> {
     match tokio::time::timeout(timeout, operation).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!("{what}: timed out after {timeout:?}")),
+        Ok(Err(e)) => Err(Failure::network(format!("{what}: {e}"))),
+        Err(_) => Err(Failure::timeout(format!(
+            "{what}: timed out after {timeout:?}"
+        ))),
     }
 }
 
@@ -329,15 +295,17 @@ async fn run(client: &mut NatsClient, task: &NatsTask, fields: &Rendered) -> Res
                 match tokio::time::timeout(wait, subscription.next()).await {
                     Ok(Some(message)) => total += message.payload.len() as u64,
                     Ok(None) => {
-                        result = Err(format!("{what}: the subscription was closed"));
+                        result = Err(Failure::network(format!(
+                            "{what}: the subscription was closed"
+                        )));
                         break;
                     }
                     Err(_) => {
-                        result = Err(format!(
+                        result = Err(Failure::timeout(format!(
                             "{what}: timed out after {wait:?} waiting for message {} of {}",
                             i + 1,
                             task.max_messages
-                        ));
+                        )));
                         break;
                     }
                 }
@@ -360,16 +328,16 @@ async fn run(client: &mut NatsClient, task: &NatsTask, fields: &Rendered) -> Res
             .await
             {
                 Ok(Ok(reply)) => Ok(reply.payload.len() as u64),
-                Ok(Err(e)) => Err(Failure::from(match e.kind() {
+                Ok(Err(e)) => Err(match e.kind() {
                     RequestErrorKind::NoResponders => {
-                        format!("request `{subject}`: no responders")
+                        Failure::from(format!("request `{subject}`: no responders"))
                     }
                     RequestErrorKind::TimedOut => {
-                        format!("request `{subject}`: timed out after {wait:?}")
+                        Failure::timeout(format!("request `{subject}`: timed out after {wait:?}"))
                     }
-                    _ => format!("request `{subject}`: {e}"),
-                })),
-                Err(_) => Err(Failure::from(format!(
+                    _ => Failure::network(format!("request `{subject}`: {e}")),
+                }),
+                Err(_) => Err(Failure::timeout(format!(
                     "request `{subject}`: timed out after {wait:?}"
                 ))),
             }

@@ -18,8 +18,10 @@ use redis::{AsyncConnectionConfig, Value as Reply};
 use serde_json::{Map, Value};
 
 use crate::protocol::fields::render_optional;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{ErrorClass, Task, TaskError};
+use crate::protocol::{
+    Failure, FailureKind, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome,
+};
+use crate::task::{Task, TaskError};
 
 /// The `redis_user` protocol.
 #[derive(Debug, Clone)]
@@ -118,61 +120,58 @@ impl Protocol for Redis {
             Err(failure) => {
                 return StepOutcome {
                     name,
-                    connect_failure: true,
-                    ..StepOutcome::failed(failure)
+                    ..StepOutcome::failed(Failure::connect(failure))
                 };
             }
         };
         let result =
             tokio::time::timeout(task.timeout, command.query_async::<Reply>(connection)).await;
         let end = Instant::now();
-        let mut class = ErrorClass::Permanent;
-        let (response_length, failure) = match result {
+        // A reply's bytes are counted even when it fails the step.
+        let mut length = 0;
+        let result = match result {
             Ok(Ok(reply)) => {
-                let length = reply_size(&reply);
-                let failure = match (&reply, expect) {
-                    (Reply::ServerError(e), _) => Some(e.to_string()),
+                length = reply_size(&reply);
+                match (&reply, expect) {
+                    (Reply::ServerError(e), _) => Err(Failure::from(e.to_string())),
                     (_, Some(expected)) => {
                         let got = reply_text(&reply);
-                        class = ErrorClass::Flaky;
-                        (got != expected)
-                            .then(|| format!("expected reply `{expected}`, got `{got}`"))
+                        if got == expected {
+                            Ok(length)
+                        } else {
+                            Err(Failure::expectation(format!(
+                                "expected reply `{expected}`, got `{got}`"
+                            )))
+                        }
                     }
-                    _ => None,
-                };
-                (length, failure)
+                    _ => Ok(length),
+                }
             }
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                     client.connection = None;
                 }
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                    class = ErrorClass::Transient;
-                }
-                (0, Some(e.to_string()))
+                let kind = if e.is_timeout() {
+                    FailureKind::Timeout
+                } else if e.is_io_error() || e.is_connection_dropped() {
+                    FailureKind::Network
+                } else {
+                    FailureKind::Other
+                };
+                Err(Failure::new(kind, e.to_string()))
             }
             Err(_) => {
                 // The late reply would still come on this connection: start afresh.
                 client.connection = None;
-                class = ErrorClass::Transient;
-                (
-                    0,
-                    Some(format!(
-                        "{} timed out after {:?}",
-                        task.command, task.timeout
-                    )),
-                )
+                Err(Failure::timeout(format!(
+                    "{} timed out after {:?}",
+                    task.command, task.timeout
+                )))
             }
         };
         StepOutcome {
-            end,
-            name,
-            status: None,
-            response_length,
-            failure,
-            connect_failure: false,
-            class,
-            sample: None,
+            response_length: length,
+            ..StepOutcome::finished(end, name, result)
         }
     }
 }

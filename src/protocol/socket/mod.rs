@@ -24,8 +24,8 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use self::task::Destination;
 use crate::protocol::payload::check_contains;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{ErrorClass, Task, TaskError};
+use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::task::{Task, TaskError};
 
 /// Raw sockets, LoadDensity's `socket_user`.
 #[derive(Debug, Clone)]
@@ -107,33 +107,19 @@ impl Protocol for Socket {
             exchange(client, spec, target, &payload, expect.as_deref()),
         )
         .await;
-        let mut class = ErrorClass::Permanent;
         let result = match timed {
             Ok(result) => result,
             Err(_) => {
                 client.kept = None;
-                class = ErrorClass::Transient;
-                Err(format!(
+                Err(Failure::timeout(format!(
                     "timed out after {}",
                     humantime::format_duration(spec.timeout)
-                ))
+                )))
             }
         };
         let end = Instant::now();
-        let (response_length, failure) = match result {
-            Ok(received) => ((payload.len() + received) as u64, None),
-            Err(failure) => (0, Some(failure)),
-        };
-        StepOutcome {
-            end,
-            name,
-            status: None,
-            response_length,
-            failure,
-            connect_failure: false,
-            class,
-            sample: None,
-        }
+        let result = result.map(|received| (payload.len() + received) as u64);
+        StepOutcome::finished(end, name, result)
     }
 }
 
@@ -163,7 +149,7 @@ async fn exchange(
     target: Target,
     payload: &[u8],
     expect: Option<&str>,
-) -> Result<usize, String> {
+) -> Result<usize, Failure> {
     let address = target.address().await?;
     client.buffer.clear();
     let received = match spec.transport {
@@ -171,7 +157,7 @@ async fn exchange(
         Transport::Udp => udp(&mut client.buffer, spec, address, payload).await?,
     };
     if let Some(expect) = expect {
-        check_contains(&client.buffer[..received], expect)?;
+        check_contains(&client.buffer[..received], expect).map_err(Failure::expectation)?;
     }
     Ok(received)
 }
@@ -182,7 +168,7 @@ async fn tcp(
     address: SocketAddr,
     payload: &[u8],
     expect: Option<&str>,
-) -> Result<usize, String> {
+) -> Result<usize, Failure> {
     let kept = match client.kept.take() {
         Some((to, stream)) if spec.keep_alive && to == address => Some(stream),
         _ => None,
@@ -192,7 +178,7 @@ async fn tcp(
         None => {
             let stream = TcpStream::connect(address)
                 .await
-                .map_err(|e| format!("connect to {address} failed: {e}"))?;
+                .map_err(|e| Failure::connect(format!("connect to {address} failed: {e}")))?;
             let _ = stream.set_nodelay(true);
             stream
         }
@@ -200,7 +186,7 @@ async fn tcp(
     stream
         .write_all(payload)
         .await
-        .map_err(|e| format!("send to {address} failed: {e}"))?;
+        .map_err(|e| Failure::network(format!("send to {address} failed: {e}")))?;
     let buffer = &mut client.buffer;
     let mut ended = false;
     while buffer.len() < spec.expect_bytes {
@@ -209,7 +195,7 @@ async fn tcp(
         let read = stream
             .read(&mut buffer[start..])
             .await
-            .map_err(|e| format!("receive from {address} failed: {e}"));
+            .map_err(|e| Failure::network(format!("receive from {address} failed: {e}")));
         let read = match read {
             Ok(read) => read,
             Err(e) => {
@@ -239,7 +225,7 @@ async fn udp(
     spec: &SocketTask,
     address: SocketAddr,
     payload: &[u8],
-) -> Result<usize, String> {
+) -> Result<usize, Failure> {
     let local: SocketAddr = if address.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -255,7 +241,7 @@ async fn udp(
     socket
         .send(payload)
         .await
-        .map_err(|e| format!("send to {address} failed: {e}"))?;
+        .map_err(|e| Failure::network(format!("send to {address} failed: {e}")))?;
     if spec.expect_bytes == 0 {
         return Ok(0);
     }
@@ -263,7 +249,7 @@ async fn udp(
     let read = socket
         .recv(buffer)
         .await
-        .map_err(|e| format!("receive from {address} failed: {e}"))?;
+        .map_err(|e| Failure::network(format!("receive from {address} failed: {e}")))?;
     buffer.truncate(read);
     Ok(read)
 }

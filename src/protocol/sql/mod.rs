@@ -23,8 +23,9 @@ use serde_json::{Map, Value};
 
 use crate::db::{BoundSql, Connection};
 use crate::protocol::fields::render_optional;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::ErrorClass;
+use crate::protocol::{
+    Failure, FailureKind, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome,
+};
 use crate::task::{Task, TaskError};
 
 /// The `sql_user` protocol.
@@ -104,8 +105,7 @@ impl Protocol for Sql {
                 Err(e) => {
                     return StepOutcome {
                         name,
-                        connect_failure: true,
-                        ..StepOutcome::failed(e.to_string())
+                        ..StepOutcome::failed(Failure::connect(e.to_string()))
                     };
                 }
             }
@@ -113,43 +113,39 @@ impl Protocol for Sql {
         let Some(connection) = client.connection.as_mut() else {
             return StepOutcome {
                 name,
-                ..StepOutcome::failed("no connection".into())
+                ..StepOutcome::failed("no connection")
             };
         };
         let result = tokio::time::timeout(spec.timeout, connection.execute(&sql, &values)).await;
         let end = Instant::now();
-        let (rows, failure) = match result {
-            Ok(Ok(rows)) => {
-                let failure = spec
-                    .expect_rows
-                    .filter(|expected| *expected != rows)
-                    .map(|expected| format!("expected {expected} rows, got {rows}"));
-                (rows, failure)
-            }
+        let result = match result {
+            Ok(Ok(rows)) => match spec.expect_rows {
+                Some(expected) if expected != rows => Err(Failure::expectation(format!(
+                    "expected {expected} rows, got {rows}"
+                ))),
+                _ => Ok(rows),
+            },
             Ok(Err(e)) => {
-                if e.breaks_connection() {
+                let broken = e.breaks_connection();
+                if broken {
                     client.connection = None;
                 }
-                (0, Some(e.to_string()))
+                let kind = if broken {
+                    FailureKind::Network
+                } else {
+                    FailureKind::Other
+                };
+                Err(Failure::new(kind, e.to_string()))
             }
             Err(_) => {
                 // The late answer would still come on this connection: start afresh.
                 client.connection = None;
-                (
-                    0,
-                    Some(format!("statement timed out after {:?}", spec.timeout)),
-                )
+                Err(Failure::timeout(format!(
+                    "statement timed out after {:?}",
+                    spec.timeout
+                )))
             }
         };
-        StepOutcome {
-            end,
-            name,
-            status: None,
-            response_length: if failure.is_none() { rows } else { 0 },
-            failure,
-            connect_failure: false,
-            class: ErrorClass::Permanent,
-            sample: None,
-        }
+        StepOutcome::finished(end, name, result)
     }
 }

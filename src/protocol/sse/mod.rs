@@ -30,11 +30,10 @@ use url::Url;
 
 use self::events::EventReader;
 use crate::protocol::http::{
-    Driver, RequestError, Socket, Target, TlsConnectors, drive, open_socket, user_agent,
+    Driver, Socket, Target, TlsConnectors, drive, open_socket, user_agent,
 };
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::redact_url_credentials;
-use crate::task::ErrorClass;
 use crate::task::{Task, TaskError};
 
 /// Server-Sent Events, LoadDensity's `sse_user`.
@@ -65,27 +64,6 @@ pub struct SseClient {
     stream: Option<Box<Stream>>,
     /// The URL of the open stream, or of the last one.
     url: Option<String>,
-}
-
-/// Why a step failed, and whether it was for want of a connection.
-struct Failure {
-    message: String,
-    connect: bool,
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Self {
-            message,
-            connect: false,
-        }
-    }
-}
-
-impl From<&str> for Failure {
-    fn from(message: &str) -> Self {
-        message.to_string().into()
-    }
 }
 
 impl Protocol for Sse {
@@ -136,34 +114,20 @@ impl Protocol for Sse {
                 client.stream = None;
             }
             let waited = humantime::format_duration(spec.timeout);
-            Err(match (spec.method, &expect) {
+            Err(Failure::timeout(match (spec.method, &expect) {
                 (SseMethod::Wait, Some(expect)) => {
                     format!("timed out after {waited} waiting for an event containing `{expect}`")
                 }
                 (SseMethod::Wait, None) => format!("timed out after {waited} waiting for an event"),
                 _ => format!("timed out after {waited}"),
-            }
-            .into())
+            }))
         });
         let end = Instant::now();
         if let Some(log) = ctx.log_url() {
             log.clear();
             log.push_str(&redact_url_credentials(client.url.as_deref().unwrap_or("")));
         }
-        let (response_length, failure, connect_failure) = match result {
-            Ok(length) => (length, None, false),
-            Err(f) => (0, Some(f.message), f.connect),
-        };
-        StepOutcome {
-            end,
-            name,
-            status: None,
-            response_length,
-            failure,
-            connect_failure,
-            class: ErrorClass::Permanent,
-            sample: None,
-        }
+        StepOutcome::finished(end, name, result)
     }
 }
 
@@ -200,7 +164,7 @@ async fn run(
             if result.is_err() {
                 client.stream = None;
             }
-            result.map_err(Failure::from)
+            result
         }
     }
 }
@@ -212,10 +176,7 @@ async fn open(shared: &SseShared, spec: &SseTask, url: &str) -> Result<Box<Strea
     let target = Target::from_url(&parsed).map_err(|e| format!("`{shown}`: {e}"))?;
     let socket = open_socket(&target.origin, || shared.tls.get_http1(spec.verify))
         .await
-        .map_err(|e| Failure {
-            connect: matches!(e, RequestError::Connect { .. }),
-            message: e.to_string(),
-        })?;
+        .map_err(Failure::from)?;
     let (mut sender, driver) = match socket {
         Socket::Plain(tcp) => handshake(TokioIo::new(tcp)).await?,
         Socket::Tls(tls) => handshake(TokioIo::new(*tls)).await?,
@@ -235,17 +196,18 @@ async fn open(shared: &SseShared, spec: &SseTask, url: &str) -> Result<Box<Strea
     }
     let response = drive(&mut driver, sender.send_request(request))
         .await
-        .map_err(|e| format!("GET `{shown}` failed: {e}"))?;
+        .map_err(|e| Failure::network(format!("GET `{shown}` failed: {e}")))?;
     let status = response.status();
     if status.as_u16() >= 400 {
-        return Err(format!(
-            "HTTP {} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .trim_end()
-        .to_string()
-        .into());
+        return Err(Failure::from(
+            format!(
+                "HTTP {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )
+            .trim_end()
+            .to_string(),
+        ));
     }
     Ok(Box::new(Stream {
         body: response.into_body(),
@@ -263,7 +225,7 @@ where
 {
     let (sender, conn) = http1::handshake(io)
         .await
-        .map_err(|e| format!("HTTP handshake failed: {e}"))?;
+        .map_err(|e| Failure::network(format!("HTTP handshake failed: {e}")))?;
     let driver: Driver = Box::pin(async move {
         let _ = conn.await;
     });
@@ -272,7 +234,7 @@ where
 
 /// Reads events until one whose data contains `expect` (or any, without it): the
 /// bytes of the values of every event read.
-async fn wait(stream: &mut Stream, expect: Option<&str>) -> Result<u64, String> {
+async fn wait(stream: &mut Stream, expect: Option<&str>) -> Result<u64, Failure> {
     let mut total = 0;
     // Bounded by the step's timeout.
     loop {
@@ -288,14 +250,14 @@ async fn wait(stream: &mut Stream, expect: Option<&str>) -> Result<u64, String> 
                     stream.reader.push(data);
                 }
             }
-            Some(Err(e)) => return Err(format!("the SSE stream failed: {e}")),
+            Some(Err(e)) => return Err(Failure::network(format!("the SSE stream failed: {e}"))),
             None => {
-                return Err(match expect {
+                return Err(Failure::network(match expect {
                     Some(expect) => {
                         format!("the SSE stream ended before an event containing `{expect}`")
                     }
                     None => "the SSE stream ended before an event".to_string(),
-                });
+                }));
             }
         }
     }

@@ -6,6 +6,7 @@
 //! `host` argument); `connect` to the URL already open does nothing; `send` counts
 //! the payload's bytes, `recv` the received ones and `sendrecv` both.
 
+pub(crate) mod conn;
 mod task;
 
 pub use task::{DEFAULT_TIMEOUT, FIELDS, METHODS, WsMethod, WsTask};
@@ -13,18 +14,16 @@ pub use task::{DEFAULT_TIMEOUT, FIELDS, METHODS, WsMethod, WsTask};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Map, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use self::conn::{Data, Stream};
 use crate::protocol::http::TlsConnectors;
 use crate::protocol::payload::check_contains;
-use crate::protocol::{ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::task::{ErrorClass, Task, TaskError};
+use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
+use crate::task::{Task, TaskError};
 
 /// WebSocket, LoadDensity's `websocket_user`.
 #[derive(Debug, Clone)]
@@ -36,8 +35,6 @@ pub struct WebSocket;
 pub struct WsShared {
     tls: TlsConnectors,
 }
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One user's WebSocket client.
 pub struct WsClient {
@@ -101,19 +98,17 @@ impl Protocol for WebSocket {
             run(client, spec, url, expect.as_deref(), payload),
         )
         .await;
-        let mut class = ErrorClass::Permanent;
         let result = match timed {
             Ok(result) => result,
             Err(_) => {
-                class = ErrorClass::Transient;
                 // A frame may still come for a cut-off send: start afresh.
                 if spec.method != WsMethod::Recv {
                     client.connection = None;
                 }
-                Err(format!(
+                Err(Failure::timeout(format!(
                     "timed out after {}",
                     humantime::format_duration(spec.timeout)
-                ))
+                )))
             }
         };
         let end = Instant::now();
@@ -129,32 +124,7 @@ impl Protocol for WebSocket {
             }
             _ => name,
         };
-        match result {
-            Ok(length) => StepOutcome {
-                end,
-                name,
-                status: None,
-                response_length: length,
-                failure: None,
-                connect_failure: false,
-                class,
-                sample: None,
-            },
-            Err(failure) => StepOutcome {
-                end,
-                name,
-                status: None,
-                response_length: 0,
-                connect_failure: failure.starts_with("connect to "),
-                class: if failure.starts_with("connect to ") {
-                    ErrorClass::Transient
-                } else {
-                    class
-                },
-                failure: Some(failure),
-                sample: None,
-            },
-        }
+        StepOutcome::finished(end, name, result)
     }
 }
 
@@ -165,7 +135,7 @@ async fn run(
     url: Option<String>,
     expect: Option<&str>,
     payload: Option<(Bytes, bool)>,
-) -> Result<u64, String> {
+) -> Result<u64, Failure> {
     // The step's URL, else the user's last one, else `host`: looked up only when a
     // connection is to be opened (a step on an open connection copies no URL).
     let target = |client: &WsClient| {
@@ -185,9 +155,7 @@ async fn run(
         }
         WsMethod::Close => {
             if let Some(mut stream) = client.connection.take() {
-                // The close handshake: send ours, read until the peer's.
-                let _ = WebSocketStream::close(&mut *stream, None).await;
-                while let Some(Ok(_)) = stream.next().await {}
+                conn::close(&mut stream).await;
             }
             return Ok(0);
         }
@@ -219,7 +187,7 @@ async fn run(
         };
         if let Err(e) = stream.send(message).await {
             client.connection = None;
-            return Err(format!("send failed: {e}"));
+            return Err(Failure::network(format!("send failed: {e}")));
         }
     }
     if spec.method == WsMethod::Send {
@@ -233,69 +201,39 @@ async fn run(
         }
     };
     if let Some(expect) = expect {
-        check_contains(&received, expect)?;
+        check_contains(&received, expect).map_err(Failure::expectation)?;
     }
     Ok(length + received.len() as u64)
 }
 
-/// The next data frame (text or binary); pings are answered by the library.
-async fn receive(stream: &mut Stream) -> Result<Bytes, String> {
-    // Bounded by the step's timeout; control frames only in between.
-    loop {
-        match stream.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(Bytes::from(text)),
-            Some(Ok(Message::Binary(bytes))) => return Ok(bytes),
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-            Some(Ok(Message::Close(frame))) => {
-                return Err(match frame {
-                    Some(f) => format!(
-                        "the server closed the connection (code {}{}{})",
-                        u16::from(f.code),
-                        if f.reason.is_empty() { "" } else { ": " },
-                        f.reason
-                    ),
-                    None => "the server closed the connection".into(),
-                });
-            }
-            Some(Err(e)) => return Err(format!("receive failed: {e}")),
-            None => return Err("the connection is closed".into()),
-        }
-    }
+/// The next data message's bytes.
+async fn receive(stream: &mut Stream) -> Result<Bytes, Failure> {
+    Ok(match conn::receive(stream).await? {
+        Data::Text(text) => Bytes::from(text),
+        Data::Binary(bytes) => bytes,
+    })
 }
 
 /// Opens a connection to `url` (closing another one first).
-async fn connect(client: &mut WsClient, spec: &WsTask, url: String) -> Result<(), String> {
+async fn connect(client: &mut WsClient, spec: &WsTask, url: String) -> Result<(), Failure> {
     if let Some(mut old) = client.connection.take() {
         let _ = WebSocketStream::close(&mut *old, None).await;
     }
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("`{url}` is not a WebSocket URL: {e}"))?;
-    for (name, value) in &spec.headers {
-        request.headers_mut().insert(name.clone(), value.clone());
-    }
-    if let Some(protocols) = &spec.subprotocols {
-        request
-            .headers_mut()
-            .insert(SEC_WEBSOCKET_PROTOCOL, protocols.clone());
-    }
-    let connector = if url.len() >= 6 && url[..6].eq_ignore_ascii_case("wss://") {
-        let connectors = spec
-            .client_cert
-            .as_ref()
-            .map_or(&client.shared.tls, |c| &c.connectors);
-        Connector::Rustls(connectors.get_http1(spec.verify).config().clone())
-    } else {
-        Connector::Plain
-    };
+    let tls = spec
+        .client_cert
+        .as_ref()
+        .map_or(&client.shared.tls, |c| &c.connectors);
     // Later steps without a URL retry this one, even when it fails: they must not
     // fall back to an older connection's URL and read its stale frames.
     client.url = Some(url.clone());
-    let (stream, _response) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
-            .await
-            .map_err(|e| format!("connect to `{url}` failed: {e}"))?;
+    let stream = conn::open(
+        &url,
+        &spec.headers,
+        spec.subprotocols.as_ref(),
+        tls,
+        spec.verify,
+    )
+    .await?;
     client.connection = Some(Box::new(stream));
     Ok(())
 }

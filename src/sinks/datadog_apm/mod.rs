@@ -30,6 +30,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::endpoint::{Endpoint, EndpointError, http_endpoint};
 use super::{Attached, Sinks, lock};
 use agent::{AgentAddress, AgentClient};
 use flusher::{FlushSettings, Flusher};
@@ -162,31 +163,24 @@ fn check_settings(options: &DatadogOptions) -> Result<(), DatadogError> {
 }
 
 fn agent_address(url: &str) -> Result<AgentAddress, DatadogError> {
-    let lower = url.to_ascii_lowercase();
-    let https = lower.starts_with("https://");
-    if !https && !lower.starts_with("http://") {
-        let scheme = match url.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://"),
-            None => url.chars().take(40).collect(),
-        };
-        return Err(DatadogError::UnsupportedScheme(scheme));
-    }
-    let parsed =
-        url::Url::parse(url).map_err(|e| DatadogError::InvalidUrl(format!("`{url}`: {e}")))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
+    let endpoint = http_endpoint(url).map_err(|e| match e {
+        EndpointError::Scheme(scheme) => DatadogError::UnsupportedScheme(
+            scheme.unwrap_or_else(|| url.chars().take(40).collect()),
+        ),
+        EndpointError::Invalid(e) => DatadogError::InvalidUrl(format!("`{url}`: {e}")),
+        EndpointError::NoHost => DatadogError::InvalidUrl(format!("`{url}` has no host")),
+    })?;
+    if endpoint.has_credentials() {
         return Err(DatadogError::InvalidUrl(
             "credentials in the URL are not supported".into(),
         ));
     }
-    let host = match parsed.host() {
-        Some(url::Host::Domain(name)) => name.to_string(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        None => return Err(DatadogError::InvalidUrl(format!("`{url}` has no host"))),
-    };
-    let port = parsed
-        .port_or_known_default()
-        .unwrap_or(if https { 443 } else { 80 });
+    let Endpoint {
+        url: parsed,
+        host,
+        port,
+        https,
+    } = endpoint;
     Ok(AgentAddress {
         host,
         port,

@@ -34,6 +34,7 @@ use http::Uri;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::endpoint::{Endpoint, EndpointError, http_endpoint};
 use super::{Attached, Sinks, lock};
 use flusher::{FlushSettings, Flusher, Sender};
 use queue::{Counters, Queue};
@@ -303,36 +304,26 @@ fn http_target(options: &InfluxOptions) -> Result<HttpTarget, InfluxError> {
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .ok_or(InfluxError::MissingUrl)?;
-    let lower = url.to_ascii_lowercase();
-    let https = lower.starts_with("https://");
-    if !https && !lower.starts_with("http://") {
-        let scheme = match url.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://"),
-            None => shown_url(url).chars().take(40).collect(),
-        };
-        return Err(InfluxError::UnsupportedScheme(scheme));
-    }
-    let parsed = url::Url::parse(url)
-        .map_err(|e| InfluxError::InvalidUrl(format!("`{}`: {e}", shown_url(url))))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
+    let endpoint = http_endpoint(url).map_err(|e| match e {
+        EndpointError::Scheme(scheme) => InfluxError::UnsupportedScheme(
+            scheme.unwrap_or_else(|| shown_url(url).chars().take(40).collect()),
+        ),
+        EndpointError::Invalid(e) => InfluxError::InvalidUrl(format!("`{}`: {e}", shown_url(url))),
+        EndpointError::NoHost => {
+            InfluxError::InvalidUrl(format!("`{}` has no host", shown_url(url)))
+        }
+    })?;
+    if endpoint.has_credentials() {
         return Err(InfluxError::InvalidUrl(
             "credentials in the URL are not supported: pass a `token`".into(),
         ));
     }
-    let host = match parsed.host() {
-        Some(url::Host::Domain(name)) => name.to_string(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        None => {
-            return Err(InfluxError::InvalidUrl(format!(
-                "`{}` has no host",
-                shown_url(url)
-            )));
-        }
-    };
-    let port = parsed
-        .port_or_known_default()
-        .unwrap_or(if https { 443 } else { 80 });
+    let Endpoint {
+        url: parsed,
+        host,
+        port,
+        https,
+    } = endpoint;
     let uri: Uri = parsed
         .as_str()
         .parse()

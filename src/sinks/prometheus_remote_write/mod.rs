@@ -24,6 +24,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::endpoint::{Endpoint, http_endpoint};
 use super::http_post::{HttpPoster, PostError};
 use super::prometheus::{DEFAULT_MAX_SERIES, Metrics};
 use super::{Attached, Sinks, lock};
@@ -144,18 +145,12 @@ pub fn check_remote_write_options(options: &RemoteWriteOptions) -> Result<(), Re
 
 fn target(options: &RemoteWriteOptions) -> Result<Target, RemoteWriteError> {
     let invalid = || RemoteWriteError::InvalidUrl(redacted_url(&options.url));
-    let parsed = url::Url::parse(options.url.trim()).map_err(|_| invalid())?;
-    let https = match parsed.scheme() {
-        "http" => false,
-        "https" => true,
-        _ => return Err(invalid()),
-    };
-    let host = match parsed.host() {
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        Some(host) => host.to_string(),
-        None => return Err(invalid()),
-    };
-    let port = parsed.port_or_known_default().ok_or_else(invalid)?;
+    let Endpoint {
+        url: parsed,
+        host,
+        port,
+        https,
+    } = http_endpoint(options.url.trim()).map_err(|_| invalid())?;
     let uri: Uri = parsed.as_str().parse().map_err(|_| invalid())?;
     let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
     let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

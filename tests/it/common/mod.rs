@@ -8,6 +8,8 @@ pub mod mariadb;
 pub mod memcached;
 pub mod nats;
 pub mod nginx;
+#[cfg(feature = "opentelemetry")]
+pub mod otlp;
 pub mod postgres;
 pub mod python_server;
 pub mod rabbitmq;

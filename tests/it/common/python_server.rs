@@ -79,6 +79,14 @@ impl PythonServer {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
     }
+
+    /// The JSON document it serves at `path` (a plain HTTP GET).
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let addr = format!("127.0.0.1:{}", self.port).parse().expect("address");
+        let response = super::http_get_text(addr, path);
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+    }
 }
 
 impl Drop for PythonServer {
