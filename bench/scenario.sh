@@ -10,6 +10,7 @@
 #
 #   bench/scenario.sh                  # RUNS=3 DURATION=10 USERS=32 by default
 #   ONLY='retry' RUNS=7 bench/scenario.sh   # the plain GET and the rows whose labels contain `retry`
+#   SKIP_BUILD=1 bench/scenario.sh      # use target/release/loaddensity as built (no cargo build)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
@@ -17,7 +18,7 @@ DURATION=${DURATION:-10}
 USERS=${USERS:-32}
 PORT=${PORT:-18182}
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 start_nginx "$PORT"
 trap stop_nginx EXIT
 BASE="http://127.0.0.1:$PORT"
