@@ -79,25 +79,7 @@ ROWS=(
 )
 # ONLY: text, or several separated by `;`: only the rows whose labels contain one of
 # them run, beside the plain GET (the base of the ratios).
-if [ -n "${ONLY:-}" ]; then
-    kept=()
-    for row in "${ROWS[@]}"; do
-        label=${row%%|*}
-        keep=0
-        [ "$label" = "loaddensity, plain GET" ] && keep=1
-        IFS=';' read -ra wanted <<<"$ONLY"
-        for text in "${wanted[@]}"; do
-            [[ $label == *"$text"* ]] && keep=1
-        done
-        [ "$keep" = 1 ] && kept+=("$row")
-    done
-    if [ "${#kept[@]}" -le 1 ]; then
-        echo "ONLY='$ONLY' matches no row; the rows are:" >&2
-        printf '  %s\n' "${ROWS[@]%%|*}" >&2
-        exit 2
-    fi
-    ROWS=("${kept[@]}")
-fi
+only_rows "loaddensity, plain GET"
 run_rows "$RUNS"
 
 base=$(row_median "loaddensity, plain GET")

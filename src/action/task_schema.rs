@@ -37,8 +37,8 @@ fn fields_of(user: &str) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = visit_user_type(user, TaskFields)
         .unwrap_or_default()
         .to_vec();
-    for common in COMMON_FIELDS {
-        if !names.contains(common) {
+    for &common in COMMON_FIELDS {
+        if !names.contains(&common) {
             names.push(common);
         }
     }

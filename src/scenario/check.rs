@@ -174,7 +174,7 @@ impl Assertion {
         let object = value.as_object().ok_or_else(|| {
             (
                 String::new(),
-                format!("expected an assertion object, got {value}").into(),
+                TemplateError::from(format!("expected an assertion object, got {value}")),
             )
         })?;
         let kind = string_field(object, "type")
@@ -222,7 +222,7 @@ impl Assertion {
                     .ok_or_else(|| {
                         (
                             "value".to_string(),
-                            "expected a status code 100..=999".into(),
+                            TemplateError::from("expected a status code 100..=999"),
                         )
                     })?;
                 Self::StatusCode(code)
@@ -231,10 +231,10 @@ impl Assertion {
             "not_contains" => Self::NotContains(template("value")?),
             "json_path" => {
                 let path = JsonPath::parse(string_field(object, "path").map_err(invalid)?)
-                    .map_err(|e| ("path".to_string(), e.into()))?;
+                    .map_err(|e| ("path".to_string(), TemplateError::from(e)))?;
                 let expected = object
                     .get("value")
-                    .ok_or_else(|| ("value".to_string(), "missing field".into()))?;
+                    .ok_or_else(|| ("value".to_string(), TemplateError::from("missing field")))?;
                 let expected =
                     TemplateValue::parse(expected, csv).map_err(|e| ("value".to_string(), e))?;
                 Self::JsonPath(path, expected)

@@ -381,6 +381,24 @@ fn python_jsonschema() -> Option<()> {
     Some(())
 }
 
+/// Runs a Python `script` with `args` (`sys.argv[1:]`); asserts it succeeds and
+/// returns what it printed.
+fn python(script: &str, args: &[&str]) -> String {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
+}
+
 #[test]
 fn the_schema_is_valid_and_accepts_the_examples() {
     if python_jsonschema().is_none() {
@@ -422,23 +440,15 @@ for doc in ([["LD_sleep"]], [["LD_start_test", {"user_count": -1, "tasks": []}]]
     assert list(validator.iter_errors(doc)), ("accepted", doc)
 print("checked", len(good), "examples")
 "#;
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            script,
+    let printed = python(
+        script,
+        &[
             schema.to_str().expect("utf8"),
             repo,
             bad.to_str().expect("utf8"),
-        ])
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("checked"));
+    assert!(printed.contains("checked"), "{printed}");
     // LD_export_schema returns the absolute path it wrote.
     let mut executor = executor();
     let target = work.path("exported.json");
@@ -525,21 +535,13 @@ for doc, path in json.load(open(sys.argv[3])):
     assert path in found, ("not flagged at", path, doc, found)
 print("flagged", len(json.load(open(sys.argv[3]))))
 "#;
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            script,
+    let printed = python(
+        script,
+        &[
             schema.to_str().expect("utf8"),
             good_file.to_str().expect("utf8"),
             bad_file.to_str().expect("utf8"),
-        ])
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("flagged 8"));
+    assert!(printed.contains("flagged 8"), "{printed}");
 }
