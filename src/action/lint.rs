@@ -356,9 +356,7 @@ fn error_path(error: &ActionError) -> Option<&str> {
 fn semantic(at: &str, error: &ActionError, rename: Option<(&str, &str)>) -> LintFinding {
     let (path, message, unreachable) = match error {
         ActionError::Argument { field, message } => (field.clone(), message.clone(), false),
-        ActionError::UnreachableSource { field, message } => {
-            (field.clone(), message.clone(), true)
-        }
+        ActionError::UnreachableSource { field, message } => (field.clone(), message.clone(), true),
         ActionError::Task(task) => (
             task.path.clone(),
             task.message.clone(),

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::shape::{ArgumentSpec, Shape};
-use super::task_schema::{any_task_schema, per_user_rules, task_def, task_schema_for, tasks_schema};
+use super::task_schema::{
+    any_task_schema, per_user_rules, task_def, task_schema_for, tasks_schema,
+};
 use super::{DocumentFormat, Executor, WriteError, write_document_file};
 use crate::protocol::USER_TYPES;
 

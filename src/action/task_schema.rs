@@ -63,7 +63,9 @@ fn common_field(name: &str) -> Option<Value> {
         "type": ["boolean", "integer", "string", "object"],
     });
     let schema = match name {
-        "weight" => json!({"type": "integer", "minimum": 1, "description": "relative weight in a weighted scenario"}),
+        "weight" => {
+            json!({"type": "integer", "minimum": 1, "description": "relative weight in a weighted scenario"})
+        }
         "run_if" | "skip_if" => condition,
         "wait" => seconds(3600.0),
         "retry" => json!({
@@ -127,7 +129,9 @@ fn http_field(name: &str) -> Option<Value> {
             "description": "the HTTP method (any case): get, post, put, patch, delete, head, options",
             "type": "string",
         }),
-        "request_url" | "url" => json!({"type": "string", "description": "an absolute URL, or a path below `host`"}),
+        "request_url" | "url" => {
+            json!({"type": "string", "description": "an absolute URL, or a path below `host`"})
+        }
         "name" => json!({"type": "string", "description": "what the request is reported as"}),
         "headers" | "cookies" => json!({"type": "object", "additionalProperties": scalar}),
         "params" => json!({"anyOf": [
@@ -135,7 +139,9 @@ fn http_field(name: &str) -> Option<Value> {
             {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2}},
         ]}),
         "json" => json!({"description": "a JSON body (any JSON value)"}),
-        "data" => json!({"type": ["string", "object", "array"], "description": "a raw body, or a form"}),
+        "data" => {
+            json!({"type": ["string", "object", "array"], "description": "a raw body, or a form"})
+        }
         "timeout" => json!({"type": "number", "minimum": 0, "description": "seconds"}),
         "allow_redirects" | "verify" | "follow_redirects" | "http2" => json!({"type": "boolean"}),
         "auth" => json!({

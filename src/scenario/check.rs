@@ -202,7 +202,10 @@ impl Assertion {
                 Some(Value::String(s)) => s.clone(),
                 Some(v @ (Value::Number(_) | Value::Bool(_))) => value_text(v),
                 Some(other) => {
-                    return Err((field.into(), format!("expected a string, got {other}").into()));
+                    return Err((
+                        field.into(),
+                        format!("expected a string, got {other}").into(),
+                    ));
                 }
                 None => return Err((field.into(), "missing field".into())),
             };

@@ -309,24 +309,24 @@ fn parse_token(
             let (source, column) = rest
                 .split_once('.')
                 .ok_or_else(|| format!("`{raw}`: expected ${{csv.SOURCE.COLUMN}}"))?;
-            let (source, column) = csv
-                .column(source, column)
-                .map_err(|error| TemplateError::Source {
-                    raw: raw.to_string(),
-                    error,
-                })?;
+            let (source, column) =
+                csv.column(source, column)
+                    .map_err(|error| TemplateError::Source {
+                        raw: raw.to_string(),
+                        error,
+                    })?;
             Ok(Some(Segment::Csv { source, column }))
         }
         "db" => {
             let (source, column) = rest
                 .split_once('.')
                 .ok_or_else(|| format!("`{raw}`: expected ${{db.SOURCE.COLUMN}}"))?;
-            let (source, column) = csv
-                .db_column(source, column)
-                .map_err(|error| TemplateError::Source {
-                    raw: raw.to_string(),
-                    error,
-                })?;
+            let (source, column) =
+                csv.db_column(source, column)
+                    .map_err(|error| TemplateError::Source {
+                        raw: raw.to_string(),
+                        error,
+                    })?;
             Ok(Some(Segment::Csv { source, column }))
         }
         "faker" => FakeKind::from_name(rest)
@@ -504,7 +504,11 @@ mod tests {
             ("${faker.no_such_method}", "not supported", false),
             ("${csv.users}", "SOURCE.COLUMN", false),
             ("${csv.users.name}", "users", true),
-            ("${db.users.name}", "DB source `users` is not registered", true),
+            (
+                "${db.users.name}",
+                "DB source `users` is not registered",
+                true,
+            ),
         ] {
             let e = Template::parse(text, &tables).expect_err(text);
             assert!(e.to_string().contains(needle), "{text}: {e}");

@@ -289,9 +289,11 @@ fn lint_reaches_db_sources_and_flags_the_unreachable_ones_by_kind() {
     );
     // The sources registered before, and the test's own, are reachable.
     assert!(
-        findings.iter().all(|f| !f.location.starts_with("actions[0]")
-            && !f.location.starts_with("actions[2].tasks[0]")
-            && !f.location.starts_with("actions[2].db_sources")),
+        findings
+            .iter()
+            .all(|f| !f.location.starts_with("actions[0]")
+                && !f.location.starts_with("actions[2].tasks[0]")
+                && !f.location.starts_with("actions[2].db_sources")),
         "{findings:#?}"
     );
     assert!(

@@ -486,36 +486,85 @@ fn the_schema_types_task_fields_per_user_type() {
         json!({"load_density": [["LD_start_test", args]]})
     };
     let good = json!([
-        start(None, json!({"method": "get", "url": "/", "think_time": 0,
+        start(
+            None,
+            json!({"method": "get", "url": "/", "think_time": 0,
             "retry": {"transient": 5, "flaky": 2, "permanent": 0, "base_delay": 0.1,
                       "max_delay": 5, "backoff_factor": 2, "jitter": 0.25},
-            "throttle": {"rps": 50, "key": "api", "burst": 10}})),
-        start(Some("http_user"), json!({"method": "post", "url": "/", "json": {"a": 1},
-            "think_time": {"min": 0.5, "max": 2}, "cert": ["/c.pem", "/k.pem"], "timeout": 5})),
-        start(Some("async_http_user"), json!({"method": "get", "url": "/", "client_cert": "/both.pem",
-            "expect_status": 200, "http2": true})),
-        start(Some("mqtt_user"), json!({"method": "publish", "topic": "t", "payload": "x",
-            "think_time": 1, "retry": {"transient": 1}})),
+            "throttle": {"rps": 50, "key": "api", "burst": 10}})
+        ),
+        start(
+            Some("http_user"),
+            json!({"method": "post", "url": "/", "json": {"a": 1},
+            "think_time": {"min": 0.5, "max": 2}, "cert": ["/c.pem", "/k.pem"], "timeout": 5})
+        ),
+        start(
+            Some("async_http_user"),
+            json!({"method": "get", "url": "/", "client_cert": "/both.pem",
+            "expect_status": 200, "http2": true})
+        ),
+        start(
+            Some("mqtt_user"),
+            json!({"method": "publish", "topic": "t", "payload": "x",
+            "think_time": 1, "retry": {"transient": 1}})
+        ),
     ]);
     // Each bad document, and the path (in the document) a finding must name.
     let bad = json!([
-        [start(None, json!({"method": "get", "url": "/", "retry": {"transient": "5"}})),
-         ["load_density", 0, 1, "tasks", 0, "retry", "transient"]],
-        [start(None, json!({"method": "get", "url": "/", "retry": {"tries": 3}})),
-         ["load_density", 0, 1, "tasks", 0, "retry"]],
-        [start(Some("http_user"), json!({"method": "get", "url": "/", "throttle": {"rps": "10"}})),
-         ["load_density", 0, 1, "tasks", 0, "throttle", "rps"]],
-        [start(Some("http_user"), json!({"method": "get", "url": "/", "think_time": "fast"})),
-         ["load_density", 0, 1, "tasks", 0, "think_time"]],
-        [start(Some("http_user"), json!({"method": "get", "url": "/", "cert": ["/only-one.pem"]})),
-         ["load_density", 0, 1, "tasks", 0, "cert"]],
-        [start(None, json!({"method": "get", "url": "/", "timeout": "5"})),
-         ["load_density", 0, 1, "tasks", 0, "timeout"]],
+        [
+            start(
+                None,
+                json!({"method": "get", "url": "/", "retry": {"transient": "5"}})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "retry", "transient"]
+        ],
+        [
+            start(
+                None,
+                json!({"method": "get", "url": "/", "retry": {"tries": 3}})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "retry"]
+        ],
+        [
+            start(
+                Some("http_user"),
+                json!({"method": "get", "url": "/", "throttle": {"rps": "10"}})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "throttle", "rps"]
+        ],
+        [
+            start(
+                Some("http_user"),
+                json!({"method": "get", "url": "/", "think_time": "fast"})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "think_time"]
+        ],
+        [
+            start(
+                Some("http_user"),
+                json!({"method": "get", "url": "/", "cert": ["/only-one.pem"]})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "cert"]
+        ],
+        [
+            start(None, json!({"method": "get", "url": "/", "timeout": "5"})),
+            ["load_density", 0, 1, "tasks", 0, "timeout"]
+        ],
         // A field of another user type: `topic` is mqtt_user's.
-        [start(Some("http_user"), json!({"method": "get", "url": "/", "topic": "t"})),
-         ["load_density", 0, 1, "tasks", 0]],
-        [start(Some("mqtt_user"), json!({"method": "publish", "topic": "t", "think_time": [1]})),
-         ["load_density", 0, 1, "tasks", 0, "think_time"]],
+        [
+            start(
+                Some("http_user"),
+                json!({"method": "get", "url": "/", "topic": "t"})
+            ),
+            ["load_density", 0, 1, "tasks", 0]
+        ],
+        [
+            start(
+                Some("mqtt_user"),
+                json!({"method": "publish", "topic": "t", "think_time": [1]})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "think_time"]
+        ],
     ]);
     let good_file = work.write("good.json", &good.to_string());
     let bad_file = work.write("bad.json", &bad.to_string());

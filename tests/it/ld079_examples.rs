@@ -75,7 +75,11 @@ fn think_time_and_throttle_example_runs_unchanged() {
         "{}",
         summary["errors"]
     );
-    assert!(home >= users && checkout >= users, "{}", summary["per_name"]);
+    assert!(
+        home >= users && checkout >= users,
+        "{}",
+        summary["per_name"]
+    );
     // At least 0.5 s of thinking after each /home: at most 6 per user in 3 s (and
     // one more begun), where nginx would answer thousands without it.
     assert!(home <= users * (seconds * 2 + 1), "{}", summary["per_name"]);
@@ -88,9 +92,7 @@ fn retry_example_runs_unchanged() {
     let work = Workdir::new();
     let base = format!("http://127.0.0.1:{}", nginx.http_port);
     let closed = format!("http://127.0.0.1:{}", common::closed_port());
-    let task = |url: String, name: &str| {
-        json!({"method": "get", "request_url": url, "name": name, "retry": parse(RETRY)})
-    };
+    let task = |url: String, name: &str| json!({"method": "get", "request_url": url, "name": name, "retry": parse(RETRY)});
     let summary = run_script(
         &work,
         "retry.json",
@@ -109,7 +111,11 @@ fn retry_example_runs_unchanged() {
     let (busy, busy_failures, busy_retries) = totals(&summary, "busy");
     assert!(busy >= 2, "{}", summary["per_name"]);
     assert_eq!(busy_failures, busy);
-    assert!(busy.abs_diff(2 * busy_retries) <= 2, "{}", summary["per_name"]);
+    assert!(
+        busy.abs_diff(2 * busy_retries) <= 2,
+        "{}",
+        summary["per_name"]
+    );
     // A refused connection is transient: three retries, so four attempts.
     let (refused, _, refused_retries) = totals(&summary, "refused");
     assert!(refused >= 4, "{}", summary["per_name"]);

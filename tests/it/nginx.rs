@@ -190,7 +190,12 @@ fn http2_and_max_in_flight_of_the_asyncio_engine() {
     );
     for user in ["fast_http_user", "http_user"] {
         assert!(count(&summary, user) > 5, "{}", summary["per_name"]);
-        assert_eq!(failures(&summary, user), 0, "{:?}", errors_of(&summary, user));
+        assert_eq!(
+            failures(&summary, user),
+            0,
+            "{:?}",
+            errors_of(&summary, user)
+        );
     }
     // Without `http2`, fast_http_user stays on HTTP/1.1: every `ok h2` check fails.
     let summary = run_script(&work, "h1.json", json!([test("fast_http_user", json!({}))]));
