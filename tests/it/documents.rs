@@ -488,7 +488,7 @@ fn the_schema_types_task_fields_per_user_type() {
     let good = json!([
         start(
             None,
-            json!({"method": "get", "url": "/", "think_time": 0,
+            json!({"method": "get", "url": "/", "think_time": 0, "client_cert": "/both.pem",
             "retry": {"transient": 5, "flaky": 2, "permanent": 0, "base_delay": 0.1,
                       "max_delay": 5, "backoff_factor": 2, "jitter": 0.25},
             "throttle": {"rps": 50, "key": "api", "burst": 10}})
@@ -500,7 +500,7 @@ fn the_schema_types_task_fields_per_user_type() {
         ),
         start(
             Some("async_http_user"),
-            json!({"method": "get", "url": "/", "client_cert": "/both.pem",
+            json!({"method": "get", "url": "/", "throttle": {"rps": 5},
             "expect_status": 200, "http2": true})
         ),
         start(
@@ -565,6 +565,14 @@ fn the_schema_types_task_fields_per_user_type() {
             ),
             ["load_density", 0, 1, "tasks", 0, "think_time"]
         ],
+        // async_http_user has no client certificate field.
+        [
+            start(
+                Some("async_http_user"),
+                json!({"method": "get", "url": "/", "cert": "/c.pem"})
+            ),
+            ["load_density", 0, 1, "tasks", 0]
+        ],
     ]);
     let good_file = work.write("good.json", &good.to_string());
     let bad_file = work.write("bad.json", &bad.to_string());
@@ -592,5 +600,5 @@ print("flagged", len(json.load(open(sys.argv[3]))))
             bad_file.to_str().expect("utf8"),
         ],
     );
-    assert!(printed.contains("flagged 8"), "{printed}");
+    assert!(printed.contains("flagged 9"), "{printed}");
 }
