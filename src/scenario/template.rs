@@ -62,7 +62,7 @@ pub enum TemplateError {
         /// The placeholder as written.
         raw: String,
         /// What is missing.
-        error: SourceError,
+        error: Box<SourceError>,
     },
 }
 
@@ -313,7 +313,7 @@ fn parse_token(
                 csv.column(source, column)
                     .map_err(|error| TemplateError::Source {
                         raw: raw.to_string(),
-                        error,
+                        error: Box::new(error),
                     })?;
             Ok(Some(Segment::Csv { source, column }))
         }
@@ -325,7 +325,7 @@ fn parse_token(
                 csv.db_column(source, column)
                     .map_err(|error| TemplateError::Source {
                         raw: raw.to_string(),
-                        error,
+                        error: Box::new(error),
                     })?;
             Ok(Some(Segment::Csv { source, column }))
         }
