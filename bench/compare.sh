@@ -136,27 +136,12 @@ fi
 # of them run (wrk and "loaddensity bench", the bases of the ratios, always run). The
 # StatsD, Datadog and all-six rows run `run` with the request log off (their flags are
 # on `run`): compare them with the row "loaddensity run, request log off".
-if [ -n "${ONLY:-}" ]; then
-    kept=()
-    for row in "${ROWS[@]}"; do
-        label=${row%%|*}
-        keep=0
-        [ "$label" = wrk ] || [ "$label" = "loaddensity bench" ] && keep=1
-        # The base of the rows that run `run` with the request log off.
-        [[ $label == "loaddensity run, request log off"* ]] && [[ $ONLY == *sink* || $ONLY == *traces* || $ONLY == *apm* ]] && keep=1
-        IFS=';' read -ra wanted <<<"$ONLY"
-        for text in "${wanted[@]}"; do
-            [[ $label == *"$text"* ]] && keep=1
-        done
-        [ "$keep" = 1 ] && kept+=("$row")
-    done
-    if [ "${#kept[@]}" -le 2 ]; then
-        echo "ONLY='$ONLY' matches no row; the rows are:" >&2
-        printf '  %s\n' "${ROWS[@]%%|*}" >&2
-        exit 2
-    fi
-    ROWS=("${kept[@]}")
+BASES="wrk;loaddensity bench"
+# The base of the rows that run `run` with the request log off.
+if [[ ${ONLY:-} == *sink* || ${ONLY:-} == *traces* || ${ONLY:-} == *apm* ]]; then
+    BASES+=";loaddensity run, request log off (max_records: 0)"
 fi
+only_rows "$BASES"
 
 run_rows "$RUNS"
 

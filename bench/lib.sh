@@ -119,3 +119,34 @@ paired_ratio() {
         <(echo "${RESULTS[$2]}" | tr ' ' '\n' | grep .) \
         | awk '$2 > 0 {print $1 / $2}' | median
 }
+
+# only_rows BASES: with ONLY set (texts separated by `;`), keeps in the ROWS array only
+# the rows whose labels contain one of its texts, and the rows whose labels are in BASES
+# (labels separated by `;`: the bases of the ratios, which always run). Exits 2, listing
+# the rows, when ONLY matches none of them.
+only_rows() {
+    [ -n "${ONLY:-}" ] || return 0
+    local row label text keep matched=0 kept=() wanted bases
+    IFS=';' read -ra wanted <<<"$ONLY"
+    IFS=';' read -ra bases <<<"$1"
+    for row in "${ROWS[@]}"; do
+        label=${row%%|*}
+        keep=0
+        for text in "${bases[@]}"; do
+            [ "$label" = "$text" ] && keep=1
+        done
+        for text in "${wanted[@]}"; do
+            if [[ $label == *"$text"* ]]; then
+                keep=1
+                matched=1
+            fi
+        done
+        [ "$keep" = 1 ] && kept+=("$row")
+    done
+    if [ "$matched" = 0 ]; then
+        echo "ONLY='$ONLY' matches no row; the rows are:" >&2
+        printf '  %s\n' "${ROWS[@]%%|*}" >&2
+        exit 2
+    fi
+    ROWS=("${kept[@]}")
+}

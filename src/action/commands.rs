@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::args::{CheckArgs, NoArgs, typed};
 use super::empty_run::{TestCounts, empty_run_warning};
+use super::engine_options::{check_http2, check_max_in_flight, protocol_user_type};
 use super::live_commands::WebUiDict;
 use super::resolver_commands::{CsvSource, DbSource};
 use super::{ActionError, Args, Command, Executor, read_document_file};
@@ -249,9 +250,16 @@ pub(super) struct StartTestArgs {
     /// `sql_user`: the database, a SQLAlchemy URL.
     #[serde(default)]
     connection_string: Option<String>,
-    /// `async_http_user`: offer HTTP/2 (LoadDensity's `http2=True`).
+    /// Offer HTTP/2 (LoadDensity's `http2=True`, its asyncio engine's option):
+    /// `async_http_user` and `http_user` offer it by ALPN; `fast_http_user` runs as
+    /// `http_user` to honour it.
     #[serde(default)]
     http2: Option<bool>,
+    /// LoadDensity's asyncio engine's cap on requests in flight across all users
+    /// (default: the peak users). Each user here has one request in flight at a
+    /// time, so a cap at or above the peak users holds; a lower one is refused.
+    #[serde(default)]
+    max_in_flight: Option<Value>,
     #[serde(default)]
     web_ui_dict: Option<WebUiDict>,
     #[serde(default)]
@@ -431,9 +439,19 @@ impl StartTestArgs {
         Ok(Some(options))
     }
 
+    /// The user type whose protocol runs the tasks (see [`protocol_user_type`]).
+    fn protocol_user_type(&self) -> &str {
+        protocol_user_type(self.user_type(), self.http2)
+    }
+
+    fn check_http2(&self) -> Result<(), ActionError> {
+        check_http2(self.user_type(), self.http2)
+    }
+
     /// Runs `visitor` with the protocol of `user_detail_dict.user`.
     fn with_user_type<V: UserTypeVisitor>(&self, visitor: V) -> Result<V::Output, ActionError> {
-        let user = self.user_type();
+        self.check_http2()?;
+        let user = self.protocol_user_type();
         visit_user_type(user, visitor).ok_or_else(|| {
             if PLANNED_USER_TYPES.contains(&user) {
                 ActionError::not_supported(
@@ -582,6 +600,12 @@ impl StartTestArgs {
                 )
             }
         };
+        check_max_in_flight(
+            self.max_in_flight.as_ref(),
+            self.user_count,
+            shape.as_ref(),
+            arrival.as_ref(),
+        )?;
         let mut resolver = registered;
         for (name, value) in self.variables.iter().flatten() {
             resolver.variables.insert(name.clone(), value_text(value));
@@ -644,12 +668,7 @@ impl StartTestArgs {
     fn connection_defaults<P: Protocol>(
         &self,
     ) -> Result<(Option<&str>, Option<TaskDefaults>), ActionError> {
-        if self.http2.is_some() && !P::FIELDS.contains(&"http2") {
-            return Err(ActionError::argument(
-                "http2",
-                "only async_http_user reads `http2`",
-            ));
-        }
+        self.check_http2()?;
         let mut defaults = serde_json::Map::new();
         let mut host = self.host.as_deref();
         for (key, value) in self.connection.iter().flatten() {
@@ -677,7 +696,9 @@ impl StartTestArgs {
             }
             defaults.insert(key.clone(), value.clone());
         }
-        if let Some(http2) = self.http2 {
+        // async_http_user reads `http2` per task; the others honour it by their
+        // client (see `protocol_user_type`).
+        if let Some(http2) = self.http2.filter(|_| P::FIELDS.contains(&"http2")) {
             defaults.entry("http2").or_insert(Value::Bool(http2));
         }
         Ok((host, (!defaults.is_empty()).then_some(defaults)))

@@ -59,6 +59,15 @@ pub enum ActionError {
         /// What is wrong and what was expected.
         message: String,
     },
+    /// A placeholder source cannot be read: a CSV file that cannot be opened, a
+    /// database that cannot be reached.
+    #[error("{}", argument_text(field, message))]
+    UnreachableSource {
+        /// The argument's path, e.g. `db_sources[0].connection_string`.
+        field: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A task in `tasks` is invalid.
     #[error("{0}")]
     Task(#[from] TaskError),
@@ -109,6 +118,14 @@ impl ActionError {
         ActionError::NotSupported {
             what: what.into(),
             hint: hint.into(),
+        }
+    }
+
+    /// A placeholder source at `field` that cannot be read.
+    pub fn unreachable_source(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ActionError::UnreachableSource {
+            field: field.into(),
+            message: message.into(),
         }
     }
 

@@ -16,10 +16,11 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::resolver_commands::CsvSource;
+use super::resolver_commands::{CsvSource, DbSource};
 use super::shape::{self, Shape, suggestion};
 use super::{ActionError, Args, DocumentError, Executor, read_document_file};
 use crate::scenario::{ParameterResolver, Template};
+use crate::task::TaskErrorKind;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -279,6 +280,14 @@ impl Executor {
         } else {
             command.validate(&args, scratch)
         };
+        // The sources whose reading failed above (reported there, not read again).
+        let failed_sources: BTreeSet<String> = match &checked {
+            Err(error) => error_path(error)
+                .map(|p| top_key(p).to_string())
+                .into_iter()
+                .collect(),
+            Ok(()) => BTreeSet::new(),
+        };
         if let Err(error) = checked {
             let per_task = split_tasks(&cleaned)
                 .filter(|_| error_path(&error).is_some_and(|p| p.starts_with("tasks")));
@@ -305,6 +314,17 @@ impl Executor {
                     }
                 }
             }
+            if let Some(Value::Array(sources)) = named.get("db_sources")
+                && !failed_sources.contains("db_sources")
+            {
+                for source in sources {
+                    if let Ok(source) = serde_json::from_value::<DbSource>(source.clone())
+                        && let Ok(data) = source.read("")
+                    {
+                        snapshot.tables.insert_shared(&source.name, data);
+                    }
+                }
+            }
             let tasks_at = join(&at, "tasks");
             scan_placeholders(tasks, &tasks_at, &snapshot.tables, out);
             for (task, task_at) in task_list(tasks, &tasks_at) {
@@ -323,7 +343,9 @@ fn top_key(path: &str) -> &str {
 /// The argument path an error names, if any.
 fn error_path(error: &ActionError) -> Option<&str> {
     match error {
-        ActionError::Argument { field, .. } => Some(field),
+        ActionError::Argument { field, .. } | ActionError::UnreachableSource { field, .. } => {
+            Some(field)
+        }
         ActionError::Task(task) => Some(&task.path),
         _ => None,
     }
@@ -332,29 +354,26 @@ fn error_path(error: &ActionError) -> Option<&str> {
 /// A finding from a command's own validation; `rename` maps the single task a
 /// variant holds (`tasks[0]`) back to its place in the document (`tasks[3]`).
 fn semantic(at: &str, error: &ActionError, rename: Option<(&str, &str)>) -> LintFinding {
-    let (path, message) = match error {
-        ActionError::Argument { field, message } => (field.clone(), message.clone()),
-        ActionError::Task(task) => (task.path.clone(), task.message.clone()),
-        other => (String::new(), other.to_string()),
+    let (path, message, unreachable) = match error {
+        ActionError::Argument { field, message } => (field.clone(), message.clone(), false),
+        ActionError::UnreachableSource { field, message } => (field.clone(), message.clone(), true),
+        ActionError::Task(task) => (
+            task.path.clone(),
+            task.message.clone(),
+            task.kind == TaskErrorKind::UnreachableSource,
+        ),
+        other => (String::new(), other.to_string(), false),
     };
     let path = match rename {
         Some((from, to)) if path.starts_with(from) => format!("{to}{}", &path[from.len()..]),
         _ => path,
     };
-    let rule = if is_source_problem(&message) {
+    let rule = if unreachable {
         "unreachable-source"
     } else {
         "invalid-argument"
     };
     finding(rule, Severity::Error, message, join(at, &path))
-}
-
-/// True for messages about a placeholder source that cannot be reached: a CSV source
-/// not registered, a column it lacks, a file that cannot be read.
-fn is_source_problem(message: &str) -> bool {
-    message.contains("is not registered")
-        || message.contains("has no column")
-        || message.contains("cannot read CSV")
 }
 
 /// Arguments holding one task, the task's path in them, and its path in the document.
@@ -481,13 +500,18 @@ fn scan_placeholders(
 ) {
     match value {
         Value::String(text) if text.contains("${") => {
-            if let Err(message) = Template::parse(text, tables) {
-                let rule = if is_source_problem(&message) {
+            if let Err(error) = Template::parse(text, tables) {
+                let rule = if error.is_source() {
                     "unreachable-source"
                 } else {
                     "placeholder"
                 };
-                out.push(finding(rule, Severity::Error, message, at.to_string()));
+                out.push(finding(
+                    rule,
+                    Severity::Error,
+                    error.to_string(),
+                    at.to_string(),
+                ));
             }
             for name in env_placeholders(text) {
                 if std::env::var_os(name).is_none() {

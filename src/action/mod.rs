@@ -7,6 +7,7 @@ mod datadog_commands;
 mod document;
 mod document_commands;
 mod empty_run;
+mod engine_options;
 mod error;
 pub mod format;
 mod formats;
@@ -27,6 +28,7 @@ mod sink_commands;
 mod sla_commands;
 mod socket_commands;
 mod statsd_commands;
+mod task_schema;
 mod worker_run;
 
 pub use args::Args;

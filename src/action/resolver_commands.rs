@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::args::{CheckArgs, NoArgs, typed};
 use super::{ActionError, Args, Command, Executor};
 use crate::db::{Database, DbError};
-use crate::scenario::{CsvData, ParameterResolver};
+use crate::scenario::{CsvData, CsvError, ParameterResolver};
 
 pub(super) fn register_resolver_commands(executor: &mut Executor) {
     executor.add_command(
@@ -85,9 +85,13 @@ fn default_cycle() -> bool {
 impl CsvSource {
     /// Reads the file; `prefix` locates the source in errors (`sources[1].`).
     pub(super) fn read(&self, prefix: &str) -> Result<CsvData, ActionError> {
+        let field = format!("{prefix}file_path");
         CsvData::read(&self.file_path, self.cycle)
             .map(|data| data.with_shared(self.shared))
-            .map_err(|e| ActionError::argument(format!("{prefix}file_path"), e.to_string()))
+            .map_err(|e| match e {
+                CsvError::Read { .. } => ActionError::unreachable_source(field, e.to_string()),
+                CsvError::NoHeader(_) => ActionError::argument(field, e.to_string()),
+            })
     }
 
     fn register(&self, resolver: &ParameterResolver, prefix: &str) -> Result<Value, ActionError> {
@@ -176,9 +180,17 @@ impl DbSource {
         let rows = database
             .read_rows(&self.query, DB_READ_TIMEOUT)
             .map_err(|e| match e {
-                DbError::Connect { .. } | DbError::Url { .. } => {
+                DbError::Connect { .. } => ActionError::unreachable_source(
+                    format!("{prefix}connection_string"),
+                    e.to_string(),
+                ),
+                DbError::Url { .. } => {
                     ActionError::argument(format!("{prefix}connection_string"), e.to_string())
                 }
+                DbError::Lost(_) | DbError::Timeout(_) => ActionError::unreachable_source(
+                    format!("{prefix}query"),
+                    format!("on {}: {e}", database.label()),
+                ),
                 other => ActionError::argument(
                     format!("{prefix}query"),
                     format!("on {}: {other}", database.label()),
@@ -244,5 +256,13 @@ impl Command for RegisterDb {
 
     fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
         self.register(executor.context().resolver(), &args)
+    }
+
+    fn arguments(&self) -> super::ArgumentSpec {
+        if self.many {
+            super::ArgumentSpec::of::<DbSources>(&["sources"])
+        } else {
+            super::ArgumentSpec::of::<DbSource>(DB_SOURCE_FIELDS)
+        }
     }
 }

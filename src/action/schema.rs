@@ -2,7 +2,9 @@
 //! action language, for editors (VS Code's `json.schemas`, JetBrains, the YAML
 //! language server). It is generated from the executor's registry: every command
 //! it knows, each with the argument names, types and required fields traced from
-//! its own argument struct ([`super::shape`]), so it cannot drift from what runs.
+//! its own argument struct ([`super::shape`]), so it cannot drift from what runs;
+//! and the tasks of `LD_start_test` per user type, their fields typed
+//! ([`super::task_schema`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,9 +12,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::shape::{ArgumentSpec, Shape};
+use super::task_schema::{
+    any_task_schema, per_user_rules, task_def, task_schema_for, tasks_schema,
+};
 use super::{DocumentFormat, Executor, WriteError, write_document_file};
-use crate::protocol::{Protocol, USER_TYPES, UserTypeVisitor, visit_user_type};
-use crate::task::COMMON_FIELDS;
+use crate::protocol::USER_TYPES;
 
 /// The schema's `$id` (LoadDensity's, so that editors configured for its schema
 /// find ours the same).
@@ -39,7 +43,10 @@ impl Executor {
                 "then": {"$ref": format!("#/$defs/{name}")},
             }));
         }
-        defs.insert("task".into(), task_schema());
+        defs.insert("task".into(), any_task_schema());
+        for user in USER_TYPES {
+            defs.insert(task_def(user), task_schema_for(user));
+        }
         defs.insert(
             "action_list".into(),
             json!({"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/action"}}),
@@ -97,49 +104,6 @@ impl Executor {
     }
 }
 
-/// The field names of one protocol's tasks.
-struct TaskFields;
-
-impl UserTypeVisitor for TaskFields {
-    type Output = &'static [&'static str];
-
-    fn visit<P: Protocol>(self) -> Self::Output {
-        P::FIELDS
-    }
-}
-
-/// A task of any user type: an object whose field names are those some protocol
-/// knows (which of them applies depends on `user_detail_dict`; `lint` and `run` check
-/// that, and the types).
-fn task_schema() -> Value {
-    let mut names: BTreeSet<&str> = COMMON_FIELDS.iter().copied().collect();
-    for user in USER_TYPES {
-        names.extend(visit_user_type(user, TaskFields).unwrap_or_default());
-    }
-    json!({
-        "description": "A task; its fields depend on the user type",
-        "type": "object",
-        "propertyNames": {"enum": names},
-    })
-}
-
-/// `tasks`: a list, LoadDensity's legacy map of method to task, or a scenario mode.
-fn tasks_schema() -> Value {
-    json!({"anyOf": [
-        {"type": "array", "items": {"$ref": "#/$defs/task"}},
-        {
-            "type": "object",
-            "properties": {
-                "mode": {"type": "string", "description": "sequence, weighted or conditional"},
-                "tasks": {"type": "array", "items": {"$ref": "#/$defs/task"}},
-            },
-            "required": ["tasks"],
-            "additionalProperties": false,
-        },
-        {"type": "object", "additionalProperties": {"$ref": "#/$defs/task"}},
-    ]})
-}
-
 /// The schema of one command's action: its arguments as an object, a list of
 /// positional ones, or nothing when none is required.
 fn command_schema(spec: &ArgumentSpec) -> Value {
@@ -147,9 +111,13 @@ fn command_schema(spec: &ArgumentSpec) -> Value {
         return json!({"prefixItems": [true, {"type": ["object", "array", "null"]}]});
     };
     let mut kwargs = shape.json_schema();
-    // `tasks` parses itself (per protocol): describe it here.
+    // `tasks` parses itself (per protocol): describe it here, and with
+    // `user_detail_dict` (LD_start_test), each user type's tasks.
     if matches!(shape.field("tasks"), Some(Shape::Any)) {
-        kwargs["properties"]["tasks"] = tasks_schema();
+        kwargs["properties"]["tasks"] = tasks_schema("task");
+        if shape.field("user_detail_dict").is_some() {
+            kwargs["allOf"] = Value::Array(per_user_rules());
+        }
     }
     let mut forms = vec![kwargs];
     let in_params: Vec<bool> = shape

@@ -68,6 +68,21 @@ pub enum LoadShape {
 pub const SHAPES: &[&str] = &["stages", "spike", "soak"];
 
 impl LoadShape {
+    /// The most users the shape ever asks for; `None` for a live target (set from
+    /// outside, unknown in advance).
+    pub fn peak_users(&self) -> Option<u32> {
+        match self {
+            LoadShape::Constant { users, .. } | LoadShape::Soak { users, .. } => Some(*users),
+            LoadShape::Stages(stages) => Some(stages.iter().map(|s| s.users).max().unwrap_or(0)),
+            LoadShape::Live(_) => None,
+            LoadShape::Spike {
+                baseline_users,
+                spike_users,
+                ..
+            } => Some((*baseline_users).max(*spike_users)),
+        }
+    }
+
     /// Target users and spawn rate at `t` since the start; `None` once the shape has
     /// ended.
     pub fn at(&self, t: Duration) -> Option<(u32, f64)> {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::condition::loose_eq;
 use super::resolver::{RenderContext, session_key, value_text};
-use super::template::{CsvLookup, Template, TemplateValue};
+use super::template::{CsvLookup, Template, TemplateError, TemplateValue};
 
 /// The assertion types.
 pub const ASSERTION_TYPES: &[&str] = &[
@@ -169,15 +169,17 @@ fn short(text: &str) -> String {
 }
 
 impl Assertion {
-    /// Parses one entry of `assertions`. Errors are `(field, message)`.
-    pub(crate) fn parse(value: &Value, csv: &dyn CsvLookup) -> Result<Self, (String, String)> {
+    /// Parses one entry of `assertions`. Errors are `(field, problem)`.
+    pub(crate) fn parse(value: &Value, csv: &dyn CsvLookup) -> Result<Self, AssertionError> {
         let object = value.as_object().ok_or_else(|| {
             (
                 String::new(),
-                format!("expected an assertion object, got {value}"),
+                TemplateError::from(format!("expected an assertion object, got {value}")),
             )
         })?;
-        let kind = string_field(object, "type")?.to_ascii_lowercase();
+        let kind = string_field(object, "type")
+            .map_err(invalid)?
+            .to_ascii_lowercase();
         let allowed: &[&str] = match kind.as_str() {
             "status_code" | "contains" | "not_contains" => &["type", "value"],
             "json_path" => &["type", "path", "value"],
@@ -189,17 +191,21 @@ impl Assertion {
                     format!(
                         "unknown assertion type `{kind}`; expected one of: {}",
                         ASSERTION_TYPES.join(", ")
-                    ),
+                    )
+                    .into(),
                 ));
             }
         };
-        check_fields(object, allowed)?;
-        let template = |field: &str| -> Result<Template, (String, String)> {
+        check_fields(object, allowed).map_err(invalid)?;
+        let template = |field: &str| -> Result<Template, AssertionError> {
             let text = match object.get(field) {
                 Some(Value::String(s)) => s.clone(),
                 Some(v @ (Value::Number(_) | Value::Bool(_))) => value_text(v),
                 Some(other) => {
-                    return Err((field.into(), format!("expected a string, got {other}")));
+                    return Err((
+                        field.into(),
+                        format!("expected a string, got {other}").into(),
+                    ));
                 }
                 None => return Err((field.into(), "missing field".into())),
             };
@@ -219,7 +225,7 @@ impl Assertion {
                     .ok_or_else(|| {
                         (
                             "value".to_string(),
-                            "expected a status code 100..=999".to_string(),
+                            TemplateError::from("expected a status code 100..=999"),
                         )
                     })?;
                 Self::StatusCode(code)
@@ -227,17 +233,17 @@ impl Assertion {
             "contains" => Self::Contains(template("value")?),
             "not_contains" => Self::NotContains(template("value")?),
             "json_path" => {
-                let path = JsonPath::parse(string_field(object, "path")?)
-                    .map_err(|e| ("path".to_string(), e))?;
+                let path = JsonPath::parse(string_field(object, "path").map_err(invalid)?)
+                    .map_err(|e| ("path".to_string(), TemplateError::from(e)))?;
                 let expected = object
                     .get("value")
-                    .ok_or_else(|| ("value".to_string(), "missing field".to_string()))?;
+                    .ok_or_else(|| ("value".to_string(), TemplateError::from("missing field")))?;
                 let expected =
                     TemplateValue::parse(expected, csv).map_err(|e| ("value".to_string(), e))?;
                 Self::JsonPath(path, expected)
             }
-            "header" => Self::Header(header_name(object)?, template("value")?),
-            _ => Self::Regex(regex(object)?),
+            "header" => Self::Header(header_name(object).map_err(invalid)?, template("value")?),
+            _ => Self::Regex(regex(object).map_err(invalid)?),
         })
     }
 
@@ -451,6 +457,14 @@ impl Extractor {
 
 type FieldError = (String, String);
 
+/// An assertion that cannot be used: the field, and what is wrong with it (a
+/// placeholder source that cannot be reached, or anything else).
+pub(crate) type AssertionError = (String, TemplateError);
+
+fn invalid((field, message): FieldError) -> AssertionError {
+    (field, TemplateError::Invalid(message))
+}
+
 fn string_field<'v>(
     object: &'v serde_json::Map<String, Value>,
     field: &str,
@@ -625,6 +639,7 @@ mod tests {
             ),
         ] {
             let (f, m) = Assertion::parse(&value, &tables).expect_err("must fail");
+            let m = m.to_string();
             assert_eq!(f, field, "{value}");
             assert!(m.contains(needle), "{value}: {m}");
         }

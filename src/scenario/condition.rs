@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::resolver::{RenderContext, value_text};
-use super::template::{CsvLookup, TemplateValue};
+use super::template::{CsvLookup, TemplateError, TemplateValue};
 
 /// The predicates a condition object may use.
 pub const PREDICATES: &[&str] = &["equals", "not_equals", "in", "truthy"];
@@ -25,12 +25,12 @@ pub enum Condition {
 
 impl Condition {
     /// Parses a condition; errors say what was expected.
-    pub(crate) fn parse(value: &Value, csv: &dyn CsvLookup) -> Result<Self, String> {
+    pub(crate) fn parse(value: &Value, csv: &dyn CsvLookup) -> Result<Self, TemplateError> {
         match value {
             Value::Bool(b) => Ok(Self::Const(*b)),
             Value::Number(n) => match n.as_i64() {
                 Some(i) => Ok(Self::Const(i != 0)),
-                None => Err(format!("expected an integer, got {n}")),
+                None => Err(format!("expected an integer, got {n}").into()),
             },
             Value::String(_) => Ok(Self::Truthy(TemplateValue::parse(value, csv)?)),
             Value::Object(map) => {
@@ -39,14 +39,15 @@ impl Condition {
                     return Err(format!(
                         "expected an object with exactly one predicate ({}), got {value}",
                         PREDICATES.join(", ")
-                    ));
+                    )
+                    .into());
                 };
-                let pair = || -> Result<(TemplateValue, TemplateValue), String> {
+                let pair = || -> Result<(TemplateValue, TemplateValue), TemplateError> {
                     match args.as_array().map(Vec::as_slice) {
                         Some([a, b]) => {
                             Ok((TemplateValue::parse(a, csv)?, TemplateValue::parse(b, csv)?))
                         }
-                        _ => Err(format!("`{op}` expects a list of two values, got {args}")),
+                        _ => Err(format!("`{op}` expects a list of two values, got {args}").into()),
                     }
                 };
                 match op.to_ascii_lowercase().as_str() {
@@ -57,12 +58,14 @@ impl Condition {
                     _ => Err(format!(
                         "unknown predicate `{op}`; expected one of: {}",
                         PREDICATES.join(", ")
-                    )),
+                    )
+                    .into()),
                 }
             }
             other => Err(format!(
                 "expected true/false, an integer, \"${{var.x}}\" or a predicate object, got {other}"
-            )),
+            )
+            .into()),
         }
     }
 
@@ -187,7 +190,9 @@ mod tests {
             (json!(1.5), "integer"),
             (json!(null), "expected"),
         ] {
-            let e = Condition::parse(&value, &tables).expect_err("must fail");
+            let e = Condition::parse(&value, &tables)
+                .expect_err("must fail")
+                .to_string();
             assert!(e.contains(needle), "{value}: {e}");
         }
     }

@@ -21,8 +21,8 @@ pub use condition::{Condition, PREDICATES, loose_eq, truthy};
 pub use fake::FakeKind;
 pub(crate) use resolver::RenderContext;
 pub use resolver::{
-    CsvData, CsvError, CsvTables, ParameterResolver, ResolverSnapshot, SharedVariables, SourceKind,
-    value_text,
+    CsvData, CsvError, CsvTables, ParameterResolver, ResolverSnapshot, SharedVariables,
+    SourceError, SourceKind, value_text,
 };
 pub(crate) use template::CsvLookup;
-pub use template::{Template, TemplateValue};
+pub use template::{Template, TemplateError, TemplateValue};

@@ -21,7 +21,7 @@ pub fn render_template(
     variables: &HashMap<String, String>,
     tables: &CsvTables,
 ) -> Result<String, String> {
-    let template = Template::parse(text, tables)?;
+    let template = Template::parse(text, tables).map_err(|e| e.to_string())?;
     let shared = SharedVariables::new();
     let rows = vec![0; tables.len()];
     let mut rng = SmallRng::seed_from_u64(0);
@@ -33,7 +33,7 @@ pub fn render_template(
 /// assertion's expected value) and renders it with `variables`.
 pub fn render_value(value: &Value, variables: &HashMap<String, String>) -> Result<Value, String> {
     let tables = CsvTables::default();
-    let template = TemplateValue::parse(value, &tables)?;
+    let template = TemplateValue::parse(value, &tables).map_err(|e| e.to_string())?;
     let shared = SharedVariables::new();
     let mut rng = SmallRng::seed_from_u64(0);
     let mut ctx = RenderContext::new(variables, &shared, &mut rng);
@@ -43,7 +43,7 @@ pub fn render_value(value: &Value, variables: &HashMap<String, String>) -> Resul
 /// Parses one entry of a task's `assertions` (no CSV sources). `Err` is
 /// `(field, message)`.
 pub fn parse_assertion(value: &Value) -> Result<Assertion, (String, String)> {
-    Assertion::parse(value, &CsvTables::default())
+    Assertion::parse(value, &CsvTables::default()).map_err(|(field, e)| (field, e.to_string()))
 }
 
 /// Parses one entry of a task's `extract`. `Err` is `(field, message)`.

@@ -58,6 +58,69 @@ impl SourceKind {
     }
 }
 
+/// A `${csv.SOURCE.COLUMN}` or `${db.SOURCE.COLUMN}` that names a source that is
+/// not registered, or a column its rows lack: the source cannot be reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// No source of that kind has the name.
+    #[error("{} source `{name}` is not registered (registered: {}); use {}", kind_label(*kind), list_or_none(registered), how_to_register(*kind))]
+    NotRegistered {
+        /// CSV or database.
+        kind: SourceKind,
+        /// The name the placeholder gives.
+        name: String,
+        /// The sources of that kind that are registered.
+        registered: Vec<String>,
+    },
+    /// The source has no such column.
+    #[error("{}; its columns: {}", no_column_text(*kind, name, origin, column), columns.join(", "))]
+    NoColumn {
+        /// CSV or database.
+        kind: SourceKind,
+        /// The source's name.
+        name: String,
+        /// The CSV file, or the database's label (never its password).
+        origin: String,
+        /// The column the placeholder names.
+        column: String,
+        /// The source's columns.
+        columns: Vec<String>,
+    },
+}
+
+fn kind_label(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Csv => "CSV",
+        SourceKind::Db => "DB",
+    }
+}
+
+fn how_to_register(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Csv => "LD_register_csv_source or `csv_sources`",
+        SourceKind::Db => "LD_register_db_source or `db_sources`",
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn no_column_text(kind: SourceKind, source: &str, origin: &str, column: &str) -> String {
+    match kind {
+        SourceKind::Csv => {
+            format!("CSV file `{origin}` (source `{source}`) has no column `{column}`")
+        }
+        SourceKind::Db => {
+            format!("the query of DB source `{source}` ({origin}) has no column `{column}`")
+        }
+    }
+}
+
 /// The rows of one placeholder source (a CSV file, or a database query's result),
 /// read when it is registered.
 #[derive(Debug)]
@@ -344,47 +407,34 @@ impl CsvTables {
         kind: SourceKind,
         source: &str,
         column: &str,
-    ) -> Result<(usize, usize), String> {
+    ) -> Result<(usize, usize), SourceError> {
         let Some(index) = self
             .tables
             .iter()
             .position(|t| t.name == source && t.data.kind == kind)
         else {
-            let known: Vec<&str> = self
-                .tables
-                .iter()
-                .filter(|t| t.data.kind == kind)
-                .map(|t| t.name.as_str())
-                .collect();
-            let (what, how) = match kind {
-                SourceKind::Csv => ("CSV", "LD_register_csv_source or `csv_sources`"),
-                SourceKind::Db => ("DB", "LD_register_db_source or `db_sources`"),
-            };
-            return Err(format!(
-                "{what} source `{source}` is not registered (registered: {}); use {how}",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ));
+            return Err(SourceError::NotRegistered {
+                kind,
+                name: source.to_string(),
+                registered: self
+                    .tables
+                    .iter()
+                    .filter(|t| t.data.kind == kind)
+                    .map(|t| t.name.clone())
+                    .collect(),
+            });
         };
         let data = &self.tables[index].data;
         let column_index = data
             .columns
             .iter()
             .position(|c| c == column)
-            .ok_or_else(|| match kind {
-                SourceKind::Csv => format!(
-                    "CSV file `{}` (source `{source}`) has no column `{column}`; its columns: {}",
-                    data.path.display(),
-                    data.columns.join(", ")
-                ),
-                SourceKind::Db => format!(
-                    "the query of DB source `{source}` ({}) has no column `{column}`; its columns: {}",
-                    data.path.display(),
-                    data.columns.join(", ")
-                ),
+            .ok_or_else(|| SourceError::NoColumn {
+                kind,
+                name: source.to_string(),
+                origin: data.path.display().to_string(),
+                column: column.to_string(),
+                columns: data.columns.clone(),
             })?;
         Ok((index, column_index))
     }
@@ -531,15 +581,18 @@ mod tests {
         assert!(
             t.lookup(SourceKind::Db, "users", "pass")
                 .expect_err("another namespace")
+                .to_string()
                 .contains("DB source `users` is not registered")
         );
         let e = t
             .lookup(SourceKind::Csv, "users", "email")
-            .expect_err("no column");
+            .expect_err("no column")
+            .to_string();
         assert!(e.contains("no column `email`") && e.contains(&file.path().display().to_string()));
         assert!(
             t.lookup(SourceKind::Csv, "other", "x")
                 .expect_err("no source")
+                .to_string()
                 .contains("not registered")
         );
         let e = CsvData::read(Path::new("/nonexistent/users.csv"), true).expect_err("missing");

@@ -14,7 +14,7 @@ use rand::Rng;
 use serde_json::{Map, Value};
 
 use super::fake::FakeKind;
-use super::resolver::{CsvTables, RenderContext, SourceKind};
+use super::resolver::{CsvTables, RenderContext, SourceError, SourceKind};
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,28 +48,65 @@ pub struct Template {
     segments: Vec<Segment>,
 }
 
+/// Why a template cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// A malformed placeholder (`${randint(9, 1)}`, an unknown faker method), or
+    /// another problem with the value that holds the template.
+    #[error("{0}")]
+    Invalid(String),
+    /// A placeholder whose CSV or database source cannot be reached: not
+    /// registered, or without the column.
+    #[error("`{raw}`: {error}")]
+    Source {
+        /// The placeholder as written.
+        raw: String,
+        /// What is missing.
+        error: Box<SourceError>,
+    },
+}
+
+impl TemplateError {
+    /// True when a placeholder names a source (or column) that cannot be reached.
+    pub fn is_source(&self) -> bool {
+        matches!(self, Self::Source { .. })
+    }
+}
+
+impl From<String> for TemplateError {
+    fn from(message: String) -> Self {
+        Self::Invalid(message)
+    }
+}
+
+impl From<&str> for TemplateError {
+    fn from(message: &str) -> Self {
+        Self::Invalid(message.to_string())
+    }
+}
+
 /// Where the CSV and database sources a template names are looked up while parsing.
 pub(crate) trait CsvLookup {
-    /// `(source index, column index)`, or an error naming the file and column.
-    fn column(&self, source: &str, column: &str) -> Result<(usize, usize), String>;
+    /// `(source index, column index)`, or what is missing.
+    fn column(&self, source: &str, column: &str) -> Result<(usize, usize), SourceError>;
 
     /// The same for `${db.SOURCE.COLUMN}`.
-    fn db_column(&self, source: &str, column: &str) -> Result<(usize, usize), String>;
+    fn db_column(&self, source: &str, column: &str) -> Result<(usize, usize), SourceError>;
 }
 
 impl CsvLookup for CsvTables {
-    fn column(&self, source: &str, column: &str) -> Result<(usize, usize), String> {
+    fn column(&self, source: &str, column: &str) -> Result<(usize, usize), SourceError> {
         self.lookup(SourceKind::Csv, source, column)
     }
 
-    fn db_column(&self, source: &str, column: &str) -> Result<(usize, usize), String> {
+    fn db_column(&self, source: &str, column: &str) -> Result<(usize, usize), SourceError> {
         self.lookup(SourceKind::Db, source, column)
     }
 }
 
 impl Template {
     /// Parses `text`; `csv` resolves `${csv.SOURCE.COLUMN}` to a source and column.
-    pub(crate) fn parse(text: &str, csv: &dyn CsvLookup) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str, csv: &dyn CsvLookup) -> Result<Self, TemplateError> {
         let mut segments = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -219,7 +256,11 @@ impl Template {
 
 /// Parses the inside of one `${...}`. `None`: not a placeholder kind we know; it
 /// stays as written.
-fn parse_token(token: &str, raw: &str, csv: &dyn CsvLookup) -> Result<Option<Segment>, String> {
+fn parse_token(
+    token: &str,
+    raw: &str,
+    csv: &dyn CsvLookup,
+) -> Result<Option<Segment>, TemplateError> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -239,8 +280,8 @@ fn parse_token(token: &str, raw: &str, csv: &dyn CsvLookup) -> Result<Option<Seg
                 };
                 match bounds {
                     Some((low, high)) if low <= high => Ok(Some(Segment::RandInt(low, high))),
-                    Some(_) => Err(format!("`{raw}`: randint needs min <= max")),
-                    None => Err(format!("`{raw}`: randint takes two integers, min and max")),
+                    Some(_) => Err(format!("`{raw}`: randint needs min <= max").into()),
+                    None => Err(format!("`{raw}`: randint takes two integers, min and max").into()),
                 }
             }
             _ => Ok(None),
@@ -268,27 +309,33 @@ fn parse_token(token: &str, raw: &str, csv: &dyn CsvLookup) -> Result<Option<Seg
             let (source, column) = rest
                 .split_once('.')
                 .ok_or_else(|| format!("`{raw}`: expected ${{csv.SOURCE.COLUMN}}"))?;
-            let (source, column) = csv
-                .column(source, column)
-                .map_err(|e| format!("`{raw}`: {e}"))?;
+            let (source, column) =
+                csv.column(source, column)
+                    .map_err(|error| TemplateError::Source {
+                        raw: raw.to_string(),
+                        error: Box::new(error),
+                    })?;
             Ok(Some(Segment::Csv { source, column }))
         }
         "db" => {
             let (source, column) = rest
                 .split_once('.')
                 .ok_or_else(|| format!("`{raw}`: expected ${{db.SOURCE.COLUMN}}"))?;
-            let (source, column) = csv
-                .db_column(source, column)
-                .map_err(|e| format!("`{raw}`: {e}"))?;
+            let (source, column) =
+                csv.db_column(source, column)
+                    .map_err(|error| TemplateError::Source {
+                        raw: raw.to_string(),
+                        error: Box::new(error),
+                    })?;
             Ok(Some(Segment::Csv { source, column }))
         }
         "faker" => FakeKind::from_name(rest)
             .map(|kind| Some(Segment::Faker(kind)))
             .ok_or_else(|| {
-                format!(
+                TemplateError::Invalid(format!(
                     "`{raw}`: faker method `{rest}` is not supported; supported: {}",
                     FakeKind::NAMES.join(", ")
-                )
+                ))
             }),
         _ => Ok(None),
     }
@@ -310,7 +357,7 @@ pub enum TemplateValue {
 
 impl TemplateValue {
     /// Parses every string of `value`.
-    pub(crate) fn parse(value: &Value, csv: &dyn CsvLookup) -> Result<Self, String> {
+    pub(crate) fn parse(value: &Value, csv: &dyn CsvLookup) -> Result<Self, TemplateError> {
         let parsed = match value {
             Value::String(text) => {
                 let template = Template::parse(text, csv)?;
@@ -336,7 +383,7 @@ impl TemplateValue {
                 let fields = map
                     .iter()
                     .map(|(k, v)| Ok((k.clone(), Self::parse(v, csv)?)))
-                    .collect::<Result<Vec<_>, String>>()?;
+                    .collect::<Result<Vec<_>, TemplateError>>()?;
                 if fields.iter().all(|(_, v)| v.is_static()) {
                     Self::Static(Value::Object(
                         fields
@@ -451,15 +498,21 @@ mod tests {
     #[test]
     fn malformed_placeholders_are_errors() {
         let tables = CsvTables::default();
-        for (text, needle) in [
-            ("${randint(9, 1)}", "min <= max"),
-            ("${randint(a, 1)}", "two integers"),
-            ("${faker.no_such_method}", "not supported"),
-            ("${csv.users}", "SOURCE.COLUMN"),
-            ("${csv.users.name}", "users"),
+        for (text, needle, source) in [
+            ("${randint(9, 1)}", "min <= max", false),
+            ("${randint(a, 1)}", "two integers", false),
+            ("${faker.no_such_method}", "not supported", false),
+            ("${csv.users}", "SOURCE.COLUMN", false),
+            ("${csv.users.name}", "users", true),
+            (
+                "${db.users.name}",
+                "DB source `users` is not registered",
+                true,
+            ),
         ] {
             let e = Template::parse(text, &tables).expect_err(text);
-            assert!(e.contains(needle), "{text}: {e}");
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+            assert_eq!(e.is_source(), source, "{text}: {e}");
         }
     }
 

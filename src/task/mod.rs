@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::event::Endpoint;
-use crate::scenario::{Condition, RenderContext};
+use crate::scenario::{Condition, RenderContext, TemplateError};
 
 pub use retry::{ErrorClass, RetryPolicy};
 pub use think::ThinkTime;
@@ -40,12 +40,68 @@ pub struct TaskError {
     pub path: String,
     /// What is wrong and what was expected.
     pub message: String,
+    /// What kind of problem it is.
+    pub kind: TaskErrorKind,
 }
 
-pub(crate) fn err(path: impl Into<String>, message: impl Into<String>) -> TaskError {
+/// What kind of problem a [`TaskError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskErrorKind {
+    /// A field is missing, unknown, mistyped or out of range.
+    #[default]
+    Invalid,
+    /// A `${csv.*}` or `${db.*}` placeholder names a source (or a column) that is not
+    /// registered: the source cannot be reached.
+    UnreachableSource,
+}
+
+/// The message of a [`TaskError`] and its kind: from text (invalid), or from a
+/// template's error (which knows whether a source cannot be reached).
+pub(crate) struct Problem {
+    message: String,
+    kind: TaskErrorKind,
+}
+
+impl From<String> for Problem {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            kind: TaskErrorKind::Invalid,
+        }
+    }
+}
+
+impl From<&str> for Problem {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+impl From<&String> for Problem {
+    fn from(message: &String) -> Self {
+        message.clone().into()
+    }
+}
+
+impl From<TemplateError> for Problem {
+    fn from(error: TemplateError) -> Self {
+        Self {
+            kind: if error.is_source() {
+                TaskErrorKind::UnreachableSource
+            } else {
+                TaskErrorKind::Invalid
+            },
+            message: error.to_string(),
+        }
+    }
+}
+
+pub(crate) fn err(path: impl Into<String>, problem: impl Into<Problem>) -> TaskError {
+    let Problem { message, kind } = problem.into();
     TaskError {
         path: path.into(),
-        message: message.into(),
+        message,
+        kind,
     }
 }
 

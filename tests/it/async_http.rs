@@ -209,13 +209,13 @@ fn bad_fields_are_refused_naming_the_field() {
         .iter()
         .map(|(tasks, _, _)| start_test(1, 0.2, tasks.clone()))
         .collect();
-    // `http2` belongs to async_http_user alone.
+    // `http2` belongs to the HTTP user types.
     let mut ws = json!(["LD_start_test", {
         "user_detail_dict": {"user": "websocket_user"}, "http2": true,
         "test_time": 0.2, "tasks": [{"method": "connect", "request_url": "ws://127.0.0.1:9/"}]}]);
     ws[1]["user_count"] = json!(1);
     actions.push(ws);
     let mut expected: Vec<(&str, &str)> = cases.iter().map(|(_, f, n)| (*f, *n)).collect();
-    expected.push(("http2", "only async_http_user"));
+    expected.push(("http2", "websocket_user does not read it"));
     assert_action_errors(&work, actions, &expected);
 }

@@ -232,3 +232,72 @@ fn mariadb_rows_feed_requests_and_the_password_stays_hidden() {
     assert!(stderr.contains("mysql+pymysql://ld@127.0.0.1"), "{stderr}");
     assert!(!stderr.contains(PASSWORD), "{stderr}");
 }
+
+#[test]
+fn lint_reaches_db_sources_and_flags_the_unreachable_ones_by_kind() {
+    let work = Workdir::new();
+    let url = sqlite_users(&work, 3);
+    let down = format!(
+        "postgresql://load:secret-pw@127.0.0.1:{}/shop",
+        closed_port()
+    );
+    let document = json!([
+        ["LD_register_db_source", {"name": "users", "connection_string": url,
+                                    "query": "SELECT id, name FROM users"}],
+        ["LD_register_db_source", {"name": "down", "connection_string": down,
+                                    "query": "SELECT 1 AS x"}],
+        ["LD_start_test", {
+            "host": "http://127.0.0.1:1", "user_count": 1, "test_time": 1,
+            "db_sources": [{"name": "more", "connection_string": url,
+                            "query": "SELECT name AS nick FROM users"}],
+            "tasks": [
+                {"method": "get", "url": "/a/${db.users.name}/${db.more.nick}"},
+                {"method": "get", "url": "/b/${db.users.email}"},
+                {"method": "get", "url": "/c/${db.orders.id}"},
+                {"method": "get", "url": "/d/${db.down.x}"},
+                {"method": "get", "url": "/e", "headers": {"X-Nick": "${db.more.name}"}},
+                // A malformed placeholder whose message reads like a source problem:
+                // the rule comes from the error's kind, not its text.
+                {"method": "get", "url": "/f/${faker.is not registered}"}
+            ]}]
+    ]);
+    let findings = common::executor().lint_document(&document, None);
+    let rule_at = |location: &str| -> Vec<&str> {
+        findings
+            .iter()
+            .filter(|f| f.location == location)
+            .map(|f| f.rule.as_str())
+            .collect()
+    };
+    for location in [
+        "actions[1].connection_string",
+        "actions[2].tasks[1].url",
+        "actions[2].tasks[2].url",
+        "actions[2].tasks[3].url",
+        "actions[2].tasks[4].headers.X-Nick",
+    ] {
+        assert_eq!(
+            rule_at(location),
+            ["unreachable-source"],
+            "{location}: {findings:#?}"
+        );
+    }
+    let malformed = rule_at("actions[2].tasks[5].url");
+    assert!(
+        !malformed.is_empty() && !malformed.contains(&"unreachable-source"),
+        "{findings:#?}"
+    );
+    // The sources registered before, and the test's own, are reachable.
+    assert!(
+        findings
+            .iter()
+            .all(|f| !f.location.starts_with("actions[0]")
+                && !f.location.starts_with("actions[2].tasks[0]")
+                && !f.location.starts_with("actions[2].db_sources")),
+        "{findings:#?}"
+    );
+    assert!(
+        findings.iter().all(|f| !f.message.contains("secret-pw")),
+        "{findings:#?}"
+    );
+}

@@ -381,6 +381,24 @@ fn python_jsonschema() -> Option<()> {
     Some(())
 }
 
+/// Runs a Python `script` with `args` (`sys.argv[1:]`); asserts it succeeds and
+/// returns what it printed.
+fn python(script: &str, args: &[&str]) -> String {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
+}
+
 #[test]
 fn the_schema_is_valid_and_accepts_the_examples() {
     if python_jsonschema().is_none() {
@@ -422,23 +440,15 @@ for doc in ([["LD_sleep"]], [["LD_start_test", {"user_count": -1, "tasks": []}]]
     assert list(validator.iter_errors(doc)), ("accepted", doc)
 print("checked", len(good), "examples")
 "#;
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            script,
+    let printed = python(
+        script,
+        &[
             schema.to_str().expect("utf8"),
             repo,
             bad.to_str().expect("utf8"),
-        ])
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("checked"));
+    assert!(printed.contains("checked"), "{printed}");
     // LD_export_schema returns the absolute path it wrote.
     let mut executor = executor();
     let target = work.path("exported.json");
@@ -455,4 +465,140 @@ print("checked", len(good), "examples")
             "{name} missing from the schema"
         );
     }
+}
+
+/// The schema types the task fields, per user type: a real validator (Python's
+/// `jsonschema`) accepts good tasks and flags each mistyped field at its path.
+#[test]
+fn the_schema_types_task_fields_per_user_type() {
+    if python_jsonschema().is_none() {
+        return;
+    }
+    let work = Workdir::new();
+    let schema = work.path("schema.json");
+    let output = run(&["schema", "-o", schema.to_str().expect("utf8")], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let start = |user: Option<&str>, task: Value| {
+        let mut args = json!({"host": "http://127.0.0.1:1", "tasks": [task]});
+        if let Some(user) = user {
+            args["user_detail_dict"] = json!({"user": user});
+        }
+        json!({"load_density": [["LD_start_test", args]]})
+    };
+    let good = json!([
+        start(
+            None,
+            json!({"method": "get", "url": "/", "think_time": 0, "client_cert": "/both.pem",
+            "retry": {"transient": 5, "flaky": 2, "permanent": 0, "base_delay": 0.1,
+                      "max_delay": 5, "backoff_factor": 2, "jitter": 0.25},
+            "throttle": {"rps": 50, "key": "api", "burst": 10}})
+        ),
+        start(
+            Some("http_user"),
+            json!({"method": "post", "url": "/", "json": {"a": 1},
+            "think_time": {"min": 0.5, "max": 2}, "cert": ["/c.pem", "/k.pem"], "timeout": 5})
+        ),
+        start(
+            Some("async_http_user"),
+            json!({"method": "get", "url": "/", "throttle": {"rps": 5},
+            "expect_status": 200, "http2": true})
+        ),
+        start(
+            Some("mqtt_user"),
+            json!({"method": "publish", "topic": "t", "payload": "x",
+            "think_time": 1, "retry": {"transient": 1}})
+        ),
+    ]);
+    // Each bad document, and the path (in the document) a finding must name.
+    let bad = json!([
+        [
+            start(
+                None,
+                json!({"method": "get", "url": "/", "retry": {"transient": "5"}})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "retry", "transient"]
+        ],
+        [
+            start(
+                None,
+                json!({"method": "get", "url": "/", "retry": {"tries": 3}})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "retry"]
+        ],
+        [
+            start(
+                Some("http_user"),
+                json!({"method": "get", "url": "/", "throttle": {"rps": "10"}})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "throttle", "rps"]
+        ],
+        [
+            start(
+                Some("http_user"),
+                json!({"method": "get", "url": "/", "think_time": "fast"})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "think_time"]
+        ],
+        [
+            start(
+                Some("http_user"),
+                json!({"method": "get", "url": "/", "cert": ["/only-one.pem"]})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "cert"]
+        ],
+        [
+            start(None, json!({"method": "get", "url": "/", "timeout": "5"})),
+            ["load_density", 0, 1, "tasks", 0, "timeout"]
+        ],
+        // A field of another user type: `topic` is mqtt_user's.
+        [
+            start(
+                Some("http_user"),
+                json!({"method": "get", "url": "/", "topic": "t"})
+            ),
+            ["load_density", 0, 1, "tasks", 0]
+        ],
+        [
+            start(
+                Some("mqtt_user"),
+                json!({"method": "publish", "topic": "t", "think_time": [1]})
+            ),
+            ["load_density", 0, 1, "tasks", 0, "think_time"]
+        ],
+        // async_http_user has no client certificate field.
+        [
+            start(
+                Some("async_http_user"),
+                json!({"method": "get", "url": "/", "cert": "/c.pem"})
+            ),
+            ["load_density", 0, 1, "tasks", 0]
+        ],
+    ]);
+    let good_file = work.write("good.json", &good.to_string());
+    let bad_file = work.write("bad.json", &bad.to_string());
+    let script = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+validator = Draft202012Validator(json.load(open(sys.argv[1])))
+def paths(errors):
+    for e in errors:
+        yield list(e.absolute_path)
+        yield from paths(e.context or [])
+for doc in json.load(open(sys.argv[2])):
+    errors = list(validator.iter_errors(doc))
+    assert not errors, (doc, [e.message for e in errors])
+for doc, path in json.load(open(sys.argv[3])):
+    found = list(paths(validator.iter_errors(doc)))
+    assert path in found, ("not flagged at", path, doc, found)
+print("flagged", len(json.load(open(sys.argv[3]))))
+"#;
+    let printed = python(
+        script,
+        &[
+            schema.to_str().expect("utf8"),
+            good_file.to_str().expect("utf8"),
+            bad_file.to_str().expect("utf8"),
+        ],
+    );
+    assert!(printed.contains("flagged 9"), "{printed}");
 }

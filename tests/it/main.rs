@@ -35,6 +35,7 @@ mod http_misbehaving_server;
 mod influxdb;
 mod kubernetes;
 mod layering;
+mod ld079_examples;
 mod live;
 mod locust_worker;
 mod memcached;

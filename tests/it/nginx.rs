@@ -5,18 +5,20 @@ use crate::common;
 
 use std::process::Command;
 
-use common::summary::{count, errors_of, failures, run_script};
+use common::summary::{assert_action_errors, count, errors_of, failures, run_script};
 use common::{Workdir, closed_port};
 use serde_json::json;
 
-struct Nginx {
-    http_port: u16,
-    https_port: u16,
+/// nginx on a plain and an HTTPS port (ALPN offers `h2`); every path answers 200
+/// `ok $http2` (`ok h2` over HTTP/2), except `/missing` (404) and `/busy` (503).
+pub(crate) struct Nginx {
+    pub(crate) http_port: u16,
+    pub(crate) https_port: u16,
     _server: common::nginx::Nginx,
 }
 
 impl Nginx {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = Workdir::new();
         let d = dir.dir.path().display().to_string();
         let status = Command::new("openssl")
@@ -53,6 +55,7 @@ http {{
     ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;
     location / {{ default_type text/plain; return 200 "ok $http2"; }}
     location /missing {{ return 404; }}
+    location /busy {{ return 503; }}
   }}
 }}"#
         );
@@ -153,4 +156,67 @@ fn https_negotiates_http2() {
         .expect("response");
     assert_eq!(response.status.as_u16(), 200);
     assert_eq!(response.body_len, "ok h2".len() as u64);
+}
+
+/// LoadDensity's asyncio-engine options on `LD_start_test`: `http2: true` makes
+/// `fast_http_user` (HTTP/1.1 only) speak HTTP/2 where ALPN offers it, as
+/// LoadDensity's httpx client does; `max_in_flight` at or above the users holds;
+/// what cannot be honoured is refused naming the field.
+#[test]
+fn http2_and_max_in_flight_of_the_asyncio_engine() {
+    let nginx = Nginx::start();
+    let work = Workdir::new();
+    let https = format!("https://localhost:{}/", nginx.https_port);
+    let test = |user: &str, extra: serde_json::Value| {
+        let mut start = json!({
+            "user_detail_dict": {"user": user}, "engine": "asyncio",
+            "user_count": 2, "spawn_rate": 100, "test_time": 1,
+            "wait_time": {"constant": 0},
+            "tasks": [{"method": "get", "url": https, "name": user, "verify": false,
+                       "assertions": [{"type": "contains", "value": "ok h2"}]}]
+        });
+        for (key, value) in extra.as_object().into_iter().flatten() {
+            start[key] = value.clone();
+        }
+        json!(["LD_start_test", start])
+    };
+    let summary = run_script(
+        &work,
+        "h2.json",
+        json!([
+            test("fast_http_user", json!({"http2": true, "max_in_flight": 2})),
+            test("http_user", json!({"http2": true, "max_in_flight": 50}))
+        ]),
+    );
+    for user in ["fast_http_user", "http_user"] {
+        assert!(count(&summary, user) > 5, "{}", summary["per_name"]);
+        assert_eq!(
+            failures(&summary, user),
+            0,
+            "{:?}",
+            errors_of(&summary, user)
+        );
+    }
+    // Without `http2`, fast_http_user stays on HTTP/1.1: every `ok h2` check fails.
+    let summary = run_script(&work, "h1.json", json!([test("fast_http_user", json!({}))]));
+    assert!(count(&summary, "fast_http_user") > 5);
+    assert_eq!(
+        failures(&summary, "fast_http_user"),
+        count(&summary, "fast_http_user")
+    );
+    assert_action_errors(
+        &work,
+        vec![
+            test("fast_http_user", json!({"max_in_flight": 1})),
+            test("http_user", json!({"http2": false})),
+            test("socket_user", json!({"http2": true})),
+            test("fast_http_user", json!({"max_in_flight": "8"})),
+        ],
+        &[
+            ("max_in_flight", "below the 2 users"),
+            ("http2", "use fast_http_user"),
+            ("http2", "socket_user does not read it"),
+            ("max_in_flight", "expected a positive integer"),
+        ],
+    );
 }

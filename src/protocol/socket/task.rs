@@ -9,7 +9,7 @@ use crate::event::intern_endpoint;
 use crate::protocol::fields::report_name;
 use crate::protocol::payload::{Payload, optional_template};
 use crate::protocol::{ParseContext, ParsedSpec};
-use crate::scenario::Template;
+use crate::scenario::{Template, TemplateError};
 use crate::task::{TaskError, err, parse_bool, parse_timeout};
 
 /// The `socket_user` task fields (besides the common ones).
@@ -199,7 +199,7 @@ pub(super) fn parse(
     })
 }
 
-fn parse_destination(text: &str, ctx: &ParseContext<'_>) -> Result<Destination, String> {
+fn parse_destination(text: &str, ctx: &ParseContext<'_>) -> Result<Destination, TemplateError> {
     if let Ok(address) = text.parse::<SocketAddr>() {
         return Ok(Destination::Address(address));
     }
@@ -207,7 +207,7 @@ fn parse_destination(text: &str, ctx: &ParseContext<'_>) -> Result<Destination, 
     if template.is_static() {
         match text.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
-            _ => return Err(format!("`{text}` is not \"host:port\"")),
+            _ => return Err(format!("`{text}` is not \"host:port\"").into()),
         }
     }
     Ok(Destination::Resolve(template))
