@@ -124,7 +124,7 @@ with_page() {
         sleep 0.1
     done
     # One snapshot a second: allow a few late ones under load.
-    stop_with_page $(( DURATION * 3 / 4 ))
+    stop_with_page $(( DURATION * 3 / 4 )) || return 1
     summary_rps "$WORK/web.json" "$WORK/web.times"
 }
 
@@ -166,8 +166,9 @@ if [ "$MEMORY_SECONDS" -gt 0 ]; then
         [ "$rss_end" -gt "$rss_max" ] && rss_max=$rss_end
         sleep 1
     done
-    stop_with_page $(( MEMORY_SECONDS * 3 / 4 ))
+    live=yes
+    stop_with_page $(( MEMORY_SECONDS * 3 / 4 )) || live="NO (see above)"
     growth=$(( rss_end - rss_start ))
     echo "RSS with the page open for ${MEMORY_SECONDS}s: $rss_start KiB after ${warmup}s of the test," \
-        "$rss_end KiB at the end (peak $rss_max KiB), growth $growth KiB (bar: <= 2048 KiB)"
+        "$rss_end KiB at the end (peak $rss_max KiB), growth $growth KiB (bar: <= 2048 KiB); page live: $live"
 fi

@@ -10,6 +10,9 @@ const [url, seconds] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu"],
+  // This script closes the browser itself, after reading the page.
+  handleSIGTERM: false,
+  handleSIGINT: false,
 });
 let page;
 const stop = async () => {
@@ -32,5 +35,5 @@ await page.evaluate(() => {
     .observe(document.body, { attributes: true, attributeFilter: ["data-requests"] });
 });
 console.log("open");
-await page.waitForTimeout(Number(seconds) * 1000);
+await new Promise((resolve) => setTimeout(resolve, Number(seconds) * 1000));
 await stop();
