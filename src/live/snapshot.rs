@@ -267,7 +267,7 @@ fn epoch_seconds(time: SystemTime) -> f64 {
 /// LoadDensity's snapshot: `totals`, `latency_overall`, `per_name`, `rps` and
 /// `avg_ms` over `window`, `ts`, `latency_windows` (the last 120 s, one a second);
 /// and beyond it, what the page shows: `users`, `state`, `table`, `errors`, `sla`,
-/// `controls`.
+/// `controls`, `restartable` (`/swarm` would start the script's last test again).
 pub(crate) fn snapshot(
     source: &LiveSource,
     rolling: &Rolling,

@@ -52,8 +52,8 @@ pub(crate) fn serve_until_interrupted(executor: &mut Executor, addr: SocketAddr)
     let interrupt = executor.interrupt_token();
     let live = executor.context().live().run().clone();
     if !interrupt.is_cancelled() {
-        eprintln!("the script has ended; the web UI stays on http://{addr}/ until Ctrl-C");
         live.reruns().accept(true);
+        eprintln!("the script has ended; the web UI stays on http://{addr}/ until Ctrl-C");
     }
     while !interrupt.is_cancelled() {
         let next = executor.runtime().block_on(async {
@@ -69,11 +69,8 @@ pub(crate) fn serve_until_interrupted(executor: &mut Executor, addr: SocketAddr)
         );
         executor.stats().reset_counts();
         let document = json!({"load_density": [["LD_start_test", Value::Object(args)]]});
-        for record in executor.execute_document(&document, "web UI /swarm") {
-            if let Err(failure) = record.result {
-                eprintln!("web UI: {failure}");
-            }
-        }
+        // A failure is reported on stderr; the exit code stays the script's.
+        executor.execute_document(&document, "web UI /swarm");
     }
     live.reruns().accept(false);
     executor.context().live().stop_web_ui();
