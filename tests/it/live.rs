@@ -692,10 +692,13 @@ fn web_ui_current_percentiles_cover_locusts_ten_seconds() {
             > 0.0,
         "{current}"
     );
-    assert_eq!(
-        current["response_time_percentile_0.5"], total["median_response_time"],
-        "{stats}"
+    let (now50, all50) = (
+        current["response_time_percentile_0.5"]
+            .as_f64()
+            .unwrap_or(0.0),
+        total["median_response_time"].as_f64().unwrap_or(0.0),
     );
+    assert!((now50 - all50).abs() <= 0.25 * all50, "{stats}");
     // The base may hold the test's very first requests: close, not equal.
     let (now95, all95) = (
         current["response_time_percentile_0.95"]
