@@ -58,7 +58,14 @@ ld_rps() {
     times=$(mktemp)
     taskset -c "$LOAD_CPU" /usr/bin/time -f '%U %S' -o "$times" \
         "$ROOT/target/release/loaddensity" --threads 1 --quiet "$@" --summary-json "$summary" >/dev/null
-    python3 - "$summary" "$times" "$CPU_FILE" <<'PY'
+    summary_rps "$summary" "$times"
+    rm -f "$times"
+}
+
+# summary_rps SUMMARY_FILE TIMES_FILE: prints the summary's requests/s and writes the
+# CPU time per request (TIMES_FILE: `/usr/bin/time -f '%U %S'` of the run) to CPU_FILE.
+summary_rps() {
+    python3 - "$1" "$2" "$CPU_FILE" <<'PY'
 import json, sys
 totals = json.load(open(sys.argv[1]))["totals"]
 user, system = (float(x) for x in open(sys.argv[2]).read().split()[-2:])
@@ -66,7 +73,6 @@ requests = max(1, totals["requests"])
 open(sys.argv[3], "w").write(f"{(user + system) / requests * 1e6:.3f}\n")
 print(totals["rps"])
 PY
-    rm -f "$times"
 }
 
 # run_rows RUNS: runs the "label|command" entries of the ROWS array RUNS times,

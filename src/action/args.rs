@@ -27,7 +27,15 @@ impl Args {
     /// names, wrong types and missing fields are errors naming the field (when `T`
     /// denies unknown fields).
     pub fn parse<T: DeserializeOwned>(&self, params: &[&str]) -> Result<T, ActionError> {
-        let map = match self {
+        let map = self.named(params)?;
+        serde_path_to_error::deserialize(Value::Object(map)).map_err(|error| {
+            ActionError::argument(error.path().to_string(), error.inner().to_string())
+        })
+    }
+
+    /// The arguments as keyword arguments, positional ones named by `params` in order.
+    pub fn named(&self, params: &[&str]) -> Result<Map<String, Value>, ActionError> {
+        Ok(match self {
             Args::None => Map::new(),
             Args::Named(map) => map.clone(),
             Args::Positional(values) => {
@@ -48,9 +56,6 @@ impl Args {
                     .map(|(name, value)| (name.to_string(), value.clone()))
                     .collect()
             }
-        };
-        serde_path_to_error::deserialize(Value::Object(map)).map_err(|error| {
-            ActionError::argument(error.path().to_string(), error.inner().to_string())
         })
     }
 }

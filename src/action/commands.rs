@@ -744,7 +744,21 @@ impl Command for StartTest {
     }
 
     fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
+        let named = args.named(START_TEST_PARAMS)?;
         let args = args.parse::<StartTestArgs>(START_TEST_PARAMS)?;
+        // What the web UI's /swarm starts again after the script (a Locust worker's
+        // test belongs to its master).
+        if matches!(
+            args.worker_options(executor.locust_worker.as_ref()),
+            Ok(None)
+        ) {
+            executor
+                .context()
+                .live()
+                .run()
+                .reruns()
+                .set_last_test(named);
+        }
         args.with_user_type(RunTest {
             args: &args,
             executor,

@@ -2,14 +2,18 @@
 //! stop it, change the user count and spawn rate of a closed-model test, and read
 //! how many users run now.
 //!
-//! The engine reads these atomics on its spawner tick (every 10 ms) and the users
-//! count themselves in and out of [`RunControl::active_users`] when they start and
-//! stop; nothing here is touched per request.
+//! A resizable test's user count is a [`LiveUsers`] target, the same a Locust master
+//! sets on a worker: the engine's spawner follows it as a [`super::LoadShape::Live`]
+//! shape (read every 10 ms). The users count themselves in and out of
+//! [`RunControl::active_users`] when they start and stop; nothing here is touched per
+//! request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
+
+use super::LiveUsers;
 
 /// Where a test is, in Locust's words (`ready`, `spawning`, `running`, `stopping`,
 /// `stopped`).
@@ -67,33 +71,43 @@ pub enum SwarmError {
 #[derive(Debug)]
 pub struct RunControl {
     stop: CancellationToken,
-    /// What the users follow instead of a count, when they cannot be resized.
-    fixed_by: Option<&'static str>,
-    target_users: AtomicU32,
-    spawn_rate_bits: AtomicU64,
+    users: Users,
     active_users: Arc<AtomicUsize>,
     state: AtomicU8,
+}
+
+/// A test's users: a target that may change, or fixed by what they follow.
+#[derive(Debug)]
+enum Users {
+    Live(LiveUsers),
+    Fixed {
+        by: &'static str,
+        users: u32,
+        spawn_rate: f64,
+    },
 }
 
 impl RunControl {
     /// Controls of a closed-model test of `users` started at `spawn_rate` whose count
     /// may change.
     pub fn adjustable(users: u32, spawn_rate: f64) -> Self {
-        Self::new(None, users, spawn_rate)
+        Self::new(Users::Live(LiveUsers::new(users, spawn_rate)))
     }
 
     /// Controls of a test whose users follow `what` (`load shape`, `arrival rate`):
     /// it can be stopped, not resized.
     pub fn fixed(what: &'static str, users: u32, spawn_rate: f64) -> Self {
-        Self::new(Some(what), users, spawn_rate)
+        Self::new(Users::Fixed {
+            by: what,
+            users,
+            spawn_rate,
+        })
     }
 
-    fn new(fixed: Option<&'static str>, users: u32, spawn_rate: f64) -> Self {
+    fn new(users: Users) -> Self {
         Self {
             stop: CancellationToken::new(),
-            fixed_by: fixed,
-            target_users: AtomicU32::new(users),
-            spawn_rate_bits: AtomicU64::new(spawn_rate.to_bits()),
+            users,
             active_users: Arc::new(AtomicUsize::new(0)),
             state: AtomicU8::new(0),
         }
@@ -116,34 +130,47 @@ impl RunControl {
     /// Changes the target user count and the rate users start or stop at (Locust's
     /// `/swarm` on a running test).
     pub fn swarm(&self, users: u32, spawn_rate: f64) -> Result<(), SwarmError> {
-        if let Some(what) = self.fixed_by {
-            return Err(SwarmError::NotAdjustable(what));
-        }
+        let live = match &self.users {
+            Users::Fixed { by, .. } => return Err(SwarmError::NotAdjustable(*by)),
+            Users::Live(live) => live,
+        };
         if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {
             return Err(SwarmError::SpawnRate(spawn_rate));
         }
         if matches!(self.state(), RunState::Stopping | RunState::Stopped) {
             return Err(SwarmError::Ended);
         }
-        self.spawn_rate_bits
-            .store(spawn_rate.to_bits(), Ordering::Relaxed);
-        self.target_users.store(users, Ordering::Relaxed);
+        live.set(users, spawn_rate);
         Ok(())
     }
 
     /// True when the user count may change.
     pub fn is_adjustable(&self) -> bool {
-        self.fixed_by.is_none()
+        matches!(self.users, Users::Live(_))
+    }
+
+    /// The target the spawner follows when the user count may change.
+    pub(crate) fn live_users(&self) -> Option<&LiveUsers> {
+        match &self.users {
+            Users::Live(live) => Some(live),
+            Users::Fixed { .. } => None,
+        }
     }
 
     /// The user count the test aims at.
     pub fn target_users(&self) -> u32 {
-        self.target_users.load(Ordering::Relaxed)
+        match &self.users {
+            Users::Live(live) => live.target().0,
+            Users::Fixed { users, .. } => *users,
+        }
     }
 
     /// Users started per second on the way to the target.
     pub fn spawn_rate(&self) -> f64 {
-        f64::from_bits(self.spawn_rate_bits.load(Ordering::Relaxed))
+        match &self.users {
+            Users::Live(live) => live.target().1,
+            Users::Fixed { spawn_rate, .. } => *spawn_rate,
+        }
     }
 
     /// Users running now.

@@ -1,6 +1,7 @@
 //! A user count set from outside while a closed-model test runs: what a Locust
-//! master asks a worker for ([`crate::locust_worker`]). The spawner reads the target
-//! every tick and reports how many users it runs.
+//! master asks a worker for ([`crate::locust_worker`]) and what the web UI's `/swarm`
+//! sets ([`super::RunControl`]). The spawner reads the target every tick and reports
+//! how many users it runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -222,7 +222,11 @@ async fn spawn_and_supervise<P: Protocol>(
 ) -> u32 {
     let mut users = JoinSet::new();
     let mut running: Vec<UserStop> = Vec::new();
-    let shape = shared.plan.shape();
+    // A test a web UI may resize follows the control's target instead of a constant.
+    let shape = match shared.control.as_ref().and_then(|c| c.live_users()) {
+        Some(live) if shared.plan.shape.is_none() => LoadShape::Live(live.clone()),
+        _ => shared.plan.shape(),
+    };
     let start = Instant::now();
     let mut last = start;
     // The first user starts at once, as in Locust.
@@ -233,13 +237,6 @@ async fn spawn_and_supervise<P: Protocol>(
         let Some((target, rate)) = shape.at(now - start) else {
             shape_ended.cancel();
             break;
-        };
-        // A web UI may have changed the users of a test without a shape.
-        let (target, rate) = match &shared.control {
-            Some(control) if control.is_adjustable() => {
-                (control.target_users(), control.spawn_rate())
-            }
-            _ => (target, rate),
         };
         allowance = (allowance + rate * (now - last).as_secs_f64()).min(rate.max(1.0));
         last = now;
@@ -271,7 +268,7 @@ async fn spawn_and_supervise<P: Protocol>(
         if let LoadShape::Live(live) = &shape {
             live.set_running(running.len() as u32);
         }
-        let resizable = shared.control.as_ref().is_some_and(|c| c.is_adjustable());
+        let resizable = matches!(shape, LoadShape::Live(_));
         if shared.plan.shape.is_none() && spawned >= shared.plan.users && !resizable {
             break;
         }

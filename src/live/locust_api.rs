@@ -2,6 +2,7 @@
 //! (what its own UI, `locust_exporter` and CI scripts poll), the requests and
 //! failures CSVs, `/exceptions`, and the form of `POST /swarm`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -118,13 +119,12 @@ pub(crate) fn stats_requests(source: &LiveSource, rolling: &Rolling) -> Value {
         })
         .take(500)
         .collect();
-    // Locust charts the last second's percentiles; ours come from the timeline.
-    let last_second = source.stats.recent_timeline(1).pop().map(|(e, _)| e);
-    let current_percentile = |pick: fn(&crate::stats::TimelineEntry) -> f64| {
-        last_second
+    // Locust's current percentiles: the requests of about the last 10 s.
+    let current_percentiles = rolling.current_percentiles(&total.latency_us, &[0.5, 0.95]);
+    let current_percentile = |i: usize| {
+        current_percentiles
             .as_ref()
-            .filter(|e| e.requests > 0)
-            .map_or(Value::Null, |e| number(pick(e)))
+            .map_or(Value::Null, |values| number(values[i]))
     };
     let mut report = Map::new();
     report.insert("current_rps".into(), aggregated["current_rps"].clone());
@@ -148,8 +148,8 @@ pub(crate) fn stats_requests(source: &LiveSource, rolling: &Rolling) -> Value {
     report.insert(
         "current_response_time_percentiles".into(),
         json!({
-            "response_time_percentile_0.5": current_percentile(|e| e.p50_ms),
-            "response_time_percentile_0.95": current_percentile(|e| e.p95_ms),
+            "response_time_percentile_0.5": current_percentile(0),
+            "response_time_percentile_0.95": current_percentile(1),
         }),
     );
     stats.push(aggregated);
@@ -264,10 +264,35 @@ pub(crate) fn failures_csv(source: &LiveSource) -> String {
     })
 }
 
-/// `GET /exceptions`: requests fail with an error text here, never a Python
-/// exception, so the list is empty (the failures are in `errors`).
-pub(crate) fn exceptions() -> Value {
-    json!({"exceptions": []})
+/// `GET /exceptions`, in Locust's shape: requests fail with an error text here,
+/// never a Python exception, so each distinct error is one row (`msg`, its `count`
+/// over every request, `traceback` naming the requests it occurred on, `nodes`
+/// `local` as Locust's single process), most frequent first.
+pub(crate) fn exceptions(source: &LiveSource) -> Value {
+    let mut grouped: BTreeMap<&str, (u64, Vec<String>)> = BTreeMap::new();
+    let endpoints = source.stats.endpoints();
+    for e in &endpoints {
+        for (text, n) in &e.errors {
+            let row = grouped.entry(text).or_default();
+            row.0 += n;
+            row.1.push(format!("{} {}: {n}", e.request_type, e.name));
+        }
+    }
+    let mut rows: Vec<_> = grouped.into_iter().collect();
+    rows.sort_by_key(|(_, (count, _))| std::cmp::Reverse(*count));
+    let exceptions: Vec<Value> = rows
+        .into_iter()
+        .take(500)
+        .map(|(msg, (count, requests))| {
+            json!({
+                "count": count,
+                "msg": msg,
+                "traceback": requests.join("\n"),
+                "nodes": "local",
+            })
+        })
+        .collect();
+    json!({ "exceptions": exceptions })
 }
 
 /// The fields of `POST /swarm`.

@@ -14,10 +14,12 @@
 
 mod auth;
 mod locust_api;
+mod rerun;
 mod server;
 mod snapshot;
 
 pub use auth::BasicAuth;
+pub use rerun::{RerunError, Reruns};
 pub use server::LiveServer;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -157,6 +159,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub struct LiveRun {
     inner: Mutex<LiveRunInner>,
+    reruns: Reruns,
 }
 
 #[derive(Debug, Default)]
@@ -181,6 +184,11 @@ impl LiveRun {
         inner.control = None;
         inner.started = None;
         inner.tests += 1;
+    }
+
+    /// The last test's arguments and `/swarm`'s requests to start it again.
+    pub fn reruns(&self) -> &Reruns {
+        &self.reruns
     }
 
     /// The run block as the executor has it now.

@@ -147,6 +147,7 @@ async fn sample(shared: Arc<Shared>, window: Duration) {
     loop {
         ticker.tick().await;
         shared.rolling.push(Sample::take(&shared.source));
+        shared.rolling.push_latency(&shared.source);
     }
 }
 
@@ -318,7 +319,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<LiveBod
             "attachment;filename=loaddensity_failures.csv",
             locust_api::failures_csv(source),
         ),
-        (&Method::GET, "/exceptions") => json_response(&locust_api::exceptions()),
+        (&Method::GET, "/exceptions") => json_response(&locust_api::exceptions(source)),
         // What Locust's own page polls besides: no task classes, logs or workers here.
         (&Method::GET, "/tasks") => json_response(&json!({"per_class": {}, "total": {}})),
         (&Method::GET, "/logs") => json_response(&json!({"master": [], "workers": {}})),
@@ -463,10 +464,15 @@ async fn control(shared: &Shared, request: Request<Incoming>, path: &str) -> Res
                 }
             };
             let Some(control) = run.control() else {
-                return json_response(&json!({
-                    "success": false,
-                    "message": "No test running: loaddensity runs the tests of its script; /swarm changes the users of the running one",
-                }));
+                return match run.reruns().request(form.user_count, form.spawn_rate) {
+                    Ok(()) => json_response(&json!({
+                        "success": true,
+                        "message": "Swarming started",
+                        "user_count": form.user_count,
+                        "spawn_rate": form.spawn_rate,
+                    })),
+                    Err(e) => json_response(&json!({"success": false, "message": e.to_string()})),
+                };
             };
             match control.swarm(form.user_count, form.spawn_rate) {
                 Ok(()) => json_response(&json!({

@@ -3,12 +3,15 @@
 //!
 //! The rolling counters are cumulative samples taken on the server's own schedule
 //! (a few a second at most) from the statistics' per-endpoint totals; a window's
-//! rate is the difference of two samples. Nothing is kept per request.
+//! rate is the difference of two samples. Locust's current percentiles come the same
+//! way from the merged latency histogram, kept once a second for the last
+//! [`CURRENT_WINDOW`]. Nothing is kept per request.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use super::{LiveSource, lock, number};
@@ -16,8 +19,12 @@ use crate::stats::{EndpointTotals, RECENT_SECONDS, StatsSnapshot, Summary};
 
 /// The most samples kept (a window longer than this many intervals is cut).
 const MAX_SAMPLES: usize = 4096;
-/// The window of Locust's `current_rps`.
+/// The window of Locust's `current_rps` and of its current response time percentiles
+/// (`CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW`).
 pub(crate) const CURRENT_WINDOW: Duration = Duration::from_secs(10);
+/// Locust's youngest acceptable base for its current percentiles: 2 s (its window
+/// less 8 s); without one, they are null.
+const YOUNGEST_BASE: Duration = Duration::from_secs(2);
 
 /// One cumulative sample of the counters.
 #[derive(Debug, Clone)]
@@ -84,6 +91,8 @@ impl Rates {
 pub(crate) struct Rolling {
     samples: Mutex<VecDeque<Sample>>,
     keep: Duration,
+    /// The merged latency histogram once a second, for [`CURRENT_WINDOW`].
+    latency: Mutex<VecDeque<(Instant, Histogram<u64>)>>,
 }
 
 impl Rolling {
@@ -92,7 +101,58 @@ impl Rolling {
         Self {
             samples: Mutex::new(VecDeque::new()),
             keep: window.max(CURRENT_WINDOW) + Duration::from_secs(2),
+            latency: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Keeps the merged latency histogram of now when the newest kept is a second
+    /// old, and drops those older than [`CURRENT_WINDOW`] but the newest of them.
+    pub(crate) fn push_latency(&self, source: &LiveSource) {
+        let now = Instant::now();
+        let mut kept = lock(&self.latency);
+        if kept
+            .back()
+            .is_some_and(|(at, _)| now.duration_since(*at) < Duration::from_millis(900))
+        {
+            return;
+        }
+        while kept.len() > 1 && now.duration_since(kept[1].0) >= CURRENT_WINDOW {
+            kept.pop_front();
+        }
+        kept.push_back((now, source.stats.aggregate_latency().0));
+    }
+
+    /// Locust's current response time percentiles: `quantiles` (0..=1, ms) of the
+    /// requests of about the last [`CURRENT_WINDOW`], from the oldest kept histogram
+    /// at least [`YOUNGEST_BASE`] old to `now` (cumulative); `None` without such a
+    /// base, 0 without requests in between (as Locust).
+    pub(crate) fn current_percentiles(
+        &self,
+        now: &Histogram<u64>,
+        quantiles: &[f64],
+    ) -> Option<Vec<f64>> {
+        let kept = lock(&self.latency);
+        let (at, base) = kept.front()?;
+        if at.elapsed() < YOUNGEST_BASE {
+            return None;
+        }
+        let mut window = now.clone();
+        // A reset in between (the base counts more): everything since counts.
+        if window.subtract(base).is_err() {
+            window = now.clone();
+        }
+        Some(
+            quantiles
+                .iter()
+                .map(|&q| {
+                    if window.is_empty() {
+                        0.0
+                    } else {
+                        window.value_at_quantile(q) as f64 / 1000.0
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Adds a sample, dropping those too old to matter.
@@ -207,7 +267,7 @@ fn epoch_seconds(time: SystemTime) -> f64 {
 /// LoadDensity's snapshot: `totals`, `latency_overall`, `per_name`, `rps` and
 /// `avg_ms` over `window`, `ts`, `latency_windows` (the last 120 s, one a second);
 /// and beyond it, what the page shows: `users`, `state`, `table`, `errors`, `sla`,
-/// `controls`.
+/// `controls`, `restartable` (`/swarm` would start the script's last test again).
 pub(crate) fn snapshot(
     source: &LiveSource,
     rolling: &Rolling,
@@ -259,6 +319,7 @@ pub(crate) fn snapshot(
         "target_users": control.as_ref().map(|c| c.target_users()),
         "spawn_rate": control.as_ref().map(|c| number(c.spawn_rate())),
         "adjustable": control.as_ref().is_some_and(|c| c.is_adjustable()),
+        "restartable": controls && control.is_none() && source.run.reruns().accepting(),
         "controls": controls,
         "errors": summary.errors,
         "table": table(&stats),

@@ -1,7 +1,7 @@
 // Drives the web UI in headless Chromium (Debian's, through playwright-core) during a
 // real test: the request count rises, the charts draw, the user count follows the
-// form, Stop stops the test, the page fits a narrow window, and the console stays
-// clean. Prints one JSON line with what it saw; exits 1 on the first failed check.
+// form, Stop stops the test, Start again (after the script) runs it again, the page
+// fits a narrow window, and the console stays clean. Prints one JSON line with what it saw; exits 1 on the first failed check.
 //
 // usage: node web_ui.mjs URL SCREENSHOT.png
 import { chromium } from "playwright-core";
@@ -59,6 +59,19 @@ try {
   await page.click("#stop");
   await page.waitForFunction(() => document.body.dataset.state === "stopped", null, { timeout: 20000 });
   seen.state = "stopped";
+
+  // After the script: Start again runs its test again with the users entered.
+  await page.waitForFunction(() => {
+    const apply = document.getElementById("apply");
+    return apply.textContent === "Start again" && !apply.disabled;
+  }, null, { timeout: 15000 });
+  await page.fill("#user_count", "3");
+  await page.fill("#spawn_rate", "50");
+  await page.click("#apply");
+  await page.waitForFunction(() => document.body.dataset.state === "running" && document.body.dataset.users === "3", null, { timeout: 15000 });
+  seen.restarted_users = 3;
+  await page.click("#stop");
+  await page.waitForFunction(() => document.body.dataset.state === "stopped", null, { timeout: 20000 });
   check(seen.console_errors.length === 0, `console errors: ${seen.console_errors.join(" | ")}`);
   console.log(JSON.stringify({ ok: true, ...seen }));
 } catch (error) {

@@ -583,16 +583,145 @@ fn web_ui_speaks_locusts_api_and_its_controls_drive_the_test() {
         summary["totals"]["requests"]
     );
     assert!(get(addr, "/report.html").body.contains("<html"));
-    assert_eq!(get(addr, "/exceptions").json(), json!({"exceptions": []}));
+    // /exceptions, Locust's shape: one row per distinct error, counted over all requests.
+    let exceptions = get(addr, "/exceptions").json();
+    let rows = exceptions["exceptions"].as_array().expect("a list");
+    assert_eq!(rows.len(), 1, "{exceptions}");
+    assert_eq!(
+        rows[0]["count"], summary["totals"]["failures"],
+        "{exceptions}"
+    );
+    assert!(
+        rows[0]["msg"].as_str().unwrap_or("").contains("500"),
+        "{exceptions}"
+    );
+    assert_eq!(rows[0]["nodes"], "local");
+    assert!(
+        rows[0]["traceback"].as_str().unwrap_or("").contains("fail"),
+        "{exceptions}"
+    );
 
     // A real consumer: locust-csv2openmetrics reads the requests CSV as it reads Locust's.
     consume_with_csv2openmetrics(&work, &csv.body, &summary);
+
+    // After the script, /swarm starts its last test again with the posted users, the
+    // statistics reset first (as Locust's start from its stopped state).
+    let finished = aggregated(&get(addr, "/stats/requests").json())["num_requests"]
+        .as_u64()
+        .unwrap_or(0);
+    let reply = request(
+        addr,
+        "POST",
+        "/swarm",
+        Some("user_count=3&spawn_rate=100"),
+        None,
+    );
+    assert_eq!(reply.json()["success"], true, "{}", reply.body);
+    run.wait_line(
+        "starting the last test again with 3 users",
+        Duration::from_secs(10),
+    );
+    let rerun = wait_for(Duration::from_secs(10), "the re-run at 3 users", || {
+        let stats = get(addr, "/stats/requests").json();
+        (stats["user_count"] == 3 && stats["state"] == "running").then_some(stats)
+    });
+    assert_eq!(rerun["state"], "running");
+    wait_for(Duration::from_secs(10), "the re-run's requests", || {
+        (aggregated(&get(addr, "/stats/requests").json())["num_requests"]
+            .as_u64()
+            .unwrap_or(0)
+            > 5)
+        .then_some(())
+    });
+    assert_eq!(
+        request(addr, "POST", "/stop", None, None).json()["success"],
+        true
+    );
+    wait_for(Duration::from_secs(15), "the re-run to stop", || {
+        (get(addr, "/stats/requests").json()["state"] == "stopped").then_some(())
+    });
 
     assert_eq!(
         run.interrupt(),
         Some(0),
         "Ctrl-C after the script keeps its exit code"
     );
+}
+
+#[test]
+fn web_ui_current_percentiles_cover_locusts_ten_seconds() {
+    let target = Target::start();
+    let work = Workdir::new();
+    let script = work.write(
+        "t.json",
+        &json!({"load_density": [
+            ["LD_start_test", {
+                "user_count": 2, "spawn_rate": 50, "test_time": 2,
+                "wait_time": {"constant": 0.01},
+                "tasks": [{"method": "get", "url": target.url("/"), "name": "ok"}],
+            }],
+            ["LD_sleep", {"seconds": 3}],
+        ]})
+        .to_string(),
+    );
+    let run = WebRun::start(&script, &[]);
+    let addr = run.addr;
+    let stats = wait_for(Duration::from_secs(15), "the test to end", || {
+        let stats = get(addr, "/stats/requests").json();
+        (stats["state"] == "stopped").then_some(stats)
+    });
+    // While the script runs, /swarm does not start a test of its own.
+    let reply = request(
+        addr,
+        "POST",
+        "/swarm",
+        Some("user_count=3&spawn_rate=100"),
+        None,
+    );
+    assert_eq!(reply.json()["success"], false, "{}", reply.body);
+    assert!(reply.body.contains("No test running"), "{}", reply.body);
+    // The test's requests are all within the last 10 s: the current median is the
+    // whole test's (the last second alone has none).
+    let total = aggregated(&stats);
+    assert!(total["num_requests"].as_u64().unwrap_or(0) > 20, "{stats}");
+    let current = &stats["current_response_time_percentiles"];
+    assert!(
+        current["response_time_percentile_0.5"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0,
+        "{current}"
+    );
+    let (now50, all50) = (
+        current["response_time_percentile_0.5"]
+            .as_f64()
+            .unwrap_or(0.0),
+        total["median_response_time"].as_f64().unwrap_or(0.0),
+    );
+    assert!((now50 - all50).abs() <= 0.25 * all50, "{stats}");
+    // The base may hold the test's very first requests: close, not equal.
+    let (now95, all95) = (
+        current["response_time_percentile_0.95"]
+            .as_f64()
+            .unwrap_or(0.0),
+        total["response_time_percentile_0.95"]
+            .as_f64()
+            .unwrap_or(0.0),
+    );
+    assert!((now95 - all95).abs() <= 0.25 * all95, "{stats}");
+    // Ten seconds on, the window holds no request: 0, as Locust; the totals stay.
+    wait_for(
+        Duration::from_secs(20),
+        "the window to pass the test",
+        || {
+            let now = get(addr, "/stats/requests").json();
+            assert_eq!(aggregated(&now)["num_requests"], total["num_requests"]);
+            (now["current_response_time_percentiles"]["response_time_percentile_0.5"] == 0.0)
+                .then_some(())
+        },
+    );
+    run.wait_line("the script has ended", Duration::from_secs(5));
+    assert_eq!(run.interrupt(), Some(0));
 }
 
 /// Runs `locust-csv2openmetrics` (installed by scripts/test) on the CSV and checks its

@@ -1,8 +1,8 @@
 //! The web UI in headless Chromium (Debian's `chromium`, driven by `playwright-core`
 //! from npm, which scripts/test installs into tests/browser/): during a real test
 //! against nginx the request count rises and the charts draw, changing the user
-//! count moves the active users, Stop stops the test, the page fits a narrow window,
-//! and the console stays clean. The screenshots are kept under the target folder.
+//! count moves the active users, Stop stops the test, Start again (after the script)
+//! runs it again, the page fits a narrow window, and the console stays clean. The screenshots are kept under the target folder.
 
 use crate::common;
 use crate::live::{Target, WebRun};
@@ -78,6 +78,7 @@ fn web_ui_in_chromium_shows_the_test_and_drives_it() {
     assert!(output.status.success() && seen["ok"] == true, "{seen:#}");
     assert!(seen["requests_later"].as_u64() > seen["requests_first"].as_u64());
     assert_eq!(seen["users"], 5);
+    assert_eq!(seen["restarted_users"], 3, "{seen:#}");
     assert_eq!(seen["state"], "stopped");
     assert_eq!(seen["console_errors"], json!([]));
     let png = std::fs::File::open(&screenshot).expect("the screenshot");

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result, bail};
 use loaddensity::Executor;
 use loaddensity::live::{BasicAuth, LiveOptions};
+use serde_json::{Value, json};
 
 use crate::flags::PrometheusFlag;
 
@@ -45,13 +46,32 @@ pub(crate) fn start(
 }
 
 /// Keeps the web UI up after the script until Ctrl-C (or SIGTERM), then stops it.
-pub(crate) fn serve_until_interrupted(executor: &Executor, addr: SocketAddr) {
+/// Meanwhile the UI's `/swarm` starts the script's last test again with the posted
+/// user count and spawn rate, its statistics reset first as Locust's are.
+pub(crate) fn serve_until_interrupted(executor: &mut Executor, addr: SocketAddr) {
     let interrupt = executor.interrupt_token();
+    let live = executor.context().live().run().clone();
     if !interrupt.is_cancelled() {
+        live.reruns().accept(true);
         eprintln!("the script has ended; the web UI stays on http://{addr}/ until Ctrl-C");
-        executor
-            .runtime()
-            .block_on(async move { interrupt.cancelled().await });
     }
+    while !interrupt.is_cancelled() {
+        let next = executor.runtime().block_on(async {
+            tokio::select! {
+                () = interrupt.cancelled() => None,
+                args = live.reruns().next() => Some(args),
+            }
+        });
+        let Some(args) = next else { break };
+        eprintln!(
+            "web UI: starting the last test again with {} users",
+            args.get("user_count").unwrap_or(&Value::Null)
+        );
+        executor.stats().reset_counts();
+        let document = json!({"load_density": [["LD_start_test", Value::Object(args)]]});
+        // A failure is reported on stderr; the exit code stays the script's.
+        executor.execute_document(&document, "web UI /swarm");
+    }
+    live.reruns().accept(false);
     executor.context().live().stop_web_ui();
 }

@@ -67,7 +67,7 @@ pub(crate) fn run_as(
     let read = execute_documents(&mut executor, documents);
     let code = finish(&executor, summary_json, reports, !read)?;
     if let Some(addr) = web {
-        crate::web::serve_until_interrupted(&executor, addr);
+        crate::web::serve_until_interrupted(&mut executor, addr);
     }
     Ok(code)
 }
