@@ -136,7 +136,7 @@ async fn sse_loop(url: &str, deadline: Instant, done: &AtomicU64) -> Result<(), 
             let frame = body.frame().await.ok_or("the stream ended before `ready`")??;
             if let Some(data) = frame.data_ref() {
                 seen.extend_from_slice(data);
-                if seen.windows(11).any(|w| w == b"data: ready") && seen.ends_with(b"\n\n") {
+                if seen.windows(13).any(|w| w == b"data: ready\n\n") {
                     break;
                 }
             }
@@ -194,7 +194,7 @@ where
 {
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
+            Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(other)) => return Err(format!("unexpected {other:?}").into()),
             Some(Err(e)) => return Err(e.into()),
@@ -234,7 +234,7 @@ async fn h3_loop(
     let mut endpoint = quinn::Endpoint::client("0.0.0.0:0".parse()?)?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
     let connection = endpoint.connect(addr, host)?.await?;
-    let (mut driver, mut sender) =
+    let (mut driver, mut sender): (_, h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>) =
         h3::client::new(h3_quinn::Connection::new(connection.clone())).await?;
     let driver = tokio::spawn(async move {
         let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;

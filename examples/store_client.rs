@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use async_memcached::AsciiProtocol;
 use http::uri::PathAndQuery;
 use loaddensity::protocol::etcd::kv::{PutRequest, PutResponse, RangeRequest, RangeResponse};
 use tonic::transport::Endpoint;
