@@ -129,7 +129,7 @@ if [ "${WEB:-1}" = 1 ]; then
 worker_processes 1; daemon off; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log off; keepalive_requests 100000000;
   client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
   fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
   server {
@@ -180,8 +180,9 @@ CONF
     run_rows "$RUNS"
     table steps
 fi
-# Data stores: sql_user against PostgreSQL next to `pgbench -S` (the same one-row
-# primary-key SELECT, one thread, CONNECTIONS clients), and memcached_user and
+# Data stores: sql_user against PostgreSQL next to `pgbench -S -M prepared` (the same
+# one-row primary-key SELECT, prepared once per connection as sql_user does, one
+# thread, CONNECTIONS clients), and memcached_user and
 # etcd_user against their servers next to examples/store_client.rs doing the same
 # steps with the same crates (no baseline client is packaged in Debian:
 # memtier_benchmark and mc-crusher are not, nor is etcd's benchmark tool), each
@@ -223,7 +224,7 @@ if [ "${DATA_ROWS:-1}" = 1 ]; then
         "[{\"method\": \"connect\", \"port\": $ETCD_PORT}, {\"method\": \"put\", \"key\": \"k\${randint(1, 1000)}\", \"value\": \"hello\"}, {\"method\": \"get\", \"key\": \"k\${randint(1, 1000)}\"}]" \
         > "$WORK/etcd.json"
     pgbench_tps() {
-        taskset -c "$LOAD_CPU" "$PG_BIN/pgbench" -S -n -c "$CONNECTIONS" -j 1 -T "$DURATION" \
+        taskset -c "$LOAD_CPU" "$PG_BIN/pgbench" -S -n -M prepared -c "$CONNECTIONS" -j 1 -T "$DURATION" \
             -h 127.0.0.1 -p "$PG_PORT" -U ld postgres 2>/dev/null |
             awk '/^tps = / {print $3; exit}'
     }
@@ -233,7 +234,7 @@ if [ "${DATA_ROWS:-1}" = 1 ]; then
     }
     declare -A RESULTS=() BASE=()
     ROWS=(
-        "SQL primary-key SELECT: pgbench -S|pgbench_tps"
+        "SQL primary-key SELECT: pgbench -S -M prepared|pgbench_tps"
         "SQL primary-key SELECT: loaddensity sql_user|ld_rps $WORK/s.json run $WORK/sql.json"
         "memcached connect+set+get+close: async-memcached client|store_baseline memcached 127.0.0.1:$MC_PORT"
         "memcached connect+set+get+close: loaddensity memcached_user|ld_rps $WORK/s.json run $WORK/mc.json"
