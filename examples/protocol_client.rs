@@ -133,7 +133,10 @@ async fn sse_loop(url: &str, deadline: Instant, done: &AtomicU64) -> Result<(), 
         // wait: the body's frames until the event whose data holds `ready`.
         let mut seen = Vec::new();
         loop {
-            let frame = body.frame().await.ok_or("the stream ended before `ready`")??;
+            let frame = body
+                .frame()
+                .await
+                .ok_or("the stream ended before `ready`")??;
             if let Some(data) = frame.data_ref() {
                 seen.extend_from_slice(data);
                 if seen.windows(13).any(|w| w == b"data: ready\n\n") {
@@ -240,7 +243,9 @@ async fn h3_loop(
         let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
     });
     while Instant::now() < deadline {
-        let mut stream = sender.send_request(http::Request::get(&uri).body(())?).await?;
+        let mut stream = sender
+            .send_request(http::Request::get(&uri).body(())?)
+            .await?;
         stream.finish().await?;
         let response = stream.recv_response().await?;
         if !response.status().is_success() {

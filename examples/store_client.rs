@@ -80,7 +80,9 @@ impl Keys {
 async fn memcached_cycle(addr: &str, keys: &mut Keys, done: &AtomicU64) -> Result<(), Error> {
     let mut client = async_memcached::Client::new(format!("tcp://{addr}")).await?;
     done.fetch_add(1, Ordering::Relaxed);
-    client.set(keys.next().as_bytes(), "hello", None, None).await?;
+    client
+        .set(keys.next().as_bytes(), "hello", None, None)
+        .await?;
     done.fetch_add(1, Ordering::Relaxed);
     client.get(keys.next().as_bytes()).await?;
     done.fetch_add(1, Ordering::Relaxed);
