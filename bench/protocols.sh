@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# One-core throughput of websocket_user and socket_user (and, below, of the web user
-# types sse_user, graphql_ws_user, http3_user and async_http_user): loaddensity against a fast
-# local echo server (examples/protocol_echo.rs, pinned to TARGET_CPU), next to a
-# minimal tokio client doing the same exchanges (examples/protocol_client.rs) in the
-# same run. Both load generators run on LOAD_CPU with one thread. Prints a markdown
-# table of median exchanges/s over RUNS runs.
+# One-core throughput of the protocol user types, each next to a baseline doing the
+# same exchanges against the same server in the same run: websocket_user and
+# socket_user against a fast local echo server (examples/protocol_echo.rs), next to a
+# minimal tokio client (examples/protocol_client.rs). Every server is pinned to
+# TARGET_CPU; every load generator runs on LOAD_CPU with one thread. Prints a markdown
+# table per group: the median steps/s over RUNS runs (every step, connect and close
+# included, counts one), the median CPU time per step of loaddensity's rows, and the
+# median paired ratio to the row's baseline (lib.sh's paired_ratio).
 #
 # Then amqp_user and nats_user against a private RabbitMQ node and a nats-server (each
 # pinned to TARGET_CPU), next to examples/messaging_client.rs doing the same steps with
@@ -13,6 +15,7 @@
 # installed.
 #
 #   bench/protocols.sh            # RUNS=3 DURATION=10 CONNECTIONS=32 PUBLISHES=100 by default
+#   BUILD=0 bench/protocols.sh    # the release binaries are built already (under bench_quiet.sh)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
@@ -21,8 +24,10 @@ CONNECTIONS=${CONNECTIONS:-32}
 WS_PORT=${WS_PORT:-19001}
 TCP_PORT=${TCP_PORT:-19002}
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" \
-    --bin loaddensity --example protocol_echo --example protocol_client --example messaging_client
+if [ "${BUILD:-1}" = 1 ]; then
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin loaddensity \
+        --example protocol_echo --example protocol_client --example messaging_client --example store_client
+fi
 taskset -c "$TARGET_CPU" "$ROOT/target/release/examples/protocol_echo" \
     "127.0.0.1:$WS_PORT" "127.0.0.1:$TCP_PORT" &
 ECHO=$!
@@ -52,9 +57,33 @@ script socket_user \
     "[{\"protocol\": \"tcp\", \"target\": \"127.0.0.1:$TCP_PORT\", \"payload\": \"PING\\n\", \"expect_bytes\": 5}]" \
     > "$WORK/tcp_new.json"
 
-# baseline KIND TARGET: the minimal tokio client's exchanges/s.
+# baseline KIND TARGET [CA_FILE]: the minimal tokio client's exchanges/s.
 baseline() {
-    taskset -c "$LOAD_CPU" "$ROOT/target/release/examples/protocol_client" "$1" "$2" "$CONNECTIONS" "$DURATION"
+    taskset -c "$LOAD_CPU" "$ROOT/target/release/examples/protocol_client" "$1" "$2" "$CONNECTIONS" "$DURATION" "${@:3}"
+}
+
+# table WHAT: the markdown table of the ROWS just run; BASE[label] names each row's
+# baseline (a baseline names itself; a row without one shows n/a).
+declare -A BASE
+table() {
+    echo
+    echo "| client | median $1/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | µs CPU/step | median paired ratio to the baseline |"
+    echo "|---|---:|---:|---:|"
+    local row label ratio
+    for row in "${ROWS[@]}"; do
+        label=${row%%|*}
+        ratio=n/a
+        [ -n "${BASE[$label]:-}" ] && ratio=$(printf '%.3f' "$(paired_ratio "$label" "${BASE[$label]}")")
+        printf '| %s | %.0f | %s | %s |\n' "$label" "$(row_median "$label")" "$(cpu_median "$label")" "$ratio"
+    done
+}
+
+# pair BASE_LABEL LABEL...: LABEL's rows compare with BASE_LABEL's.
+pair() {
+    local base=$1 label
+    shift
+    BASE[$base]=$base
+    for label in "$@"; do BASE[$label]=$base; done
 }
 
 declare -A RESULTS
@@ -65,27 +94,16 @@ ROWS=(
     "TCP req/resp: loaddensity socket_user, keep_alive|ld_rps $WORK/s.json run $WORK/tcp.json"
     "TCP req/resp: loaddensity socket_user, new connection per step (LoadDensity's default)|ld_rps $WORK/s.json run $WORK/tcp_new.json"
 )
+pair "${ROWS[0]%%|*}" "${ROWS[1]%%|*}"
+pair "${ROWS[2]%%|*}" "${ROWS[3]%%|*}" "${ROWS[4]%%|*}"
 run_rows "$RUNS"
-
-echo
-echo "| client | median exchanges/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to the baseline |"
-echo "|---|---:|---:|"
-ws_base=$(row_median "${ROWS[0]%%|*}")
-tcp_base=$(row_median "${ROWS[2]%%|*}")
-for row in "${ROWS[@]}"; do
-    label=${row%%|*}
-    m=$(row_median "$label")
-    base=$tcp_base
-    [[ $label == WS* ]] && base=$ws_base
-    ratio=$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.3f", a/b}')
-    printf '| %s | %.0f | %s |\n' "$label" "$m" "$ratio"
-done
+table exchanges
 
 # The web user types (sse_user, graphql_ws_user, http3_user, async_http_user) against
 # the test servers of tests/servers/ and nginx (HTTP/2 over TLS, a CA made by openssl),
 # each server pinned to TARGET_CPU. async_http_user's baseline is h2load (Debian's
-# nghttp2-client) when installed; the Python servers are the limit of the others, so
-# their rows show loaddensity's rate alone. WEB=0 skips this table.
+# nghttp2-client); the others' is examples/protocol_client.rs doing the same steps
+# with the same crates (the Python servers are the limit of both). WEB=0 skips this table.
 if [ "${WEB:-1}" = 1 ]; then
     SSE_PORT=${SSE_PORT:-19003}
     GQL_PORT=${GQL_PORT:-19004}
@@ -111,7 +129,7 @@ if [ "${WEB:-1}" = 1 ]; then
 worker_processes 1; daemon off; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log off; keepalive_requests 100000000;
   client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
   fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
   server {
@@ -142,32 +160,31 @@ CONF
         taskset -c "$LOAD_CPU" h2load -t1 -c"$CONNECTIONS" -m1 -D"$DURATION" \
             "https://localhost:$H2_PORT/" | awk '/^finished in/ {print $4}'
     }
-    declare -A RESULTS
+    declare -A RESULTS=() BASE=()
     ROWS=()
-    command -v h2load >/dev/null 2>&1 && ROWS+=("HTTP/2 GET: h2load|h2load_rps")
+    if command -v h2load >/dev/null 2>&1; then
+        ROWS+=("HTTP/2 GET (nginx): h2load|h2load_rps")
+        pair "HTTP/2 GET (nginx): h2load" "HTTP/2 GET (nginx): loaddensity async_http_user"
+    fi
     ROWS+=(
-        "HTTP/2 GET: loaddensity async_http_user|ld_rps $WORK/s.json run $WORK/h2.json"
-        "HTTP/3 GET: loaddensity http3_user (aioquic server)|ld_rps $WORK/s.json run $WORK/h3.json"
-        "SSE open/wait/close: loaddensity sse_user (http.server)|ld_rps $WORK/s.json run $WORK/sse.json"
-        "GraphQL connect/subscribe/close: loaddensity graphql_ws_user (strawberry)|ld_rps $WORK/s.json run $WORK/gql.json"
+        "HTTP/2 GET (nginx): loaddensity async_http_user|ld_rps $WORK/s.json run $WORK/h2.json"
+        "HTTP/3 GET (aioquic): quinn + h3 client|baseline h3 https://localhost:$H3_PORT/ok $WORK/ca.pem"
+        "HTTP/3 GET (aioquic): loaddensity http3_user|ld_rps $WORK/s.json run $WORK/h3.json"
+        "SSE open/wait/close (http.server): hyper client|baseline sse http://127.0.0.1:$SSE_PORT/events?count=0"
+        "SSE open/wait/close (http.server): loaddensity sse_user|ld_rps $WORK/s.json run $WORK/sse.json"
+        "GraphQL connect/subscribe/close (strawberry): tokio-tungstenite client|baseline graphql-ws ws://127.0.0.1:$GQL_PORT/graphql"
+        "GraphQL connect/subscribe/close (strawberry): loaddensity graphql_ws_user|ld_rps $WORK/s.json run $WORK/gql.json"
     )
+    n=${#ROWS[@]}
+    for i in $((n - 6)) $((n - 4)) $((n - 2)); do pair "${ROWS[$i]%%|*}" "${ROWS[$((i + 1))]%%|*}"; done
     run_rows "$RUNS"
-    echo
-    echo "| client | median requests/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to h2load |"
-    echo "|---|---:|---:|"
-    h2_base=
-    command -v h2load >/dev/null 2>&1 && h2_base=$(row_median "HTTP/2 GET: h2load")
-    for row in "${ROWS[@]}"; do
-        label=${row%%|*}
-        m=$(row_median "$label")
-        ratio=n/a
-        [[ $label == HTTP/2* && -n $h2_base ]] && ratio=$(awk -v a="$m" -v b="$h2_base" 'BEGIN {printf "%.3f", a/b}')
-        printf '| %s | %.0f | %s |\n' "$label" "$m" "$ratio"
-    done
+    table steps
 fi
-# Data stores: sql_user against PostgreSQL next to `pgbench -S` (the same one-row
-# primary-key SELECT, one thread, CONNECTIONS clients), and memcached_user and
-# etcd_user against their servers (no baseline client is packaged in Debian:
+# Data stores: sql_user against PostgreSQL next to `pgbench -S -M prepared` (the same
+# one-row primary-key SELECT, prepared once per connection as sql_user does, one
+# thread, CONNECTIONS clients), and memcached_user and
+# etcd_user against their servers next to examples/store_client.rs doing the same
+# steps with the same crates (no baseline client is packaged in Debian:
 # memtier_benchmark and mc-crusher are not, nor is etcd's benchmark tool), each
 # server pinned to TARGET_CPU with a temporary data directory. DATA_ROWS=0 skips them.
 if [ "${DATA_ROWS:-1}" = 1 ]; then
@@ -207,29 +224,26 @@ if [ "${DATA_ROWS:-1}" = 1 ]; then
         "[{\"method\": \"connect\", \"port\": $ETCD_PORT}, {\"method\": \"put\", \"key\": \"k\${randint(1, 1000)}\", \"value\": \"hello\"}, {\"method\": \"get\", \"key\": \"k\${randint(1, 1000)}\"}]" \
         > "$WORK/etcd.json"
     pgbench_tps() {
-        taskset -c "$LOAD_CPU" "$PG_BIN/pgbench" -S -n -c "$CONNECTIONS" -j 1 -T "$DURATION" \
+        taskset -c "$LOAD_CPU" "$PG_BIN/pgbench" -S -n -M prepared -c "$CONNECTIONS" -j 1 -T "$DURATION" \
             -h 127.0.0.1 -p "$PG_PORT" -U ld postgres 2>/dev/null |
             awk '/^tps = / {print $3; exit}'
     }
-    declare -A RESULTS=()
+    # store_baseline KIND ADDRESS: examples/store_client.rs's operations/s.
+    store_baseline() {
+        taskset -c "$LOAD_CPU" "$ROOT/target/release/examples/store_client" "$1" "$2" "$CONNECTIONS" "$DURATION"
+    }
+    declare -A RESULTS=() BASE=()
     ROWS=(
-        "SQL primary-key SELECT: pgbench -S|pgbench_tps"
+        "SQL primary-key SELECT: pgbench -S -M prepared|pgbench_tps"
         "SQL primary-key SELECT: loaddensity sql_user|ld_rps $WORK/s.json run $WORK/sql.json"
+        "memcached connect+set+get+close: async-memcached client|store_baseline memcached 127.0.0.1:$MC_PORT"
         "memcached connect+set+get+close: loaddensity memcached_user|ld_rps $WORK/s.json run $WORK/mc.json"
+        "etcd connect+put+get: tonic client|store_baseline etcd 127.0.0.1:$ETCD_PORT"
         "etcd connect+put+get: loaddensity etcd_user|ld_rps $WORK/s.json run $WORK/etcd.json"
     )
+    for i in 0 2 4; do pair "${ROWS[$i]%%|*}" "${ROWS[$((i + 1))]%%|*}"; done
     run_rows "$RUNS"
-    echo
-    echo "| client | median requests/s (${RUNS} runs, ${CONNECTIONS} conns, ${DURATION}s, 1 core) | ratio to the baseline |"
-    echo "|---|---:|---:|"
-    pg_base=$(row_median "${ROWS[0]%%|*}")
-    for row in "${ROWS[@]}"; do
-        label=${row%%|*}
-        m=$(row_median "$label")
-        ratio=n/a
-        [[ $label == SQL* ]] && ratio=$(awk -v a="$m" -v b="$pg_base" 'BEGIN {printf "%.3f", a/b}')
-        printf '| %s | %.0f | %s |\n' "$label" "$m" "$ratio"
-    done
+    table steps
 fi
 # --- amqp_user and nats_user -------------------------------------------------------
 PUBLISHES=${PUBLISHES:-100}
@@ -297,24 +311,13 @@ script_with nats_user "$NATS_URL" \
 messaging_baseline() {
     taskset -c "$LOAD_CPU" "$ROOT/target/release/examples/messaging_client" "$1" "$2" "$CONNECTIONS" "$DURATION" "$PUBLISHES"
 }
-declare -A RESULTS=()
+declare -A RESULTS=() BASE=()
 ROWS=(
     "AMQP publish: lapin client|messaging_baseline amqp $AMQP_URL"
     "AMQP publish: loaddensity amqp_user|ld_rps $WORK/s.json run $WORK/amqp.json"
     "NATS publish: async-nats client|messaging_baseline nats $NATS_URL"
     "NATS publish: loaddensity nats_user|ld_rps $WORK/s.json run $WORK/nats.json"
 )
+for i in 0 2; do pair "${ROWS[$i]%%|*}" "${ROWS[$((i + 1))]%%|*}"; done
 run_rows "$RUNS"
-
-echo
-echo "| client | median steps/s (${RUNS} runs, ${CONNECTIONS} conns, connect + ${PUBLISHES} publishes + close, ${DURATION}s, 1 core) | median paired ratio to the baseline |"
-echo "|---|---:|---:|"
-for pair in "0 1" "2 3"; do
-    set -- $pair
-    base_label=${ROWS[$1]%%|*}
-    for i in "$1" "$2"; do
-        label=${ROWS[$i]%%|*}
-        printf '| %s | %.0f | %.3f |\n' "$label" "$(row_median "$label")" \
-            "$(paired_ratio "$label" "$base_label")"
-    done
-done
+table "steps (connect + ${PUBLISHES} publishes + close)"
