@@ -131,7 +131,7 @@ impl RunControl {
     /// `/swarm` on a running test).
     pub fn swarm(&self, users: u32, spawn_rate: f64) -> Result<(), SwarmError> {
         let live = match &self.users {
-            Users::Fixed { by, .. } => return Err(SwarmError::NotAdjustable(*by)),
+            Users::Fixed { by, .. } => return Err(SwarmError::NotAdjustable(by)),
             Users::Live(live) => live,
         };
         if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {

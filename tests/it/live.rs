@@ -606,9 +606,6 @@ fn web_ui_speaks_locusts_api_and_its_controls_drive_the_test() {
 
     // After the script, /swarm starts its last test again with the posted users, the
     // statistics reset first (as Locust's start from its stopped state).
-    let finished = aggregated(&get(addr, "/stats/requests").json())["num_requests"]
-        .as_u64()
-        .unwrap_or(0);
     let reply = request(
         addr,
         "POST",
