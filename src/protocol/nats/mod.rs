@@ -242,9 +242,10 @@ impl Protocol for Nats {
 }
 
 /// `operation` within `timeout`, its error as `what: error` (the client's errors
-/// are those of its connection).
+/// are those of its connection). `what` is only formatted on failure: a publish
+/// should not pay for an error text it almost never needs.
 async fn timed<T, E: std::fmt::Display>(
-    what: &str,
+    what: impl std::fmt::Display,
     timeout: Duration,
     operation: impl Future<Output = Result<T, E>>,
 ) -> Result<T, Failure> {
@@ -254,6 +255,15 @@ async fn timed<T, E: std::fmt::Display>(
         Err(_) => Err(Failure::timeout(format!(
             "{what}: timed out after {timeout:?}"
         ))),
+    }
+}
+
+/// An operation on a subject, as error texts name it: ``publish `a.b` ``.
+struct Operation<'a>(&'static str, &'a str);
+
+impl std::fmt::Display for Operation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} `{}`", self.0, self.1)
     }
 }
 
@@ -268,9 +278,8 @@ async fn run(client: &mut NatsClient, task: &NatsTask, fields: &Rendered) -> Res
         NatsMethod::Close => Ok(client.close(task.io_timeout()).await.map(|()| 0)?),
         NatsMethod::Publish => {
             let nats = client.client("publish")?;
-            let what = format!("publish `{subject}`");
             let length = fields.payload.len() as u64;
-            timed(&what, task.io_timeout(), async {
+            timed(Operation("publish", subject), task.io_timeout(), async {
                 nats.publish(subject.to_string(), fields.payload.clone())
                     .await
                     .map_err(|e| e.to_string())?;
@@ -281,7 +290,7 @@ async fn run(client: &mut NatsClient, task: &NatsTask, fields: &Rendered) -> Res
         }
         NatsMethod::Subscribe => {
             let nats = client.client("subscribe")?;
-            let what = format!("subscribe `{subject}`");
+            let what = Operation("subscribe", subject);
             let mut subscription = timed(
                 &what,
                 task.io_timeout(),
