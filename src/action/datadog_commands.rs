@@ -92,6 +92,7 @@ impl StartDatadog {
             flush_interval: Duration::from_millis(flush_interval_ms as u64),
             batch_size: count("batch_size", self.batch_size)?,
             max_pending_spans: count("max_pending_spans", self.max_pending_spans)?,
+            api_version: None,
         };
         check_options(&options).map_err(|e| argument_error(e, self.agent_url.is_some()))?;
         Ok(options)

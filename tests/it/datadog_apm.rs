@@ -275,7 +275,9 @@ fn the_agent_url_comes_from_the_flag_or_dd_trace_agent_url() {
         "{flag}"
     );
     assert_eq!(flag["sinks"]["datadog_apm"]["service"], "loaddensity");
-    // No agent_url: DD_TRACE_AGENT_URL.
+    assert_eq!(flag["sinks"]["datadog_apm"]["api_version"], "v0.5");
+    // No agent_url: DD_TRACE_AGENT_URL; and the v0.4 format, as DD_TRACE_API_VERSION
+    // asks (ddtrace's setting), which the agent reads as well.
     let (_, env, _) = run_binary(
         &work,
         "env",
@@ -285,10 +287,14 @@ fn the_agent_url_comes_from_the_flag_or_dd_trace_agent_url() {
             ["LD_stop_datadog_apm_exporter"]
         ]),
         &[],
-        &[("DD_TRACE_AGENT_URL", &url)],
+        &[
+            ("DD_TRACE_AGENT_URL", &url),
+            ("DD_TRACE_API_VERSION", "v0.4"),
+        ],
     );
     let env_requests = env["totals"]["requests"].as_u64().expect("requests");
     assert_eq!(env["sinks"]["datadog_apm"]["spans_sent"], env_requests);
+    assert_eq!(env["sinks"]["datadog_apm"]["api_version"], "v0.4");
     assert_eq!(env["sinks"]["datadog_apm"]["agent_url"], url);
     let traces = agent.traces();
     assert_eq!(traces.len() as u64, flag_requests + env_requests);
@@ -449,6 +455,19 @@ fn bad_arguments_give_clear_errors_and_later_actions_run() {
     let text = stderr(&bad);
     assert!(
         text.contains("--datadog-apm") && text.contains("must start with http:// or https://"),
+        "{text}"
+    );
+    // ddtrace's DD_TRACE_API_VERSION, when it names no format of ours.
+    let bad = bin()
+        .args(["run", script.to_str().expect("utf8")])
+        .args(["--datadog-apm", "http://127.0.0.1:1"])
+        .env("DD_TRACE_API_VERSION", "v0.7")
+        .output()
+        .expect("run loaddensity");
+    assert!(!bad.status.success());
+    let text = stderr(&bad);
+    assert!(
+        text.contains("DD_TRACE_API_VERSION") && text.contains("expected v0.4 or v0.5, got `v0.7`"),
         "{text}"
     );
 }

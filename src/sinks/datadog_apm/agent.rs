@@ -1,5 +1,5 @@
-//! The agent's trace intake: `PUT {agent_url}/v0.4/traces` through the sinks' shared
-//! keep-alive client ([`HttpPoster`]), msgpack bodies with the headers a Datadog
+//! The agent's trace intake: `PUT {agent_url}/v0.5/traces` (or `/v0.4/traces`)
+//! through the sinks' shared keep-alive client ([`HttpPoster`]), msgpack bodies with the headers a Datadog
 //! tracer sends, and the InfluxDB sink's error kinds.
 
 use std::time::Duration;
@@ -8,11 +8,9 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
+use super::span::ApiVersion;
 use crate::sinks::http_post::{HttpPoster, PostError};
 use crate::sinks::influxdb::transport::WriteError;
-
-/// The path of the v0.4 trace intake.
-pub(crate) const TRACES_PATH: &str = "/v0.4/traces";
 
 /// Where the agent listens, once checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +18,7 @@ pub(crate) struct AgentAddress {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) https: bool,
-    /// The path before `/v0.4/traces` (usually empty).
+    /// The path before `/v0.5/traces` (usually empty).
     pub(crate) base_path: String,
 }
 
@@ -52,8 +50,8 @@ impl std::fmt::Debug for AgentClient {
 }
 
 impl AgentClient {
-    /// A client of `address`; connects on the first send.
-    pub(crate) fn new(address: AgentAddress) -> Result<Self, String> {
+    /// A client of `address`'s intake in `version`'s format; connects on the first send.
+    pub(crate) fn new(address: AgentAddress, version: ApiVersion) -> Result<Self, String> {
         let host = if address.host.contains(':') {
             format!("[{}]:{}", address.host, address.port)
         } else {
@@ -61,7 +59,7 @@ impl AgentClient {
         };
         let host_header = HeaderValue::from_str(&host)
             .map_err(|_| "the agent's host is not a valid Host header".to_string())?;
-        let path: Uri = format!("{}{TRACES_PATH}", address.base_path)
+        let path: Uri = format!("{}{}", address.base_path, version.path())
             .parse()
             .map_err(|_| "the agent's path is not a valid URL path".to_string())?;
         let mut headers = HeaderMap::new();

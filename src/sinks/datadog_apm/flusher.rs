@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::agent::AgentClient;
 use super::queue::{Counters, Queue, Record};
-use super::span::{Payload, SpanFields, error_type};
+use super::span::{ApiVersion, Payload, SpanFields, error_type};
 use crate::sinks::influxdb::transport::WriteError;
 use crate::sinks::queue::{DrainBuffers, NewEndpoint, RateLimitedWarning, last_error_suffix};
 
@@ -38,6 +38,17 @@ pub(crate) struct FlushSettings {
     pub(crate) flush_interval: Duration,
     pub(crate) batch_size: usize,
     pub(crate) timeout: Duration,
+    pub(crate) api_version: ApiVersion,
+}
+
+/// An empty payload of the settings' format, service and env.
+fn new_payload(settings: &FlushSettings) -> Payload {
+    Payload::new(
+        settings.api_version,
+        settings.batch_size,
+        &settings.service,
+        settings.env.as_deref(),
+    )
 }
 
 /// A span name and the endpoint's strings, built once per endpoint.
@@ -83,7 +94,7 @@ impl Flusher {
             client,
             names: Vec::new(),
             drained: DrainBuffers::default(),
-            current: Payload::with_capacity(settings.batch_size),
+            current: new_payload(&settings),
             ready: VecDeque::new(),
             retry_at: None,
             backoff: FIRST_BACKOFF,
@@ -178,14 +189,12 @@ impl Flusher {
             name: &names.name,
             request_type: &names.request_type,
             resource: &names.resource,
-            service: &self.settings.service,
-            env: self.settings.env.as_deref(),
             start_ns: record.start_ns,
             duration_ns: record.duration_ns,
             response_length: record.response_length,
             error,
         };
-        self.current.push(&fields);
+        self.current.push(record.endpoint.0 as usize, &fields);
         if self.current.traces() >= self.settings.batch_size {
             self.seal();
         }
@@ -196,10 +205,7 @@ impl Flusher {
         if self.current.traces() == 0 {
             return;
         }
-        let payload = std::mem::replace(
-            &mut self.current,
-            Payload::with_capacity(self.settings.batch_size),
-        );
+        let payload = std::mem::replace(&mut self.current, new_payload(&self.settings));
         let spans = payload.traces();
         self.ready.push_back(Batch {
             body: Bytes::from(payload.finish()),

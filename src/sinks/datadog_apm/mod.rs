@@ -1,6 +1,6 @@
 //! The Datadog APM exporter: every request as one span of its own trace, sent in
-//! batches to a Datadog agent's trace intake (`PUT /v0.4/traces`, msgpack), never in
-//! the way of the load.
+//! batches to a Datadog agent's trace intake (`PUT /v0.5/traces`, or `/v0.4/traces`
+//! as `DD_TRACE_API_VERSION` says; msgpack), never in the way of the load.
 //!
 //! - Span: LoadDensity's ddtrace span ([`span`]): name `"{request_type}.{name}"`,
 //!   resource the name, type `http`, the request's real start and duration; meta
@@ -35,6 +35,7 @@ use super::{Attached, Sinks, lock};
 use agent::{AgentAddress, AgentClient};
 use flusher::{FlushSettings, Flusher};
 use queue::{Counters, Queue};
+pub use span::ApiVersion;
 
 /// Default service name, as in LoadDensity.
 pub const DEFAULT_SERVICE: &str = "loaddensity";
@@ -72,6 +73,9 @@ pub struct DatadogOptions {
     /// Spans held at most (queued, being sent, waiting for a retry); beyond it new
     /// spans are dropped and counted. Default 200,000.
     pub max_pending_spans: usize,
+    /// The intake's format. `None`: `DD_TRACE_API_VERSION` (`v0.4` or `v0.5`, as
+    /// ddtrace reads it), else v0.5.
+    pub api_version: Option<ApiVersion>,
 }
 
 impl Default for DatadogOptions {
@@ -84,6 +88,7 @@ impl Default for DatadogOptions {
             flush_interval: Duration::from_millis(DEFAULT_FLUSH_INTERVAL_MS),
             batch_size: DEFAULT_BATCH_SIZE,
             max_pending_spans: DEFAULT_MAX_PENDING_SPANS,
+            api_version: None,
         }
     }
 }
@@ -128,6 +133,23 @@ pub fn resolve_agent_url(agent_url: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_AGENT_URL.to_string())
 }
 
+/// The intake format the options name: `api_version`, else `DD_TRACE_API_VERSION`,
+/// else v0.5. A variable set to anything but `v0.4` or `v0.5` is an error.
+pub fn resolve_api_version(options: &DatadogOptions) -> Result<ApiVersion, DatadogError> {
+    if let Some(version) = options.api_version {
+        return Ok(version);
+    }
+    match std::env::var(ApiVersion::ENV) {
+        Ok(text) if !text.trim().is_empty() => {
+            ApiVersion::parse(&text).ok_or_else(|| DatadogError::InvalidSetting {
+                name: ApiVersion::ENV,
+                message: format!("expected v0.4 or v0.5, got `{}`", text.trim()),
+            })
+        }
+        _ => Ok(ApiVersion::V05),
+    }
+}
+
 /// Checks options without side effects (nothing sent, the host not resolved).
 pub fn check_options(options: &DatadogOptions) -> Result<(), DatadogError> {
     check_settings(options)?;
@@ -159,7 +181,7 @@ fn check_settings(options: &DatadogOptions) -> Result<(), DatadogError> {
     if options.timeout.is_zero() {
         return invalid("timeout", "must be positive");
     }
-    Ok(())
+    resolve_api_version(options).map(|_| ())
 }
 
 fn agent_address(url: &str) -> Result<AgentAddress, DatadogError> {
@@ -200,6 +222,7 @@ struct Report {
     agent: String,
     service: String,
     env: Option<String>,
+    api_version: ApiVersion,
 }
 
 /// This exporter's state in one run's [`Sinks`].
@@ -226,9 +249,10 @@ pub fn start_datadog_apm_exporter(
         return Ok(false);
     }
     check_settings(&options)?;
+    let api_version = resolve_api_version(&options)?;
     let address = agent_address(&resolve_agent_url(options.agent_url.as_deref()))?;
     let agent = address.display();
-    let client = AgentClient::new(address).map_err(DatadogError::InvalidUrl)?;
+    let client = AgentClient::new(address, api_version).map_err(DatadogError::InvalidUrl)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -246,6 +270,7 @@ pub fn start_datadog_apm_exporter(
             flush_interval: options.flush_interval,
             batch_size: options.batch_size,
             timeout: options.timeout,
+            api_version,
         },
     );
     let shutdown = CancellationToken::new();
@@ -260,9 +285,13 @@ pub fn start_datadog_apm_exporter(
         agent: agent.clone(),
         service,
         env,
+        api_version,
     });
     let listener = sinks.listeners().add(queue);
-    tracing::info!("datadog apm exporter sending spans to {agent}");
+    tracing::info!(
+        "datadog apm exporter sending spans to {agent} ({})",
+        api_version.path()
+    );
     *running = Some(Running {
         attached: Attached {
             listener,
@@ -299,13 +328,17 @@ pub fn datadog_apm_running(sinks: &Sinks) -> bool {
 
 /// The counters of the running exporter, or of the last one stopped (`null` when none
 /// ever started): `spans_sent`, `spans_dropped` (of which `dropped_queue_full`),
-/// `payloads_sent`, `bytes_sent`, `errors`, `retries`, `last_error`, `agent_url`...
+/// `payloads_sent`, `bytes_sent`, `errors`, `retries`, `last_error`, `agent_url`,
+/// `api_version`...
 pub fn datadog_apm_report(sinks: &Sinks) -> Value {
     match lock(&sinks.datadog_apm.report).as_ref() {
         Some(report) => {
-            report
-                .counters
-                .report(&report.agent, &report.service, report.env.as_deref())
+            let mut value =
+                report
+                    .counters
+                    .report(&report.agent, &report.service, report.env.as_deref());
+            value["api_version"] = report.api_version.name().into();
+            value
         }
         None => Value::Null,
     }
@@ -363,5 +396,15 @@ mod tests {
         };
         assert!(check_options(&bad).is_err());
         assert!(check_options(&with_url("http://127.0.0.1:8126")).is_ok());
+    }
+
+    #[test]
+    fn the_api_version_option_wins_over_the_environment() {
+        let options = DatadogOptions {
+            api_version: Some(ApiVersion::V04),
+            ..with_url("http://127.0.0.1:8126")
+        };
+        // The option is read before the variable, which this test does not set.
+        assert_eq!(resolve_api_version(&options).ok(), Some(ApiVersion::V04));
     }
 }

@@ -196,6 +196,7 @@ impl Flusher {
                 std::mem::swap(&mut shard.urls, &mut urls);
                 self.new_endpoints.append(&mut shard.new_endpoints);
             }
+            TraceStats::add(&self.queue.stats.spans_sampled, records.len());
             self.learn_endpoints();
             for record in records.drain(..) {
                 self.write_span(&record, &urls);

@@ -4,8 +4,10 @@
 //! The sampling decision is one step of a per-thread generator and a comparison, made
 //! before anything else; a request that is not kept costs nothing more. A kept one
 //! takes one uncontended lock (its thread's shard) and pushes a small fixed-size
-//! record; its URL, when the event has one, is appended to the shard's text buffer,
-//! so nothing is allocated per request once the buffers have grown. Shards reserve
+//! record; its URL, when the event has one, is appended to the shard's text buffer
+//! unless it repeats the shard's last one, so nothing is allocated per request once
+//! the buffers have grown. No counter shared between threads is touched per request:
+//! the exporter counts the spans it takes off the shards. Shards reserve
 //! slots of the shared budget (`max_queue_size`) [`RESERVE`] at a time, as the
 //! InfluxDB sink's do; when it is spent the span is dropped and counted, and the
 //! request goes on.
@@ -63,12 +65,16 @@ pub(super) struct Shard {
     seen: Vec<bool>,
     /// Budget slots held and not used yet.
     reserved: usize,
+    /// The place in `urls` of the last URL appended, `(start, length)`: a record whose
+    /// URL is the same text points there instead of appending it again.
+    last_url: (u32, u32),
 }
 
 /// What the exporter counts; reported at stop and in the summary.
 #[derive(Debug, Default)]
 pub(super) struct TraceStats {
-    /// Requests kept by the sampler and queued (a span each).
+    /// Requests kept by the sampler and queued (a span each), counted as the exporter
+    /// takes them off the shards.
     pub(super) spans_sampled: AtomicU64,
     /// Spans the collector accepted.
     pub(super) spans_exported: AtomicU64,
@@ -203,6 +209,24 @@ impl SpanQueue {
 }
 
 impl Shard {
+    /// Where `url` (not empty) is in `urls`: the last URL's place when it is the same
+    /// text, otherwise its place once appended; `(0, 0)` when the buffer is past 4 GiB.
+    #[inline]
+    fn url_place(&mut self, url: &str) -> (u32, u32) {
+        let (start, length) = (self.last_url.0 as usize, self.last_url.1 as usize);
+        if length == url.len() && self.urls.get(start..start + length) == Some(url) {
+            return self.last_url;
+        }
+        let start = u32::try_from(self.urls.len()).unwrap_or(u32::MAX);
+        let length = u32::try_from(url.len()).unwrap_or(0);
+        if start == u32::MAX || length == 0 {
+            return (0, 0);
+        }
+        self.urls.push_str(url);
+        self.last_url = (start, length);
+        self.last_url
+    }
+
     #[inline]
     fn announce(&mut self, endpoint: &Endpoint) {
         let index = endpoint.id.0 as usize;
@@ -267,16 +291,7 @@ impl SpanQueue {
         shard.reserved -= 1;
         shard.announce(event.endpoint);
         let url = match event.url {
-            Some(url) if !url.is_empty() => {
-                let start = u32::try_from(shard.urls.len()).unwrap_or(u32::MAX);
-                let length = u32::try_from(url.len()).unwrap_or(0);
-                if start < u32::MAX && length > 0 {
-                    shard.urls.push_str(url);
-                    (start, length)
-                } else {
-                    (0, 0)
-                }
-            }
+            Some(url) if !url.is_empty() => shard.url_place(url),
             _ => (0, 0),
         };
         let record = Record {
@@ -296,7 +311,6 @@ impl SpanQueue {
             ids,
         };
         shard.records.push(record);
-        self.stats.spans_sampled.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -331,7 +345,6 @@ mod tests {
             queue.on_request(&event(&endpoint, Some(&url)));
         }
         assert_eq!(TraceStats::get(&stats.spans_dropped), 2);
-        assert_eq!(TraceStats::get(&stats.spans_sampled), 3);
         let shard = lock(&queue.shards[shard_index()].0);
         assert_eq!(shard.records.len(), 3);
         assert_eq!(shard.new_endpoints.len(), 1);
@@ -369,10 +382,43 @@ mod tests {
             },
         );
         queue.on_request(&event(&endpoint, None));
-        assert_eq!(TraceStats::get(&stats.spans_sampled), 1);
         let shard = lock(&queue.shards[shard_index()].0);
         assert_eq!(shard.records.len(), 1);
         assert_eq!(shard.records[0].ids, Some((0x1234, 0x56)));
+    }
+
+    #[test]
+    fn a_repeated_url_is_kept_once_per_run_of_repeats() {
+        let interner = EndpointInterner::default();
+        let endpoint = interner.intern("GET", "/r");
+        let queue = SpanQueue::new(Sampler::All, 10, Arc::new(TraceStats::default()));
+        for url in [
+            "http://h/a",
+            "http://h/a",
+            "http://h/b",
+            "http://h/a",
+            "http://h/a",
+        ] {
+            queue.on_request(&event(&endpoint, Some(url)));
+        }
+        let shard = lock(&queue.shards[shard_index()].0);
+        assert_eq!(shard.urls, "http://h/ahttp://h/bhttp://h/a");
+        let text = |i: usize| {
+            let (start, length) = shard.records[i].url;
+            &shard.urls[start as usize..(start + length) as usize]
+        };
+        let urls: Vec<&str> = (0..5).map(text).collect();
+        assert_eq!(
+            urls,
+            [
+                "http://h/a",
+                "http://h/a",
+                "http://h/b",
+                "http://h/a",
+                "http://h/a"
+            ]
+        );
+        assert_eq!(shard.records[0].url, shard.records[1].url);
     }
 
     #[test]
