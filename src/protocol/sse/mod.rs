@@ -29,9 +29,11 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use self::events::EventReader;
+use crate::protocol::fields::render_optional;
 use crate::protocol::http::{
     Driver, Socket, Target, TlsConnectors, drive, open_socket, user_agent,
 };
+use crate::protocol::user_connection::UserConnection;
 use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::redact_url_credentials;
 use crate::task::{Task, TaskError};
@@ -57,14 +59,11 @@ struct Stream {
     _sender: http1::SendRequest<Empty<Bytes>>,
 }
 
-/// One user's SSE client.
-pub struct SseClient {
-    shared: Arc<SseShared>,
-    /// The open stream (boxed: most of a user's life is spent waiting).
-    stream: Option<Box<Stream>>,
-    /// The URL of the open stream, or of the last one.
-    url: Option<String>,
-}
+/// One user's SSE client: its open stream and the URL of the last one.
+pub struct SseClient(Connection);
+
+/// A user's stream, and the URL of the open stream or of the last one.
+type Connection = UserConnection<SseShared, Stream>;
 
 impl Protocol for Sse {
     type Spec = SseTask;
@@ -87,11 +86,7 @@ impl Protocol for Sse {
     }
 
     fn client(shared: &Arc<SseShared>) -> SseClient {
-        SseClient {
-            shared: shared.clone(),
-            stream: None,
-            url: None,
-        }
+        SseClient(UserConnection::new(shared))
     }
 
     async fn step(
@@ -99,19 +94,19 @@ impl Protocol for Sse {
         task: &Task<SseTask>,
         ctx: &mut StepContext<'_>,
     ) -> StepOutcome {
-        let spec = &task.spec;
+        let (client, spec) = (&mut client.0, &task.spec);
         let (url, name, expect) = {
             let mut render = ctx.render();
-            let url = spec.url.as_ref().map(|u| u.render(&mut render));
-            let name = spec.name.as_ref().map(|n| n.render(&mut render));
-            let expect = spec.expect.as_ref().map(|e| e.render(&mut render));
+            let url = render_optional(spec.url.as_ref(), &mut render);
+            let name = render_optional(spec.name.as_ref(), &mut render);
+            let expect = render_optional(spec.expect.as_ref(), &mut render);
             (url, name, expect)
         };
         let timed =
             tokio::time::timeout(spec.timeout, run(client, spec, url, expect.as_deref())).await;
         let result = timed.unwrap_or_else(|_| {
             if spec.method == SseMethod::Open {
-                client.stream = None;
+                client.connection = None;
             }
             let waited = humantime::format_duration(spec.timeout);
             Err(Failure::timeout(match (spec.method, &expect) {
@@ -123,17 +118,14 @@ impl Protocol for Sse {
             }))
         });
         let end = Instant::now();
-        if let Some(log) = ctx.log_url() {
-            log.clear();
-            log.push_str(&redact_url_credentials(client.url.as_deref().unwrap_or("")));
-        }
+        client.log_url(ctx);
         StepOutcome::finished(end, name, result)
     }
 }
 
 /// Runs one step; the number of bytes counted, or why it failed.
 async fn run(
-    client: &mut SseClient,
+    client: &mut Connection,
     spec: &SseTask,
     url: Option<String>,
     expect: Option<&str>,
@@ -144,25 +136,25 @@ async fn run(
                 .or_else(|| client.url.clone())
                 .or_else(|| spec.host.clone())
                 .ok_or("no URL to open: give `request_url`")?;
-            client.stream = None;
+            client.connection = None;
             // Later steps without a URL retry this one, even when it fails.
             client.url = Some(url.clone());
             // Boxed: the handshake's future is large and rare.
-            client.stream = Some(Box::pin(open(&client.shared, spec, &url)).await?);
+            client.connection = Some(Box::pin(open(&client.shared, spec, &url)).await?);
             Ok(0)
         }
         SseMethod::Close => {
-            client.stream = None;
+            client.connection = None;
             Ok(0)
         }
         SseMethod::Wait => {
             let stream = client
-                .stream
+                .connection
                 .as_mut()
                 .ok_or("the SSE stream is not open: add an `open` step before `wait`")?;
             let result = wait(stream, expect).await;
             if result.is_err() {
-                client.stream = None;
+                client.connection = None;
             }
             result
         }
