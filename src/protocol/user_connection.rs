@@ -1,29 +1,29 @@
 //! The client of the user types that keep one long-lived connection per user,
 //! opened to a URL by one step and used by later ones (`websocket_user`,
-//! `graphql_ws_user`, `sse_user`): what the run shares, the open connection, and
-//! the URL it went to, which the request log shows.
+//! `graphql_ws_user`, `sse_user`): the run's TLS connectors, the open connection,
+//! and the URL it went to, which the request log shows.
 
 use std::sync::Arc;
 
 use crate::protocol::StepContext;
+use crate::protocol::http::TlsConnectors;
 use crate::redact::redact_url_credentials;
 
-/// One user's long-lived connection (`C`: a WebSocket, an event stream), with what
-/// the users of the run share (`S`: the TLS configuration).
-pub(crate) struct UserConnection<S, C> {
-    /// What the users of the run share.
-    pub(crate) shared: Arc<S>,
+/// One user's long-lived connection (`C`: a WebSocket, an event stream).
+pub(crate) struct UserConnection<C> {
+    /// The TLS connectors the users of the run share (for `wss://`, `https://`).
+    pub(crate) tls: Arc<TlsConnectors>,
     /// The open connection (boxed: most of a user's life is spent waiting).
     pub(crate) connection: Option<Box<C>>,
     /// The URL of the open connection, or of the last one tried.
     pub(crate) url: Option<String>,
 }
 
-impl<S, C> UserConnection<S, C> {
+impl<C> UserConnection<C> {
     /// A user's client before its first connection.
-    pub(crate) fn new(shared: &Arc<S>) -> Self {
+    pub(crate) fn new(tls: &Arc<TlsConnectors>) -> Self {
         Self {
-            shared: shared.clone(),
+            tls: tls.clone(),
             connection: None,
             url: None,
         }

@@ -37,22 +37,17 @@ use crate::task::{Task, TaskError};
 #[derive(Debug, Clone)]
 pub struct GraphqlWs;
 
-/// What the users of one run share: the TLS configuration for `wss://`.
-#[derive(Debug, Default)]
-pub struct GraphqlWsShared {
-    tls: TlsConnectors,
-}
-
 /// One user's GraphQL-over-WebSocket client: its open, acknowledged connection and
 /// the URL of the last one.
 pub struct GraphqlWsClient(Connection);
 
 /// A user's connection, and the URL of the last one (for the request log).
-type Connection = UserConnection<GraphqlWsShared, Stream>;
+type Connection = UserConnection<Stream>;
 
 impl Protocol for GraphqlWs {
     type Spec = GraphqlWsTask;
-    type Shared = GraphqlWsShared;
+    /// The TLS configuration for `wss://`.
+    type Shared = TlsConnectors;
     type Client = GraphqlWsClient;
 
     const FIELDS: &'static [&'static str] = task::FIELDS;
@@ -70,8 +65,8 @@ impl Protocol for GraphqlWs {
         spec.csv_sources(into);
     }
 
-    fn client(shared: &Arc<GraphqlWsShared>) -> GraphqlWsClient {
-        GraphqlWsClient(UserConnection::new(shared))
+    fn client(tls: &Arc<TlsConnectors>) -> GraphqlWsClient {
+        GraphqlWsClient(UserConnection::new(tls))
     }
 
     async fn step(
@@ -167,7 +162,7 @@ async fn connect(
         &url,
         &spec.headers,
         Some(&spec.protocol),
-        &client.shared.tls,
+        &client.tls,
         spec.verify,
     )
     .await?;

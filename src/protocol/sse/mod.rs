@@ -42,13 +42,6 @@ use crate::task::{Task, TaskError};
 #[derive(Debug, Clone)]
 pub struct Sse;
 
-/// What the users of one run share: the TLS configuration for `https://` (HTTP's
-/// connectors, offering HTTP/1.1 only).
-#[derive(Debug, Default)]
-pub struct SseShared {
-    tls: TlsConnectors,
-}
-
 /// An open event stream: the response body, the connection that feeds it, and the
 /// bytes read from it that are not yet events.
 struct Stream {
@@ -63,11 +56,12 @@ struct Stream {
 pub struct SseClient(Connection);
 
 /// A user's stream, and the URL of the open stream or of the last one.
-type Connection = UserConnection<SseShared, Stream>;
+type Connection = UserConnection<Stream>;
 
 impl Protocol for Sse {
     type Spec = SseTask;
-    type Shared = SseShared;
+    /// The TLS configuration for `https://` (offering HTTP/1.1 only).
+    type Shared = TlsConnectors;
     type Client = SseClient;
 
     const FIELDS: &'static [&'static str] = task::FIELDS;
@@ -85,8 +79,8 @@ impl Protocol for Sse {
         spec.csv_sources(into);
     }
 
-    fn client(shared: &Arc<SseShared>) -> SseClient {
-        SseClient(UserConnection::new(shared))
+    fn client(tls: &Arc<TlsConnectors>) -> SseClient {
+        SseClient(UserConnection::new(tls))
     }
 
     async fn step(
@@ -140,7 +134,7 @@ async fn run(
             // Later steps without a URL retry this one, even when it fails.
             client.url = Some(url.clone());
             // Boxed: the handshake's future is large and rare.
-            client.connection = Some(Box::pin(open(&client.shared, spec, &url)).await?);
+            client.connection = Some(Box::pin(open(&client.tls, spec, &url)).await?);
             Ok(0)
         }
         SseMethod::Close => {
@@ -162,11 +156,11 @@ async fn run(
 }
 
 /// Opens the event stream at `url`: the request, and its response's head.
-async fn open(shared: &SseShared, spec: &SseTask, url: &str) -> Result<Box<Stream>, Failure> {
+async fn open(tls: &TlsConnectors, spec: &SseTask, url: &str) -> Result<Box<Stream>, Failure> {
     let shown = redact_url_credentials(url);
     let parsed = Url::parse(url).map_err(|e| format!("`{shown}` is not a URL: {e}"))?;
     let target = Target::from_url(&parsed).map_err(|e| format!("`{shown}`: {e}"))?;
-    let socket = open_socket(&target.origin, || shared.tls.get_http1(spec.verify))
+    let socket = open_socket(&target.origin, || tls.get_http1(spec.verify))
         .await
         .map_err(Failure::from)?;
     let (mut sender, driver) = match socket {

@@ -31,22 +31,17 @@ use crate::task::{Task, TaskError};
 #[derive(Debug, Clone)]
 pub struct WebSocket;
 
-/// What the users of one run share: the TLS configuration for `wss://` (HTTP's
-/// connectors, offering HTTP/1.1 only, as WebSocket's handshake needs).
-#[derive(Debug, Default)]
-pub struct WsShared {
-    tls: TlsConnectors,
-}
-
 /// One user's WebSocket client: its open connection and the URL of the last one.
 pub struct WsClient(Connection);
 
 /// A user's connection, and the URL of the open connection or of the last one.
-type Connection = UserConnection<WsShared, Stream>;
+type Connection = UserConnection<Stream>;
 
 impl Protocol for WebSocket {
     type Spec = WsTask;
-    type Shared = WsShared;
+    /// The TLS configuration for `wss://` (offering HTTP/1.1 only, as WebSocket's
+    /// handshake needs).
+    type Shared = TlsConnectors;
     type Client = WsClient;
 
     const FIELDS: &'static [&'static str] = task::FIELDS;
@@ -64,8 +59,8 @@ impl Protocol for WebSocket {
         spec.csv_sources(into);
     }
 
-    fn client(shared: &Arc<WsShared>) -> WsClient {
-        WsClient(UserConnection::new(shared))
+    fn client(tls: &Arc<TlsConnectors>) -> WsClient {
+        WsClient(UserConnection::new(tls))
     }
 
     async fn step(
@@ -214,7 +209,7 @@ async fn connect(client: &mut Connection, spec: &WsTask, url: String) -> Result<
     let tls = spec
         .client_cert
         .as_ref()
-        .map_or(&client.shared.tls, |c| &c.connectors);
+        .map_or(&*client.tls, |c| &c.connectors);
     // Later steps without a URL retry this one, even when it fails: they must not
     // fall back to an older connection's URL and read its stale frames.
     client.url = Some(url.clone());
