@@ -2,11 +2,13 @@
 //! `LD_register_csv_source(s)`, `LD_register_db_source(s)` and `LD_clear_resolver`.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::args::{CheckArgs, NoArgs, typed};
@@ -35,10 +37,13 @@ pub(super) fn register_resolver_commands(executor: &mut Executor) {
             Ok(json!({"registered": a.variables.keys().collect::<Vec<_>>()}))
         }),
     );
-    executor.add_command("LD_register_csv_source", RegisterCsv { many: false });
-    executor.add_command("LD_register_csv_sources", RegisterCsv { many: true });
-    executor.add_command("LD_register_db_source", RegisterDb { many: false });
-    executor.add_command("LD_register_db_sources", RegisterDb { many: true });
+    executor.add_command("LD_register_csv_source", RegisterSource::<CsvSource>::one());
+    executor.add_command(
+        "LD_register_csv_sources",
+        RegisterSource::<CsvSource>::many(),
+    );
+    executor.add_command("LD_register_db_source", RegisterSource::<DbSource>::one());
+    executor.add_command("LD_register_db_sources", RegisterSource::<DbSource>::many());
     executor.add_command(
         "LD_clear_resolver",
         typed(&[], |executor: &mut Executor, _: NoArgs| {
@@ -64,6 +69,96 @@ struct Variables {
     variables: BTreeMap<String, Value>,
 }
 impl CheckArgs for Variables {}
+
+/// A placeholder source a script registers by name (a CSV file, a database query):
+/// what `LD_register_*_source(s)` need of it.
+trait NamedSource: DeserializeOwned + 'static {
+    /// The fields of one source, positional arguments naming them in this order.
+    const FIELDS: &'static [&'static str];
+
+    /// The name its placeholders use (`${csv.NAME.COLUMN}`).
+    fn name(&self) -> &str;
+
+    /// Reads its rows; `prefix` locates the source in errors (`sources[1].`).
+    fn rows(&self, prefix: &str) -> Result<Arc<CsvData>, ActionError>;
+}
+
+/// `LD_register_*_sources {"sources": [...]}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound = "S: NamedSource")]
+struct Sources<S> {
+    sources: Vec<S>,
+}
+
+/// `LD_register_*_source` (one source) and `LD_register_*_sources` (many): each
+/// source is read now, and validating reads it too, into the validation's scratch
+/// resolver, so that the later actions of the same script are validated against the
+/// sources' columns (and a missing file, a bad URL or a failing query is an error
+/// before the script starts).
+struct RegisterSource<S> {
+    many: bool,
+    _source: PhantomData<fn() -> S>,
+}
+
+impl<S: NamedSource> RegisterSource<S> {
+    /// The command that registers one source.
+    fn one() -> Self {
+        Self {
+            many: false,
+            _source: PhantomData,
+        }
+    }
+
+    /// The command that registers a list of sources.
+    fn many() -> Self {
+        Self {
+            many: true,
+            _source: PhantomData,
+        }
+    }
+
+    fn register(&self, resolver: &ParameterResolver, args: &Args) -> Result<Value, ActionError> {
+        if !self.many {
+            let source = args.parse::<S>(S::FIELDS)?;
+            let rows = register_source(resolver, &source, "")?;
+            return Ok(json!({"name": source.name(), "rows": rows}));
+        }
+        let sources = args.parse::<Sources<S>>(&["sources"])?.sources;
+        let mut rows = serde_json::Map::new();
+        for (i, source) in sources.iter().enumerate() {
+            let registered = register_source(resolver, source, &format!("sources[{i}]."))?;
+            rows.insert(source.name().to_string(), registered.into());
+        }
+        Ok(json!({"rows": rows}))
+    }
+}
+
+/// Reads `source` and registers it in `resolver`: its number of rows.
+fn register_source<S: NamedSource>(
+    resolver: &ParameterResolver,
+    source: &S,
+    prefix: &str,
+) -> Result<usize, ActionError> {
+    Ok(resolver.register_source(source.name(), source.rows(prefix)?))
+}
+
+impl<S: NamedSource> Command for RegisterSource<S> {
+    fn validate(&self, args: &Args, scratch: &ParameterResolver) -> Result<(), ActionError> {
+        self.register(scratch, args).map(|_| ())
+    }
+
+    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
+        self.register(executor.context().resolver(), &args)
+    }
+
+    fn arguments(&self) -> super::ArgumentSpec {
+        if self.many {
+            super::ArgumentSpec::of::<Sources<S>>(&["sources"])
+        } else {
+            super::ArgumentSpec::of::<S>(S::FIELDS)
+        }
+    }
+}
 
 /// One CSV source: `{"name", "file_path", "cycle": true, "shared": false}`. With
 /// `--segment I/N`, instance I reads rows I, I+N, ... unless `shared` is true.
@@ -93,59 +188,17 @@ impl CsvSource {
                 CsvError::NoHeader(_) => ActionError::argument(field, e.to_string()),
             })
     }
-
-    fn register(&self, resolver: &ParameterResolver, prefix: &str) -> Result<Value, ActionError> {
-        let rows = resolver.register_csv_data(&self.name, self.read(prefix)?);
-        Ok(json!({"name": self.name, "rows": rows}))
-    }
 }
 
-/// `LD_register_csv_sources {"sources": [...]}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CsvSources {
-    sources: Vec<CsvSource>,
-}
+impl NamedSource for CsvSource {
+    const FIELDS: &'static [&'static str] = &["name", "file_path", "cycle", "shared"];
 
-/// `LD_register_csv_source` (one) and `LD_register_csv_sources` (many). Validating
-/// registers into the validation's scratch resolver, so that the later actions of the
-/// same script are validated against the sources' columns.
-struct RegisterCsv {
-    many: bool,
-}
-
-impl RegisterCsv {
-    fn register(&self, resolver: &ParameterResolver, args: &Args) -> Result<Value, ActionError> {
-        if !self.many {
-            return args
-                .parse::<CsvSource>(&["name", "file_path", "cycle", "shared"])?
-                .register(resolver, "");
-        }
-        let sources = args.parse::<CsvSources>(&["sources"])?.sources;
-        let mut rows = serde_json::Map::new();
-        for (i, source) in sources.iter().enumerate() {
-            let registered = source.register(resolver, &format!("sources[{i}]."))?;
-            rows.insert(source.name.clone(), registered["rows"].clone());
-        }
-        Ok(json!({"rows": rows}))
-    }
-}
-
-impl Command for RegisterCsv {
-    fn validate(&self, args: &Args, scratch: &ParameterResolver) -> Result<(), ActionError> {
-        self.register(scratch, args).map(|_| ())
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
-        self.register(executor.context().resolver(), &args)
-    }
-
-    fn arguments(&self) -> super::ArgumentSpec {
-        if self.many {
-            super::ArgumentSpec::of::<CsvSources>(&["sources"])
-        } else {
-            super::ArgumentSpec::of::<CsvSource>(&["name", "file_path", "cycle", "shared"])
-        }
+    fn rows(&self, prefix: &str) -> Result<Arc<CsvData>, ActionError> {
+        self.read(prefix).map(Arc::new)
     }
 }
 
@@ -165,9 +218,6 @@ pub(super) struct DbSource {
     #[serde(default)]
     shared: bool,
 }
-
-/// The fields of one database source, in the order LoadDensity takes them.
-const DB_SOURCE_FIELDS: &[&str] = &["name", "connection_string", "query", "cycle", "shared"];
 
 impl DbSource {
     /// Runs the query once and keeps its rows; `prefix` locates the source in errors
@@ -210,59 +260,18 @@ impl DbSource {
                 .with_shared(self.shared),
         ))
     }
-
-    fn register(&self, resolver: &ParameterResolver, prefix: &str) -> Result<Value, ActionError> {
-        let rows = resolver.register_source(&self.name, self.read(prefix)?);
-        Ok(json!({"name": self.name, "rows": rows}))
-    }
 }
 
-/// `LD_register_db_sources {"sources": [...]}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DbSources {
-    sources: Vec<DbSource>,
-}
+impl NamedSource for DbSource {
+    /// In the order LoadDensity takes them.
+    const FIELDS: &'static [&'static str] =
+        &["name", "connection_string", "query", "cycle", "shared"];
 
-/// `LD_register_db_source` (one) and `LD_register_db_sources` (many): each query
-/// runs once, now; validating runs it too (into the scratch resolver), so that a
-/// bad URL, a failing query or a placeholder naming a column the query lacks is an
-/// error before the script starts.
-struct RegisterDb {
-    many: bool,
-}
-
-impl RegisterDb {
-    fn register(&self, resolver: &ParameterResolver, args: &Args) -> Result<Value, ActionError> {
-        if !self.many {
-            return args
-                .parse::<DbSource>(DB_SOURCE_FIELDS)?
-                .register(resolver, "");
-        }
-        let sources = args.parse::<DbSources>(&["sources"])?.sources;
-        let mut rows = serde_json::Map::new();
-        for (i, source) in sources.iter().enumerate() {
-            let registered = source.register(resolver, &format!("sources[{i}]."))?;
-            rows.insert(source.name.clone(), registered["rows"].clone());
-        }
-        Ok(json!({"rows": rows}))
-    }
-}
-
-impl Command for RegisterDb {
-    fn validate(&self, args: &Args, scratch: &ParameterResolver) -> Result<(), ActionError> {
-        self.register(scratch, args).map(|_| ())
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    fn run(&self, executor: &mut Executor, args: Args) -> Result<Value, ActionError> {
-        self.register(executor.context().resolver(), &args)
-    }
-
-    fn arguments(&self) -> super::ArgumentSpec {
-        if self.many {
-            super::ArgumentSpec::of::<DbSources>(&["sources"])
-        } else {
-            super::ArgumentSpec::of::<DbSource>(DB_SOURCE_FIELDS)
-        }
+    fn rows(&self, prefix: &str) -> Result<Arc<CsvData>, ActionError> {
+        self.read(prefix)
     }
 }

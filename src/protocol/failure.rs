@@ -8,7 +8,7 @@
 //! event's failure text, its connect-failure count and its [`ErrorClass`].
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::StepOutcome;
 use crate::task::ErrorClass;
@@ -67,6 +67,14 @@ impl Failure {
     /// The step ran out of time.
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(FailureKind::Timeout, message)
+    }
+
+    /// The step ran out of its `timeout`: `timed out after 1s 500ms`.
+    pub fn timed_out(timeout: Duration) -> Self {
+        Self::timeout(format!(
+            "timed out after {}",
+            humantime::format_duration(timeout)
+        ))
     }
 
     /// An open connection failed.

@@ -226,6 +226,22 @@ pub(crate) fn step_method(
     Ok(method)
 }
 
+/// The server of a step that names none: LD_start_test's `host` when given (checked
+/// by `check`, its error naming `host`), else `default`.
+pub(crate) fn host_or_default<'a>(
+    host_text: Option<&'a str>,
+    default: &'a str,
+    check: impl FnOnce(&str) -> Result<(), String>,
+) -> Result<&'a str, TaskError> {
+    match host_text {
+        Some(host) => {
+            check(host).map_err(|e| err("host", e))?;
+            Ok(host)
+        }
+        None => Ok(default),
+    }
+}
+
 /// Where a step connects by default: LD_start_test's `host` (`host`, `host:port`
 /// or `scheme://host:port`), else `127.0.0.1`; the port is `default_port` unless the
 /// host names one.

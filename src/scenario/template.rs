@@ -252,6 +252,17 @@ impl Template {
             }
         }
     }
+
+    /// The CSV sources the present ones of `templates` read (a task's optional
+    /// fields: `None` reads none).
+    pub(crate) fn csv_sources_of<'t>(
+        templates: impl IntoIterator<Item = Option<&'t Template>>,
+        into: &mut Vec<usize>,
+    ) {
+        for template in templates.into_iter().flatten() {
+            template.csv_sources(into);
+        }
+    }
 }
 
 /// Parses the inside of one `${...}`. `None`: not a placeholder kind we know; it

@@ -8,7 +8,10 @@
 use crate::common;
 
 use common::python_server::PythonServer;
-use common::summary::{assert_action_errors, bytes, count, errors_of, failures, run_script};
+use common::summary::{
+    assert_action_errors, assert_all_failed, assert_no_failures, bytes, count, errors_of, failures,
+    run_script, start_user_test,
+};
 use common::{Workdir, closed_port};
 use serde_json::{Value, json};
 
@@ -22,16 +25,7 @@ fn server() -> Option<PythonServer> {
 }
 
 fn start_test(users: u32, seconds: f64, tasks: Value) -> Value {
-    json!(["LD_start_test", {
-        "user_detail_dict": {"user": "graphql_ws_user"},
-        "user_count": users, "spawn_rate": 100, "test_time": seconds,
-        "wait_time": {"constant": 0.01}, "tasks": tasks
-    }])
-}
-
-/// The server's `/stats` document.
-fn stats(server: &PythonServer) -> Value {
-    server.get_json("/stats")
+    start_user_test("graphql_ws_user", users, seconds, tasks)
 }
 
 #[test]
@@ -51,17 +45,10 @@ fn loaddensity_documented_task_list_matches_the_server_count() {
     let summary = run_script(&work, "gql.json", json!([start_test(2, 1.5, tasks)]));
     let subscribes = count(&summary, "subscribe");
     assert!(subscribes >= 5, "too few requests: {summary}");
-    for name in ["connect", "subscribe", "complete", "close"] {
-        assert_eq!(
-            failures(&summary, name),
-            0,
-            "{name}: {:?}",
-            errors_of(&summary, name)
-        );
-    }
+    assert_no_failures(&summary, &["connect", "subscribe", "complete", "close"]);
     // The server started as many subscriptions as the client reported (one per user
     // may still have been in flight when the test stopped), and sent three messages each.
-    let stats = stats(&server);
+    let stats = server.get_json("/stats");
     let started = stats["subscriptions"].as_u64().expect("subscriptions");
     assert!(
         (subscribes..=subscribes + 2).contains(&started),
@@ -142,9 +129,7 @@ fn refused_connection_is_a_counted_failure() {
             json!([{"method": "connect", "url": url, "name": "refused"}])
         )]),
     );
-    assert!(count(&summary, "refused") >= 1, "{summary}");
-    assert_eq!(failures(&summary, "refused"), count(&summary, "refused"));
-    assert!(errors_of(&summary, "refused")[0].contains("connect to `ws://127.0.0.1:"));
+    assert_all_failed(&summary, "refused", "connect to `ws://127.0.0.1:");
 }
 
 #[test]

@@ -247,60 +247,73 @@ struct Setup {
     master: Proc,
 }
 
-fn setup(extra: Value, args: &[&str]) -> Option<Setup> {
-    let locust = common::require_program(&["locust"], HINT)?;
-    let (server, port) = nginx();
-    let work = Workdir::new();
-    locustfile(&work, port);
-    script(&work, port, extra);
-    let master_port = closed_port();
-    let master = master(&work, &locust, master_port, args);
-    Some(Setup {
-        locust,
-        _nginx: server,
-        work,
-        master_port,
-        master,
-    })
+impl Setup {
+    /// `None` (outside CI only) when Locust is not installed.
+    fn start(extra: Value, args: &[&str]) -> Option<Self> {
+        let locust = common::require_program(&["locust"], HINT)?;
+        let (server, port) = nginx();
+        let work = Workdir::new();
+        locustfile(&work, port);
+        script(&work, port, extra);
+        let master_port = closed_port();
+        let master = master(&work, &locust, master_port, args);
+        Some(Self {
+            locust,
+            _nginx: server,
+            work,
+            master_port,
+            master,
+        })
+    }
+
+    /// A worker of ours named `name` (its log `name.log`, its summary `name.json`)
+    /// joining the master, with `args`.
+    fn worker(&self, name: &str, args: &[&str]) -> Proc {
+        worker(&self.work, self.master_port, name, args)
+    }
+
+    /// The text of the log `name` in the test's folder.
+    fn log(&self, name: &str) -> String {
+        log(&self.work, name)
+    }
+
+    /// Waits (20 s at most) until the master says all its users are spawned.
+    fn wait_until_all_users_spawned(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log("master.log").contains("All users spawned") {
+            assert!(Instant::now() < deadline, "{}", self.log("master.log"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 #[test]
 fn two_workers_add_up_to_the_masters_csv_exactly() {
-    let Some(Setup {
-        locust: _,
-        _nginx,
-        work,
-        master_port,
-        mut master,
-    }) = setup(
+    let Some(mut setup) = Setup::start(
         json!({}),
         &["--expect-workers", "2", "-u", "20", "-r", "10", "-t", "10s"],
-    )
-    else {
+    ) else {
         return;
     };
-    let mut workers = [
-        worker(&work, master_port, "w1", &[]),
-        worker(&work, master_port, "w2", &[]),
-    ];
-    let status = master.wait(Duration::from_secs(40));
+    let mut workers = [setup.worker("w1", &[]), setup.worker("w2", &[])];
+    let status = setup.master.wait(Duration::from_secs(40));
     assert!(
         status.is_some_and(|s| s.success()),
         "master: {status:?}\n{}",
-        log(&work, "master.log")
+        setup.log("master.log")
     );
     let mut summaries = Vec::new();
     for (worker, name) in workers.iter_mut().zip(["w1", "w2"]) {
         let status = worker.wait(Duration::from_secs(10));
-        let text = log(&work, &format!("{name}.log"));
+        let text = setup.log(&format!("{name}.log"));
         assert!(
             status.is_some_and(|s| s.success()),
             "{name}: {status:?}\n{text}"
         );
         assert!(text.contains("the Locust master said quit"), "{text}");
-        summaries.push(work.read_json(&format!("{name}.json")));
+        summaries.push(setup.work.read_json(&format!("{name}.json")));
     }
-    let csv = master_counts(&work);
+    let csv = master_counts(&setup.work);
     let mut total = (0, 0);
     for name in ["/", "/missing"] {
         let ours: (u64, u64) = summaries
@@ -317,7 +330,12 @@ fn two_workers_add_up_to_the_masters_csv_exactly() {
     assert_eq!(csv.get("Aggregated"), Some(&total), "{csv:?}");
     let ours: u64 = summaries.iter().map(total_requests).sum();
     assert_eq!(ours, total.0);
-    assert_eq!(master_max_users(&work), 20, "{}", log(&work, "master.log"));
+    assert_eq!(
+        master_max_users(&setup.work),
+        20,
+        "{}",
+        setup.log("master.log")
+    );
     // Each worker ran its half.
     for summary in &summaries {
         assert_eq!(summary["run"]["load"][0]["users"], 10, "{summary}");
@@ -326,70 +344,48 @@ fn two_workers_add_up_to_the_masters_csv_exactly() {
 
 #[test]
 fn a_master_that_quits_early_stops_its_worker() {
-    let Some(Setup {
-        locust: _,
-        _nginx,
-        work,
-        master_port,
-        mut master,
-    }) = setup(
+    let Some(mut setup) = Setup::start(
         json!({"test_time": 600}),
         &["--expect-workers", "1", "-u", "4", "-r", "10", "-t", "60s"],
-    )
-    else {
+    ) else {
         return;
     };
-    let mut w = worker(&work, master_port, "w1", &[]);
+    let mut w = setup.worker("w1", &[]);
     // Wait (bounded) until the worker has users, then stop the master.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !log(&work, "master.log").contains("All users spawned") {
-        assert!(Instant::now() < deadline, "{}", log(&work, "master.log"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    setup.wait_until_all_users_spawned();
     std::thread::sleep(Duration::from_secs(1));
-    master.signal("-TERM");
+    setup.master.signal("-TERM");
     let stopped = Instant::now();
     assert!(
-        master.wait(Duration::from_secs(15)).is_some(),
+        setup.master.wait(Duration::from_secs(15)).is_some(),
         "master did not stop"
     );
     let status = w.wait(Duration::from_secs(10));
-    let text = log(&work, "w1.log");
+    let text = setup.log("w1.log");
     assert!(status.is_some_and(|s| s.success()), "{status:?}\n{text}");
     assert!(stopped.elapsed() < Duration::from_secs(12), "{text}");
-    let summary = work.read_json("w1.json");
-    let csv = master_counts(&work);
+    let summary = setup.work.read_json("w1.json");
+    let csv = master_counts(&setup.work);
     assert!(total_requests(&summary) > 0);
     assert_eq!(csv["Aggregated"].0, total_requests(&summary), "{csv:?}");
 }
 
 #[test]
 fn a_dead_master_makes_the_worker_fail_within_the_lost_timeout() {
-    let Some(Setup {
-        locust: _,
-        _nginx,
-        work,
-        master_port,
-        mut master,
-    }) = setup(
+    let Some(mut setup) = Setup::start(
         json!({}),
         &["--expect-workers", "1", "-u", "2", "-r", "10", "-t", "60s"],
-    )
-    else {
+    ) else {
         return;
     };
-    let mut w = worker(&work, master_port, "w1", &["--lost-timeout", "3s"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !log(&work, "master.log").contains("All users spawned") {
-        assert!(Instant::now() < deadline, "{}", log(&work, "master.log"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    master.signal("-KILL");
+    let mut w = setup.worker("w1", &["--lost-timeout", "3s"]);
+    setup.wait_until_all_users_spawned();
+    setup.master.signal("-KILL");
     let killed = Instant::now();
-    assert!(master.wait(Duration::from_secs(5)).is_some());
+    assert!(setup.master.wait(Duration::from_secs(5)).is_some());
     let status = w.wait(Duration::from_secs(10));
     let waited = killed.elapsed();
-    let text = log(&work, "w1.log");
+    let text = setup.log("w1.log");
     let status = status.unwrap_or_else(|| panic!("worker still running:\n{text}"));
     assert!(!status.success(), "{text}");
     assert!(
@@ -399,58 +395,51 @@ fn a_dead_master_makes_the_worker_fail_within_the_lost_timeout() {
     assert!(waited < Duration::from_secs(7), "took {waited:?}:\n{text}");
     assert!(text.contains("lost the Locust master"), "{text}");
     // Its own summary still holds what its users did.
-    assert!(total_requests(&work.read_json("w1.json")) > 0);
+    assert!(total_requests(&setup.work.read_json("w1.json")) > 0);
 }
 
 #[test]
 fn a_python_worker_and_a_loaddensity_worker_share_a_master() {
-    let Some(Setup {
-        locust,
-        _nginx,
-        work,
-        master_port,
-        mut master,
-    }) = setup(
+    let Some(mut setup) = Setup::start(
         json!({}),
         &["--expect-workers", "2", "-u", "10", "-r", "10", "-t", "5s"],
-    )
-    else {
+    ) else {
         return;
     };
     let mut python = {
-        let mut command = Command::new(&locust);
+        let mut command = Command::new(&setup.locust);
         command
             .args(["--worker", "--master-host", "127.0.0.1"])
-            .args(["--master-port", &master_port.to_string(), "-f"])
-            .arg(work.path("locustfile.py"))
-            .current_dir(work.dir.path());
-        Proc::spawn(command, "python worker", &work.path("python.log"))
+            .args(["--master-port", &setup.master_port.to_string(), "-f"])
+            .arg(setup.work.path("locustfile.py"))
+            .current_dir(setup.work.dir.path());
+        Proc::spawn(command, "python worker", &setup.work.path("python.log"))
     };
-    let mut w = worker(&work, master_port, "w1", &[]);
-    let status = master.wait(Duration::from_secs(30));
+    let mut w = setup.worker("w1", &[]);
+    let status = setup.master.wait(Duration::from_secs(30));
     assert!(
         status.is_some_and(|s| s.success()),
         "{status:?}\n{}",
-        log(&work, "master.log")
+        setup.log("master.log")
     );
     let status = w.wait(Duration::from_secs(10));
     assert!(
         status.is_some_and(|s| s.success()),
         "{}",
-        log(&work, "w1.log")
+        setup.log("w1.log")
     );
     assert!(
         python.wait(Duration::from_secs(10)).is_some(),
         "{}",
-        log(&work, "python.log")
+        setup.log("python.log")
     );
-    let summary = work.read_json("w1.json");
+    let summary = setup.work.read_json("w1.json");
     let ours = total_requests(&summary);
-    let csv = master_counts(&work);
+    let csv = master_counts(&setup.work);
     assert!(ours > 50, "{ours}");
     // The master holds both workers' requests: ours and the Python worker's.
     assert!(csv["Aggregated"].0 > ours + 50, "{csv:?} vs ours {ours}");
-    assert_eq!(master_max_users(&work), 10);
+    assert_eq!(master_max_users(&setup.work), 10);
     assert_eq!(summary["run"]["load"][0]["users"], 5, "{summary}");
 }
 

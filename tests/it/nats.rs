@@ -316,3 +316,39 @@ fn bad_fields_are_clear_errors() {
     let text = assert_action_errors(&work, actions, &expected);
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn a_server_url_that_renders_malformed_is_permanent_and_names_its_field() {
+    // A placeholder leaves the URL unchecked until a step renders it; what it renders
+    // to is then no NATS URL. Retrying cannot mend a configuration error: were it
+    // classed transient (a connect failure), `transient` would retry it twice.
+    let work = Workdir::new();
+    let task = json!({
+        "method": "connect", "name": "malformed",
+        "servers": ["nats://127.0.0.1:4222", "http://127.0.0.1:${randint(1, 3)}"],
+        "retry": {"transient": 2, "flaky": 2, "permanent": 0, "base_delay": 0, "jitter": 0},
+    });
+    let summary = run_script(
+        &work,
+        "nats.json",
+        json!([start_test(json!({}), 1, 0.3, json!([task]))]),
+    );
+    let attempts = count(&summary, "malformed");
+    assert!(attempts > 0, "{summary}");
+    assert_eq!(failures(&summary, "malformed"), attempts, "{summary}");
+    assert_eq!(
+        summary["per_name"]["malformed"]["retries"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{summary}"
+    );
+    let errors = errors_of(&summary, "malformed");
+    assert!(
+        !errors.is_empty()
+            && errors.iter().all(|e| e
+                .starts_with("connect: tasks[0].servers[1]: `http://127.0.0.1:")
+                && e.contains("is not a NATS server")),
+        "{errors:?}"
+    );
+}

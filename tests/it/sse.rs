@@ -7,7 +7,10 @@
 use crate::common;
 
 use common::python_server::PythonServer;
-use common::summary::{assert_action_errors, bytes, count, errors_of, failures, run_script};
+use common::summary::{
+    assert_action_errors, assert_all_failed, assert_no_failures, bytes, count, errors_of, failures,
+    run_script, start_user_test,
+};
 use common::{Workdir, closed_port};
 use serde_json::{Value, json};
 
@@ -16,16 +19,7 @@ fn server() -> Option<PythonServer> {
 }
 
 fn start_test(users: u32, seconds: f64, tasks: Value) -> Value {
-    json!(["LD_start_test", {
-        "user_detail_dict": {"user": "sse_user"},
-        "user_count": users, "spawn_rate": 100, "test_time": seconds,
-        "wait_time": {"constant": 0.01}, "tasks": tasks
-    }])
-}
-
-/// The server's `/stats` document.
-fn stats(server: &PythonServer) -> Value {
-    server.get_json("/stats")
+    start_user_test("sse_user", users, seconds, tasks)
 }
 
 #[test]
@@ -42,17 +36,10 @@ fn loaddensity_documented_task_list_matches_the_server_count() {
     let summary = run_script(&work, "sse.json", json!([start_test(2, 1.0, tasks)]));
     let opens = count(&summary, "open");
     assert!(opens >= 10, "too few requests: {summary}");
-    for name in ["open", "wait", "close"] {
-        assert_eq!(
-            failures(&summary, name),
-            0,
-            "{name}: {:?}",
-            errors_of(&summary, name)
-        );
-    }
+    assert_no_failures(&summary, &["open", "wait", "close"]);
     // Every `open` reached the server with `Accept: text/event-stream`; one per user
     // may still have been in flight when the test stopped.
-    let stats = stats(&server);
+    let stats = server.get_json("/stats");
     let opened = stats["opened"].as_u64().expect("opened");
     assert!(
         (opens..=opens + 2).contains(&opened),
@@ -135,10 +122,7 @@ fn refused_not_found_timeout_and_wait_before_open_are_counted_failures() {
             "timed out after 200ms waiting for an event containing `x`",
         ),
     ] {
-        assert!(count(&summary, name) >= 1, "{name}: {summary}");
-        assert_eq!(failures(&summary, name), count(&summary, name), "{name}");
-        let errors = errors_of(&summary, name);
-        assert!(errors[0].contains(needle), "{name}: {errors:?}");
+        assert_all_failed(&summary, name, needle);
     }
     assert_eq!(failures(&summary, "silent open"), 0, "{summary}");
     assert_eq!(failures(&summary, "close"), 0, "{summary}");

@@ -13,36 +13,74 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// tests/browser/, where scripts/test installs playwright-core.
-fn browser_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+/// What the browser tests drive: Chromium, Node.js, and tests/browser/ where
+/// scripts/test installs playwright-core.
+struct Browser {
+    chromium: PathBuf,
+    node: PathBuf,
+    dir: PathBuf,
 }
 
-#[test]
-fn web_ui_in_chromium_shows_the_test_and_drives_it() {
-    let hint =
-        "scripts/test installs chromium, Node.js and playwright-core (npm, in tests/browser)";
-    let (Some(chromium), Some(node)) = (
-        common::require_program(&["chromium", "chromium-browser"], hint),
-        common::require_program(&["node"], hint),
-    ) else {
-        return;
-    };
-    let dir = browser_dir();
-    if !dir.join("node_modules/playwright-core").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "playwright-core is missing: {hint}"
-        );
-        eprintln!("SKIPPED: playwright-core is not installed: {hint}");
-        return;
+impl Browser {
+    /// Chromium, Node.js and tests/browser/ holding each of `needed`; `None` (outside
+    /// CI only) when one is missing: `hint` says how to install them.
+    fn find(hint: &str, needed: &[&str]) -> Option<Self> {
+        let (Some(chromium), Some(node)) = (
+            common::require_program(&["chromium", "chromium-browser"], hint),
+            common::require_program(&["node"], hint),
+        ) else {
+            return None;
+        };
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+        for needed in needed {
+            if !dir.join(needed).exists() {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "{needed} is missing: {hint}"
+                );
+                eprintln!("SKIPPED: {needed} is missing: {hint}");
+                return None;
+            }
+        }
+        Some(Self {
+            chromium,
+            node,
+            dir,
+        })
     }
-    let target = Target::start();
-    let work = common::Workdir::new();
-    let script = work.write(
+
+    /// Runs the page script `script` (in tests/browser/) with `args`: whether it
+    /// succeeded, and what it saw (the last JSON line it printed).
+    fn run(&self, script: &str, args: &[&str]) -> (bool, Value) {
+        let output = Command::new(&self.node)
+            .current_dir(&self.dir)
+            .arg(script)
+            .args(args)
+            .env("CHROMIUM", &self.chromium)
+            .output()
+            .expect("run node");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let seen = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no result from the browser: {stdout}\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+        (output.status.success(), seen)
+    }
+}
+
+/// A script of one test against `target` lasting `seconds`: two users getting `/`
+/// (`home`) and `/fail` (`broken`).
+fn home_and_broken_script(work: &common::Workdir, target: &Target, seconds: u32) -> PathBuf {
+    work.write(
         "t.json",
         &json!({"load_density": [["LD_start_test", {
-            "user_count": 2, "spawn_rate": 50, "test_time": 90,
+            "user_count": 2, "spawn_rate": 50, "test_time": seconds,
             "wait_time": {"constant": 0.02},
             "tasks": [
                 {"method": "get", "url": target.url("/"), "name": "home"},
@@ -50,32 +88,32 @@ fn web_ui_in_chromium_shows_the_test_and_drives_it() {
             ],
         }]]})
         .to_string(),
-    );
+    )
+}
+
+#[test]
+fn web_ui_in_chromium_shows_the_test_and_drives_it() {
+    let hint =
+        "scripts/test installs chromium, Node.js and playwright-core (npm, in tests/browser)";
+    let Some(browser) = Browser::find(hint, &["node_modules/playwright-core"]) else {
+        return;
+    };
+    let target = Target::start();
+    let work = common::Workdir::new();
+    let script = home_and_broken_script(&work, &target, 90);
     let run = WebRun::start(&script, &[]);
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-ui");
     std::fs::create_dir_all(&shots).expect("screenshot folder");
     let screenshot = shots.join("web-ui.png");
     let _ = std::fs::remove_file(&screenshot);
-    let output = Command::new(node)
-        .current_dir(&dir)
-        .arg("web_ui.mjs")
-        .arg(format!("http://{}/", run.addr))
-        .arg(&screenshot)
-        .env("CHROMIUM", chromium)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let seen: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no result from the browser: {stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    assert!(output.status.success() && seen["ok"] == true, "{seen:#}");
+    let (succeeded, seen) = browser.run(
+        "web_ui.mjs",
+        &[
+            &format!("http://{}/", run.addr),
+            screenshot.to_str().expect("utf8"),
+        ],
+    );
+    assert!(succeeded && seen["ok"] == true, "{seen:#}");
     assert!(seen["requests_later"].as_u64() > seen["requests_first"].as_u64());
     assert_eq!(seen["users"], 5);
     assert_eq!(seen["restarted_users"], 3, "{seen:#}");
@@ -99,40 +137,16 @@ fn web_ui_in_chromium_shows_the_test_and_drives_it() {
 #[test]
 fn locusts_own_web_ui_reads_our_stats() {
     let hint = "scripts/test installs chromium, Node.js, playwright-core and Locust's web UI (tests/browser)";
-    let (Some(chromium), Some(node)) = (
-        common::require_program(&["chromium", "chromium-browser"], hint),
-        common::require_program(&["node"], hint),
-    ) else {
-        return;
-    };
-    let dir = browser_dir();
-    for needed in [
+    let needed = [
         "node_modules/playwright-core",
         "locust-webui/locust/webui/dist/index.html",
-    ] {
-        if !dir.join(needed).exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{needed} is missing: {hint}"
-            );
-            eprintln!("SKIPPED: {needed} is missing: {hint}");
-            return;
-        }
-    }
+    ];
+    let Some(browser) = Browser::find(hint, &needed) else {
+        return;
+    };
     let target = Target::start();
     let work = common::Workdir::new();
-    let script = work.write(
-        "t.json",
-        &json!({"load_density": [["LD_start_test", {
-            "user_count": 2, "spawn_rate": 50, "test_time": 2,
-            "wait_time": {"constant": 0.02},
-            "tasks": [
-                {"method": "get", "url": target.url("/"), "name": "home"},
-                {"method": "get", "url": target.url("/fail"), "name": "broken"},
-            ],
-        }]]})
-        .to_string(),
-    );
+    let script = home_and_broken_script(&work, &target, 2);
     let summary_path = work.path("summary.json");
     let run = WebRun::start(
         &script,
@@ -140,25 +154,8 @@ fn locusts_own_web_ui_reads_our_stats() {
     );
     run.wait_line("the script has ended", Duration::from_secs(20));
     let summary = common::read_json(&summary_path);
-    let output = Command::new(node)
-        .current_dir(&dir)
-        .arg("locust_ui.mjs")
-        .arg(format!("http://{}", run.addr))
-        .env("CHROMIUM", chromium)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let seen: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no result from the browser: {stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    assert!(output.status.success() && seen["ok"] == true, "{seen:#}");
+    let (succeeded, seen) = browser.run("locust_ui.mjs", &[&format!("http://{}", run.addr)]);
+    assert!(succeeded && seen["ok"] == true, "{seen:#}");
     assert_eq!(seen["console_errors"], json!([]), "{seen:#}");
     let headers: Vec<&str> = seen["headers"]
         .as_array()

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
-use crate::protocol::fields::{report_name, small_uint, step_method, text_template};
+use crate::protocol::fields::{
+    host_or_default, report_name, small_uint, step_method, text_template,
+};
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::redact::redact_url_credentials;
 use crate::scenario::Template;
@@ -93,9 +95,7 @@ impl AmqpTask {
             self.body.as_ref(),
             self.name.as_ref(),
         ];
-        for template in templates.into_iter().flatten() {
-            template.csv_sources(into);
-        }
+        Template::csv_sources_of(templates, into);
     }
 }
 
@@ -124,13 +124,7 @@ pub(crate) fn parse(
             url
         }
         None => {
-            let default = match ctx.host_text {
-                Some(host) => {
-                    check_url(host).map_err(|e| err("host", e))?;
-                    host
-                }
-                None => DEFAULT_URL,
-            };
+            let default = host_or_default(ctx.host_text, DEFAULT_URL, check_url)?;
             Template::parse(default, csv).map_err(|e| err(format!("{path}.url"), e))?
         }
     };

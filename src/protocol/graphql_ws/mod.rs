@@ -26,35 +26,28 @@ use serde_json::{Map, Value, json};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::protocol::fields::render_optional;
 use crate::protocol::http::TlsConnectors;
+use crate::protocol::user_connection::UserConnection;
 use crate::protocol::websocket::conn::{self, Data, Stream};
 use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
-use crate::redact::redact_url_credentials;
 use crate::task::{Task, TaskError};
 
 /// GraphQL over WebSocket, LoadDensity's `graphql_ws_user`.
 #[derive(Debug, Clone)]
 pub struct GraphqlWs;
 
-/// What the users of one run share: the TLS configuration for `wss://`.
-#[derive(Debug, Default)]
-pub struct GraphqlWsShared {
-    tls: TlsConnectors,
-}
+/// One user's GraphQL-over-WebSocket client: its open, acknowledged connection and
+/// the URL of the last one.
+pub struct GraphqlWsClient(Connection);
 
-/// One user's GraphQL-over-WebSocket client.
-pub struct GraphqlWsClient {
-    shared: Arc<GraphqlWsShared>,
-    /// The open, acknowledged connection (boxed: most of a user's life is spent
-    /// waiting).
-    connection: Option<Box<Stream>>,
-    /// The URL of the last connection, for the request log.
-    url: Option<String>,
-}
+/// A user's connection, and the URL of the last one (for the request log).
+type Connection = UserConnection<Stream>;
 
 impl Protocol for GraphqlWs {
     type Spec = GraphqlWsTask;
-    type Shared = GraphqlWsShared;
+    /// The TLS configuration for `wss://`.
+    type Shared = TlsConnectors;
     type Client = GraphqlWsClient;
 
     const FIELDS: &'static [&'static str] = task::FIELDS;
@@ -72,12 +65,8 @@ impl Protocol for GraphqlWs {
         spec.csv_sources(into);
     }
 
-    fn client(shared: &Arc<GraphqlWsShared>) -> GraphqlWsClient {
-        GraphqlWsClient {
-            shared: shared.clone(),
-            connection: None,
-            url: None,
-        }
+    fn client(tls: &Arc<TlsConnectors>) -> GraphqlWsClient {
+        GraphqlWsClient(UserConnection::new(tls))
     }
 
     async fn step(
@@ -85,13 +74,13 @@ impl Protocol for GraphqlWs {
         task: &Task<GraphqlWsTask>,
         ctx: &mut StepContext<'_>,
     ) -> StepOutcome {
-        let spec = &task.spec;
+        let (client, spec) = (&mut client.0, &task.spec);
         let (url, name, id, query) = {
             let mut render = ctx.render();
-            let url = spec.url.as_ref().map(|u| u.render(&mut render));
-            let name = spec.name.as_ref().map(|n| n.render(&mut render));
+            let url = render_optional(spec.url.as_ref(), &mut render);
+            let name = render_optional(spec.name.as_ref(), &mut render);
             let id = spec.id.render(&mut render);
-            let query = spec.query.as_ref().map(|q| q.render(&mut render));
+            let query = render_optional(spec.query.as_ref(), &mut render);
             (url, name, id, query)
         };
         let timed =
@@ -102,23 +91,17 @@ impl Protocol for GraphqlWs {
             if spec.method == GraphqlWsMethod::Connect {
                 client.connection = None;
             }
-            Err(Failure::timeout(format!(
-                "timed out after {}",
-                humantime::format_duration(spec.timeout)
-            )))
+            Err(Failure::timed_out(spec.timeout))
         });
         let end = Instant::now();
-        if let Some(log) = ctx.log_url() {
-            log.clear();
-            log.push_str(&redact_url_credentials(client.url.as_deref().unwrap_or("")));
-        }
+        client.log_url(ctx);
         StepOutcome::finished(end, name, result)
     }
 }
 
 /// Runs one step; the number of bytes counted, or why it failed.
 async fn run(
-    client: &mut GraphqlWsClient,
+    client: &mut Connection,
     spec: &GraphqlWsTask,
     url: Option<String>,
     id: &str,
@@ -167,7 +150,7 @@ async fn run(
 /// Opens a connection to `url` (closing another one first), sends `connection_init`
 /// and reads the server's acknowledgement: the bytes of the acknowledgement.
 async fn connect(
-    client: &mut GraphqlWsClient,
+    client: &mut Connection,
     spec: &GraphqlWsTask,
     url: String,
 ) -> Result<u64, Failure> {
@@ -179,7 +162,7 @@ async fn connect(
         &url,
         &spec.headers,
         Some(&spec.protocol),
-        &client.shared.tls,
+        &client.tls,
         spec.verify,
     )
     .await?;

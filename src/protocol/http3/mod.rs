@@ -114,10 +114,7 @@ impl Protocol for Http3 {
                     Err(_) => {
                         // The connection is in an unknown state: start afresh.
                         client.connection = None;
-                        Err(Failure::timeout(format!(
-                            "timed out after {}",
-                            humantime::format_duration(spec.timeout)
-                        )))
+                        Err(Failure::timed_out(spec.timeout))
                     }
                 }
             }

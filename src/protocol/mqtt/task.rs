@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
-use crate::protocol::fields::{report_name, small_uint, step_method, text_template};
+use crate::protocol::fields::{
+    host_or_default, report_name, small_uint, step_method, text_template,
+};
 use crate::protocol::{ParseContext, ParsedSpec};
 use crate::scenario::Template;
 use crate::task::{TaskError, err, parse_bool, parse_timeout};
@@ -83,9 +85,7 @@ impl MqttTask {
             self.client_id.as_ref(),
             self.name.as_ref(),
         ];
-        for template in templates.into_iter().flatten() {
-            template.csv_sources(into);
-        }
+        Template::csv_sources_of(templates, into);
     }
 }
 
@@ -112,23 +112,16 @@ pub(crate) fn parse(
         (None, None) => {
             // LD_start_test's `host` is the broker of steps that name none (as in
             // LoadDensity): `host:port`, a bare host (port 1883), or mqtt:// / tcp://.
-            let default = match ctx.host_text {
-                Some(host) => {
-                    let scheme = host.split_once("://").map(|(scheme, _)| scheme);
-                    if scheme.is_some_and(|s| s != "mqtt" && s != "tcp") {
-                        return Err(err(
-                            "host",
-                            format!(
-                                "`{host}` is not an MQTT broker; expected host:port or mqtt://host:port (or give the step a `broker`)"
-                            ),
-                        ));
-                    }
-                    parse_broker(host).map_err(|e| err("host", e))?;
-                    host.to_string()
+            let default = host_or_default(ctx.host_text, DEFAULT_BROKER, |host| {
+                let scheme = host.split_once("://").map(|(scheme, _)| scheme);
+                if scheme.is_some_and(|s| s != "mqtt" && s != "tcp") {
+                    return Err(format!(
+                        "`{host}` is not an MQTT broker; expected host:port or mqtt://host:port (or give the step a `broker`)"
+                    ));
                 }
-                None => DEFAULT_BROKER.to_string(),
-            };
-            Template::parse(&default, csv).map_err(|e| err(format!("{path}.broker"), e))?
+                parse_broker(host).map(|_| ())
+            })?;
+            Template::parse(default, csv).map_err(|e| err(format!("{path}.broker"), e))?
         }
     };
     if let Some(text) = broker.static_text() {

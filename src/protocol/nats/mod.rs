@@ -104,9 +104,15 @@ impl NatsClient {
         }
     }
 
-    /// Connects to the first of `servers` that answers, closing the previous
-    /// connection.
-    async fn connect(&mut self, servers: &[String], timeout: Duration) -> Result<(), Failure> {
+    /// Connects to the first of `servers` (rendered from `fields`) that answers,
+    /// closing the previous connection. A server that is not a NATS URL is a
+    /// permanent failure naming its field: trying again cannot mend it.
+    async fn connect(
+        &mut self,
+        servers: &[String],
+        fields: &[task::Server],
+        timeout: Duration,
+    ) -> Result<(), Failure> {
         if self.open.is_some() {
             let _ = self.close(timeout).await;
         }
@@ -114,7 +120,7 @@ impl NatsClient {
         // reads them, the first server's that has any) and give them as options.
         let mut credentials = None;
         let mut addrs = Vec::with_capacity(servers.len());
-        for text in servers {
+        for (text, server) in servers.iter().zip(fields) {
             let bare = match split_url_credentials(text) {
                 Some((found, bare)) => {
                     credentials.get_or_insert(found);
@@ -122,9 +128,9 @@ impl NatsClient {
                 }
                 None => text.clone(),
             };
-            addrs.push(
-                task::check_server(&bare).map_err(|e| Failure::connect(format!("connect: {e}")))?,
-            );
+            let addr = task::check_server(&bare)
+                .map_err(|e| Failure::from(format!("connect: {}: {e}", server.field)))?;
+            addrs.push(addr);
         }
         let label = addrs.iter().map(task::label).collect::<Vec<_>>().join(",");
         let (tx, errors) = mpsc::channel(ERROR_QUEUE);
@@ -179,7 +185,11 @@ fn render(task: &NatsTask, ctx: &mut StepContext<'_>) -> Rendered {
     let mut render = ctx.render();
     Rendered {
         servers: match task.method {
-            NatsMethod::Connect => task.servers.iter().map(|s| s.render(&mut render)).collect(),
+            NatsMethod::Connect => task
+                .servers
+                .iter()
+                .map(|s| s.url.render(&mut render))
+                .collect(),
             _ => Vec::new(),
         },
         subject: render_optional(task.subject.as_ref(), &mut render).unwrap_or_default(),
@@ -272,7 +282,7 @@ async fn run(client: &mut NatsClient, task: &NatsTask, fields: &Rendered) -> Res
     let subject = fields.subject.as_str();
     match task.method {
         NatsMethod::Connect => client
-            .connect(&fields.servers, task.io_timeout())
+            .connect(&fields.servers, &task.servers, task.io_timeout())
             .await
             .map(|()| 0),
         NatsMethod::Close => Ok(client.close(task.io_timeout()).await.map(|()| 0)?),

@@ -62,12 +62,21 @@ pub enum NatsMethod {
     Close,
 }
 
+/// A server a `connect` step tries, and the field that names it.
+#[derive(Debug, Clone)]
+pub(super) struct Server {
+    /// Its URL (`nats://host:port`), checked when parsed unless it holds placeholders.
+    pub(super) url: Template,
+    /// Where it was given (`tasks[0].servers[1]`, `host`), for errors.
+    pub(super) field: String,
+}
+
 /// One NATS step of a scenario.
 #[derive(Debug, Clone)]
 pub struct NatsTask {
     pub(super) method: NatsMethod,
     /// The servers to try, in order (`nats://` or `tls://`), for `connect`.
-    pub(super) servers: Vec<Template>,
+    pub(super) servers: Vec<Server>,
     pub(super) subject: Option<Template>,
     pub(super) payload: Option<Template>,
     pub(super) max_messages: u64,
@@ -85,9 +94,12 @@ impl NatsTask {
             self.payload.as_ref(),
             self.name.as_ref(),
         ];
-        for template in templates.into_iter().flatten().chain(&self.servers) {
-            template.csv_sources(into);
-        }
+        Template::csv_sources_of(
+            templates
+                .into_iter()
+                .chain(self.servers.iter().map(|s| Some(&s.url))),
+            into,
+        );
     }
 
     /// How long `subscribe` waits for each message and `request` for its reply.
@@ -118,12 +130,15 @@ pub(crate) fn parse(
         _ => NatsMethod::Close,
     };
     let csv = ctx.csv;
-    let server = |text: &str, field: &str| -> Result<Template, TaskError> {
-        let template = Template::parse(text, csv).map_err(|e| err(field, e))?;
-        if let Some(text) = template.static_text() {
+    let server = |text: &str, field: &str| -> Result<Server, TaskError> {
+        let url = Template::parse(text, csv).map_err(|e| err(field, e))?;
+        if let Some(text) = url.static_text() {
             check_server(&text).map_err(|e| err(field, e))?;
         }
-        Ok(template)
+        Ok(Server {
+            url,
+            field: field.to_string(),
+        })
     };
     let servers = match object.get("servers") {
         None | Some(Value::Null) => Vec::new(),

@@ -111,10 +111,7 @@ impl Protocol for Socket {
             Ok(result) => result,
             Err(_) => {
                 client.kept = None;
-                Err(Failure::timeout(format!(
-                    "timed out after {}",
-                    humantime::format_duration(spec.timeout)
-                )))
+                Err(Failure::timed_out(spec.timeout))
             }
         };
         let end = Instant::now();

@@ -29,9 +29,11 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use self::events::EventReader;
+use crate::protocol::fields::render_optional;
 use crate::protocol::http::{
     Driver, Socket, Target, TlsConnectors, drive, open_socket, user_agent,
 };
+use crate::protocol::user_connection::UserConnection;
 use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::redact_url_credentials;
 use crate::task::{Task, TaskError};
@@ -39,13 +41,6 @@ use crate::task::{Task, TaskError};
 /// Server-Sent Events, LoadDensity's `sse_user`.
 #[derive(Debug, Clone)]
 pub struct Sse;
-
-/// What the users of one run share: the TLS configuration for `https://` (HTTP's
-/// connectors, offering HTTP/1.1 only).
-#[derive(Debug, Default)]
-pub struct SseShared {
-    tls: TlsConnectors,
-}
 
 /// An open event stream: the response body, the connection that feeds it, and the
 /// bytes read from it that are not yet events.
@@ -57,18 +52,16 @@ struct Stream {
     _sender: http1::SendRequest<Empty<Bytes>>,
 }
 
-/// One user's SSE client.
-pub struct SseClient {
-    shared: Arc<SseShared>,
-    /// The open stream (boxed: most of a user's life is spent waiting).
-    stream: Option<Box<Stream>>,
-    /// The URL of the open stream, or of the last one.
-    url: Option<String>,
-}
+/// One user's SSE client: its open stream and the URL of the last one.
+pub struct SseClient(Connection);
+
+/// A user's stream, and the URL of the open stream or of the last one.
+type Connection = UserConnection<Stream>;
 
 impl Protocol for Sse {
     type Spec = SseTask;
-    type Shared = SseShared;
+    /// The TLS configuration for `https://` (offering HTTP/1.1 only).
+    type Shared = TlsConnectors;
     type Client = SseClient;
 
     const FIELDS: &'static [&'static str] = task::FIELDS;
@@ -86,12 +79,8 @@ impl Protocol for Sse {
         spec.csv_sources(into);
     }
 
-    fn client(shared: &Arc<SseShared>) -> SseClient {
-        SseClient {
-            shared: shared.clone(),
-            stream: None,
-            url: None,
-        }
+    fn client(tls: &Arc<TlsConnectors>) -> SseClient {
+        SseClient(UserConnection::new(tls))
     }
 
     async fn step(
@@ -99,19 +88,19 @@ impl Protocol for Sse {
         task: &Task<SseTask>,
         ctx: &mut StepContext<'_>,
     ) -> StepOutcome {
-        let spec = &task.spec;
+        let (client, spec) = (&mut client.0, &task.spec);
         let (url, name, expect) = {
             let mut render = ctx.render();
-            let url = spec.url.as_ref().map(|u| u.render(&mut render));
-            let name = spec.name.as_ref().map(|n| n.render(&mut render));
-            let expect = spec.expect.as_ref().map(|e| e.render(&mut render));
+            let url = render_optional(spec.url.as_ref(), &mut render);
+            let name = render_optional(spec.name.as_ref(), &mut render);
+            let expect = render_optional(spec.expect.as_ref(), &mut render);
             (url, name, expect)
         };
         let timed =
             tokio::time::timeout(spec.timeout, run(client, spec, url, expect.as_deref())).await;
         let result = timed.unwrap_or_else(|_| {
             if spec.method == SseMethod::Open {
-                client.stream = None;
+                client.connection = None;
             }
             let waited = humantime::format_duration(spec.timeout);
             Err(Failure::timeout(match (spec.method, &expect) {
@@ -123,17 +112,14 @@ impl Protocol for Sse {
             }))
         });
         let end = Instant::now();
-        if let Some(log) = ctx.log_url() {
-            log.clear();
-            log.push_str(&redact_url_credentials(client.url.as_deref().unwrap_or("")));
-        }
+        client.log_url(ctx);
         StepOutcome::finished(end, name, result)
     }
 }
 
 /// Runs one step; the number of bytes counted, or why it failed.
 async fn run(
-    client: &mut SseClient,
+    client: &mut Connection,
     spec: &SseTask,
     url: Option<String>,
     expect: Option<&str>,
@@ -144,25 +130,25 @@ async fn run(
                 .or_else(|| client.url.clone())
                 .or_else(|| spec.host.clone())
                 .ok_or("no URL to open: give `request_url`")?;
-            client.stream = None;
+            client.connection = None;
             // Later steps without a URL retry this one, even when it fails.
             client.url = Some(url.clone());
             // Boxed: the handshake's future is large and rare.
-            client.stream = Some(Box::pin(open(&client.shared, spec, &url)).await?);
+            client.connection = Some(Box::pin(open(&client.tls, spec, &url)).await?);
             Ok(0)
         }
         SseMethod::Close => {
-            client.stream = None;
+            client.connection = None;
             Ok(0)
         }
         SseMethod::Wait => {
             let stream = client
-                .stream
+                .connection
                 .as_mut()
                 .ok_or("the SSE stream is not open: add an `open` step before `wait`")?;
             let result = wait(stream, expect).await;
             if result.is_err() {
-                client.stream = None;
+                client.connection = None;
             }
             result
         }
@@ -170,11 +156,11 @@ async fn run(
 }
 
 /// Opens the event stream at `url`: the request, and its response's head.
-async fn open(shared: &SseShared, spec: &SseTask, url: &str) -> Result<Box<Stream>, Failure> {
+async fn open(tls: &TlsConnectors, spec: &SseTask, url: &str) -> Result<Box<Stream>, Failure> {
     let shown = redact_url_credentials(url);
     let parsed = Url::parse(url).map_err(|e| format!("`{shown}` is not a URL: {e}"))?;
     let target = Target::from_url(&parsed).map_err(|e| format!("`{shown}`: {e}"))?;
-    let socket = open_socket(&target.origin, || shared.tls.get_http1(spec.verify))
+    let socket = open_socket(&target.origin, || tls.get_http1(spec.verify))
         .await
         .map_err(Failure::from)?;
     let (mut sender, driver) = match socket {

@@ -20,8 +20,10 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use self::conn::{Data, Stream};
+use crate::protocol::fields::render_optional;
 use crate::protocol::http::TlsConnectors;
 use crate::protocol::payload::check_contains;
+use crate::protocol::user_connection::UserConnection;
 use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::task::{Task, TaskError};
 
@@ -29,25 +31,17 @@ use crate::task::{Task, TaskError};
 #[derive(Debug, Clone)]
 pub struct WebSocket;
 
-/// What the users of one run share: the TLS configuration for `wss://` (HTTP's
-/// connectors, offering HTTP/1.1 only, as WebSocket's handshake needs).
-#[derive(Debug, Default)]
-pub struct WsShared {
-    tls: TlsConnectors,
-}
+/// One user's WebSocket client: its open connection and the URL of the last one.
+pub struct WsClient(Connection);
 
-/// One user's WebSocket client.
-pub struct WsClient {
-    shared: Arc<WsShared>,
-    /// The open connection (boxed: most of a user's life is spent waiting).
-    connection: Option<Box<Stream>>,
-    /// The URL of the open connection, or of the last one.
-    url: Option<String>,
-}
+/// A user's connection, and the URL of the open connection or of the last one.
+type Connection = UserConnection<Stream>;
 
 impl Protocol for WebSocket {
     type Spec = WsTask;
-    type Shared = WsShared;
+    /// The TLS configuration for `wss://` (offering HTTP/1.1 only, as WebSocket's
+    /// handshake needs).
+    type Shared = TlsConnectors;
     type Client = WsClient;
 
     const FIELDS: &'static [&'static str] = task::FIELDS;
@@ -65,12 +59,8 @@ impl Protocol for WebSocket {
         spec.csv_sources(into);
     }
 
-    fn client(shared: &Arc<WsShared>) -> WsClient {
-        WsClient {
-            shared: shared.clone(),
-            connection: None,
-            url: None,
-        }
+    fn client(tls: &Arc<TlsConnectors>) -> WsClient {
+        WsClient(UserConnection::new(tls))
     }
 
     async fn step(
@@ -78,12 +68,12 @@ impl Protocol for WebSocket {
         task: &Task<WsTask>,
         ctx: &mut StepContext<'_>,
     ) -> StepOutcome {
-        let spec = &task.spec;
+        let (client, spec) = (&mut client.0, &task.spec);
         let (url, name, expect, payload) = {
             let mut render = ctx.render();
-            let url = spec.url.as_ref().map(|u| u.render(&mut render));
-            let name = spec.name.as_ref().map(|n| n.render(&mut render));
-            let expect = spec.expect.as_ref().map(|e| e.render(&mut render));
+            let url = render_optional(spec.url.as_ref(), &mut render);
+            let name = render_optional(spec.name.as_ref(), &mut render);
+            let expect = render_optional(spec.expect.as_ref(), &mut render);
             let payload = match (spec.method, &spec.payload) {
                 (WsMethod::Send | WsMethod::SendRecv, Some(payload)) => {
                     let bytes = payload.render(&mut render);
@@ -105,10 +95,7 @@ impl Protocol for WebSocket {
                 if spec.method != WsMethod::Recv {
                     client.connection = None;
                 }
-                Err(Failure::timeout(format!(
-                    "timed out after {}",
-                    humantime::format_duration(spec.timeout)
-                )))
+                Err(Failure::timed_out(spec.timeout))
             }
         };
         let end = Instant::now();
@@ -130,7 +117,7 @@ impl Protocol for WebSocket {
 
 /// Runs one step; the number of bytes counted, or why it failed.
 async fn run(
-    client: &mut WsClient,
+    client: &mut Connection,
     spec: &WsTask,
     url: Option<String>,
     expect: Option<&str>,
@@ -138,7 +125,7 @@ async fn run(
 ) -> Result<u64, Failure> {
     // The step's URL, else the user's last one, else `host`: looked up only when a
     // connection is to be opened (a step on an open connection copies no URL).
-    let target = |client: &WsClient| {
+    let target = |client: &Connection| {
         url.clone()
             .or_else(|| client.url.clone())
             .or_else(|| spec.host.clone())
@@ -215,14 +202,14 @@ async fn receive(stream: &mut Stream) -> Result<Bytes, Failure> {
 }
 
 /// Opens a connection to `url` (closing another one first).
-async fn connect(client: &mut WsClient, spec: &WsTask, url: String) -> Result<(), Failure> {
+async fn connect(client: &mut Connection, spec: &WsTask, url: String) -> Result<(), Failure> {
     if let Some(mut old) = client.connection.take() {
         let _ = WebSocketStream::close(&mut *old, None).await;
     }
     let tls = spec
         .client_cert
         .as_ref()
-        .map_or(&client.shared.tls, |c| &c.connectors);
+        .map_or(&*client.tls, |c| &c.connectors);
     // Later steps without a URL retry this one, even when it fails: they must not
     // fall back to an older connection's URL and read its stale frames.
     client.url = Some(url.clone());

@@ -16,6 +16,39 @@ pub fn run_script(work: &Workdir, file: &str, actions: Value) -> Value {
     run_ok_with_summary(&path, work).1
 }
 
+/// An `LD_start_test` action: `users` users of type `user` running `tasks` for
+/// `seconds`, 10 ms apart.
+pub fn start_user_test(user: &str, users: u32, seconds: f64, tasks: Value) -> Value {
+    json!(["LD_start_test", {
+        "user_detail_dict": {"user": user},
+        "user_count": users, "spawn_rate": 100, "test_time": seconds,
+        "wait_time": {"constant": 0.01}, "tasks": tasks
+    }])
+}
+
+/// Checks that no request recorded under any of `names` failed (their errors shown
+/// when one did).
+pub fn assert_no_failures(summary: &Value, names: &[&str]) {
+    for name in names {
+        assert_eq!(
+            failures(summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(summary, name)
+        );
+    }
+}
+
+/// Checks that requests were recorded under `name`, that every one failed, and that
+/// the first error contains `needle`.
+pub fn assert_all_failed(summary: &Value, name: &str, needle: &str) {
+    let requests = count(summary, name);
+    assert!(requests >= 1, "{name}: {summary}");
+    assert_eq!(failures(summary, name), requests, "{name}");
+    let errors = errors_of(summary, name);
+    assert!(errors[0].contains(needle), "{name}: {errors:?}");
+}
+
 /// Requests recorded under `name`.
 pub fn count(summary: &Value, name: &str) -> u64 {
     summary["per_name"][name]["count"].as_u64().unwrap_or(0)
