@@ -323,3 +323,35 @@ fn prometheus_and_influxdb_show_request_type_ws() {
         &[("WS", "echo")],
     );
 }
+
+/// Credentials in a WebSocket URL never show: not in the names the steps are reported
+/// under (named by the URL), the summary or the request log's reports.
+#[test]
+fn url_credentials_are_never_shown() {
+    let server = EchoServer::start();
+    let work = common::Workdir::new();
+    let url = server.url("/x").replacen("://", "://admin:secret@", 1);
+    let mut executor = executor();
+    let tasks = json!([
+        {"method": "sendrecv", "payload": "hello", "expect": "hello"},
+        {"method": "sendrecv", "request_url": url, "payload": "again", "expect": "again"},
+    ]);
+    let mut start = start_test(tasks, 1, 0.3);
+    start[1]["host"] = json!(url);
+    let report = work.path("ws");
+    let records = executor.execute_document(
+        &json!([start, ["LD_generate_json_report", {"json_file_name": report}]]),
+        "<ws>",
+    );
+    ok(&records[0]);
+    ok(&records[1]);
+    let summary = summary(&executor);
+    assert_eq!(summary.totals.failures, 0, "{:?}", summary.errors);
+    assert!(summary.totals.requests >= 2);
+    let shown = serde_json::to_string(&summary).expect("summary");
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(shown.contains("admin:***@"), "{shown}");
+    let written = std::fs::read_to_string(work.path("ws_success.json")).expect("report");
+    assert!(written.contains("admin:***@"), "{written}");
+    assert!(!written.contains("secret"), "{written}");
+}

@@ -99,10 +99,8 @@ impl Protocol for WebSocket {
             }
         };
         let end = Instant::now();
-        if let Some(log) = ctx.log_url() {
-            log.clear();
-            log.push_str(client.url.as_deref().unwrap_or(""));
-        }
+        // Credentials in the URL are masked, as graphql_ws and sse mask them.
+        client.log_url(ctx);
         // A step with neither URL nor name is reported under the user's current URL
         // (LoadDensity's naming); no copy when that is the task's own name.
         let name = match (&name, &client.url) {
