@@ -16,6 +16,7 @@
 #
 #   bench/protocols.sh            # RUNS=3 DURATION=10 CONNECTIONS=32 PUBLISHES=100 by default
 #   BUILD=0 bench/protocols.sh    # the release binaries are built already (under bench_quiet.sh)
+#   ONLY='nats_user;sql_user' bench/protocols.sh   # those rows and their baselines only
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
@@ -78,6 +79,30 @@ table() {
     done
 }
 
+# selected: with ONLY set (texts separated by `;`), keeps in ROWS the rows whose labels
+# contain one of its texts, and their baselines (BASE); false when it keeps none (the
+# table is skipped). Without ONLY, every row runs.
+selected() {
+    [ -n "${ONLY:-}" ] || return 0
+    local row label text wanted kept=()
+    local -A keep=()
+    IFS=';' read -ra wanted <<<"$ONLY"
+    for row in "${ROWS[@]}"; do
+        label=${row%%|*}
+        for text in "${wanted[@]}"; do
+            if [[ $label == *"$text"* ]]; then
+                keep[$label]=1
+                [ -n "${BASE[$label]:-}" ] && keep[${BASE[$label]}]=1
+            fi
+        done
+    done
+    for row in "${ROWS[@]}"; do
+        [ -n "${keep[${row%%|*}]:-}" ] && kept+=("$row")
+    done
+    [ "${#kept[@]}" -gt 0 ] || return 1
+    ROWS=("${kept[@]}")
+}
+
 # pair BASE_LABEL LABEL...: LABEL's rows compare with BASE_LABEL's.
 pair() {
     local base=$1 label
@@ -96,8 +121,10 @@ ROWS=(
 )
 pair "${ROWS[0]%%|*}" "${ROWS[1]%%|*}"
 pair "${ROWS[2]%%|*}" "${ROWS[3]%%|*}" "${ROWS[4]%%|*}"
-run_rows "$RUNS"
-table exchanges
+if selected; then
+    run_rows "$RUNS"
+    table exchanges
+fi
 
 # The web user types (sse_user, graphql_ws_user, http3_user, async_http_user) against
 # the test servers of tests/servers/ and nginx (HTTP/2 over TLS, a CA made by openssl),
@@ -177,8 +204,10 @@ CONF
     )
     n=${#ROWS[@]}
     for i in $((n - 6)) $((n - 4)) $((n - 2)); do pair "${ROWS[$i]%%|*}" "${ROWS[$((i + 1))]%%|*}"; done
-    run_rows "$RUNS"
-    table steps
+    if selected; then
+        run_rows "$RUNS"
+        table steps
+    fi
 fi
 # Data stores: sql_user against PostgreSQL next to `pgbench -S -M prepared` (the same
 # one-row primary-key SELECT, prepared once per connection as sql_user does, one
@@ -242,8 +271,10 @@ if [ "${DATA_ROWS:-1}" = 1 ]; then
         "etcd connect+put+get: loaddensity etcd_user|ld_rps $WORK/s.json run $WORK/etcd.json"
     )
     for i in 0 2 4; do pair "${ROWS[$i]%%|*}" "${ROWS[$((i + 1))]%%|*}"; done
-    run_rows "$RUNS"
-    table steps
+    if selected; then
+        run_rows "$RUNS"
+        table steps
+    fi
 fi
 # --- amqp_user and nats_user -------------------------------------------------------
 PUBLISHES=${PUBLISHES:-100}
@@ -319,5 +350,7 @@ ROWS=(
     "NATS publish: loaddensity nats_user|ld_rps $WORK/s.json run $WORK/nats.json"
 )
 for i in 0 2; do pair "${ROWS[$i]%%|*}" "${ROWS[$((i + 1))]%%|*}"; done
-run_rows "$RUNS"
-table "steps (connect + ${PUBLISHES} publishes + close)"
+if selected; then
+    run_rows "$RUNS"
+    table "steps (connect + ${PUBLISHES} publishes + close)"
+fi

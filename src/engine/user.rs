@@ -409,5 +409,11 @@ mod tests {
         let socket =
             size::<Socket>(serde_json::json!([{"protocol": "tcp", "target": "127.0.0.1:1"}]));
         assert!(socket <= 2048, "socket_user future is {socket} bytes");
+        // nats_user boxes its connect, close, subscribe and request (async-nats's
+        // connect future alone is large): every publish moves its step future around.
+        let nats = size::<crate::protocol::nats::Nats>(
+            serde_json::json!([{"method": "publish", "subject": "a", "url": "nats://127.0.0.1:1"}]),
+        );
+        assert!(nats <= 2560, "nats_user future is {nats} bytes");
     }
 }

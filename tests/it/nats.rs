@@ -113,6 +113,83 @@ fn the_documented_task_list_matches_the_servers_counts() {
     assert_eq!(out_after - out_before, published + 2 * requests);
 }
 
+/// A subject and payload with placeholders are rendered per publish (a fixed one is
+/// built once): what arrives is the rendered text, never the template.
+#[test]
+fn templated_subjects_and_payloads_are_rendered_per_publish() {
+    let Some(server) = NatsServer::start(None) else {
+        return;
+    };
+    let rt = runtime();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let helper = rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.expect("connect");
+        let mut feed = client.subscribe("tmpl.>").await.expect("subscribe");
+        client.flush().await.expect("flush");
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Some(message) = feed.next().await {
+                let payload = String::from_utf8_lossy(&message.payload).into_owned();
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push((message.subject.to_string(), payload));
+                }
+            }
+        });
+        client
+    });
+    let work = Workdir::new();
+    let summary = run_script(
+        &work,
+        "nats_templates.json",
+        json!([start_test(
+            json!({"servers": [server.url()]}),
+            2,
+            1.0,
+            json!([
+                {"method": "connect"},
+                {"method": "publish", "subject": "tmpl.${randint(1, 3)}", "payload": "n${randint(7, 7)}", "name": "templated"},
+                {"method": "publish", "subject": "tmpl.fixed", "payload": "fixed", "name": "fixed"},
+                {"method": "close"},
+            ])
+        )]),
+    );
+    for name in ["templated", "fixed"] {
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(&summary, name)
+        );
+    }
+    let (templated, fixed) = (count(&summary, "templated"), count(&summary, "fixed"));
+    assert!(templated > 0 && fixed > 0, "{summary}");
+    assert_eq!(bytes(&summary, "templated"), 2 * templated);
+    assert_eq!(bytes(&summary, "fixed"), 5 * fixed);
+    let expected = usize::try_from(templated + fixed).expect("a count");
+    rt.block_on(async {
+        helper.flush().await.expect("flush");
+        for _ in 0..100 {
+            if seen.lock().map(|s| s.len()).unwrap_or(0) >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let seen = seen.lock().expect("the feed's messages").clone();
+    assert_eq!(seen.len(), expected);
+    for (subject, payload) in &seen {
+        match subject.as_str() {
+            "tmpl.fixed" => assert_eq!(payload, "fixed"),
+            "tmpl.1" | "tmpl.2" | "tmpl.3" => assert_eq!(payload, "n7"),
+            other => panic!("a message on `{other}` ({payload})"),
+        }
+    }
+    assert_eq!(
+        seen.iter().filter(|(s, _)| s == "tmpl.fixed").count(),
+        usize::try_from(fixed).expect("a count")
+    );
+}
+
 #[test]
 fn subscribe_takes_max_messages_from_a_feed() {
     let Some(server) = NatsServer::start(None) else {

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind, ServerError};
+use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind, ServerError, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
@@ -66,10 +66,10 @@ fn server_error_text(error: &ServerError) -> String {
 
 impl NatsClient {
     /// The open connection, or why there is none.
-    fn client(&self, what: &str) -> Result<Client, String> {
+    fn client(&self, what: &str) -> Result<&Client, String> {
         self.open
             .as_ref()
-            .map(|open| open.client.clone())
+            .map(|open| &open.client)
             .ok_or_else(|| format!("{what}: not connected; run a `connect` step first"))
     }
 
@@ -176,11 +176,13 @@ impl NatsClient {
 /// A task's texts rendered for one step.
 struct Rendered {
     servers: Vec<String>,
-    subject: String,
+    subject: Subject,
     payload: Bytes,
     name: Option<String>,
 }
 
+/// Renders the step's fields; a field without placeholders is the task's own, shared
+/// (no rendering, no allocation).
 fn render(task: &NatsTask, ctx: &mut StepContext<'_>) -> Rendered {
     let mut render = ctx.render();
     Rendered {
@@ -192,10 +194,17 @@ fn render(task: &NatsTask, ctx: &mut StepContext<'_>) -> Rendered {
                 .collect(),
             _ => Vec::new(),
         },
-        subject: render_optional(task.subject.as_ref(), &mut render).unwrap_or_default(),
-        payload: render_optional(task.payload.as_ref(), &mut render)
-            .map(Bytes::from)
-            .unwrap_or_default(),
+        subject: match &task.fixed_subject {
+            Some(subject) => subject.clone(),
+            None => render_optional(task.subject.as_ref(), &mut render)
+                .map_or_else(|| Subject::from_static(""), Subject::from),
+        },
+        payload: match &task.fixed_payload {
+            Some(payload) => payload.clone(),
+            None => render_optional(task.payload.as_ref(), &mut render)
+                .map(Bytes::from)
+                .unwrap_or_default(),
+        },
         name: render_optional(task.name.as_ref(), &mut render),
     }
 }
@@ -231,7 +240,7 @@ impl Protocol for Nats {
     ) -> StepOutcome {
         let mut fields = render(task, ctx);
         let name = fields.name.take();
-        let result = run(client, task, &fields).await;
+        let result = run(client, task, &fields, ctx.began).await;
         let end = Instant::now();
         if let Some(url) = ctx.log_url() {
             url.clear();
@@ -251,15 +260,17 @@ impl Protocol for Nats {
     }
 }
 
-/// `operation` within `timeout`, its error as `what: error` (the client's errors
+/// `operation` within `timeout` counted from `began` (the step's start, a clock
+/// reading the step already has), its error as `what: error` (the client's errors
 /// are those of its connection). `what` is only formatted on failure: a publish
 /// should not pay for an error text it almost never needs.
 async fn timed<T, E: std::fmt::Display>(
     what: impl std::fmt::Display,
     timeout: Duration,
+    began: Instant,
     operation: impl Future<Output = Result<T, E>>,
 ) -> Result<T, Failure> {
-    match tokio::time::timeout(timeout, operation).await {
+    match tokio::time::timeout_at((began + timeout).into(), operation).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(Failure::network(format!("{what}: {e}"))),
         Err(_) => Err(Failure::timeout(format!(
@@ -277,20 +288,30 @@ impl std::fmt::Display for Operation<'_> {
     }
 }
 
-/// Runs one step: the bytes it counts.
-async fn run(client: &mut NatsClient, task: &NatsTask, fields: &Rendered) -> Result<u64, Failure> {
-    let subject = fields.subject.as_str();
+/// Runs one step: the bytes it counts. `publish` runs inline; the other methods'
+/// futures are large (async-nats's connect holds its options and connector) and
+/// boxed, so that the step future every publish moves around stays small.
+async fn run(
+    client: &mut NatsClient,
+    task: &NatsTask,
+    fields: &Rendered,
+    began: Instant,
+) -> Result<u64, Failure> {
     match task.method {
-        NatsMethod::Connect => client
-            .connect(&fields.servers, &task.servers, task.io_timeout())
+        NatsMethod::Connect => {
+            Box::pin(client.connect(&fields.servers, &task.servers, task.io_timeout()))
+                .await
+                .map(|()| 0)
+        }
+        NatsMethod::Close => Ok(Box::pin(client.close(task.io_timeout()))
             .await
-            .map(|()| 0),
-        NatsMethod::Close => Ok(client.close(task.io_timeout()).await.map(|()| 0)?),
+            .map(|()| 0)?),
         NatsMethod::Publish => {
             let nats = client.client("publish")?;
             let length = fields.payload.len() as u64;
-            timed(Operation("publish", subject), task.io_timeout(), async {
-                nats.publish(subject.to_string(), fields.payload.clone())
+            let what = Operation("publish", &fields.subject);
+            timed(what, task.io_timeout(), began, async {
+                nats.publish(fields.subject.clone(), fields.payload.clone())
                     .await
                     .map_err(|e| e.to_string())?;
                 nats.flush().await.map_err(|e| e.to_string())
@@ -298,68 +319,87 @@ async fn run(client: &mut NatsClient, task: &NatsTask, fields: &Rendered) -> Res
             .await?;
             Ok(length)
         }
-        NatsMethod::Subscribe => {
-            let nats = client.client("subscribe")?;
-            let what = Operation("subscribe", subject);
-            let mut subscription = timed(
-                &what,
-                task.io_timeout(),
-                nats.subscribe(subject.to_string()),
-            )
-            .await?;
-            let wait = task.wait();
-            let mut total = 0;
-            let mut result = Ok(());
-            for i in 0..task.max_messages {
-                match tokio::time::timeout(wait, subscription.next()).await {
-                    Ok(Some(message)) => total += message.payload.len() as u64,
-                    Ok(None) => {
-                        result = Err(Failure::network(format!(
-                            "{what}: the subscription was closed"
-                        )));
-                        break;
-                    }
-                    Err(_) => {
-                        result = Err(Failure::timeout(format!(
-                            "{what}: timed out after {wait:?} waiting for message {} of {}",
-                            i + 1,
-                            task.max_messages
-                        )));
-                        break;
-                    }
-                }
+        NatsMethod::Subscribe => Box::pin(subscribe(client, task, fields, began)).await,
+        NatsMethod::Request => Box::pin(request(client, task, fields)).await,
+    }
+}
+
+/// `subscribe`: subscribes, waits for `max_messages` messages, unsubscribes; the
+/// messages' total size.
+async fn subscribe(
+    client: &mut NatsClient,
+    task: &NatsTask,
+    fields: &Rendered,
+    began: Instant,
+) -> Result<u64, Failure> {
+    let subject: &str = &fields.subject;
+    let nats = client.client("subscribe")?;
+    let what = Operation("subscribe", subject);
+    let mut subscription = timed(
+        &what,
+        task.io_timeout(),
+        began,
+        nats.subscribe(fields.subject.clone()),
+    )
+    .await?;
+    let wait = task.wait();
+    let mut total = 0;
+    let mut result = Ok(());
+    for i in 0..task.max_messages {
+        match tokio::time::timeout(wait, subscription.next()).await {
+            Ok(Some(message)) => total += message.payload.len() as u64,
+            Ok(None) => {
+                result = Err(Failure::network(format!(
+                    "{what}: the subscription was closed"
+                )));
+                break;
             }
-            let _ = subscription.unsubscribe().await;
-            result?;
-            Ok(total)
-        }
-        NatsMethod::Request => {
-            let nats = client.client("request")?;
-            let wait = task.wait();
-            let request = Request::new()
-                .payload(fields.payload.clone())
-                .timeout(Some(wait));
-            // The client's own timeout answers first; ours is a backstop.
-            match tokio::time::timeout(
-                wait + Duration::from_secs(1),
-                nats.send_request(subject.to_string(), request),
-            )
-            .await
-            {
-                Ok(Ok(reply)) => Ok(reply.payload.len() as u64),
-                Ok(Err(e)) => Err(match e.kind() {
-                    RequestErrorKind::NoResponders => {
-                        Failure::from(format!("request `{subject}`: no responders"))
-                    }
-                    RequestErrorKind::TimedOut => {
-                        Failure::timeout(format!("request `{subject}`: timed out after {wait:?}"))
-                    }
-                    _ => Failure::network(format!("request `{subject}`: {e}")),
-                }),
-                Err(_) => Err(Failure::timeout(format!(
-                    "request `{subject}`: timed out after {wait:?}"
-                ))),
+            Err(_) => {
+                result = Err(Failure::timeout(format!(
+                    "{what}: timed out after {wait:?} waiting for message {} of {}",
+                    i + 1,
+                    task.max_messages
+                )));
+                break;
             }
         }
+    }
+    let _ = subscription.unsubscribe().await;
+    result?;
+    Ok(total)
+}
+
+/// `request`: sends the payload and waits for the reply; the reply's size.
+async fn request(
+    client: &mut NatsClient,
+    task: &NatsTask,
+    fields: &Rendered,
+) -> Result<u64, Failure> {
+    let subject: &str = &fields.subject;
+    let nats = client.client("request")?;
+    let wait = task.wait();
+    let request = Request::new()
+        .payload(fields.payload.clone())
+        .timeout(Some(wait));
+    // The client's own timeout answers first; ours is a backstop.
+    match tokio::time::timeout(
+        wait + Duration::from_secs(1),
+        nats.send_request(fields.subject.clone(), request),
+    )
+    .await
+    {
+        Ok(Ok(reply)) => Ok(reply.payload.len() as u64),
+        Ok(Err(e)) => Err(match e.kind() {
+            RequestErrorKind::NoResponders => {
+                Failure::from(format!("request `{subject}`: no responders"))
+            }
+            RequestErrorKind::TimedOut => {
+                Failure::timeout(format!("request `{subject}`: timed out after {wait:?}"))
+            }
+            _ => Failure::network(format!("request `{subject}`: {e}")),
+        }),
+        Err(_) => Err(Failure::timeout(format!(
+            "request `{subject}`: timed out after {wait:?}"
+        ))),
     }
 }

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use async_nats::Subject;
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::event::intern_endpoint;
@@ -79,6 +81,11 @@ pub struct NatsTask {
     pub(super) servers: Vec<Server>,
     pub(super) subject: Option<Template>,
     pub(super) payload: Option<Template>,
+    /// `subject` when it has no placeholder: built once, so that a step neither
+    /// renders nor copies it.
+    pub(super) fixed_subject: Option<Subject>,
+    /// `payload` when it has no placeholder, likewise.
+    pub(super) fixed_payload: Option<Bytes>,
     pub(super) max_messages: u64,
     /// The step's `timeout`, when given.
     pub(super) timeout: Option<Duration>,
@@ -194,13 +201,22 @@ pub(crate) fn parse(
         Some(_) => Some(parse_timeout(object, path, DEFAULT_TIMEOUT)?),
     };
     let (name_text, name) = report_name(object, path, csv, &method_text)?;
+    let payload = text_template(object, "payload", path, csv)?;
     Ok(ParsedSpec {
         endpoint: intern_endpoint("NATS", &name_text),
         spec: NatsTask {
             method,
             servers,
+            fixed_subject: subject
+                .as_ref()
+                .and_then(Template::static_text)
+                .map(Subject::from),
+            fixed_payload: payload
+                .as_ref()
+                .and_then(Template::static_text)
+                .map(Bytes::from),
             subject,
-            payload: text_template(object, "payload", path, csv)?,
+            payload,
             max_messages: small_uint(object, "max_messages", path, 1, MAX_MESSAGES)?,
             timeout,
             name,
