@@ -400,14 +400,7 @@ impl GrpcServer {
     /// With TLS when given `(certificate PEM, key PEM)`; with server reflection
     /// when `reflection`.
     pub fn start_with(tls: Option<(String, String)>, reflection: bool) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
+        let (runtime, listener) = crate::common::loopback_server();
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(State::default());
         state

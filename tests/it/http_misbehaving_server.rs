@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Bytes of the "2 GiB" body actually sent before the server stalls.
 const STREAMED: usize = 256 * 1024 * 1024;
@@ -25,14 +25,7 @@ struct BadServer {
 
 impl BadServer {
     fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
+        let (runtime, listener) = common::loopback_server();
         let addr = listener.local_addr().expect("addr");
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {

@@ -238,14 +238,7 @@ http {{
 
 /// A WebSocket echo server on a free port, on its own runtime.
 fn websocket_echo() -> (tokio::runtime::Runtime, u16) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
+    let (runtime, listener) = common::loopback_server();
     let port = listener.local_addr().expect("addr").port();
     runtime.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {

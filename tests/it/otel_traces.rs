@@ -479,7 +479,7 @@ struct TraceparentServer {
 
 impl TraceparentServer {
     fn start() -> Self {
-        let (runtime, listener) = otlp::bind();
+        let (runtime, listener) = common::loopback_server();
         let addr = listener.local_addr().expect("addr");
         let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
         let shutdown = CancellationToken::new();

@@ -24,14 +24,7 @@ struct CountingServer {
 
 impl CountingServer {
     fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
+        let (runtime, listener) = common::loopback_server();
         let port = listener.local_addr().expect("addr").port();
         let seen = Arc::new(Mutex::new(HashMap::new()));
         let counts = seen.clone();

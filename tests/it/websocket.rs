@@ -34,14 +34,7 @@ impl EchoServer {
     }
 
     fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
+        let (runtime, listener) = common::loopback_server();
         let addr = listener.local_addr().expect("addr");
         let connections = Arc::new(AtomicUsize::new(0));
         let tls_scheme = tls.is_some();

@@ -331,3 +331,17 @@ pub fn openssl_certificates(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
     }
     Some((path("ca.pem"), path("cert.pem"), path("key.pem")))
 }
+
+/// A one-thread runtime and a listener on a free loopback port: the start of every
+/// server the tests run in process.
+pub fn loopback_server() -> (tokio::runtime::Runtime, tokio::net::TcpListener) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    (runtime, listener)
+}

@@ -51,19 +51,6 @@ pub struct Receiver<T> {
     shutdown: CancellationToken,
 }
 
-/// A one-thread runtime and a listener on a free loopback port.
-pub fn bind() -> (tokio::runtime::Runtime, tokio::net::TcpListener) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    (runtime, listener)
-}
-
 /// Serves HTTP/1.1 on `listener` (on `runtime`) until `token` is cancelled,
 /// answering each request with `handle`.
 pub fn serve<F, Fut>(
@@ -103,7 +90,7 @@ impl<T: Message + Default + Clone + Send + 'static> Receiver<T> {
     /// gRPC: the tonic router `router` makes around the inbox (the official service
     /// whose `export` pushes to it).
     pub fn grpc(router: impl FnOnce(Inbox<T>) -> tonic::transport::server::Router) -> Self {
-        let (runtime, listener) = bind();
+        let (runtime, listener) = super::loopback_server();
         let addr = listener.local_addr().expect("addr");
         let inbox = Inbox::default();
         let shutdown = CancellationToken::new();
@@ -122,7 +109,7 @@ impl<T: Message + Default + Clone + Send + 'static> Receiver<T> {
 
     /// OTLP/HTTP: POST `path` with a protobuf `T`.
     pub fn http(path: &'static str) -> Self {
-        let (runtime, listener) = bind();
+        let (runtime, listener) = super::loopback_server();
         let addr = listener.local_addr().expect("addr");
         let inbox = Inbox::default();
         let shutdown = CancellationToken::new();
