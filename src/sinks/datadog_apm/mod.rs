@@ -30,7 +30,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::endpoint::{Endpoint, EndpointError, http_endpoint};
+use super::endpoint::{Endpoint, Refusal, credential_free_endpoint};
 use super::{Attached, Sinks, lock};
 use agent::{AgentAddress, AgentClient};
 use flusher::{FlushSettings, Flusher};
@@ -185,24 +185,15 @@ fn check_settings(options: &DatadogOptions) -> Result<(), DatadogError> {
 }
 
 fn agent_address(url: &str) -> Result<AgentAddress, DatadogError> {
-    let endpoint = http_endpoint(url).map_err(|e| match e {
-        EndpointError::Scheme(scheme) => DatadogError::UnsupportedScheme(
-            scheme.unwrap_or_else(|| url.chars().take(40).collect()),
-        ),
-        EndpointError::Invalid(e) => DatadogError::InvalidUrl(format!("`{url}`: {e}")),
-        EndpointError::NoHost => DatadogError::InvalidUrl(format!("`{url}` has no host")),
-    })?;
-    if endpoint.has_credentials() {
-        return Err(DatadogError::InvalidUrl(
-            "credentials in the URL are not supported".into(),
-        ));
-    }
     let Endpoint {
         url: parsed,
         host,
         port,
         https,
-    } = endpoint;
+    } = credential_free_endpoint(url, "").map_err(|refusal| match refusal {
+        Refusal::UnsupportedScheme(scheme) => DatadogError::UnsupportedScheme(scheme),
+        Refusal::InvalidUrl(why) => DatadogError::InvalidUrl(why),
+    })?;
     Ok(AgentAddress {
         host,
         port,

@@ -131,18 +131,30 @@ impl StringTable {
 /// A payload being filled.
 #[derive(Debug)]
 pub(crate) struct Payload {
-    version: ApiVersion,
     /// v0.4: the whole body, its header to be filled; v0.5: the traces only.
     body: Vec<u8>,
     traces: usize,
-    /// v0.5 only.
-    strings: StringTable,
-    /// v0.5: the indexes of (service, env) in `strings`.
-    service: (u64, Option<u64>),
-    /// v0.4: the service and env as written.
-    service_text: (Box<str>, Option<Box<str>>),
-    /// v0.5: each endpoint's (name, resource, request type) indexes, by endpoint slot.
-    endpoints: Vec<Option<[u64; 3]>>,
+    /// What the format keeps besides the body.
+    format: Format,
+}
+
+/// What a payload keeps besides its body, per format.
+#[derive(Debug)]
+enum Format {
+    /// v0.4 writes every string in full: the service and env as written.
+    V04 {
+        service: Box<str>,
+        env: Option<Box<str>>,
+    },
+    /// v0.5 writes strings as indexes into the payload's table.
+    V05 {
+        strings: StringTable,
+        /// The indexes of the service and env.
+        service: u64,
+        env: Option<u64>,
+        /// Each endpoint's (name, resource, request type) indexes, by endpoint slot.
+        endpoints: Vec<Option<[u64; 3]>>,
+    },
 }
 
 impl Payload {
@@ -154,23 +166,31 @@ impl Payload {
             ApiVersion::V05 => 80,
         };
         let mut body = Vec::with_capacity(HEADER + spans.min(1 << 16) * per_span);
-        let mut strings = StringTable::default();
-        if version == ApiVersion::V04 {
-            body.extend_from_slice(&[ARRAY32, 0, 0, 0, 0]);
-        } else {
-            for text in FIXED_STRINGS {
-                strings.intern(text);
+        let format = match version {
+            ApiVersion::V04 => {
+                body.extend_from_slice(&[ARRAY32, 0, 0, 0, 0]);
+                Format::V04 {
+                    service: service.into(),
+                    env: env.map(Into::into),
+                }
             }
-        }
-        let service_index = (strings.intern(service), env.map(|env| strings.intern(env)));
+            ApiVersion::V05 => {
+                let mut strings = StringTable::default();
+                for text in FIXED_STRINGS {
+                    strings.intern(text);
+                }
+                Format::V05 {
+                    service: strings.intern(service),
+                    env: env.map(|env| strings.intern(env)),
+                    strings,
+                    endpoints: Vec::new(),
+                }
+            }
+        };
         Self {
-            version,
             body,
             traces: 0,
-            strings,
-            service: service_index,
-            service_text: (service.into(), env.map(Into::into)),
-            endpoints: Vec::new(),
+            format,
         }
     }
 
@@ -184,121 +204,53 @@ impl Payload {
     /// rmp's encoding functions (not serde: a third of the cost per span), with the
     /// smallest integer encodings, as rmp-serde writes them.
     pub(crate) fn push(&mut self, endpoint: usize, fields: &SpanFields<'_>) {
-        match self.version {
-            ApiVersion::V04 => self.push_v04(fields),
-            ApiVersion::V05 => self.push_v05(endpoint, fields),
+        match &mut self.format {
+            Format::V04 { service, env } => {
+                push_v04(&mut self.body, service, env.as_deref(), fields)
+            }
+            Format::V05 {
+                strings,
+                service,
+                env,
+                endpoints,
+            } => {
+                if endpoints.len() <= endpoint {
+                    endpoints.resize(endpoint + 1, None);
+                }
+                let known = *endpoints[endpoint].get_or_insert_with(|| {
+                    [
+                        strings.intern(fields.name),
+                        strings.intern(fields.resource),
+                        strings.intern(fields.request_type),
+                    ]
+                });
+                let error = fields
+                    .error
+                    .map(|(kind, message)| (strings.intern(kind), strings.intern(message)));
+                push_v05(&mut self.body, (*service, *env), known, error, fields);
+            }
         }
         self.traces += 1;
-    }
-
-    /// A v0.4 span: a map of the span's fields.
-    fn push_v04(&mut self, fields: &SpanFields<'_>) {
-        let body = &mut self.body;
-        body.push(ONE_SPAN_TRACE);
-        // Writing to a Vec cannot fail.
-        let _ = write_map_len(body, 12);
-        put_uint(body, "trace_id", fields.trace_id);
-        put_uint(body, "span_id", fields.span_id);
-        put_uint(body, "parent_id", 0);
-        put_str(body, "name", fields.name);
-        put_str(body, "resource", fields.resource);
-        put_str(body, "service", &self.service_text.0);
-        put_str(body, "type", "http");
-        put_sint(body, "start", fields.start_ns);
-        put_sint(body, "duration", fields.duration_ns);
-        put_sint(body, "error", i64::from(fields.error.is_some()));
-        let env = self.service_text.1.as_deref();
-        let meta_len = 2 + u32::from(env.is_some()) + 2 * u32::from(fields.error.is_some());
-        let _ = write_str(body, "meta");
-        let _ = write_map_len(body, meta_len);
-        put_str(body, "request.type", fields.request_type);
-        put_str(body, "request.name", fields.resource);
-        if let Some(env) = env {
-            put_str(body, "env", env);
-        }
-        if let Some((kind, message)) = fields.error {
-            put_str(body, "error.type", kind);
-            put_str(body, "error.msg", message);
-        }
-        let _ = write_str(body, "metrics");
-        let _ = write_map_len(body, 2);
-        let _ = write_str(body, "response.length");
-        let _ = write_f64(body, fields.response_length as f64);
-        let _ = write_str(body, "_sampling_priority_v1");
-        let _ = write_f64(body, 1.0);
-    }
-
-    /// A v0.5 span: service, name, resource, trace_id, span_id, parent_id, start,
-    /// duration, error, meta, metrics, type; strings as indexes into the table.
-    fn push_v05(&mut self, endpoint: usize, fields: &SpanFields<'_>) {
-        if self.endpoints.len() <= endpoint {
-            self.endpoints.resize(endpoint + 1, None);
-        }
-        let [name, resource, request_type] = match self.endpoints[endpoint] {
-            Some(known) => known,
-            None => {
-                let known = [
-                    self.strings.intern(fields.name),
-                    self.strings.intern(fields.resource),
-                    self.strings.intern(fields.request_type),
-                ];
-                self.endpoints[endpoint] = Some(known);
-                known
-            }
-        };
-        let error = fields
-            .error
-            .map(|(kind, message)| (self.strings.intern(kind), self.strings.intern(message)));
-        let (service, env) = self.service;
-        let body = &mut self.body;
-        body.extend_from_slice(&[ONE_SPAN_TRACE, V05_SPAN]);
-        let _ = write_uint(body, service);
-        let _ = write_uint(body, name);
-        let _ = write_uint(body, resource);
-        let _ = write_uint(body, fields.trace_id);
-        let _ = write_uint(body, fields.span_id);
-        let _ = write_uint(body, 0);
-        let _ = write_sint(body, fields.start_ns);
-        let _ = write_sint(body, fields.duration_ns);
-        let _ = write_sint(body, i64::from(error.is_some()));
-        let meta_len = 2 + u32::from(env.is_some()) + 2 * u32::from(error.is_some());
-        let _ = write_map_len(body, meta_len);
-        put_indexes(body, S_REQUEST_TYPE, request_type);
-        put_indexes(body, S_REQUEST_NAME, resource);
-        if let Some(env) = env {
-            put_indexes(body, S_ENV, env);
-        }
-        if let Some((kind, message)) = error {
-            put_indexes(body, S_ERROR_TYPE, kind);
-            put_indexes(body, S_ERROR_MSG, message);
-        }
-        let _ = write_map_len(body, 2);
-        let _ = write_uint(body, S_RESPONSE_LENGTH);
-        let _ = write_f64(body, fields.response_length as f64);
-        let _ = write_uint(body, S_SAMPLING_PRIORITY);
-        let _ = write_f64(body, 1.0);
-        let _ = write_uint(body, S_HTTP);
     }
 
     /// The finished body.
     pub(crate) fn finish(mut self) -> Vec<u8> {
         let traces = u32::try_from(self.traces).unwrap_or(u32::MAX).to_be_bytes();
-        match self.version {
-            ApiVersion::V04 => {
+        match self.format {
+            Format::V04 { .. } => {
                 self.body[1..HEADER].copy_from_slice(&traces);
                 self.body
             }
-            ApiVersion::V05 => {
-                let strings = u32::try_from(self.strings.index.len())
+            Format::V05 { strings, .. } => {
+                let count = u32::try_from(strings.index.len())
                     .unwrap_or(u32::MAX)
                     .to_be_bytes();
-                let mut out = Vec::with_capacity(
-                    1 + 2 * HEADER + self.strings.encoded.len() + self.body.len(),
-                );
+                let mut out =
+                    Vec::with_capacity(1 + 2 * HEADER + strings.encoded.len() + self.body.len());
                 out.push(V05_PAYLOAD);
                 out.push(ARRAY32);
-                out.extend_from_slice(&strings);
-                out.extend_from_slice(&self.strings.encoded);
+                out.extend_from_slice(&count);
+                out.extend_from_slice(&strings.encoded);
                 out.push(ARRAY32);
                 out.extend_from_slice(&traces);
                 out.extend_from_slice(&self.body);
@@ -306,6 +258,80 @@ impl Payload {
             }
         }
     }
+}
+
+/// Writes a v0.4 span: a map of the span's fields, strings in full.
+fn push_v04(body: &mut Vec<u8>, service: &str, env: Option<&str>, fields: &SpanFields<'_>) {
+    body.push(ONE_SPAN_TRACE);
+    // Writing to a Vec cannot fail.
+    let _ = write_map_len(body, 12);
+    put_uint(body, "trace_id", fields.trace_id);
+    put_uint(body, "span_id", fields.span_id);
+    put_uint(body, "parent_id", 0);
+    put_str(body, "name", fields.name);
+    put_str(body, "resource", fields.resource);
+    put_str(body, "service", service);
+    put_str(body, "type", "http");
+    put_sint(body, "start", fields.start_ns);
+    put_sint(body, "duration", fields.duration_ns);
+    put_sint(body, "error", i64::from(fields.error.is_some()));
+    let meta_len = 2 + u32::from(env.is_some()) + 2 * u32::from(fields.error.is_some());
+    let _ = write_str(body, "meta");
+    let _ = write_map_len(body, meta_len);
+    put_str(body, "request.type", fields.request_type);
+    put_str(body, "request.name", fields.resource);
+    if let Some(env) = env {
+        put_str(body, "env", env);
+    }
+    if let Some((kind, message)) = fields.error {
+        put_str(body, "error.type", kind);
+        put_str(body, "error.msg", message);
+    }
+    let _ = write_str(body, "metrics");
+    let _ = write_map_len(body, 2);
+    let _ = write_str(body, "response.length");
+    let _ = write_f64(body, fields.response_length as f64);
+    let _ = write_str(body, "_sampling_priority_v1");
+    let _ = write_f64(body, 1.0);
+}
+
+/// Writes a v0.5 span: service, name, resource, trace_id, span_id, parent_id, start,
+/// duration, error, meta, metrics, type; strings as the indexes given: the service's
+/// and env's, the endpoint's (name, resource, request type), the error's (type, message).
+fn push_v05(
+    body: &mut Vec<u8>,
+    (service, env): (u64, Option<u64>),
+    [name, resource, request_type]: [u64; 3],
+    error: Option<(u64, u64)>,
+    fields: &SpanFields<'_>,
+) {
+    body.extend_from_slice(&[ONE_SPAN_TRACE, V05_SPAN]);
+    let _ = write_uint(body, service);
+    let _ = write_uint(body, name);
+    let _ = write_uint(body, resource);
+    let _ = write_uint(body, fields.trace_id);
+    let _ = write_uint(body, fields.span_id);
+    let _ = write_uint(body, 0);
+    let _ = write_sint(body, fields.start_ns);
+    let _ = write_sint(body, fields.duration_ns);
+    let _ = write_sint(body, i64::from(error.is_some()));
+    let meta_len = 2 + u32::from(env.is_some()) + 2 * u32::from(error.is_some());
+    let _ = write_map_len(body, meta_len);
+    put_indexes(body, S_REQUEST_TYPE, request_type);
+    put_indexes(body, S_REQUEST_NAME, resource);
+    if let Some(env) = env {
+        put_indexes(body, S_ENV, env);
+    }
+    if let Some((kind, message)) = error {
+        put_indexes(body, S_ERROR_TYPE, kind);
+        put_indexes(body, S_ERROR_MSG, message);
+    }
+    let _ = write_map_len(body, 2);
+    let _ = write_uint(body, S_RESPONSE_LENGTH);
+    let _ = write_f64(body, fields.response_length as f64);
+    let _ = write_uint(body, S_SAMPLING_PRIORITY);
+    let _ = write_f64(body, 1.0);
+    let _ = write_uint(body, S_HTTP);
 }
 
 /// Writes a map entry of two string indexes.

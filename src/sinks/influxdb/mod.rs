@@ -34,7 +34,7 @@ use http::Uri;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::endpoint::{Endpoint, EndpointError, http_endpoint};
+use super::endpoint::{Endpoint, Refusal, credential_free_endpoint, shown_url, without_query};
 use super::{Attached, Sinks, lock};
 use flusher::{FlushSettings, Flusher, Sender};
 use queue::{Counters, Queue};
@@ -178,25 +178,6 @@ pub fn udp_payload_bytes_for(addr: &SocketAddr) -> usize {
     }
 }
 
-/// A URL up to its query, for messages.
-fn without_query(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
-}
-
-/// A URL as error messages show it: no query, no password.
-fn shown_url(url: &str) -> String {
-    let text = without_query(url);
-    if text.contains("://") {
-        crate::redact::redact_url_credentials(text).into_owned()
-    } else {
-        // No scheme: whatever precedes an `@` may be credentials.
-        match text.rsplit_once('@') {
-            Some((_, host)) => format!("***@{host}"),
-            None => text.to_string(),
-        }
-    }
-}
-
 /// Why the sink could not start. Messages never include a token or a URL's query.
 #[derive(Debug, thiserror::Error)]
 pub enum InfluxError {
@@ -304,26 +285,15 @@ fn http_target(options: &InfluxOptions) -> Result<HttpTarget, InfluxError> {
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .ok_or(InfluxError::MissingUrl)?;
-    let endpoint = http_endpoint(url).map_err(|e| match e {
-        EndpointError::Scheme(scheme) => InfluxError::UnsupportedScheme(
-            scheme.unwrap_or_else(|| shown_url(url).chars().take(40).collect()),
-        ),
-        EndpointError::Invalid(e) => InfluxError::InvalidUrl(format!("`{}`: {e}", shown_url(url))),
-        EndpointError::NoHost => {
-            InfluxError::InvalidUrl(format!("`{}` has no host", shown_url(url)))
-        }
-    })?;
-    if endpoint.has_credentials() {
-        return Err(InfluxError::InvalidUrl(
-            "credentials in the URL are not supported: pass a `token`".into(),
-        ));
-    }
     let Endpoint {
         url: parsed,
         host,
         port,
         https,
-    } = endpoint;
+    } = credential_free_endpoint(url, ": pass a `token`").map_err(|refusal| match refusal {
+        Refusal::UnsupportedScheme(scheme) => InfluxError::UnsupportedScheme(scheme),
+        Refusal::InvalidUrl(why) => InfluxError::InvalidUrl(why),
+    })?;
     let uri: Uri = parsed
         .as_str()
         .parse()
