@@ -126,7 +126,6 @@ mod imp {
 
     impl StartTracing {
         fn options(&self) -> Result<OtelTracingOptions, ActionError> {
-            let defaults = OtelTracingOptions::default();
             let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
             let options = OtelTracingOptions {
                 endpoint: self.endpoint.clone(),
@@ -139,22 +138,21 @@ mod imp {
                     .map_err(|e| config_error(e.into()))?,
                 headers: self.headers.clone(),
                 timeout_ms: positive("timeout_ms", "number of milliseconds", self.timeout_ms)?,
-                sample_ratio: self.sample_ratio.unwrap_or(defaults.sample_ratio),
+                sample_ratio: self.sample_ratio,
                 propagate: self.propagate,
                 max_queue_size: positive("max_queue_size", "number of spans", self.max_queue_size)?
-                    .map_or(defaults.max_queue_size, usize_of),
+                    .map(usize_of),
                 max_export_batch_size: positive(
                     "max_export_batch_size",
                     "number of spans",
                     self.max_export_batch_size,
                 )?
-                .map_or(defaults.max_export_batch_size, usize_of),
+                .map(usize_of),
                 export_interval_ms: positive(
                     "export_interval_ms",
                     "number of milliseconds",
                     self.export_interval_ms,
-                )?
-                .unwrap_or(defaults.export_interval_ms),
+                )?,
             };
             options.resolve().map_err(config_error)?;
             Ok(options)

@@ -6,7 +6,8 @@
 //! Checked: one span per request at ratio 1 (both protocols), about 1% at 0.01;
 //! names, kind, attributes, times and error status; a collector that never answers
 //! does not slow the load and its drops are counted; bad arguments; `--otlp-traces`
-//! with the OTEL_* variables; secrets never shown.
+//! with the OTEL_* variables (endpoint, protocol, batch processor, sampler); secrets
+//! never shown.
 #![cfg(feature = "opentelemetry")]
 
 use crate::common;
@@ -148,6 +149,38 @@ fn run(actions: Value) -> Value {
 
 fn requests(summary: &Value) -> u64 {
     summary["totals"]["requests"].as_u64().expect("requests")
+}
+
+/// Runs `script` under `loaddensity run --otlp-traces RECEIVER` over OTLP/HTTP with
+/// the environment variables `vars`; returns the process's output and the summary
+/// file's path.
+fn run_with_trace_variables(
+    work: &Workdir,
+    script: &std::path::Path,
+    receiver: &Receiver,
+    vars: &[(&str, &str)],
+) -> (std::process::Output, std::path::PathBuf) {
+    let summary = work.path("summary.json");
+    let _ = std::fs::remove_file(&summary);
+    let mut command = bin();
+    command
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = command
+        .args(["--quiet", "run"])
+        .arg(script)
+        .arg("--otlp-traces")
+        .arg(receiver.url())
+        .arg("--summary-json")
+        .arg(&summary)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run loaddensity");
+    (output, summary)
 }
 
 /// One span per request, every attribute, over the given receiver.
@@ -466,6 +499,71 @@ fn cli_otlp_traces_flag_follows_the_otel_variables() {
         "{}",
         stderr(&bad)
     );
+}
+
+/// The batch span processor's and the sampler's variables, as the SDK reads them:
+/// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` caps the spans per export, `OTEL_TRACES_SAMPLER`
+/// `always_off` exports none, and a sampler or number the exporter cannot use stops the
+/// run with the variable's name.
+#[test]
+fn the_batch_and_sampler_variables_shape_the_export() {
+    let target = Target::start();
+    let receiver = http_receiver();
+    let work = Workdir::new();
+    let script = work.write(
+        "run.json",
+        &json!({"load_density": [test_start(&target, 1, 0.5)]}).to_string(),
+    );
+    let batch = [
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "7"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "20"),
+    ];
+    let (output, summary) = run_with_trace_variables(&work, &script, &receiver, &batch);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = common::read_json(&summary);
+    let spans = requests(&summary);
+    assert!(spans > 14, "{spans} requests");
+    assert_eq!(
+        summary["sinks"]["opentelemetry_traces"]["spans_exported"],
+        spans
+    );
+    let per_export: Vec<usize> = receiver
+        .received()
+        .iter()
+        .map(|received| {
+            let request = &received.request;
+            let scopes = request.resource_spans.iter().flat_map(|r| &r.scope_spans);
+            scopes.map(|scope| scope.spans.len()).sum()
+        })
+        .collect();
+    assert!(
+        per_export.iter().all(|n| (1..=7).contains(n)),
+        "{per_export:?}"
+    );
+    assert_eq!(per_export.iter().sum::<usize>() as u64, spans);
+
+    let before = receiver.received().len();
+    let off = [("OTEL_TRACES_SAMPLER", "parentbased_always_off")];
+    let (output, summary) = run_with_trace_variables(&work, &script, &receiver, &off);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = common::read_json(&summary);
+    let report = &summary["sinks"]["opentelemetry_traces"];
+    assert!(requests(&summary) > 0);
+    assert_eq!(report["sample_ratio"], 0.0, "{report}");
+    assert_eq!(report["spans_exported"], 0, "{report}");
+    assert_eq!(receiver.received().len(), before);
+
+    for (variable, value) in [
+        ("OTEL_TRACES_SAMPLER", "jaeger_remote"),
+        ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "many"),
+    ] {
+        let vars = [("OTEL_TRACES_SAMPLER", "traceidratio"), (variable, value)];
+        let (output, _) = run_with_trace_variables(&work, &script, &receiver, &vars);
+        assert!(!output.status.success(), "{variable}={value} was accepted");
+        let text = stderr(&output);
+        assert!(text.contains(variable) && text.contains(value), "{text}");
+    }
 }
 
 /// A loopback HTTP server that records the `traceparent` header of every request

@@ -318,14 +318,24 @@ impl std::fmt::Debug for ResolvedOptions {
 }
 
 /// Reads an environment variable; unset, empty and non-Unicode values count as unset.
-fn env(variable: &str) -> Option<String> {
+pub(crate) fn env(variable: &str) -> Option<String> {
     std::env::var(variable)
         .ok()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
 }
 
+/// The first of `variables` that is set, read as a number of milliseconds.
 fn env_millis(variables: &[&'static str]) -> Result<Option<u64>, OtelConfigError> {
+    env_number(variables, "a number of milliseconds")
+}
+
+/// The first of `variables` that is set, read as a whole number (`what` words the
+/// expectation in the error, e.g. "a number of spans").
+pub(crate) fn env_number(
+    variables: &[&'static str],
+    what: &str,
+) -> Result<Option<u64>, OtelConfigError> {
     for variable in variables {
         if let Some(text) = env(variable) {
             return text
@@ -333,7 +343,7 @@ fn env_millis(variables: &[&'static str]) -> Result<Option<u64>, OtelConfigError
                 .map(Some)
                 .map_err(|_| OtelConfigError::Environment {
                     variable,
-                    message: format!("expected a number of milliseconds, got `{text}`"),
+                    message: format!("expected {what}, got `{text}`"),
                 });
         }
     }

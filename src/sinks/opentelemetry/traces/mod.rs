@@ -34,8 +34,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::OtelError;
 use super::config::{
-    DEFAULT_SERVICE_NAME, OtelConfigError, OtlpProtocol, Signal, parse_headers, resolve_protocol,
-    resolve_signal_endpoint, resolve_timeout_ms,
+    DEFAULT_SERVICE_NAME, OtelConfigError, OtlpProtocol, Signal, env, env_number, parse_headers,
+    resolve_protocol, resolve_signal_endpoint, resolve_timeout_ms,
 };
 use crate::listener::ListenerId;
 use crate::sinks::{Sinks, lock};
@@ -70,19 +70,24 @@ pub struct OtelTracingOptions {
     /// `None`: `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, then `OTEL_EXPORTER_OTLP_TIMEOUT`,
     /// then 10000.
     pub timeout_ms: Option<u64>,
-    /// Share of requests that become spans, from 0 to 1 (default 1: all, as
-    /// LoadDensity). Decided per request.
-    pub sample_ratio: f64,
+    /// Share of requests that become spans, from 0 to 1, decided per request. `None`:
+    /// `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio` with
+    /// `OTEL_TRACES_SAMPLER_ARG`, or their `parentbased_` forms), then 1 (all, as
+    /// LoadDensity).
+    pub sample_ratio: Option<f64>,
     /// Send a W3C `traceparent` header on HTTP requests (default false), so that
     /// the server's own traces join the request's span: the engine then decides the
     /// sampling and the ids before each request, and the span carries the ids sent.
     pub propagate: bool,
-    /// Spans waiting for export at most; more are dropped and counted.
-    pub max_queue_size: usize,
-    /// Spans per export at most.
-    pub max_export_batch_size: usize,
-    /// Longest time a span waits before it is exported, in milliseconds.
-    pub export_interval_ms: u64,
+    /// Spans waiting for export at most; more are dropped and counted. `None`:
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`, then [`DEFAULT_MAX_QUEUE_SIZE`].
+    pub max_queue_size: Option<usize>,
+    /// Spans per export at most. `None`: `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, then
+    /// [`DEFAULT_MAX_EXPORT_BATCH_SIZE`].
+    pub max_export_batch_size: Option<usize>,
+    /// Longest time a span waits before it is exported, in milliseconds. `None`:
+    /// `OTEL_BSP_SCHEDULE_DELAY`, then [`DEFAULT_TRACES_EXPORT_INTERVAL_MS`].
+    pub export_interval_ms: Option<u64>,
 }
 
 impl Default for OtelTracingOptions {
@@ -93,11 +98,11 @@ impl Default for OtelTracingOptions {
             protocol: None,
             headers: BTreeMap::new(),
             timeout_ms: None,
-            sample_ratio: 1.0,
+            sample_ratio: None,
             propagate: false,
-            max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
-            max_export_batch_size: DEFAULT_MAX_EXPORT_BATCH_SIZE,
-            export_interval_ms: DEFAULT_TRACES_EXPORT_INTERVAL_MS,
+            max_queue_size: None,
+            max_export_batch_size: None,
+            export_interval_ms: None,
         }
     }
 }
@@ -195,16 +200,38 @@ impl OtelTracingOptions {
             return Err(OtelConfigError::ServiceName.into());
         }
         let headers = parse_headers(&self.headers)?;
-        if !(0.0..=1.0).contains(&self.sample_ratio) {
-            return Err(OtelTracingConfigError::SampleRatio(self.sample_ratio));
+        let sample_ratio = match self.sample_ratio {
+            Some(ratio) => ratio,
+            None => env_sample_ratio()?.unwrap_or(1.0),
+        };
+        if !(0.0..=1.0).contains(&sample_ratio) {
+            return Err(OtelTracingConfigError::SampleRatio(sample_ratio));
         }
-        if self.max_queue_size == 0 {
+        let spans = "a number of spans";
+        let max_queue_size = or_env(
+            self.max_queue_size,
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            spans,
+            DEFAULT_MAX_QUEUE_SIZE,
+        )?;
+        if max_queue_size == 0 {
             return Err(OtelTracingConfigError::QueueSize);
         }
-        if self.max_export_batch_size == 0 {
+        let max_export_batch_size = or_env(
+            self.max_export_batch_size,
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            spans,
+            DEFAULT_MAX_EXPORT_BATCH_SIZE,
+        )?;
+        if max_export_batch_size == 0 {
             return Err(OtelTracingConfigError::BatchSize);
         }
-        if self.export_interval_ms == 0 {
+        let export_interval_ms = match self.export_interval_ms {
+            Some(ms) => ms,
+            None => env_number(&["OTEL_BSP_SCHEDULE_DELAY"], "a number of milliseconds")?
+                .unwrap_or(DEFAULT_TRACES_EXPORT_INTERVAL_MS),
+        };
+        if export_interval_ms == 0 {
             return Err(OtelTracingConfigError::Interval);
         }
         Ok(ResolvedTracingOptions {
@@ -213,12 +240,58 @@ impl OtelTracingOptions {
             protocol,
             headers,
             timeout: Duration::from_millis(timeout_ms),
-            sample_ratio: self.sample_ratio,
+            sample_ratio,
             propagate: self.propagate,
-            max_queue_size: self.max_queue_size,
-            max_export_batch_size: self.max_export_batch_size,
-            export_interval: Duration::from_millis(self.export_interval_ms),
+            max_queue_size,
+            max_export_batch_size,
+            export_interval: Duration::from_millis(export_interval_ms),
         })
+    }
+}
+
+/// A count given, else `variable`'s, else `default`.
+fn or_env(
+    given: Option<usize>,
+    variable: &'static str,
+    what: &str,
+    default: usize,
+) -> Result<usize, OtelConfigError> {
+    Ok(match given {
+        Some(count) => count,
+        None => env_number(&[variable], what)?
+            .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+    })
+}
+
+/// The sampling ratio `OTEL_TRACES_SAMPLER` (with `OTEL_TRACES_SAMPLER_ARG` for the
+/// ratio samplers, 1.0 when unset) asks for, when it is set. Every request's span is a
+/// root span, so a `parentbased_` sampler samples as its root sampler does.
+fn env_sample_ratio() -> Result<Option<f64>, OtelConfigError> {
+    let Some(sampler) = env("OTEL_TRACES_SAMPLER") else {
+        return Ok(None);
+    };
+    match sampler.to_ascii_lowercase().as_str() {
+        "always_on" | "parentbased_always_on" => Ok(Some(1.0)),
+        "always_off" | "parentbased_always_off" => Ok(Some(0.0)),
+        "traceidratio" | "parentbased_traceidratio" => {
+            let Some(arg) = env("OTEL_TRACES_SAMPLER_ARG") else {
+                return Ok(Some(1.0));
+            };
+            match arg.parse::<f64>() {
+                Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(Some(ratio)),
+                _ => Err(OtelConfigError::Environment {
+                    variable: "OTEL_TRACES_SAMPLER_ARG",
+                    message: format!("expected a ratio from 0 to 1, got `{arg}`"),
+                }),
+            }
+        }
+        _ => Err(OtelConfigError::Environment {
+            variable: "OTEL_TRACES_SAMPLER",
+            message: format!(
+                "`{sampler}` is not supported: expected always_on, always_off, traceidratio \
+                 or their parentbased_ forms"
+            ),
+        }),
     }
 }
 
@@ -482,7 +555,7 @@ mod tests {
         assert_eq!(resolved.sample_ratio, 1.0);
         for ratio in [-0.1, 1.5, f64::NAN] {
             let bad = OtelTracingOptions {
-                sample_ratio: ratio,
+                sample_ratio: Some(ratio),
                 ..options.clone()
             };
             let error = bad.resolve().expect_err("ratio out of range");
