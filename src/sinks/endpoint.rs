@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_refusal_never_shows_credentials_or_the_query() {
-        let refused = |url| credential_free_endpoint(url, ": pass a token").unwrap_err();
+        let refused = |url| credential_free_endpoint(url, ": pass a token").expect_err("refused");
         assert_eq!(
             refused("http://u:pw@h:1/x"),
             Refusal::InvalidUrl("credentials in the URL are not supported: pass a token".into())
