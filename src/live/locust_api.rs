@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
@@ -300,14 +301,25 @@ pub(crate) fn exceptions(source: &LiveSource) -> Value {
 pub(crate) struct SwarmForm {
     pub(crate) user_count: u32,
     pub(crate) spawn_rate: f64,
+    /// Locust's `run_time`: the test stops this long after the request.
+    pub(crate) run_time: Option<Duration>,
 }
 
-/// Reads `user_count` and `spawn_rate` from a form body; an error names the field.
+/// Reads `user_count`, `spawn_rate` and the optional `run_time` from a form body; an
+/// error names the field.
 pub(crate) fn parse_swarm(body: &[u8]) -> Result<SwarmForm, String> {
     let mut user_count = None;
     let mut spawn_rate = None;
+    let mut run_time = None;
     for (key, value) in form_urlencoded::parse(body) {
         match &*key {
+            "run_time" if !value.trim().is_empty() => {
+                run_time = Some(parse_timespan(&value).ok_or_else(|| {
+                    format!(
+                        "Invalid run_time value: {value:?} (a positive time span, e.g. 90, 20s, 3m or 1h30m)"
+                    )
+                })?);
+            }
             "user_count" => {
                 user_count = Some(value.trim().parse::<u32>().map_err(|_| {
                     format!("Invalid user_count value: {value:?} (must be an integer >= 0)")
@@ -327,10 +339,47 @@ pub(crate) fn parse_swarm(body: &[u8]) -> Result<SwarmForm, String> {
             Ok(SwarmForm {
                 user_count,
                 spawn_rate,
+                run_time,
             })
         }
         _ => Err("Missing or invalid user_count or spawn_rate from /swarm request".into()),
     }
+}
+
+/// Locust's time span: whole seconds (`90`), or hours, minutes and seconds with their
+/// units (`20s`, `3m`, `1h30m`, `2m10s`). `None` when malformed or zero.
+fn parse_timespan(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let seconds = match text.parse::<u64>() {
+        Ok(seconds) => seconds,
+        Err(_) => {
+            let (mut total, mut number) = (0u64, 0u64);
+            let mut digits = false;
+            for c in text.chars() {
+                if let Some(digit) = c.to_digit(10) {
+                    number = number.checked_mul(10)?.checked_add(u64::from(digit))?;
+                    digits = true;
+                    continue;
+                }
+                let unit = match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    's' => 1,
+                    _ => return None,
+                };
+                if !digits {
+                    return None;
+                }
+                total = total.checked_add(number.checked_mul(unit)?)?;
+                (number, digits) = (0, false);
+            }
+            if digits {
+                return None;
+            }
+            total
+        }
+    };
+    (seconds > 0).then(|| Duration::from_secs(seconds))
 }
 
 #[cfg(test)]
@@ -343,9 +392,22 @@ mod tests {
             parse_swarm(b"user_count=12&spawn_rate=2.5&host=x"),
             Ok(SwarmForm {
                 user_count: 12,
-                spawn_rate: 2.5
+                spawn_rate: 2.5,
+                run_time: None,
             })
         );
+        let timed = parse_swarm(b"user_count=1&spawn_rate=1&run_time=1h30m5s").expect("valid");
+        assert_eq!(timed.run_time, Some(Duration::from_secs(5405)));
+        for (text, seconds) in [("90", 90), ("20s", 20), ("3m", 180), ("2h", 7200)] {
+            assert_eq!(parse_timespan(text), Some(Duration::from_secs(seconds)));
+        }
+        for bad in ["soon", "1x", "m", "1h30", "0", "0s", "-5"] {
+            assert_eq!(parse_timespan(bad), None, "{bad}");
+        }
+        let e = parse_swarm(b"user_count=1&spawn_rate=1&run_time=soon").expect_err("bad");
+        assert!(e.contains("run_time") && e.contains("soon"), "{e}");
+        let empty = parse_swarm(b"user_count=1&spawn_rate=1&run_time=").expect("valid");
+        assert_eq!(empty.run_time, None);
         let e = parse_swarm(b"user_count=ten&spawn_rate=1").expect_err("bad count");
         assert!(e.contains("user_count"), "{e}");
         assert!(parse_swarm(b"user_count=1&spawn_rate=0").is_err());

@@ -1,14 +1,16 @@
 //! `POST /swarm` when no test runs. Locust starts a new test from its ready or stopped
 //! state; here the script's tests are what runs, so once the script has ended and
 //! `loaddensity run --web` keeps the web UI up, `/swarm` re-runs the script's last
-//! `LD_start_test` with the posted user count and spawn rate (its other arguments,
-//! `test_time` included, as the script gave them). While the script still runs, a test
+//! `LD_start_test` with the posted user count and spawn rate, and the posted
+//! `run_time` as its `test_time` when given (its other arguments as the script gave
+//! them). While the script still runs, a test
 //! starts only when the script starts it.
 //!
 //! The web UI queues the request ([`Reruns::request`]); whoever holds the executor
 //! waits for it ([`Reruns::next`]) and runs it.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
@@ -64,9 +66,14 @@ impl Reruns {
         inner.accepting && inner.last_test.is_some()
     }
 
-    /// Queues the last test with `users` and `spawn_rate` (a newer request replaces
-    /// one not taken yet).
-    pub fn request(&self, users: u32, spawn_rate: f64) -> Result<(), RerunError> {
+    /// Queues the last test with `users`, `spawn_rate` and, when given, `run_time` as
+    /// its test time (a newer request replaces one not taken yet).
+    pub fn request(
+        &self,
+        users: u32,
+        spawn_rate: f64,
+        run_time: Option<Duration>,
+    ) -> Result<(), RerunError> {
         let mut inner = lock(&self.inner);
         if !inner.accepting {
             return Err(RerunError::NotAccepting);
@@ -74,6 +81,9 @@ impl Reruns {
         let mut args = inner.last_test.clone().ok_or(RerunError::NoTest)?;
         args.insert("user_count".into(), json!(users));
         args.insert("spawn_rate".into(), json!(spawn_rate));
+        if let Some(run_time) = run_time {
+            args.insert("test_time".into(), json!(run_time.as_secs_f64()));
+        }
         // The web UI that takes the request runs already.
         args.remove("web_ui_dict");
         inner.pending = Some(args);
@@ -100,24 +110,26 @@ mod tests {
     #[test]
     fn requests_wait_for_the_scripts_end_and_replace_the_user_count() {
         let reruns = Reruns::default();
-        assert_eq!(reruns.request(3, 1.0), Err(RerunError::NotAccepting));
+        assert_eq!(reruns.request(3, 1.0, None), Err(RerunError::NotAccepting));
         reruns.accept(true);
-        assert_eq!(reruns.request(3, 1.0), Err(RerunError::NoTest));
+        assert_eq!(reruns.request(3, 1.0, None), Err(RerunError::NoTest));
         let mut args = Map::new();
         args.insert("user_count".into(), json!(50));
         args.insert("test_time".into(), json!(4));
         args.insert("web_ui_dict".into(), json!({}));
         reruns.set_last_test(args);
         assert!(reruns.accepting());
-        reruns.request(3, 1.0).expect("accepted");
-        reruns.request(7, 2.5).expect("replaces");
+        reruns.request(3, 1.0, None).expect("accepted");
+        reruns
+            .request(7, 2.5, Some(Duration::from_secs(9)))
+            .expect("replaces");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
         let next = runtime.block_on(reruns.next());
         assert_eq!(
             Value::Object(next),
-            json!({"user_count": 7, "spawn_rate": 2.5, "test_time": 4})
+            json!({"user_count": 7, "spawn_rate": 2.5, "test_time": 9.0})
         );
         reruns.accept(false);
         assert!(!reruns.accepting());

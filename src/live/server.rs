@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::snapshot::{Rolling, Sample, live_summary, snapshot};
 use super::{LiveError, LiveOptions, LiveSource, locust_api};
+use crate::engine::RunControl;
 
 /// The page, with its charts, table and controls (no CDN: everything is in it).
 const PAGE: &str = include_str!("page.html");
@@ -464,7 +465,10 @@ async fn control(shared: &Shared, request: Request<Incoming>, path: &str) -> Res
                 }
             };
             let Some(control) = run.control() else {
-                return match run.reruns().request(form.user_count, form.spawn_rate) {
+                let rerun = run
+                    .reruns()
+                    .request(form.user_count, form.spawn_rate, form.run_time);
+                return match rerun {
                     Ok(()) => json_response(&json!({
                         "success": true,
                         "message": "Swarming started",
@@ -475,14 +479,35 @@ async fn control(shared: &Shared, request: Request<Incoming>, path: &str) -> Res
                 };
             };
             match control.swarm(form.user_count, form.spawn_rate) {
-                Ok(()) => json_response(&json!({
-                    "success": true,
-                    "message": "Swarming started",
-                    "user_count": form.user_count,
-                    "spawn_rate": form.spawn_rate,
-                })),
+                Ok(()) => {
+                    if let Some(run_time) = form.run_time {
+                        stop_after(control, run_time);
+                    }
+                    json_response(&json!({
+                        "success": true,
+                        "message": "Swarming started",
+                        "user_count": form.user_count,
+                        "spawn_rate": form.spawn_rate,
+                    }))
+                }
                 Err(e) => json_response(&json!({"success": false, "message": e.to_string()})),
             }
         }
     }
+}
+
+/// Stops the running test `run_time` from now, as Locust's `/swarm` does with a
+/// `run_time`: a test stopped or replaced before then is not touched again (stopping
+/// twice is harmless, and a new test has a control of its own).
+fn stop_after(control: Arc<RunControl>, run_time: Duration) {
+    tracing::info!(
+        "web UI: the running test stops in {}",
+        humantime::format_duration(run_time)
+    );
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(run_time) => control.stop(),
+            () = control.stopped().cancelled() => {}
+        }
+    });
 }

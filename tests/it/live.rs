@@ -638,6 +638,42 @@ fn web_ui_speaks_locusts_api_and_its_controls_drive_the_test() {
         (get(addr, "/stats/requests").json()["state"] == "stopped").then_some(())
     });
 
+    // Locust's run_time: a malformed one is refused naming the field; a re-run with
+    // one runs that long instead of the script's 60 s, and on a running test it stops
+    // the test that long after the request.
+    let bad = request(
+        addr,
+        "POST",
+        "/swarm",
+        Some("user_count=2&spawn_rate=100&run_time=soon"),
+        None,
+    );
+    assert_eq!(bad.json()["success"], false, "{}", bad.body);
+    assert!(bad.body.contains("run_time"), "{}", bad.body);
+    for (form, what) in [
+        (
+            "user_count=2&spawn_rate=100&run_time=2s",
+            "the timed re-run",
+        ),
+        ("user_count=2&spawn_rate=100", "the untimed re-run"),
+    ] {
+        let started = Instant::now();
+        let reply = request(addr, "POST", "/swarm", Some(form), None);
+        assert_eq!(reply.json()["success"], true, "{}", reply.body);
+        wait_for(Duration::from_secs(10), what, || {
+            (get(addr, "/stats/requests").json()["state"] == "running").then_some(())
+        });
+        if what == "the untimed re-run" {
+            let timed = "user_count=2&spawn_rate=100&run_time=1";
+            let reply = request(addr, "POST", "/swarm", Some(timed), None);
+            assert_eq!(reply.json()["success"], true, "{}", reply.body);
+        }
+        wait_for(Duration::from_secs(20), "the run_time to end it", || {
+            (get(addr, "/stats/requests").json()["state"] == "stopped").then_some(())
+        });
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}");
+    }
+
     assert_eq!(
         run.interrupt(),
         Some(0),
