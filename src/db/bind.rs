@@ -84,16 +84,14 @@ impl BoundSql {
     }
 
     /// The statement with PostgreSQL's markers: `$k` for the k-th name (a name used
-    /// twice is the same `$k`). `cast(k)` may wrap a marker: `CAST($k AS type)`.
-    pub fn numbered(&self, cast: impl Fn(usize) -> Option<String>) -> String {
+    /// twice is the same `$k`).
+    pub fn numbered(&self) -> String {
         let mut out = String::new();
         for (i, piece) in self.pieces.iter().enumerate() {
             out.push_str(piece);
             if let Some(&index) = self.uses.get(i) {
-                match cast(index) {
-                    Some(ty) => out.push_str(&format!("CAST(${} AS {ty})", index + 1)),
-                    None => out.push_str(&format!("${}", index + 1)),
-                }
+                out.push('$');
+                out.push_str(itoa::Buffer::new().format(index + 1));
             }
         }
         out
@@ -124,12 +122,8 @@ mod tests {
         );
         assert_eq!(sql.names(), ["id", "x_1"]);
         assert_eq!(
-            sql.numbered(|_| None),
+            sql.numbered(),
             "SELECT a::int, '10:30' FROM t WHERE id = $1 AND x = $2 OR id = $1 AND y = :lit AND z = :ab:"
-        );
-        assert_eq!(
-            sql.numbered(|i| (i == 0).then(|| "int4".to_string())),
-            "SELECT a::int, '10:30' FROM t WHERE id = CAST($1 AS int4) AND x = $2 OR id = CAST($1 AS int4) AND y = :lit AND z = :ab:"
         );
         let (text, uses) = sql.positional();
         assert_eq!(
@@ -144,7 +138,7 @@ mod tests {
         let sql = BoundSql::parse("SELECT 1");
         assert!(sql.names().is_empty());
         assert_eq!(sql.positional().0, "SELECT 1");
-        assert_eq!(BoundSql::parse(":").numbered(|_| None), ":");
+        assert_eq!(BoundSql::parse(":").numbered(), ":");
         assert_eq!(BoundSql::parse(":a").names(), ["a"]);
     }
 }

@@ -1,17 +1,18 @@
 //! PostgreSQL through tokio-postgres, without TLS (`sslmode=disable` or `prefer`;
 //! `require` is refused when the URL is read).
 //!
-//! Parameters go out as text, as psycopg2 sends them: a statement is prepared once
-//! per connection to learn the types the server infers for its parameters, and when
-//! one is not a text type (`int4`, `numeric`, `date`, `jsonb` ...) it is prepared
-//! again with `CAST($k AS type)` around it, so that the server converts the text
-//! exactly as it would a literal.
+//! A statement is prepared once per connection, the server inferring its parameters'
+//! types, and each parameter goes out in the text format (the Bind message's format
+//! code 0, as libpq sends them): the server reads `"42"` for an `int4`, `numeric`,
+//! `date` or `jsonb` parameter with the type's input function, exactly as it reads
+//! the literal `'42'` psycopg2 would have written into the statement.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use bytes::BytesMut;
 use serde_json::Value;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{Format, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage, Statement};
 
 use super::{BoundSql, DbError, TextRows, param_text};
@@ -81,53 +82,56 @@ fn sql_error(client: &Client, error: &tokio_postgres::Error) -> DbError {
     }
 }
 
-/// True for the parameter types a text value is sent as directly.
-fn takes_text(ty: &Type) -> bool {
-    [
-        Type::TEXT,
-        Type::VARCHAR,
-        Type::BPCHAR,
-        Type::NAME,
-        Type::UNKNOWN,
-    ]
-    .contains(ty)
-}
+/// A parameter in the text format, whatever the type the server gave it: the server
+/// reads it with that type's input function, as it reads a quoted literal of the
+/// statement (psycopg2 writes each value into the statement as a literal; libpq, and
+/// so pgbench, send text parameters too). `None` is `NULL`.
+#[derive(Debug)]
+struct TextParam<'a>(Option<&'a str>);
 
-/// A type as SQL names it in a cast.
-fn type_name(ty: &Type) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    if ty.schema() == "pg_catalog" {
-        ty.name().to_string()
-    } else {
-        format!("{}.{}", quote(ty.schema()), quote(ty.name()))
+impl ToSql for TextParam<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            Some(text) => {
+                out.extend_from_slice(text.as_bytes());
+                Ok(IsNull::No)
+            }
+            None => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    fn to_sql_checked(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.to_sql(ty, out)
+    }
+
+    fn encode_format(&self, _ty: &Type) -> Format {
+        Format::Text
     }
 }
 
 impl PgConnection {
     async fn prepare(&mut self, sql: &BoundSql) -> Result<Statement, DbError> {
-        let text = sql.numbered(|_| None);
+        let text = sql.numbered();
         if let Some(statement) = self.prepared.get(&text) {
             return Ok(statement.clone());
         }
-        let first = self
+        let statement = self
             .client
             .prepare(&text)
             .await
             .map_err(|e| sql_error(&self.client, &e))?;
-        let casts: Vec<Option<String>> = first
-            .params()
-            .iter()
-            .map(|ty| (!takes_text(ty)).then(|| type_name(ty)))
-            .collect();
-        let statement = if casts.iter().all(Option::is_none) {
-            first
-        } else {
-            let cast_text = sql.numbered(|i| casts.get(i).cloned().flatten());
-            self.client
-                .prepare_typed(&cast_text, &vec![Type::TEXT; casts.len()])
-                .await
-                .map_err(|e| sql_error(&self.client, &e))?
-        };
         if self.prepared.len() >= MAX_PREPARED {
             self.prepared.clear();
         }
@@ -142,8 +146,9 @@ impl PgConnection {
     ) -> Result<u64, DbError> {
         let statement = self.prepare(sql).await?;
         let values: Vec<Option<String>> = params.iter().map(param_text).collect();
+        let texts: Vec<TextParam<'_>> = values.iter().map(|v| TextParam(v.as_deref())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
-            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            texts.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         let result = if statement.columns().is_empty() {
             self.client.execute(&statement, &refs).await
         } else {

@@ -168,7 +168,8 @@ fn postgres_counts_match_timeouts_reconnect_and_errors_carry_the_text() {
         "{:?}",
         errors_of(&summary, "after")
     );
-    // Typed parameters: text sent for int, numeric and date columns.
+    // Typed parameters: text sent for int, numeric, date and jsonb columns (the
+    // server reads it as it reads a literal), null, and text it cannot read.
     pg.psql("CREATE TABLE typed(i int, d numeric, day date, j jsonb)");
     let summary = run_script(
         &work,
@@ -180,6 +181,10 @@ fn postgres_counts_match_timeouts_reconnect_and_errors_carry_the_text() {
             json!([
                 {"sql": "INSERT INTO typed VALUES (:i, :d, :day, :j)", "name": "typed", "expect_rows": 1,
                  "params": {"i": "${randint(1, 9)}", "d": 1.25, "day": "2024-02-29", "j": {"a": [1]}}},
+                {"sql": "INSERT INTO typed VALUES (:i, :d, :day, :j)", "name": "null", "expect_rows": 1,
+                 "params": {"i": 0, "d": null, "day": null, "j": null}},
+                {"sql": "SELECT :a AS a", "name": "untyped", "expect_rows": 1, "params": {"a": "x"}},
+                {"sql": "INSERT INTO typed(i) VALUES (:i)", "name": "bad", "params": {"i": "one"}},
             ])
         )]),
     );
@@ -189,9 +194,32 @@ fn postgres_counts_match_timeouts_reconnect_and_errors_carry_the_text() {
         "{:?}",
         errors_of(&summary, "typed")
     );
+    for name in ["null", "untyped"] {
+        assert!(count(&summary, name) > 0, "{summary}");
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{:?}",
+            errors_of(&summary, name)
+        );
+    }
+    assert_eq!(failures(&summary, "bad"), count(&summary, "bad"));
+    assert!(
+        errors_of(&summary, "bad")
+            .iter()
+            .all(|e| e.contains("invalid input syntax for type integer: \"one\"")),
+        "{:?}",
+        errors_of(&summary, "bad")
+    );
     assert_eq!(
-        pg.psql("SELECT DISTINCT d || ' ' || day || ' ' || (j->'a'->>0) FROM typed"),
+        pg.psql("SELECT DISTINCT d || ' ' || day || ' ' || (j->'a'->>0) FROM typed WHERE i > 0"),
         "1.25 2024-02-29 1"
+    );
+    assert_eq!(
+        pg.psql(
+            "SELECT count(*) > 0 FROM typed WHERE i = 0 AND d IS NULL AND day IS NULL AND j IS NULL"
+        ),
+        "t"
     );
 }
 
