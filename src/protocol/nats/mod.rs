@@ -19,8 +19,11 @@ pub use task::{
     NatsMethod, NatsTask,
 };
 
+use std::borrow::Cow;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind, ServerError, Subject};
@@ -28,6 +31,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tokio::time::Sleep;
 
 use crate::protocol::fields::render_optional;
 use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
@@ -53,6 +57,10 @@ struct Open {
 #[derive(Default)]
 pub struct NatsClient {
     open: Option<Open>,
+    /// `publish`'s deadline: one timer per user, moved to each publish's deadline
+    /// (a later one moves it with one atomic write, without the runtime's timer
+    /// lock), where a timeout per publish would arm and remove a timer every time.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 /// A server error as the server sent it (`-ERR 'Permissions Violation ...'`).
@@ -64,18 +72,25 @@ fn server_error_text(error: &ServerError) -> String {
     }
 }
 
+/// The open connection, or why there is none.
+fn connection<'a>(open: &'a Option<Open>, what: &str) -> Result<&'a Client, String> {
+    open.as_ref()
+        .map(|open| &open.client)
+        .ok_or_else(|| format!("{what}: not connected; run a `connect` step first"))
+}
+
 impl NatsClient {
     /// The open connection, or why there is none.
     fn client(&self, what: &str) -> Result<&Client, String> {
-        self.open
-            .as_ref()
-            .map(|open| &open.client)
-            .ok_or_else(|| format!("{what}: not connected; run a `connect` step first"))
+        connection(&self.open, what)
     }
 
     /// The server errors received since the last look, as one message.
     fn server_errors(&mut self) -> Option<String> {
         let open = self.open.as_mut()?;
+        if open.errors.is_empty() {
+            return None;
+        }
         let mut all: Vec<String> = Vec::new();
         while let Ok(error) = open.errors.try_recv() {
             all.push(error);
@@ -174,16 +189,16 @@ impl NatsClient {
 }
 
 /// A task's texts rendered for one step.
-struct Rendered {
+struct Rendered<'t> {
     servers: Vec<String>,
-    subject: Subject,
-    payload: Bytes,
+    subject: Cow<'t, Subject>,
+    payload: Cow<'t, Bytes>,
     name: Option<String>,
 }
 
-/// Renders the step's fields; a field without placeholders is the task's own, shared
-/// (no rendering, no allocation).
-fn render(task: &NatsTask, ctx: &mut StepContext<'_>) -> Rendered {
+/// Renders the step's fields; a field without placeholders is the task's own,
+/// borrowed (no rendering, no allocation, no reference count).
+fn render<'t>(task: &'t NatsTask, ctx: &mut StepContext<'_>) -> Rendered<'t> {
     let mut render = ctx.render();
     Rendered {
         servers: match task.method {
@@ -195,15 +210,19 @@ fn render(task: &NatsTask, ctx: &mut StepContext<'_>) -> Rendered {
             _ => Vec::new(),
         },
         subject: match &task.fixed_subject {
-            Some(subject) => subject.clone(),
-            None => render_optional(task.subject.as_ref(), &mut render)
-                .map_or_else(|| Subject::from_static(""), Subject::from),
+            Some(subject) => Cow::Borrowed(subject),
+            None => Cow::Owned(
+                render_optional(task.subject.as_ref(), &mut render)
+                    .map_or_else(|| Subject::from_static(""), Subject::from),
+            ),
         },
         payload: match &task.fixed_payload {
-            Some(payload) => payload.clone(),
-            None => render_optional(task.payload.as_ref(), &mut render)
-                .map(Bytes::from)
-                .unwrap_or_default(),
+            Some(payload) => Cow::Borrowed(payload),
+            None => Cow::Owned(
+                render_optional(task.payload.as_ref(), &mut render)
+                    .map(Bytes::from)
+                    .unwrap_or_default(),
+            ),
         },
         name: render_optional(task.name.as_ref(), &mut render),
     }
@@ -279,6 +298,33 @@ async fn timed<T, E: std::fmt::Display>(
     }
 }
 
+/// `timer`, created when missing, moved to `deadline`.
+fn reset(timer: &mut Option<Pin<Box<Sleep>>>, deadline: Instant) -> Pin<&mut Sleep> {
+    let deadline = deadline.into();
+    match timer {
+        Some(timer) => {
+            timer.as_mut().reset(deadline);
+            timer.as_mut()
+        }
+        None => timer
+            .insert(Box::pin(tokio::time::sleep_until(deadline)))
+            .as_mut(),
+    }
+}
+
+/// `operation`'s output, or `None` when `deadline` passes first (as
+/// `tokio::time::timeout_at`, on a timer the caller keeps).
+async fn within<F: Future>(mut deadline: Pin<&mut Sleep>, operation: F) -> Option<F::Output> {
+    let mut operation = std::pin::pin!(operation);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = operation.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
 /// An operation on a subject, as error texts name it: ``publish `a.b` ``.
 struct Operation<'a>(&'static str, &'a str);
 
@@ -294,7 +340,7 @@ impl std::fmt::Display for Operation<'_> {
 async fn run(
     client: &mut NatsClient,
     task: &NatsTask,
-    fields: &Rendered,
+    fields: &Rendered<'_>,
     began: Instant,
 ) -> Result<u64, Failure> {
     match task.method {
@@ -307,17 +353,26 @@ async fn run(
             .await
             .map(|()| 0)?),
         NatsMethod::Publish => {
-            let nats = client.client("publish")?;
-            let length = fields.payload.len() as u64;
-            let what = Operation("publish", &fields.subject);
-            timed(what, task.io_timeout(), began, async {
-                nats.publish(fields.subject.clone(), fields.payload.clone())
+            let nats = connection(&client.open, "publish")?;
+            let timeout = task.io_timeout();
+            let deadline = reset(&mut client.deadline, began + timeout);
+            let (subject, payload) = (&*fields.subject, &*fields.payload);
+            let published = within(deadline, async {
+                nats.publish(subject.clone(), payload.clone())
                     .await
                     .map_err(|e| e.to_string())?;
                 nats.flush().await.map_err(|e| e.to_string())
             })
-            .await?;
-            Ok(length)
+            .await;
+            let what = || Operation("publish", subject);
+            match published {
+                Some(Ok(())) => Ok(payload.len() as u64),
+                Some(Err(e)) => Err(Failure::network(format!("{}: {e}", what()))),
+                None => Err(Failure::timeout(format!(
+                    "{}: timed out after {timeout:?}",
+                    what()
+                ))),
+            }
         }
         NatsMethod::Subscribe => Box::pin(subscribe(client, task, fields, began)).await,
         NatsMethod::Request => Box::pin(request(client, task, fields)).await,
@@ -329,7 +384,7 @@ async fn run(
 async fn subscribe(
     client: &mut NatsClient,
     task: &NatsTask,
-    fields: &Rendered,
+    fields: &Rendered<'_>,
     began: Instant,
 ) -> Result<u64, Failure> {
     let subject: &str = &fields.subject;
@@ -339,7 +394,7 @@ async fn subscribe(
         &what,
         task.io_timeout(),
         began,
-        nats.subscribe(fields.subject.clone()),
+        nats.subscribe(Subject::clone(&fields.subject)),
     )
     .await?;
     let wait = task.wait();
@@ -373,18 +428,18 @@ async fn subscribe(
 async fn request(
     client: &mut NatsClient,
     task: &NatsTask,
-    fields: &Rendered,
+    fields: &Rendered<'_>,
 ) -> Result<u64, Failure> {
     let subject: &str = &fields.subject;
     let nats = client.client("request")?;
     let wait = task.wait();
     let request = Request::new()
-        .payload(fields.payload.clone())
+        .payload(Bytes::clone(&fields.payload))
         .timeout(Some(wait));
     // The client's own timeout answers first; ours is a backstop.
     match tokio::time::timeout(
         wait + Duration::from_secs(1),
-        nats.send_request(fields.subject.clone(), request),
+        nats.send_request(Subject::clone(&fields.subject), request),
     )
     .await
     {
