@@ -19,6 +19,11 @@ struct Nginx {
 
 impl Nginx {
     fn start() -> Option<Self> {
+        Self::start_with("")
+    }
+
+    /// nginx with `directives` added to its `http` block.
+    fn start_with(directives: &str) -> Option<Self> {
         common::require_program(&["nginx"], "apt-get install nginx-light")?;
         let dir = Workdir::new();
         let (ca, _, _) = common::openssl_certificates(dir.dir.path())?;
@@ -28,10 +33,11 @@ impl Nginx {
             r#"worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-  log_format proto '$server_protocol $status $request_method $uri';
+  log_format proto '$server_protocol $status $request_method $uri $connection';
   access_log {d}/access.log proto;
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  {directives}
   server {{
     listen 127.0.0.1:{port} ssl http2;
     ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;
@@ -49,7 +55,7 @@ http {{
         })
     }
 
-    /// The access log's lines: `protocol status method uri`.
+    /// The access log's lines: `protocol status method uri connection`.
     fn log(&self) -> Vec<String> {
         std::fs::read_to_string(self.server.dir.path("access.log"))
             .unwrap_or_default()
@@ -130,6 +136,62 @@ fn http2_requests_match_nginx_log_and_expect_status_decides() {
     );
 }
 
+/// nginx ends each HTTP/2 connection after 3 requests (GOAWAY, then close): the user
+/// goes on over a new connection every time, each request counted once and none
+/// failed, as over the one connection nginx keeps for 1000 requests by default.
+#[test]
+fn http2_connections_that_nginx_closes_are_reopened_and_every_request_counts() {
+    let Some(nginx) = Nginx::start_with("keepalive_requests 3;") else {
+        return;
+    };
+    let work = Workdir::new();
+    let mut start = start_test(
+        1,
+        1.0,
+        json!([
+            {"method": "get", "request_url": "/ok", "name": "ok"},
+            {"method": "post", "request_url": "/created", "data": "x", "name": "created"},
+        ]),
+    );
+    start[1]["host"] = json!(format!("https://localhost:{}", nginx.port));
+    start[1]["http2"] = json!(true);
+    start[1]["connection"] = json!({"ca_file": nginx.ca});
+    start[1]["wait_time"] = json!({"constant": 0.002});
+    let summary = run_script(&work, "async.json", json!([start]));
+    let sent = count(&summary, "ok") + count(&summary, "created");
+    assert!(sent >= 30, "too few requests: {summary}");
+    for name in ["ok", "created"] {
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(&summary, name)
+        );
+    }
+    let log = nginx.log();
+    assert!(log.iter().all(|l| l.starts_with("HTTP/2.0 ")), "{log:?}");
+    // One request may have been in flight when the test stopped.
+    let served = log.len() as u64;
+    assert!(
+        (sent..=sent + 1).contains(&served),
+        "nginx served {served}, client sent {sent}"
+    );
+    let mut per_connection = std::collections::BTreeMap::<&str, u64>::new();
+    for line in &log {
+        let connection = line.rsplit(' ').next().expect("a connection number");
+        *per_connection.entry(connection).or_default() += 1;
+    }
+    assert!(
+        per_connection.values().all(|&n| n <= 3),
+        "{per_connection:?}"
+    );
+    assert!(
+        per_connection.len() as u64 >= served.div_ceil(3),
+        "{} connections for {served} requests",
+        per_connection.len()
+    );
+}
+
 #[test]
 fn without_http2_it_is_http1_and_an_untrusted_certificate_or_refusal_fails() {
     let Some(nginx) = Nginx::start() else { return };
@@ -154,7 +216,7 @@ fn without_http2_it_is_http1_and_an_untrusted_certificate_or_refusal_fails() {
     assert_eq!(failures(&summary, "http1"), 0, "{summary}");
     let log = nginx.log();
     assert!(
-        !log.is_empty() && log.iter().all(|l| l.starts_with("HTTP/1.1 200 GET /ok")),
+        !log.is_empty() && log.iter().all(|l| l.starts_with("HTTP/1.1 200 GET /ok ")),
         "{log:?}"
     );
     let sent = count(&summary, "http1");

@@ -3,11 +3,13 @@
 //! negotiates it by ALPN, over rustls.
 //!
 //! Each user drives its own connection inside its own task (no spawned connection
-//! task, so no cross-task wake-up per request): see [`drive`].
+//! task, so no cross-task wake-up per request): see [`drive`]. HTTP/1.1 goes through
+//! hyper's client connection, HTTP/2 through the `h2` crate directly (`http2`).
 
 mod connect;
 mod fast;
 mod fields;
+mod http2;
 mod multipart;
 mod redirect;
 mod session;

@@ -11,10 +11,11 @@ use http::header::{COOKIE, HOST, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 
 use super::connect::{Socket, open_socket};
+use super::http2::Http2;
 use super::redirect::{Exchanged, SendHop, follow_redirects};
 use super::{Origin, PreparedRequest, Target, TlsConnectors};
 use crate::protocol::client_cert::{ClientCert, cert_id};
@@ -67,6 +68,9 @@ pub enum RequestError {
     /// The HTTP exchange failed.
     #[error("{0}")]
     Http(String),
+    /// The HTTP/2 exchange failed (the connection, or the request's stream).
+    #[error("http2 error: {0}")]
+    Http2(#[from] h2::Error),
     /// The whole request took longer than the task's timeout.
     #[error("timeout after {0:?}")]
     Timeout(Duration),
@@ -82,7 +86,9 @@ impl From<RequestError> for Failure {
         let kind = match error {
             RequestError::Connect { .. } => FailureKind::Connect,
             RequestError::Timeout(_) => FailureKind::Timeout,
-            RequestError::Tls { .. } | RequestError::Http(_) => FailureKind::Network,
+            RequestError::Tls { .. } | RequestError::Http(_) | RequestError::Http2(_) => {
+                FailureKind::Network
+            }
             RequestError::ServerName(_) | RequestError::Redirect(_) => FailureKind::Other,
         };
         Failure::new(kind, error.to_string())
@@ -102,7 +108,7 @@ pub(crate) type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
-    H2(http2::SendRequest<Full<Bytes>>),
+    H2(Http2),
 }
 
 struct Connection {
@@ -116,19 +122,14 @@ struct Connection {
 }
 
 impl Connection {
-    /// A connection whose handshake gave `sender` and the connection future `conn`.
-    fn new<F>(origin: &Origin, verify: bool, sender: Sender, conn: F) -> Self
-    where
-        F: Future + Send + 'static,
-    {
+    /// A connection whose handshake gave `sender` and the connection future `driver`.
+    fn new(origin: &Origin, verify: bool, sender: Sender, driver: Driver) -> Self {
         Self {
             origin: origin.clone(),
             verify,
             cert: 0,
             sender,
-            driver: Some(Box::pin(async move {
-                let _ = conn.await;
-            })),
+            driver: Some(driver),
         }
     }
 
@@ -136,7 +137,8 @@ impl Connection {
         self.driver.is_some()
             && match &self.sender {
                 Sender::H1(s) => !s.is_closed(),
-                Sender::H2(s) => !s.is_closed(),
+                // Its driver ends with the connection.
+                Sender::H2(_) => true,
             }
     }
 }
@@ -243,7 +245,7 @@ impl Session {
         body: Bytes,
         prepared: &PreparedRequest,
     ) -> Result<Exchanged, RequestError> {
-        let mut request = Request::new(Full::new(body));
+        let mut request = Request::new(());
         *request.method_mut() = method;
         *request.headers_mut() = prepared.headers.clone();
         if let Some(jar) = &self.cookies
@@ -259,7 +261,7 @@ impl Session {
                 prepared.client_cert.as_ref(),
             )
             .await?;
-        let response = match &mut conn.sender {
+        let (parts, body_len, body) = match &mut conn.sender {
             Sender::H1(sender) => {
                 *request.uri_mut() = target.origin_form.clone();
                 request
@@ -268,7 +270,22 @@ impl Session {
                 drive(&mut conn.driver, sender.ready())
                     .await
                     .map_err(http_error)?;
-                drive(&mut conn.driver, sender.send_request(request)).await
+                let request = request.map(|()| Full::new(body));
+                let response = match drive(&mut conn.driver, sender.send_request(request)).await {
+                    Ok(response) => response,
+                    Err(error) => {
+                        conn.driver = None;
+                        return Err(http_error(error));
+                    }
+                };
+                let (parts, body) = response.into_parts();
+                let (body_len, body) = drive(&mut conn.driver, read_body(body, capture.body))
+                    .await
+                    .map_err(|e| {
+                        conn.driver = None;
+                        http_error(e)
+                    })?;
+                (parts, body_len, body)
             }
             Sender::H2(sender) => {
                 // HTTP/2 runs over TLS only, whose targets carry the absolute form.
@@ -280,36 +297,28 @@ impl Session {
                     .absolute
                     .clone()
                     .unwrap_or_else(|| target.origin_form.clone());
-                drive(&mut conn.driver, sender.ready())
-                    .await
-                    .map_err(http_error)?;
-                drive(&mut conn.driver, sender.send_request(request)).await
+                // Boxed: h2's futures would grow every user's task, HTTP/1.1 ones too.
+                let exchange = Box::pin(sender.exchange(request, body, capture.body));
+                match drive(&mut conn.driver, exchange).await {
+                    Ok(exchanged) => exchanged,
+                    Err(error) => {
+                        // The next request reconnects.
+                        conn.driver = None;
+                        return Err(error.into());
+                    }
+                }
             }
         };
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => {
-                conn.driver = None;
-                return Err(http_error(error));
-            }
-        };
-        let status = response.status();
+        let status = parts.status;
         let location = if status.is_redirection() {
-            response
-                .headers()
+            parts
+                .headers
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         } else {
             None
         };
-        let (parts, body) = response.into_parts();
-        let (body_len, body) = drive(&mut conn.driver, read_body(body, capture.body))
-            .await
-            .map_err(|e| {
-                conn.driver = None;
-                http_error(e)
-            })?;
         if parts.headers.contains_key(SET_COOKIE)
             && let Ok(url) = target.url()
         {
@@ -391,15 +400,11 @@ async fn connect(
         Socket::Tls(tls) => *tls,
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let io = TokioIo::new(tls);
     if h2 {
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .handshake(io)
-            .await
-            .map_err(http_error)?;
-        Ok(Connection::new(origin, verify, Sender::H2(sender), conn))
+        let (sender, driver) = Http2::handshake(tls).await?;
+        Ok(Connection::new(origin, verify, Sender::H2(sender), driver))
     } else {
-        handshake_h1(io, origin, verify).await
+        handshake_h1(TokioIo::new(tls), origin, verify).await
     }
 }
 
@@ -412,7 +417,10 @@ where
         .handshake(io)
         .await
         .map_err(http_error)?;
-    Ok(Connection::new(origin, verify, Sender::H1(sender), conn))
+    let driver: Driver = Box::pin(async move {
+        let _ = conn.await;
+    });
+    Ok(Connection::new(origin, verify, Sender::H1(sender), driver))
 }
 
 /// Adds the jar's cookies for `url` to the `Cookie` header (after the task's own).
@@ -438,8 +446,8 @@ fn add_cookies(headers: &mut HeaderMap, jar: &CookieStore, url: &url::Url) {
     }
 }
 
-/// Reads a body to its end, counting its bytes; keeps up to [`MAX_CAPTURED_BODY`]
-/// of them when `keep`, and drops them otherwise.
+/// Reads an HTTP/1.1 body to its end, counting its bytes; keeps up to
+/// [`MAX_CAPTURED_BODY`] of them when `keep`, and drops them otherwise.
 async fn read_body(mut body: Incoming, keep: bool) -> Result<(u64, Bytes), hyper::Error> {
     let mut total = 0u64;
     let mut kept = BytesMut::new();
