@@ -164,6 +164,7 @@ fn run_with_trace_variables(
     let _ = std::fs::remove_file(&summary);
     let mut command = bin();
     command
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf");
     for (name, value) in vars {
@@ -457,22 +458,8 @@ fn cli_otlp_traces_flag_follows_the_otel_variables() {
         "run.json",
         &json!({"load_density": [test_start(&target, 1, 0.5)]}).to_string(),
     );
-    let summary = work.path("summary.json");
-    let output = bin()
-        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
-        .env("LOADDENSITY_LOG", "info")
-        .args(["--quiet", "run"])
-        .arg(&script)
-        .arg("--otlp-traces")
-        .arg(receiver.url())
-        .arg("--summary-json")
-        .arg(&summary)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run loaddensity");
+    let (output, summary) =
+        run_with_trace_variables(&work, &script, &receiver, &[("LOADDENSITY_LOG", "info")]);
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = common::read_json(&summary);
     let report = &summary["sinks"]["opentelemetry_traces"];

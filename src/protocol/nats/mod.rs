@@ -289,10 +289,21 @@ async fn timed<T, E: std::fmt::Display>(
     began: Instant,
     operation: impl Future<Output = Result<T, E>>,
 ) -> Result<T, Failure> {
-    match tokio::time::timeout_at((began + timeout).into(), operation).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(Failure::network(format!("{what}: {e}"))),
-        Err(_) => Err(Failure::timeout(format!(
+    let done = tokio::time::timeout_at((began + timeout).into(), operation).await;
+    timed_outcome(what, timeout, done.ok())
+}
+
+/// The step's result from an operation's: its value, its error as a network failure,
+/// or, when it did not finish (`None`), a timeout; both texts start with `what`.
+fn timed_outcome<T, E: std::fmt::Display>(
+    what: impl std::fmt::Display,
+    timeout: Duration,
+    done: Option<Result<T, E>>,
+) -> Result<T, Failure> {
+    match done {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => Err(Failure::network(format!("{what}: {e}"))),
+        None => Err(Failure::timeout(format!(
             "{what}: timed out after {timeout:?}"
         ))),
     }
@@ -364,15 +375,8 @@ async fn run(
                 nats.flush().await.map_err(|e| e.to_string())
             })
             .await;
-            let what = || Operation("publish", subject);
-            match published {
-                Some(Ok(())) => Ok(payload.len() as u64),
-                Some(Err(e)) => Err(Failure::network(format!("{}: {e}", what()))),
-                None => Err(Failure::timeout(format!(
-                    "{}: timed out after {timeout:?}",
-                    what()
-                ))),
-            }
+            timed_outcome(Operation("publish", subject), timeout, published)
+                .map(|()| payload.len() as u64)
         }
         NatsMethod::Subscribe => Box::pin(subscribe(client, task, fields, began)).await,
         NatsMethod::Request => Box::pin(request(client, task, fields)).await,
