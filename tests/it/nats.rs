@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::nats::NatsServer;
+use common::stalled::Stalled;
 use common::summary::{
     assert_action_errors, bytes, count, error_request_types, errors_of, failures, run_script,
 };
@@ -433,61 +434,23 @@ fn a_server_url_that_renders_malformed_is_permanent_and_names_its_field() {
 /// A NATS server that completes the handshake (INFO, then PONG to the client's
 /// PING) and then reads nothing more: the client's writes fill the socket and its
 /// flushes wait. Holds its connections until dropped.
-struct StalledNats {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl StalledNats {
-    fn start() -> Self {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while !flag.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                let Ok((mut stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let info = r#"INFO {"server_id":"stalled","version":"2.10.0","host":"127.0.0.1","port":4222,"max_payload":1048576,"proto":1,"headers":true}"#;
-                if stream.write_all(format!("{info}\r\n").as_bytes()).is_err() {
-                    continue;
-                }
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !seen.windows(6).any(|w| w == b"PING\r\n") {
-                    match stream.read(&mut buf) {
-                        Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
-                        _ => break,
-                    }
-                }
-                let _ = stream.write_all(b"PONG\r\n");
-                held.push(stream);
+fn stalled_nats() -> Stalled {
+    use std::io::{Read, Write};
+    Stalled::with_greeting(|stream| {
+        let info = r#"INFO {"server_id":"stalled","version":"2.10.0","host":"127.0.0.1","port":4222,"max_payload":1048576,"proto":1,"headers":true}"#;
+        if stream.write_all(format!("{info}\r\n").as_bytes()).is_err() {
+            return;
+        }
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !seen.windows(6).any(|w| w == b"PING\r\n") {
+            match stream.read(&mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => break,
             }
-        });
-        Self {
-            port,
-            stop,
-            thread: Some(thread),
         }
-    }
-}
-
-impl Drop for StalledNats {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+        let _ = stream.write_all(b"PONG\r\n");
+    })
 }
 
 /// A publish the server does not take in fails when its `timeout` passes, and the
@@ -496,7 +459,7 @@ impl Drop for StalledNats {
 /// one that already passed.
 #[test]
 fn publishes_to_a_server_that_stops_reading_time_out_each_after_its_timeout() {
-    let server = StalledNats::start();
+    let server = stalled_nats();
     let work = Workdir::new();
     // 256 KiB a message: the socket's buffers are full after a few dozen.
     let payload = "x".repeat(256 * 1024);
@@ -509,7 +472,7 @@ fn publishes_to_a_server_that_stops_reading_time_out_each_after_its_timeout() {
         &work,
         "nats.json",
         json!([start_test(
-            json!({"url": format!("nats://127.0.0.1:{}", server.port)}),
+            json!({"url": format!("nats://{}", server.addr)}),
             1,
             1.5,
             json!(tasks)
