@@ -31,8 +31,10 @@ impl Memcached {
         let server = Self {
             process: ServerProcess { child, dir, port },
         };
+        // A connection counts in `total_connections` only once a worker thread took it:
+        // wait for an answer, so that the probe is counted before a test reads `stats`.
         wait_until("memcached", Duration::from_secs(10), &log, || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+            server.answers_version()
         });
         Some(server)
     }
@@ -40,6 +42,20 @@ impl Memcached {
     /// The server's port.
     pub fn port(&self) -> u16 {
         self.process.port
+    }
+
+    /// Whether the server answers `version` on a new connection.
+    fn answers_version(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port())) else {
+            return false;
+        };
+        let mut line = String::new();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .is_ok()
+            && stream.write_all(b"version\r\n").is_ok()
+            && BufReader::new(stream).read_line(&mut line).is_ok()
+            && line.starts_with("VERSION")
     }
 
     /// `stats`: name to value.
