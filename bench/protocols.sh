@@ -17,9 +17,16 @@
 #   bench/protocols.sh            # RUNS=3 DURATION=10 CONNECTIONS=32 PUBLISHES=100 by default
 #   BUILD=0 bench/protocols.sh    # the release binaries are built already (under bench_quiet.sh)
 #   ONLY='nats_user;sql_user' bench/protocols.sh   # those rows and their baselines only
+#
+# loaddensity runs with the request log off (`"max_records": 0`), as `loaddensity bench`
+# runs against wrk in compare.sh: the baselines keep no record of each request. One
+# extra row, nats_user with the log at its default (1,000,000 records), shows what the
+# log costs on the lightest step; REQUEST_LOG=on runs every row with it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
+# The scripts' `max_records`: 0 (the log off) unless REQUEST_LOG=on (the default, 1,000,000).
+if [ "${REQUEST_LOG:-off}" = on ]; then MAX_RECORDS=1000000; else MAX_RECORDS=0; fi
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 WS_PORT=${WS_PORT:-19001}
@@ -45,7 +52,7 @@ script() {
 {"load_density": [["LD_start_test", {
   "user_detail_dict": {"user": "$1"},
   "user_count": $CONNECTIONS, "spawn_rate": 100000, "test_time": $DURATION,
-  "wait_time": {"constant": 0}, "tasks": $2}]]}
+  "wait_time": {"constant": 0}, "max_records": $MAX_RECORDS, "tasks": $2}]]}
 JSON
 }
 script websocket_user \
@@ -330,7 +337,7 @@ script_with() {
 {"load_density": [["LD_start_test", {
   "user_detail_dict": {"user": "$1"}, "connection": {"url": "$2"},
   "user_count": $CONNECTIONS, "spawn_rate": 100000, "test_time": $DURATION,
-  "wait_time": {"constant": 0}, "tasks": $3}]]}
+  "wait_time": {"constant": 0}, "max_records": $MAX_RECORDS, "tasks": $3}]]}
 JSON
 }
 script_with amqp_user "$AMQP_URL" \
@@ -338,6 +345,7 @@ script_with amqp_user "$AMQP_URL" \
     > "$WORK/amqp.json"
 script_with nats_user "$NATS_URL" \
     "$(cycle '{"method": "publish", "subject": "ld.bench", "payload": "hello"}')" > "$WORK/nats.json"
+sed 's/"max_records": [0-9]*/"max_records": 1000000/' "$WORK/nats.json" > "$WORK/nats_log.json"
 
 messaging_baseline() {
     taskset -c "$LOAD_CPU" "$ROOT/target/release/examples/messaging_client" "$1" "$2" "$CONNECTIONS" "$DURATION" "$PUBLISHES"
@@ -348,8 +356,10 @@ ROWS=(
     "AMQP publish: loaddensity amqp_user|ld_rps $WORK/s.json run $WORK/amqp.json"
     "NATS publish: async-nats client|messaging_baseline nats $NATS_URL"
     "NATS publish: loaddensity nats_user|ld_rps $WORK/s.json run $WORK/nats.json"
+    "NATS publish: loaddensity nats_user, request log on (1,000,000 records)|ld_rps $WORK/s.json run $WORK/nats_log.json"
 )
-for i in 0 2; do pair "${ROWS[$i]%%|*}" "${ROWS[$((i + 1))]%%|*}"; done
+pair "${ROWS[0]%%|*}" "${ROWS[1]%%|*}"
+pair "${ROWS[2]%%|*}" "${ROWS[3]%%|*}" "${ROWS[4]%%|*}"
 if selected; then
     run_rows "$RUNS"
     table "steps (connect + ${PUBLISHES} publishes + close)"

@@ -192,6 +192,55 @@ fn http2_connections_that_nginx_closes_are_reopened_and_every_request_counts() {
     );
 }
 
+/// nginx closes a connection idle for 1 s (HTTP/2: GOAWAY, then close); a user that
+/// waits 1.5 s between requests sends each over a new connection, and none fails,
+/// over HTTP/2 and over HTTP/1.1 alike.
+#[test]
+fn connections_nginx_closed_while_the_user_waited_are_reopened() {
+    let Some(nginx) = Nginx::start_with("keepalive_timeout 1s;") else {
+        return;
+    };
+    let work = Workdir::new();
+    let start = |name: &str, http2: bool| {
+        let mut start = start_test(
+            1,
+            3.3,
+            json!([{"method": "get", "request_url": "/ok", "name": name}]),
+        );
+        start[1]["host"] = json!(format!("https://localhost:{}", nginx.port));
+        start[1]["http2"] = json!(http2);
+        start[1]["connection"] = json!({"ca_file": nginx.ca});
+        start[1]["wait_time"] = json!({"constant": 1.5});
+        start
+    };
+    let summary = run_script(
+        &work,
+        "async.json",
+        json!([start("h2", true), start("h1", false)]),
+    );
+    for name in ["h2", "h1"] {
+        assert!(count(&summary, name) >= 3, "{name}: {summary}");
+        assert_eq!(
+            failures(&summary, name),
+            0,
+            "{name}: {:?}",
+            errors_of(&summary, name)
+        );
+    }
+    // Every request on a connection of its own: nginx closed each one while idle.
+    let log = nginx.log();
+    let connections: std::collections::BTreeSet<&str> = log
+        .iter()
+        .map(|line| line.rsplit(' ').next().expect("a connection number"))
+        .collect();
+    assert_eq!(connections.len(), log.len(), "{log:?}");
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("HTTP/2.0 ")).count() as u64,
+        count(&summary, "h2"),
+        "{log:?}"
+    );
+}
+
 #[test]
 fn without_http2_it_is_http1_and_an_untrusted_certificate_or_refusal_fails() {
     let Some(nginx) = Nginx::start() else { return };

@@ -3,6 +3,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -133,7 +134,19 @@ impl Connection {
         }
     }
 
-    fn is_usable(&self) -> bool {
+    /// Whether a new request may go out on it. The connection future is polled once
+    /// first (no waker kept: the request's own polls follow at once), so that a close
+    /// or an HTTP/2 GOAWAY that arrived while the user was idle is seen here and the
+    /// request goes out on a new connection instead of failing on the old one.
+    fn is_usable(&mut self) -> bool {
+        if let Some(driver) = self.driver.as_mut()
+            && driver
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_ready()
+        {
+            self.driver = None;
+        }
         self.driver.is_some()
             && match &self.sender {
                 Sender::H1(s) => !s.is_closed(),
