@@ -293,6 +293,10 @@ pub async fn run_worker<P: Protocol>(
                 .await;
         }
     }
+    // A sent message waits in the socket's queue for its writer task: closing lets
+    // that task write it out before this returns (and the process may exit), which a
+    // current-thread runtime would otherwise never do.
+    connection.close().await;
     listeners.remove(listener);
     let outcome = end.map(|end| WorkerOutcome {
         node_id: node_id.clone(),

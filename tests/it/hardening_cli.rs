@@ -363,10 +363,10 @@ fn an_empty_token_is_refused() {
     assert!(stderr(&output).contains("--token"), "{}", stderr(&output));
 }
 
-/// Starts a 20-second run, sends `signal` after a second, and returns the exit status
-/// and the summary.
+/// Starts a 20-second run (with the global flags `flags`), sends `signal` after a
+/// second, and returns the exit status and the summary.
 #[cfg(unix)]
-fn interrupted_run(signal: &str) -> (ExitStatus, serde_json::Value) {
+fn interrupted_run(signal: &str, flags: &[&str]) -> (ExitStatus, serde_json::Value) {
     let target = Target::start();
     let work = Workdir::new();
     let script = json!({"load_density": [["LD_start_test", {
@@ -377,6 +377,7 @@ fn interrupted_run(signal: &str) -> (ExitStatus, serde_json::Value) {
     let path = work.write("s.json", &script.to_string());
     let summary = work.path("summary.json");
     let mut child = bin()
+        .args(flags)
         .args([
             "run",
             path.to_str().expect("utf8"),
@@ -401,7 +402,8 @@ fn interrupted_run(signal: &str) -> (ExitStatus, serde_json::Value) {
 #[cfg(unix)]
 #[test]
 fn sigterm_exits_143_and_the_summary_says_interrupted() {
-    let (status, summary) = interrupted_run("TERM");
+    // One thread: the users run on a current-thread runtime, the signal on its own.
+    let (status, summary) = interrupted_run("TERM", &["--threads", "1"]);
     assert_eq!(status.code(), Some(143), "{status:?}");
     assert_eq!(summary["run"]["load"][0]["interrupted"], json!(true));
     assert!(summary["totals"]["requests"].as_u64().expect("requests") > 0);
@@ -410,7 +412,7 @@ fn sigterm_exits_143_and_the_summary_says_interrupted() {
 #[cfg(unix)]
 #[test]
 fn sigint_exits_130_and_the_summary_says_interrupted() {
-    let (status, summary) = interrupted_run("INT");
+    let (status, summary) = interrupted_run("INT", &[]);
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert_eq!(summary["run"]["load"][0]["interrupted"], json!(true));
 }

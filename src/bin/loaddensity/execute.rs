@@ -31,43 +31,84 @@ static INTERRUPTED_BY: AtomicU8 = AtomicU8::new(0);
 pub(crate) fn executor(options: ExecutorOptions) -> Result<Executor> {
     let executor = Executor::new(options).context("cannot start the runtime")?;
     let interrupt = executor.interrupt_token();
-    executor.runtime().spawn(async move {
-        for attempt in 0.. {
-            let signal = wait_for_signal().await;
-            if attempt == 0 {
-                eprintln!("\nstopping: finishing in-flight requests (Ctrl-C again to quit now)");
-                INTERRUPTED_BY.store(signal, Ordering::SeqCst);
-                interrupt.cancel();
-            } else {
-                std::process::exit(128 + i32::from(signal));
-            }
-        }
-    });
+    // On a thread of its own: the executor's runtime may be a current-thread one
+    // (`--threads 1`), which runs nothing while the binary writes its reports.
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal handler's runtime")?;
+    // Registered before the thread starts, so that no signal is missed in between.
+    let mut watcher = {
+        let _inside = signals.enter();
+        SignalWatcher::new()
+    };
+    std::thread::Builder::new()
+        .name("loaddensity-signals".into())
+        .spawn(move || {
+            signals.block_on(async move {
+                for attempt in 0.. {
+                    let signal = watcher.next().await;
+                    if attempt == 0 {
+                        eprintln!(
+                            "\nstopping: finishing in-flight requests (Ctrl-C again to quit now)"
+                        );
+                        INTERRUPTED_BY.store(signal, Ordering::SeqCst);
+                        interrupt.cancel();
+                    } else {
+                        std::process::exit(128 + i32::from(signal));
+                    }
+                }
+            });
+        })
+        .context("cannot start the signal handler's thread")?;
     Ok(executor)
 }
 
-/// Waits for Ctrl-C or SIGTERM; returns the signal's number.
-async fn wait_for_signal() -> u8 {
+/// Ctrl-C and SIGTERM, listened for from its creation on.
+struct SignalWatcher {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => SIGINT,
-                    _ = term.recv() => SIGTERM,
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                SIGINT
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl SignalWatcher {
+    /// Registers the handlers; call it inside the runtime that will wait on them.
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        SIGINT
+
+    /// Waits for the next Ctrl-C or SIGTERM; returns the signal's number.
+    async fn next(&mut self) -> u8 {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.interrupt) => SIGINT,
+                () = recv(&mut self.terminate) => SIGTERM,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            SIGINT
+        }
     }
 }
 
