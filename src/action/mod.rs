@@ -95,8 +95,7 @@ where
 /// Settings of an [`Executor`].
 #[derive(Debug, Clone, Default)]
 pub struct ExecutorOptions {
-    /// Worker threads of the runtime; `None` uses every core this process may run on,
-    /// and 1 a current-thread runtime (the users run in the thread that runs the actions).
+    /// Worker threads of the runtime; `None` uses every core this process may run on.
     pub threads: Option<usize>,
     /// Print a status line every 2 s while a test runs.
     pub progress: bool,
@@ -149,20 +148,13 @@ impl Executor {
     /// An executor with the built-in commands and a run context of its own (a new
     /// request event with statistics attached to it, no sink).
     pub fn new(options: ExecutorOptions) -> std::io::Result<Self> {
-        // One thread: the current-thread scheduler, which runs the users in the thread
-        // that waits on the test and hands tasks over without the work-stealing
-        // scheduler's synchronisation (3-4% less CPU a step for nats_user's publish,
-        // `bench/protocols.sh`). Tasks spawned on it run while an action waits on the
-        // runtime (a test, a sleep), which is when they have work.
-        let mut builder = match options.threads {
-            Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
-            Some(threads) => {
-                let mut builder = tokio::runtime::Builder::new_multi_thread();
-                builder.worker_threads(threads);
-                builder
-            }
-            None => tokio::runtime::Builder::new_multi_thread(),
-        };
+        // A multi-thread runtime even for one worker: the current-thread scheduler saved
+        // 3-4% CPU a nats publish but cost AMQP a quarter of its rate (`bench/protocols.sh`,
+        // 2026-12-06), and it would run the users only while the action thread waits.
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(threads) = options.threads {
+            builder.worker_threads(threads.max(1));
+        }
         let runtime = builder.enable_all().build()?;
         let mut executor = Self {
             commands: BTreeMap::new(),

@@ -294,8 +294,8 @@ pub async fn run_worker<P: Protocol>(
         }
     }
     // A sent message waits in the socket's queue for its writer task: closing lets
-    // that task write it out before this returns (and the process may exit), which a
-    // current-thread runtime would otherwise never do.
+    // that task write it out before this returns (and the process may exit): nothing
+    // else waits for it, and the master missed the last report without it.
     connection.close().await;
     listeners.remove(listener);
     let outcome = end.map(|end| WorkerOutcome {

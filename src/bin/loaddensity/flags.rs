@@ -34,7 +34,7 @@ pub(crate) struct Cli {
     pub(crate) command: Option<Command>,
     #[command(flatten)]
     pub(crate) legacy: LegacyFlags,
-    /// Worker threads (default: every core this process may use; 1: one current-thread runtime).
+    /// Worker threads (default: every core this process may use).
     #[arg(long, global = true)]
     pub(crate) threads: Option<usize>,
     /// Print the status line even when stderr is not a terminal.
