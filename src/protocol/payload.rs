@@ -2,6 +2,8 @@
 //! `payload` that is text (with placeholders) or raw bytes written `hex:DEADBEEF`,
 //! and substring checks on what came back.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -70,6 +72,14 @@ impl Payload {
         match self {
             Self::Static { bytes, .. } => bytes.clone(),
             Self::Template(template) => Bytes::from(template.render(ctx)),
+        }
+    }
+
+    /// The bytes to send, borrowed when static (no reference count to touch).
+    pub(crate) fn render_borrowed(&self, ctx: &mut RenderContext<'_>) -> Cow<'_, [u8]> {
+        match self {
+            Self::Static { bytes, .. } => Cow::Borrowed(bytes),
+            Self::Template(template) => Cow::Owned(template.render(ctx).into()),
         }
     }
 

@@ -21,9 +21,8 @@ pub use task::{
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind, ServerError, Subject};
@@ -31,9 +30,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
-use tokio::time::Sleep;
 
 use crate::protocol::fields::render_optional;
+use crate::protocol::step_timer::StepTimer;
 use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::redact::{redact_url_credentials, split_url_credentials};
 use crate::task::{Task, TaskError};
@@ -57,10 +56,9 @@ struct Open {
 #[derive(Default)]
 pub struct NatsClient {
     open: Option<Open>,
-    /// `publish`'s deadline: one timer per user, moved to each publish's deadline
-    /// (a later one moves it with one atomic write, without the runtime's timer
-    /// lock), where a timeout per publish would arm and remove a timer every time.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// `publish`'s deadline, where a timeout per publish would arm and remove a
+    /// timer every time.
+    timer: StepTimer,
 }
 
 /// A server error as the server sent it (`-ERR 'Permissions Violation ...'`).
@@ -309,33 +307,6 @@ fn timed_outcome<T, E: std::fmt::Display>(
     }
 }
 
-/// `timer`, created when missing, moved to `deadline`.
-fn reset(timer: &mut Option<Pin<Box<Sleep>>>, deadline: Instant) -> Pin<&mut Sleep> {
-    let deadline = deadline.into();
-    match timer {
-        Some(timer) => {
-            timer.as_mut().reset(deadline);
-            timer.as_mut()
-        }
-        None => timer
-            .insert(Box::pin(tokio::time::sleep_until(deadline)))
-            .as_mut(),
-    }
-}
-
-/// `operation`'s output, or `None` when `deadline` passes first (as
-/// `tokio::time::timeout_at`, on a timer the caller keeps).
-async fn within<F: Future>(mut deadline: Pin<&mut Sleep>, operation: F) -> Option<F::Output> {
-    let mut operation = std::pin::pin!(operation);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = operation.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        deadline.as_mut().poll(cx).map(|()| None)
-    })
-    .await
-}
-
 /// An operation on a subject, as error texts name it: ``publish `a.b` ``.
 struct Operation<'a>(&'static str, &'a str);
 
@@ -366,15 +337,14 @@ async fn run(
         NatsMethod::Publish => {
             let nats = connection(&client.open, "publish")?;
             let timeout = task.io_timeout();
-            let deadline = reset(&mut client.deadline, began + timeout);
             let (subject, payload) = (&*fields.subject, &*fields.payload);
-            let published = within(deadline, async {
+            let publish = pin!(async {
                 nats.publish(subject.clone(), payload.clone())
                     .await
                     .map_err(|e| e.to_string())?;
                 nats.flush().await.map_err(|e| e.to_string())
-            })
-            .await;
+            });
+            let published = client.timer.within(began + timeout, publish).await;
             timed_outcome(Operation("publish", subject), timeout, published)
                 .map(|()| payload.len() as u64)
         }

@@ -12,18 +12,20 @@ mod task;
 
 pub use task::{DEFAULT_TIMEOUT, FIELDS, MAX_EXPECT_BYTES, PROTOCOLS, SocketTask, Transport};
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use self::task::Destination;
 use crate::protocol::payload::check_contains;
+use crate::protocol::step_timer::StepTimer;
 use crate::protocol::{Failure, ParseContext, ParsedSpec, Protocol, StepContext, StepOutcome};
 use crate::task::{Task, TaskError};
 
@@ -37,6 +39,8 @@ pub struct SocketClient {
     kept: Option<(SocketAddr, TcpStream)>,
     /// Read buffer, reused.
     buffer: Vec<u8>,
+    /// The steps' deadline.
+    timer: StepTimer,
 }
 
 impl Protocol for Socket {
@@ -63,6 +67,7 @@ impl Protocol for Socket {
         SocketClient {
             kept: None,
             buffer: Vec::new(),
+            timer: StepTimer::new(),
         }
     }
 
@@ -86,7 +91,7 @@ impl Protocol for Socket {
             let payload = spec
                 .payload
                 .as_ref()
-                .map_or_else(Bytes::new, |p| p.render(&mut render));
+                .map_or(Cow::Borrowed(&[][..]), |p| p.render_borrowed(&mut render));
             (target, name, expect, payload)
         };
         if let Some(url) = ctx.log_url() {
@@ -102,14 +107,18 @@ impl Protocol for Socket {
                 Target::Resolve(text) => url.push_str(text),
             }
         }
-        let timed = tokio::time::timeout(
-            spec.timeout,
-            exchange(client, spec, target, &payload, expect.as_deref()),
-        )
-        .await;
+        let mut timer = std::mem::take(&mut client.timer);
+        let deadline = ctx.began + spec.timeout;
+        let timed = timer
+            .within(
+                deadline,
+                pin!(exchange(client, spec, target, &payload, expect.as_deref())),
+            )
+            .await;
+        client.timer = timer;
         let result = match timed {
-            Ok(result) => result,
-            Err(_) => {
+            Some(result) => result,
+            None => {
                 client.kept = None;
                 Err(Failure::timed_out(spec.timeout))
             }

@@ -19,21 +19,20 @@ mod wire;
 
 pub use wire::WireRequest;
 
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 
 use bytes::Bytes;
 use cookie_store::CookieStore;
 use http::Method;
-use tokio::time::{Instant, Sleep};
 
 use crate::protocol::client_cert::{ClientCert, cert_id};
 use crate::protocol::http::redirect::{Exchanged, SendHop, follow_redirects};
 use crate::protocol::http::{
     Origin, PreparedRequest, RequestError, Response, Target, TlsConnectors,
 };
+use crate::protocol::step_timer::StepTimer;
 use conn::{Conn, Failure, Outgoing, Received};
 
 /// One virtual user's lean HTTP/1.1 client: a keep-alive connection per origin and
@@ -43,8 +42,8 @@ pub struct FastSession {
     connections: Vec<Conn>,
     /// Created on the first `Set-Cookie`.
     cookies: Option<Box<CookieStore>>,
-    /// The deadline timer, armed for some request's deadline (see [`within`]).
-    timer: Option<Pin<Box<Sleep>>>,
+    /// The requests' deadline.
+    timer: StepTimer,
 }
 
 impl std::fmt::Debug for FastSession {
@@ -62,7 +61,7 @@ impl FastSession {
             tls,
             connections: Vec::new(),
             cookies: None,
-            timer: None,
+            timer: StepTimer::new(),
         }
     }
 
@@ -88,16 +87,11 @@ impl FastSession {
         request: &PreparedRequest,
         began: std::time::Instant,
     ) -> Result<Response, RequestError> {
-        let deadline = Instant::from_std(began + request.timeout);
-        let mut timer = self
-            .timer
-            .take()
-            .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() > deadline {
-            timer.as_mut().reset(deadline);
-        }
-        let result = within(deadline, timer.as_mut(), pin!(self.exchange(request))).await;
-        self.timer = Some(timer);
+        let mut timer = std::mem::take(&mut self.timer);
+        let result = timer
+            .within(began + request.timeout, pin!(self.exchange(request)))
+            .await;
+        self.timer = timer;
         result.unwrap_or_else(|| {
             // The connection is in an unknown state: drop it.
             self.connections
@@ -272,34 +266,4 @@ impl super::HttpClient for FastSession {
     ) -> impl Future<Output = Result<Response, RequestError>> + Send {
         FastSession::execute_from(self, request, began)
     }
-}
-
-/// Runs `fut` until `deadline`; `None` when the deadline came first.
-///
-/// `timer` may be armed for an earlier request's deadline, which is never later
-/// than this one's: when it fires before `deadline` it is re-armed. So a request
-/// that completes in time does not touch the runtime's timer wheel at all, and a
-/// user re-arms its timer about once per timeout period.
-async fn within<F: Future>(
-    deadline: Instant,
-    mut timer: Pin<&mut Sleep>,
-    mut fut: Pin<&mut F>,
-) -> Option<F::Output> {
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        // Bounded: after a reset to a deadline in the future the timer is pending.
-        for _ in 0..2 {
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if Instant::now() >= deadline {
-                return Poll::Ready(None);
-            }
-            timer.as_mut().reset(deadline);
-        }
-        Poll::Pending
-    })
-    .await
 }
