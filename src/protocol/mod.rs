@@ -31,7 +31,7 @@ pub mod redis;
 pub mod socket;
 pub mod sql;
 pub mod sse;
-pub mod step_timer;
+pub(crate) mod step_timer;
 pub(crate) mod user_connection;
 pub mod websocket;
 

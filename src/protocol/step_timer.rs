@@ -18,13 +18,13 @@ use tokio::time::{Instant, Sleep};
 
 /// One user's deadline timer, created on its first step (see the module's doc).
 #[derive(Debug, Default)]
-pub struct StepTimer {
+pub(crate) struct StepTimer {
     timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl StepTimer {
     /// A timer not armed yet.
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { timer: None }
     }
 
@@ -32,7 +32,7 @@ impl StepTimer {
     /// came first (as `tokio::time::timeout_at`). The operation comes pinned by the
     /// caller, so that the caller's future holds it once (an `async fn` that pinned
     /// an operation passed by value would hold it twice).
-    pub async fn within<F: Future>(
+    pub(crate) async fn within<F: Future>(
         &mut self,
         deadline: std::time::Instant,
         mut operation: Pin<&mut F>,

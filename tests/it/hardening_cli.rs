@@ -402,7 +402,7 @@ fn interrupted_run(signal: &str, flags: &[&str]) -> (ExitStatus, serde_json::Val
 #[cfg(unix)]
 #[test]
 fn sigterm_exits_143_and_the_summary_says_interrupted() {
-    // One thread: the users run on a current-thread runtime, the signal on its own.
+    // One worker thread for the users; the signal is watched on a thread of its own.
     let (status, summary) = interrupted_run("TERM", &["--threads", "1"]);
     assert_eq!(status.code(), Some(143), "{status:?}");
     assert_eq!(summary["run"]["load"][0]["interrupted"], json!(true));

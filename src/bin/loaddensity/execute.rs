@@ -31,8 +31,8 @@ static INTERRUPTED_BY: AtomicU8 = AtomicU8::new(0);
 pub(crate) fn executor(options: ExecutorOptions) -> Result<Executor> {
     let executor = Executor::new(options).context("cannot start the runtime")?;
     let interrupt = executor.interrupt_token();
-    // On a thread of its own: the executor's runtime may be a current-thread one
-    // (`--threads 1`), which runs nothing while the binary writes its reports.
+    // On a thread of its own, so that Ctrl-C is seen however busy the executor's
+    // workers are (`--threads 1` gives it one), and while the binary writes reports.
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
